@@ -1,0 +1,274 @@
+// The request router: every message received goes through here. It parses and validates, matches
+// server transactions (absorbing retransmissions), looks the Request-URI up in the endpoint table and
+// decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself.
+
+import type { Logger } from 'pino';
+import type { EndpointTable } from '../endpoints/table.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import { parseMessage } from '../sip/parser.js';
+import type { SipParseError } from '../sip/errors.js';
+import type { SipRequest } from '../sip/message.js';
+import { validateRequest } from '../sip/validate.js';
+import { uriScheme, parseSipUri } from '../sip/uri.js';
+import { splitHeaderValues } from '../sip/header-values.js';
+import type { Via } from '../sip/via.js';
+import type { Clock, TimerValues } from '../transaction/clock.js';
+import { InviteServerTransaction } from '../transaction/server-transaction.js';
+import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
+import type { Source } from '../transport/types.js';
+import { buildResponse, REASON, responsePort, stampedTopVia, TagFactory } from './response.js';
+import { redirectContact } from './redirect.js';
+
+export interface RouterOptions {
+  /** The live endpoint table; read once per request so a reload never changes a request midway. */
+  readonly table: () => EndpointTable;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly timers: TimerValues;
+  readonly maxMessageSize: number;
+  readonly serverHeader: string;
+}
+
+/** Counters of what happened to inbound traffic. */
+export interface RouterStats {
+  requests: number;
+  responsesSent: number;
+  retransmissionsAbsorbed: number;
+  acksAbsorbed: number;
+  parseErrors: number;
+  dropped: number;
+  internalErrors: number;
+}
+
+/** What the router decided for one request. */
+interface Decision {
+  readonly status: number;
+  readonly outcome: string;
+  readonly reason?: string;
+  readonly extra?: string;
+  readonly endpoint?: Endpoint;
+}
+
+const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
+
+export class Router {
+  readonly transactions: ServerTransactionTable;
+  readonly stats: RouterStats = {
+    requests: 0,
+    responsesSent: 0,
+    retransmissionsAbsorbed: 0,
+    acksAbsorbed: 0,
+    parseErrors: 0,
+    dropped: 0,
+    internalErrors: 0,
+  };
+  private readonly tags = new TagFactory();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: RouterOptions) {
+    this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
+    this.log = opts.logger;
+  }
+
+  /** Entry point for every message a transport receives. Never throws. */
+  readonly onMessage = (data: Buffer, source: Source): void => {
+    try {
+      this.receive(data, source);
+    } catch (err) {
+      this.stats.internalErrors++;
+      this.log.error({ err, peer: `${source.address}:${source.port}` }, 'internal error handling message');
+    }
+  };
+
+  /** A stream lost its framing: answer what can be answered; the transport closes the connection. */
+  readonly onFramingError = (error: SipParseError, head: Buffer | undefined, source: Source): void => {
+    try {
+      this.stats.parseErrors++;
+      const parsed = head === undefined ? undefined : parseMessage(head, { stream: true });
+      const req = parsed === undefined ? undefined : parsed.ok ? (parsed.message.kind === 'request' ? parsed.message : undefined) : parsed.request;
+      this.reject(error, req, source, performance.now());
+    } catch (err) {
+      this.stats.internalErrors++;
+      this.log.error({ err }, 'internal error handling framing error');
+    }
+  };
+
+  private receive(data: Buffer, source: Source): void {
+    const t0 = performance.now();
+    const result = parseMessage(data, { stream: source.link.reliable });
+    if (!result.ok) {
+      this.stats.parseErrors++;
+      this.reject(result.error, result.request, source, t0);
+      return;
+    }
+    const msg = result.message;
+    if (msg.kind === 'response') {
+      // No client transactions exist yet: any response is stray (RFC 3261 §18.1.2: discard).
+      this.stats.dropped++;
+      this.log.debug({ peer: `${source.address}:${source.port}`, status: msg.status }, 'stray response dropped');
+      return;
+    }
+    this.stats.requests++;
+    if (data.length > this.opts.maxMessageSize) {
+      // RFC 3261 §21.5.14: 513 Message Too Large.
+      this.reject({ status: 513, reason: REASON[513]! } as SipParseError, msg, source, t0);
+      return;
+    }
+    this.request(msg, source, t0);
+  }
+
+  /** Answer a request that cannot be processed, when a response can be routed; else drop it. */
+  private reject(error: Pick<SipParseError, 'status' | 'reason'>, req: SipRequest | undefined, source: Source, t0: number): void {
+    let via: Via | undefined;
+    try {
+      via = req?.topVia;
+    } catch {
+      via = undefined;
+    }
+    const peer = `${source.address}:${source.port}`;
+    if (req === undefined || via === undefined || req.method === 'ACK') {
+      // RFC 3261 §17.2.3 and §18.2.1: without a usable Via (or for an ACK) no response can be sent.
+      this.stats.dropped++;
+      this.log.warn({ peer, reason: error.reason }, 'malformed message dropped');
+      return;
+    }
+    this.sendStateless(req, via, source, error.status, error.reason);
+    this.log.warn(
+      { callId: req.callId, branch: via.branch, method: req.method, ruri: req.uri, peer, status: error.status, outcome: 'rejected', reason: error.reason, latencyUs: Math.round((performance.now() - t0) * 1000) },
+      'decision',
+    );
+  }
+
+  private sendStateless(req: SipRequest, via: Via, source: Source, status: number, reason?: string, extra?: string): void {
+    const data = buildResponse(req, {
+      status,
+      ...(reason === undefined ? {} : { reason }),
+      ...(extra === undefined ? {} : { extra }),
+      toTag: this.tags.next(),
+      topVia: stampedTopVia(via, source),
+      server: this.opts.serverHeader,
+    });
+    source.link.send(data, source.address, responsePort(via, source));
+    this.stats.responsesSent++;
+  }
+
+  private request(req: SipRequest, source: Source, t0: number): void {
+    const invalid = validateRequest(req);
+    if (invalid !== undefined) {
+      this.stats.parseErrors++;
+      this.reject(invalid, req, source, t0);
+      return;
+    }
+    const via = req.topVia;
+    if (req.method === 'ACK') {
+      this.ack(req);
+      return;
+    }
+    const key = serverTransactionKey(req);
+    const existing = this.transactions.get(key);
+    if (existing !== undefined) {
+      // RFC 3261 §17.2.1/§17.2.2: a retransmission is answered by the transaction, not the TU.
+      this.stats.retransmissionsAbsorbed++;
+      existing.retransmission();
+      return;
+    }
+    const decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
+    const route = { link: source.link, address: source.address, port: responsePort(via, source) };
+    const data = buildResponse(req, {
+      status: decision.status,
+      ...(decision.reason === undefined ? {} : { reason: decision.reason }),
+      ...(decision.extra === undefined ? {} : { extra: decision.extra }),
+      toTag: this.tags.next(),
+      topVia: stampedTopVia(via, source),
+      server: this.opts.serverHeader,
+    });
+    if (req.method === 'INVITE') this.transactions.createInvite(key, route).respond(decision.status, data);
+    else this.transactions.createNonInvite(key, route).respond(decision.status, data);
+    this.stats.responsesSent++;
+    if (this.log.isLevelEnabled('info')) {
+      this.log.info(
+        {
+          callId: req.callId,
+          branch: via.branch,
+          method: req.method,
+          ruri: req.uri,
+          endpoint: decision.endpoint?.sipAddress,
+          mode: decision.endpoint?.mode,
+          status: decision.status,
+          outcome: decision.outcome,
+          latencyUs: Math.round((performance.now() - t0) * 1000),
+        },
+        'decision',
+      );
+    }
+  }
+
+  /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
+  private ack(req: SipRequest): void {
+    const txn = this.transactions.get(serverTransactionKey(req, 'INVITE'));
+    if (txn instanceof InviteServerTransaction) {
+      this.stats.acksAbsorbed++;
+      txn.ack();
+      return;
+    }
+    // RFC 3261 §17.2.3 / §16.7: an ACK matching no transaction is not ours to answer.
+    this.stats.dropped++;
+    this.log.debug({ callId: req.callId, method: 'ACK' }, 'ACK matching no transaction dropped');
+  }
+
+  /** RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (our final is already sent); else 481. */
+  private cancel(req: SipRequest): Decision {
+    const invite = this.transactions.get(serverTransactionKey(req, 'INVITE'));
+    if (invite === undefined) return { status: 481, outcome: 'cancel-unknown' };
+    return { status: 200, outcome: 'cancel-after-final' };
+  }
+
+  private decide(req: SipRequest, source: Source): Decision {
+    const scheme = uriScheme(req.uri);
+    // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
+    if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
+    const table = this.opts.table();
+    const endpoint = table.lookupUri(req.uri);
+    if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri)) {
+      // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
+      return { status: 200, outcome: 'options', extra: ALLOW + 'Accept: application/sdp\r\n' };
+    }
+    const mf = req.header('max-forwards');
+    // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
+    if (mf !== undefined && Number(mf) === 0) return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
+    const unsupported = requiredExtensions(req);
+    if (unsupported !== undefined) {
+      // RFC 3261 §8.2.2.3: no extension is supported, so every Require tag is listed back.
+      return { status: 420, outcome: 'bad-extension', extra: `Unsupported: ${unsupported}\r\n`, ...(endpoint ? { endpoint } : {}) };
+    }
+    if (endpoint === undefined) return { status: 404, outcome: 'unknown' };
+    if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
+    switch (endpoint.mode) {
+      case 'redirect':
+        return { status: 302, outcome: 'redirect', extra: redirectContact(endpoint), endpoint };
+      case 'proxy':
+      case 'lookup':
+        return { status: 501, outcome: `${endpoint.mode}-not-implemented`, endpoint };
+    }
+    void source;
+  }
+}
+
+/** A Request-URI with no user part names the service itself. */
+function addressesService(uri: string): boolean {
+  try {
+    return parseSipUri(uri).user === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The Require option tags of a request, joined, or undefined when there are none. */
+function requiredExtensions(req: SipRequest): string | undefined {
+  if (req.method === 'ACK' || req.method === 'CANCEL') return undefined;
+  const lines = req.headerLines('require');
+  if (lines.length === 0) return undefined;
+  const tags: string[] = [];
+  for (const line of lines) for (const v of splitHeaderValues(line)) tags.push(v);
+  return tags.length === 0 ? undefined : tags.join(', ');
+}

@@ -1,0 +1,81 @@
+// Cuts a byte stream (TCP, TLS) into SIP messages by the blank line and Content-Length (RFC 3261 §18.3).
+
+import { SipParseError } from './errors.js';
+import { findHeaderEnd } from './parser.js';
+
+export type FrameEvent =
+  | { readonly type: 'message'; readonly data: Buffer }
+  /** A CRLFCRLF keep-alive ping between messages (RFC 5626 §3.5.1). */
+  | { readonly type: 'ping' }
+  /** Framing is lost: the stream must be closed after answering `data` if it can be read. */
+  | { readonly type: 'error'; readonly error: SipParseError; readonly data: Buffer | undefined };
+
+// Content-Length or its compact form "l" at the start of a header line; the value may be folded.
+const CONTENT_LENGTH = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)/gi;
+
+export class StreamFramer {
+  private pending: Buffer = Buffer.alloc(0);
+  private failed = false;
+
+  constructor(private readonly maxMessageSize: number) {}
+
+  /** Bytes received but not yet framed. */
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  /** Feed bytes; returns the events they complete, in order. After an error, nothing more is framed. */
+  push(chunk: Buffer): FrameEvent[] {
+    if (this.failed) return [];
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const events: FrameEvent[] = [];
+    let buf = this.pending;
+    let pos = 0;
+    for (;;) {
+      // Keep-alives and stray CRLFs between messages (RFC 3261 §7.5).
+      let skip = pos;
+      while (skip < buf.length && (buf[skip] === 13 || buf[skip] === 10)) skip++;
+      if (skip - pos >= 4 && buf.toString('latin1', pos, pos + 4) === '\r\n\r\n') events.push({ type: 'ping' });
+      // A lone CR or LF at the end may be the start of a ping: keep it until more arrives.
+      if (skip === buf.length) {
+        pos = skip - pos >= 4 || skip === pos ? skip : pos;
+        break;
+      }
+      pos = skip;
+      const ends = findHeaderEnd(buf, pos);
+      if (ends === undefined) {
+        if (buf.length - pos > this.maxMessageSize) return this.fail(events, new SipParseError('Message Too Large', 513));
+        break;
+      }
+      const [headEnd, bodyStart] = ends;
+      const head = buf.toString('latin1', pos, headEnd);
+      let length = 0;
+      let seen = false;
+      CONTENT_LENGTH.lastIndex = 0;
+      for (let m = CONTENT_LENGTH.exec(head); m !== null; m = CONTENT_LENGTH.exec(head)) {
+        const text = (m[1] ?? '').trim();
+        if (!/^[0-9]{1,10}$/.test(text)) return this.fail(events, new SipParseError('Bad Content-Length'), buf.subarray(pos, bodyStart));
+        const n = Number(text);
+        if (seen && n !== length) return this.fail(events, new SipParseError('Conflicting Content-Length'), buf.subarray(pos, bodyStart));
+        seen = true;
+        length = n;
+      }
+      const total = bodyStart - pos + length;
+      if (total > this.maxMessageSize) return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
+      if (buf.length < bodyStart + length) break;
+      events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length) });
+      pos = bodyStart + length;
+    }
+    this.pending = pos === 0 ? buf : buf.subarray(pos);
+    if (this.pending.length === 0) this.pending = Buffer.alloc(0);
+    buf = this.pending;
+    return events;
+  }
+
+  private fail(events: FrameEvent[], error: SipParseError, data?: Buffer): FrameEvent[] {
+    this.failed = true;
+    this.pending = Buffer.alloc(0);
+    events.push({ type: 'error', error, data });
+    return events;
+  }
+}

@@ -1,0 +1,162 @@
+// The SIP message model: start line, header fields in wire order, body. Values are parsed on demand.
+
+import { canonicalName, wireName } from './headers.js';
+import { splitHeaderValues, parseCSeq } from './header-values.js';
+import { parseVia, type Via } from './via.js';
+import { getTag } from './name-addr.js';
+
+/**
+ * One header field line. `value` is the unfolded, trimmed value as latin1 text, so every byte of the
+ * original survives a round trip (UTF-8 sequences included).
+ */
+export interface HeaderField {
+  /** Canonical name: lower-case long form (`v` → `via`). */
+  readonly name: string;
+  /** The name exactly as it appeared on the wire, for byte-faithful forwarding. */
+  readonly wire: string;
+  readonly value: string;
+}
+
+export const SIP_VERSION = 'SIP/2.0';
+
+abstract class SipMessageBase {
+  private viaCache: Via | undefined;
+  private cseqCache: { seq: number; method: string } | undefined;
+
+  constructor(
+    readonly headers: HeaderField[],
+    readonly body: Buffer,
+  ) {}
+
+  /** First value of a header (canonical name), or undefined. */
+  header(name: string): string | undefined {
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i]!;
+      if (h.name === name) return h.value;
+    }
+    return undefined;
+  }
+
+  /** Every header line with this name, in order. */
+  headerLines(name: string): string[] {
+    const out: string[] = [];
+    for (const h of this.headers) if (h.name === name) out.push(h.value);
+    return out;
+  }
+
+  /** How many header lines carry this name. */
+  count(name: string): number {
+    let n = 0;
+    for (const h of this.headers) if (h.name === name) n++;
+    return n;
+  }
+
+  /** All comma-separated values of a header across its lines (RFC 3261 §7.3.1). Throws on bad syntax. */
+  values(name: string): string[] {
+    const out: string[] = [];
+    for (const h of this.headers) if (h.name === name) for (const v of splitHeaderValues(h.value)) out.push(v);
+    return out;
+  }
+
+  get callId(): string | undefined {
+    return this.header('call-id');
+  }
+
+  /** The CSeq, parsed once. Throws SipGrammarError if malformed. */
+  get cseq(): { seq: number; method: string } {
+    if (this.cseqCache === undefined) this.cseqCache = parseCSeq(this.header('cseq') ?? '');
+    return this.cseqCache;
+  }
+
+  /** The top Via value as text (first value of the first Via line). */
+  get topViaText(): string | undefined {
+    const first = this.header('via');
+    if (first === undefined) return undefined;
+    // Most Via lines hold one value; only split when a comma may separate several.
+    return first.indexOf(',') < 0 ? first : splitHeaderValues(first)[0];
+  }
+
+  /** The top Via, parsed once. Throws SipGrammarError if malformed or absent. */
+  get topVia(): Via {
+    if (this.viaCache === undefined) this.viaCache = parseVia(this.topViaText ?? '');
+    return this.viaCache;
+  }
+
+  get fromTag(): string | undefined {
+    const v = this.header('from');
+    return v === undefined ? undefined : getTag(v);
+  }
+
+  get toTag(): string | undefined {
+    const v = this.header('to');
+    return v === undefined ? undefined : getTag(v);
+  }
+
+  /** Header section serialised in wire order, each line ending in CRLF. */
+  protected headerText(): string {
+    let s = '';
+    for (const h of this.headers) s += h.wire + ': ' + h.value + '\r\n';
+    return s;
+  }
+
+  abstract startLine(): string;
+
+  /** Serialise with Content-Length matching the body (RFC 3261 §20.14). */
+  toBuffer(): Buffer {
+    let head = this.startLine() + '\r\n';
+    let sawLength = false;
+    for (const h of this.headers) {
+      if (h.name === 'content-length') {
+        if (sawLength) continue;
+        sawLength = true;
+        head += h.wire + ': ' + String(this.body.length) + '\r\n';
+      } else head += h.wire + ': ' + h.value + '\r\n';
+    }
+    if (!sawLength) head += 'Content-Length: ' + String(this.body.length) + '\r\n';
+    head += '\r\n';
+    if (this.body.length === 0) return Buffer.from(head, 'latin1');
+    const headBuf = Buffer.from(head, 'latin1');
+    return Buffer.concat([headBuf, this.body], headBuf.length + this.body.length);
+  }
+}
+
+export class SipRequest extends SipMessageBase {
+  readonly kind = 'request' as const;
+  constructor(
+    readonly method: string,
+    readonly uri: string,
+    readonly version: string,
+    headers: HeaderField[],
+    body: Buffer,
+  ) {
+    super(headers, body);
+  }
+  startLine(): string {
+    return `${this.method} ${this.uri} ${this.version}`;
+  }
+}
+
+export class SipResponse extends SipMessageBase {
+  readonly kind = 'response' as const;
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    readonly version: string,
+    headers: HeaderField[],
+    body: Buffer,
+  ) {
+    super(headers, body);
+  }
+  startLine(): string {
+    return `${this.version} ${this.status} ${this.reason}`;
+  }
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+/** Build a header field for a header we add ourselves. */
+export function field(name: string, value: string): HeaderField {
+  const canonical = canonicalName(name);
+  return { name: canonical, wire: wireName(canonical), value };
+}

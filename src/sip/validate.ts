@@ -1,0 +1,110 @@
+// Semantic checks on a parsed message (RFC 3261 §8.2, §16.3 item 1, RFC 4475): the headers this
+// service interprets must be present once and well-formed before any decision is taken on them.
+
+import { SipParseError } from './errors.js';
+import { SipGrammarError } from './grammar-error.js';
+import type { SipRequest, SipResponse } from './message.js';
+import { parseNameAddr, isWildcardContact } from './name-addr.js';
+import { parseVia } from './via.js';
+import { splitHeaderValues, parseUint, isGmtDate, isValidCallId } from './header-values.js';
+import { parseSipUri, uriScheme } from './uri.js';
+
+/** Headers that RFC 3261 §7.3.1 forbids to repeat and §8.1.1 requires in every request. */
+const SINGLE_REQUIRED = ['call-id', 'from', 'to', 'cseq'] as const;
+const WIRE_NAME: Record<string, string> = { 'call-id': 'Call-ID', from: 'From', to: 'To', cseq: 'CSeq' };
+
+function reasonOf(err: unknown, what: string): string {
+  return err instanceof SipGrammarError ? `Bad ${what}: ${err.reason}` : `Bad ${what}`;
+}
+
+function checkVias(msg: SipRequest | SipResponse): void {
+  if (msg.count('via') === 0) throw new SipParseError('Missing Via header');
+  try {
+    for (const line of msg.headerLines('via')) for (const v of splitHeaderValues(line)) parseVia(v);
+  } catch (err) {
+    throw new SipParseError(reasonOf(err, 'Via header'));
+  }
+}
+
+function checkSingles(msg: SipRequest | SipResponse): void {
+  for (const name of SINGLE_REQUIRED) {
+    const n = msg.count(name);
+    if (n === 0) throw new SipParseError(`Missing ${WIRE_NAME[name]} header`);
+    if (n > 1) throw new SipParseError(`Multiple ${WIRE_NAME[name]} headers`);
+  }
+  if (!isValidCallId(msg.callId ?? '')) throw new SipParseError('Bad Call-ID header');
+  for (const name of ['from', 'to'] as const) {
+    try {
+      parseNameAddr(msg.header(name) ?? '');
+    } catch (err) {
+      throw new SipParseError(reasonOf(err, `${WIRE_NAME[name]} header`));
+    }
+  }
+  try {
+    void msg.cseq;
+  } catch (err) {
+    throw new SipParseError(reasonOf(err, 'CSeq header'));
+  }
+}
+
+/**
+ * Returns the error to answer a request with, or undefined when it may be processed. Unknown URI
+ * schemes pass: whether they are acceptable (416) is the router's decision (RFC 4475 §3.3.2).
+ */
+export function validateRequest(req: SipRequest): SipParseError | undefined {
+  try {
+    checkVias(req);
+    checkSingles(req);
+    // RFC 3261 §8.2.2 / RFC 4475 §3.1.2.17: the CSeq method must match the request method.
+    if (req.cseq.method !== req.method) throw new SipParseError('CSeq method does not match request method');
+    const mf = req.count('max-forwards');
+    if (mf > 1) throw new SipParseError('Multiple Max-Forwards headers');
+    if (mf === 1) {
+      try {
+        parseUint(req.header('max-forwards') ?? '', 255, 'Max-Forwards');
+      } catch (err) {
+        throw new SipParseError(reasonOf(err, 'Max-Forwards header'));
+      }
+    }
+    checkRequestUri(req.uri);
+    for (const line of req.headerLines('contact')) {
+      try {
+        if (isWildcardContact(line)) continue;
+        for (const v of splitHeaderValues(line)) parseNameAddr(v);
+      } catch (err) {
+        throw new SipParseError(reasonOf(err, 'Contact header'));
+      }
+    }
+    const date = req.header('date');
+    // RFC 3261 §20.17 allows only GMT; RFC 4475 §3.1.2.12 (baddate).
+    if (date !== undefined && !isGmtDate(date)) throw new SipParseError('Bad Date header');
+    return undefined;
+  } catch (err) {
+    return err instanceof SipParseError ? err : new SipParseError('Malformed request');
+  }
+}
+
+function checkRequestUri(uri: string): void {
+  const scheme = uriScheme(uri);
+  if (scheme === undefined) throw new SipParseError('Malformed Request-URI');
+  if (scheme !== 'sip' && scheme !== 'sips') return;
+  let parsed;
+  try {
+    parsed = parseSipUri(uri);
+  } catch (err) {
+    throw new SipParseError(reasonOf(err, 'Request-URI'));
+  }
+  // RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11, escruri).
+  if (parsed.headers.length > 0) throw new SipParseError('Headers not allowed in Request-URI');
+}
+
+/** Returns why a response must be discarded, or undefined when it may be processed. */
+export function validateResponse(res: SipResponse): SipParseError | undefined {
+  try {
+    checkVias(res);
+    checkSingles(res);
+    return undefined;
+  } catch (err) {
+    return err instanceof SipParseError ? err : new SipParseError('Malformed response');
+  }
+}

@@ -1,0 +1,32 @@
+// The clock transactions run on: injected, so timer behaviour is tested without waiting.
+
+export type TimerHandle = { readonly __timer: unique symbol } | object;
+
+export interface Clock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** Run `fn` once after `ms` milliseconds. Timers never keep the process alive. */
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimer(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+/** RFC 3261 §17.1.1.1 / Table 4 base values, configurable per deployment. */
+export interface TimerValues {
+  readonly t1: number;
+  readonly t2: number;
+  readonly t4: number;
+}
+
+export const DEFAULT_TIMERS: TimerValues = { t1: 500, t2: 4000, t4: 5000 };

@@ -1,0 +1,182 @@
+// RFC 3261 §17.2 server transactions: the INVITE one (Figure 7) and the non-INVITE one (Figure 8).
+// They keep the last response so request retransmissions are answered with the same bytes.
+
+import type { Clock, TimerHandle, TimerValues } from './clock.js';
+import type { Link } from '../transport/types.js';
+
+export enum ServerTransactionState {
+  Trying = 'trying',
+  Proceeding = 'proceeding',
+  Completed = 'completed',
+  Confirmed = 'confirmed',
+  Terminated = 'terminated',
+}
+
+export class IllegalTransitionError extends Error {
+  readonly code = 'TRANSACTION_ILLEGAL_TRANSITION';
+}
+
+/** Where responses of a transaction go: the link it arrived on and, for datagrams, the peer. */
+export interface ResponseRoute {
+  readonly link: Link;
+  readonly address: string;
+  readonly port: number;
+}
+
+abstract class ServerTransactionBase {
+  state: ServerTransactionState;
+  protected lastResponse: Buffer | undefined;
+  protected timer: TimerHandle | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly route: ResponseRoute,
+    protected readonly clock: Clock,
+    protected readonly timers: TimerValues,
+    private readonly onTerminated: (key: string) => void,
+    initial: ServerTransactionState,
+  ) {
+    this.state = initial;
+  }
+
+  /** The final or last provisional response sent, if any. */
+  get response(): Buffer | undefined {
+    return this.lastResponse;
+  }
+
+  protected transmit(data: Buffer): void {
+    this.route.link.send(data, this.route.address, this.route.port);
+  }
+
+  protected arm(ms: number, fn: () => void): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = this.clock.setTimer(ms, fn);
+  }
+
+  protected terminate(): void {
+    if (this.state === ServerTransactionState.Terminated) return;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.lastResponse = undefined;
+    this.state = ServerTransactionState.Terminated;
+    this.onTerminated(this.key);
+  }
+
+  /** Stop now (shutdown); no further retransmissions. */
+  dispose(): void {
+    this.terminate();
+  }
+}
+
+/** RFC 3261 §17.2.1, Figure 7. */
+export class InviteServerTransaction extends ServerTransactionBase {
+  private interval = 0;
+  private timerH: TimerHandle | undefined;
+
+  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, onTerminated: (key: string) => void) {
+    super(key, route, clock, timers, onTerminated, ServerTransactionState.Proceeding);
+  }
+
+  /** The TU passes a response down (status decides the transition). */
+  respond(status: number, data: Buffer): void {
+    if (this.state !== ServerTransactionState.Proceeding) {
+      throw new IllegalTransitionError(`INVITE server transaction cannot send ${status} in state ${this.state}`);
+    }
+    this.transmit(data);
+    if (status < 200) {
+      this.lastResponse = data;
+      return;
+    }
+    if (status < 300) {
+      // RFC 3261 §17.2.1: a 2xx moves the transaction to Terminated; the TU retransmits the 2xx.
+      this.terminate();
+      return;
+    }
+    this.lastResponse = data;
+    this.state = ServerTransactionState.Completed;
+    // RFC 3261 §17.2.1: "Timer H MUST be set to fire in 64*T1 seconds for all transports."
+    this.timerH = this.clock.setTimer(64 * this.timers.t1, () => this.terminate());
+    if (!this.route.link.reliable) {
+      // RFC 3261 §17.2.1: for unreliable transports, Timer G is set to fire in T1 seconds.
+      this.interval = this.timers.t1;
+      this.arm(this.interval, () => this.timerG());
+    }
+  }
+
+  private timerG(): void {
+    if (this.state !== ServerTransactionState.Completed || this.lastResponse === undefined) return;
+    this.transmit(this.lastResponse);
+    // RFC 3261 §17.2.1: the interval doubles each time, capped at T2.
+    this.interval = Math.min(2 * this.interval, this.timers.t2);
+    this.arm(this.interval, () => this.timerG());
+  }
+
+  /** A retransmission of the INVITE arrived. */
+  retransmission(): void {
+    // RFC 3261 §17.2.1: in Proceeding and Completed the most recent response is passed to the transport again.
+    if (
+      (this.state === ServerTransactionState.Proceeding || this.state === ServerTransactionState.Completed) &&
+      this.lastResponse !== undefined
+    ) {
+      this.transmit(this.lastResponse);
+    }
+  }
+
+  /** An ACK for the non-2xx final response arrived. */
+  ack(): void {
+    if (this.state !== ServerTransactionState.Completed) return; // absorbed in Confirmed
+    this.state = ServerTransactionState.Confirmed;
+    if (this.timerH !== undefined) this.clock.clearTimer(this.timerH);
+    this.timerH = undefined;
+    // Nothing is ever retransmitted again: only the key needs to stay to absorb ACKs.
+    this.lastResponse = undefined;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    // RFC 3261 §17.2.1: Timer I is T4 for unreliable transports and zero for reliable ones.
+    if (this.route.link.reliable) this.terminate();
+    else this.arm(this.timers.t4, () => this.terminate());
+  }
+
+  override dispose(): void {
+    if (this.timerH !== undefined) this.clock.clearTimer(this.timerH);
+    this.timerH = undefined;
+    super.dispose();
+  }
+
+  protected override terminate(): void {
+    if (this.timerH !== undefined) this.clock.clearTimer(this.timerH);
+    this.timerH = undefined;
+    super.terminate();
+  }
+}
+
+/** RFC 3261 §17.2.2, Figure 8. */
+export class NonInviteServerTransaction extends ServerTransactionBase {
+  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, onTerminated: (key: string) => void) {
+    super(key, route, clock, timers, onTerminated, ServerTransactionState.Trying);
+  }
+
+  respond(status: number, data: Buffer): void {
+    if (this.state !== ServerTransactionState.Trying && this.state !== ServerTransactionState.Proceeding) {
+      throw new IllegalTransitionError(`non-INVITE server transaction cannot send ${status} in state ${this.state}`);
+    }
+    this.transmit(data);
+    this.lastResponse = data;
+    if (status < 200) {
+      this.state = ServerTransactionState.Proceeding;
+      return;
+    }
+    this.state = ServerTransactionState.Completed;
+    // RFC 3261 §17.2.2: Timer J is 64*T1 for unreliable transports and zero for reliable ones.
+    if (this.route.link.reliable) this.terminate();
+    else this.arm(64 * this.timers.t1, () => this.terminate());
+  }
+
+  retransmission(): void {
+    // RFC 3261 §17.2.2: in Trying, retransmissions are discarded; afterwards the last response is resent.
+    if (this.state === ServerTransactionState.Trying) return;
+    if (this.lastResponse !== undefined) this.transmit(this.lastResponse);
+  }
+}
+
+export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;

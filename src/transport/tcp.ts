@@ -1,0 +1,125 @@
+// TCP listener: accepts connections, frames each byte stream into SIP messages, and keeps each
+// connection as the link its responses go back on (RFC 3261 §18.2.2).
+
+import net from 'node:net';
+import { StreamFramer } from '../sip/framer.js';
+import type { BoundAddress, FramingErrorHandler, Link, MessageHandler, Source } from './types.js';
+
+export interface TcpOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxMessageSize: number;
+  /** A connection with no traffic for this long is closed. */
+  readonly idleTimeoutMs?: number;
+  readonly onError?: (err: Error) => void;
+}
+
+export class TcpConnection implements Link {
+  readonly transport = 'tcp' as const;
+  readonly reliable = true;
+  readonly source: Source;
+  private readonly framer: StreamFramer;
+
+  constructor(
+    private readonly socket: net.Socket,
+    maxMessageSize: number,
+    private readonly onMessage: MessageHandler,
+    private readonly onFramingError: FramingErrorHandler,
+  ) {
+    this.framer = new StreamFramer(maxMessageSize);
+    this.source = {
+      link: this,
+      address: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily === 'IPv6' ? 6 : 4,
+    };
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+  }
+
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  get open(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  send(data: Buffer): void {
+    if (this.open) this.socket.write(data);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    for (const ev of this.framer.push(chunk)) {
+      if (ev.type === 'message') this.onMessage(ev.data, this.source);
+      else if (ev.type === 'ping') this.send(CRLF);
+      else {
+        this.onFramingError(ev.error, ev.data, this.source);
+        // RFC 4475 §3.1.2.3: framing is lost, so the connection is closed once the answer is out.
+        this.socket.end();
+      }
+    }
+  }
+}
+
+// RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+export class TcpListener {
+  readonly transport = 'tcp' as const;
+  private readonly connections = new Set<TcpConnection>();
+  private bound: BoundAddress | undefined;
+
+  private constructor(
+    private readonly server: net.Server,
+    private readonly opts: TcpOptions,
+  ) {}
+
+  static async listen(
+    opts: TcpOptions,
+    onMessage: MessageHandler,
+    onFramingError: FramingErrorHandler,
+  ): Promise<TcpListener> {
+    const server = net.createServer({ noDelay: true });
+    const l = new TcpListener(server, opts);
+    server.on('connection', (socket) => {
+      const conn = new TcpConnection(socket, opts.maxMessageSize, onMessage, onFramingError);
+      l.connections.add(conn);
+      socket.setTimeout(opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
+      socket.on('error', (err) => opts.onError?.(err));
+      socket.on('close', () => l.connections.delete(conn));
+    });
+    server.on('error', (err) => opts.onError?.(err));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: opts.host, port: opts.port, ipv6Only: net.isIPv6(opts.host) }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as net.AddressInfo;
+    l.bound = { transport: 'tcp', host: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    return l;
+  }
+
+  get address(): BoundAddress {
+    if (this.bound === undefined) throw new Error('TCP listener not bound');
+    return this.bound;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  close(): Promise<void> {
+    for (const c of this.connections) c.close();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

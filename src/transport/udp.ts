@@ -1,0 +1,83 @@
+// UDP listener: one socket per configured address; the socket is also the link responses leave by,
+// so they come from the address and port the request was sent to.
+
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Link, MessageHandler, BoundAddress } from './types.js';
+
+export interface UdpOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Kernel buffer sizes: large enough to ride out bursts at tens of thousands of messages/s. */
+  readonly bufferSize?: number;
+  readonly onError?: (err: Error) => void;
+}
+
+export class UdpListener implements Link {
+  readonly transport = 'udp' as const;
+  readonly reliable = false;
+  private socket: dgram.Socket;
+  private bound: BoundAddress | undefined;
+
+  private constructor(
+    private readonly opts: UdpOptions,
+    onMessage: MessageHandler,
+  ) {
+    const family = isIPv6(opts.host) ? 6 : 4;
+    this.socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
+    this.socket.on('message', (msg, rinfo) => {
+      onMessage(msg, { link: this, address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 });
+    });
+    this.socket.on('error', (err) => opts.onError?.(err));
+  }
+
+  static async listen(opts: UdpOptions, onMessage: MessageHandler): Promise<UdpListener> {
+    const l = new UdpListener(opts, onMessage);
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => reject(err);
+      l.socket.once('error', fail);
+      l.socket.bind(opts.port, opts.host, () => {
+        l.socket.off('error', fail);
+        resolve();
+      });
+    });
+    const size = opts.bufferSize ?? 4 * 1024 * 1024;
+    try {
+      l.socket.setRecvBufferSize(size);
+      l.socket.setSendBufferSize(size);
+    } catch {
+      // The kernel may cap buffer sizes (net.core.rmem_max); the defaults still work.
+    }
+    const a = l.socket.address();
+    l.bound = { transport: 'udp', host: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    return l;
+  }
+
+  get address(): BoundAddress {
+    if (this.bound === undefined) throw new Error('UDP listener not bound');
+    return this.bound;
+  }
+
+  get localAddress(): string {
+    return this.address.host;
+  }
+
+  get localPort(): number {
+    return this.address.port;
+  }
+
+  send(data: Buffer, address: string, port: number): void {
+    // Send errors surface as the socket's 'error' event; no per-send callback on the hot path.
+    this.socket.send(data, port, address);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}

@@ -1,0 +1,230 @@
+// The router's decisions over an in-memory link: 302, 404, 483, 416, 420, 400, 513, OPTIONS, ACK and
+// retransmission absorption, RFC 3581 rport/received. End-to-end over sockets lives in test/integration.
+
+import { describe, it, expect, beforeEach } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { Router } from '../../src/router/router.js';
+import { EndpointTable } from '../../src/endpoints/table.js';
+import { parseEndpointsConfig } from '../../src/config/load.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import type { SipResponse } from '../../src/sip/message.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { MemoryLink } from '../helpers/memory-link.js';
+import { DEFAULT_TIMERS } from '../../src/transaction/clock.js';
+
+const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+
+const ENDPOINTS = `
+endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pcpool.contoso.com
+    mode: redirect
+  - sipAddress: sip:persistentchat@contoso.com
+    poolFqdn: pcpool2.contoso.com
+    mode: redirect
+  - sipAddress: sip:proxied@contoso.com
+    poolFqdn: pcpool.contoso.com
+    mode: proxy
+  - sipAddress: sip:off@contoso.com
+    poolFqdn: pcpool.contoso.com
+    mode: redirect
+    enabled: false
+pools:
+  - fqdn: pcpool2.contoso.com
+    targets:
+      - uri: sip:pc1.contoso.com:5041;transport=tls
+        q: 1.0
+      - uri: sip:pc2.contoso.com:5041;transport=tls
+        q: 0.5
+`;
+
+function request(opts: { method?: string; ruri?: string; extra?: string; via?: string; cseqMethod?: string } = {}): Buffer {
+  const method = opts.method ?? 'INVITE';
+  return Buffer.from(
+    `${method} ${opts.ruri ?? 'sip:ocschat@contoso.com'} SIP/2.0\r\n` +
+      `Via: ${opts.via ?? 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-abc'}\r\n` +
+      'Max-Forwards: 70\r\nFrom: "Alice" <sip:alice@contoso.com>;tag=1928\r\nTo: <sip:ocschat@contoso.com>\r\n' +
+      `Call-ID: call-1@127.0.0.1\r\nCSeq: 1 ${opts.cseqMethod ?? method}\r\n${opts.extra ?? ''}Content-Length: 0\r\n\r\n`,
+    'latin1',
+  );
+}
+
+function response(text: string): SipResponse {
+  const r = parseMessage(Buffer.from(text, 'latin1'));
+  if (!r.ok || r.message.kind !== 'response') throw new Error(`not a response: ${text}`);
+  return r.message;
+}
+
+let link: MemoryLink;
+let router: Router;
+let clock: FakeClock;
+let lines: Record<string, unknown>[];
+
+beforeEach(() => {
+  link = new MemoryLink('udp');
+  clock = new FakeClock();
+  lines = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const table = EndpointTable.fromConfig(parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml'));
+  router = new Router({ table: () => table, logger: pino({ level: 'debug' }, sink), clock, timers: DEFAULT_TIMERS, maxMessageSize: 4096, serverHeader: 'pchat-endpoint' });
+});
+
+function send(data: Buffer, address = '127.0.0.1', port = 5070): SipResponse[] {
+  router.onMessage(data, link.source(address, port));
+  return link.take().map(response);
+}
+
+describe('redirect mode', () => {
+  it('answers 302 naming the pool, with a To tag and the request headers copied (RFC 3261 §8.2.6)', () => {
+    const [r] = send(request());
+    expect(r!.status).toBe(302);
+    expect(r!.reason).toBe('Moved Temporarily');
+    expect(r!.header('contact')).toBe('<sip:ocschat@pcpool.contoso.com>');
+    expect(r!.toTag).toMatch(/^[0-9a-z]{8,}$/);
+    expect(r!.header('via')).toBe('SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-abc');
+    expect(r!.header('from')).toBe('"Alice" <sip:alice@contoso.com>;tag=1928');
+    expect(r!.callId).toBe('call-1@127.0.0.1');
+    expect(r!.header('cseq')).toBe('1 INVITE');
+    expect(link.sent).toHaveLength(0);
+  });
+
+  it('lists static targets with their q-values', () => {
+    const [r] = send(request({ ruri: 'sip:PersistentChat@CONTOSO.com;transport=tcp' }));
+    expect(r!.header('contact')).toBe('<sip:pc1.contoso.com:5041;transport=tls>;q=1.0, <sip:pc2.contoso.com:5041;transport=tls>;q=0.5');
+  });
+
+  it('a retransmitted INVITE gets the identical response, and the ACK is absorbed', () => {
+    const [a] = send(request());
+    const [b] = send(request());
+    expect(b!.toTag).toBe(a!.toTag);
+    expect(router.stats.retransmissionsAbsorbed).toBe(1);
+    const ack = request({ method: 'ACK' }).toString('latin1').replace('To: <sip:ocschat@contoso.com>', `To: <sip:ocschat@contoso.com>;tag=${a!.toTag}`);
+    expect(send(Buffer.from(ack, 'latin1'))).toEqual([]);
+    expect(router.stats.acksAbsorbed).toBe(1);
+    // Timer G does not fire once the ACK came.
+    clock.advance(10_000);
+    expect(link.sent).toHaveLength(0);
+    expect(router.transactions.size).toBe(0);
+  });
+
+  it('without an ACK, Timer G retransmits the 302 over UDP', () => {
+    send(request());
+    clock.advance(DEFAULT_TIMERS.t1);
+    expect(link.take()).toHaveLength(1);
+  });
+
+  it('logs one decision line with callId, branch, method, URI, endpoint, outcome and latency', () => {
+    send(request());
+    const d = lines.filter((l) => l.msg === 'decision');
+    expect(d).toHaveLength(1);
+    expect(d[0]).toMatchObject({ callId: 'call-1@127.0.0.1', branch: 'z9hG4bK-abc', method: 'INVITE', ruri: 'sip:ocschat@contoso.com', endpoint: 'sip:ocschat@contoso.com', status: 302, outcome: 'redirect' });
+    expect(typeof d[0]!.latencyUs).toBe('number');
+  });
+
+  it('RFC 2543 clients (no branch, as Group Chat clients send) are matched by Call-ID/CSeq/From tag', () => {
+    const via = 'SIP/2.0/TCP 127.0.0.1:5070';
+    const [a] = send(request({ via }));
+    const [b] = send(request({ via }));
+    expect(b!.toTag).toBe(a!.toTag);
+  });
+});
+
+describe('other answers', () => {
+  it('404 for an unknown address and for a disabled endpoint', () => {
+    expect(send(request({ ruri: 'sip:nobody@contoso.com' }))[0]!.status).toBe(404);
+    expect(send(request({ ruri: 'sip:off@contoso.com' }))[0]!.status).toBe(404);
+  });
+
+  it('483 when Max-Forwards is 0', () => {
+    const r = send(Buffer.from(request().toString('latin1').replace('Max-Forwards: 70', 'Max-Forwards: 0'), 'latin1'));
+    expect(r[0]!.status).toBe(483);
+  });
+
+  it('200 to OPTIONS addressed to the service itself, even with Max-Forwards 0', () => {
+    const opts = request({ method: 'OPTIONS', ruri: 'sip:127.0.0.1:5060' }).toString('latin1').replace('Max-Forwards: 70', 'Max-Forwards: 0');
+    const [r] = send(Buffer.from(opts, 'latin1'));
+    expect(r!.status).toBe(200);
+    expect(r!.header('allow')).toContain('INVITE');
+  });
+
+  it('501 for proxy mode until it lands', () => {
+    expect(send(request({ ruri: 'sip:proxied@contoso.com' }))[0]!.status).toBe(501);
+  });
+
+  it('416 for a Request-URI scheme it does not serve (RFC 4475 unkscm)', () => {
+    expect(send(request({ ruri: 'tel:+14085551212' }))[0]!.status).toBe(416);
+  });
+
+  it('420 with Unsupported listing the Require tags (RFC 4475 bext01)', () => {
+    const [r] = send(request({ extra: 'Require: nothingtosee, 100rel\r\n' }));
+    expect(r!.status).toBe(420);
+    expect(r!.header('unsupported')).toBe('nothingtosee, 100rel');
+  });
+
+  it('400 with a precise reason for a CSeq method mismatch; the next request is still answered', () => {
+    const [r] = send(request({ cseqMethod: 'OPTIONS' }));
+    expect(r!.status).toBe(400);
+    expect(r!.reason).toBe('CSeq method does not match request method');
+    expect(send(request())[0]!.status).toBe(302);
+  });
+
+  it('513 for an over-size request', () => {
+    const big = request({ extra: `X-Filler: ${'a'.repeat(5000)}\r\n` });
+    expect(send(big)[0]!.status).toBe(513);
+  });
+
+  it('CANCEL: 200 for a transaction it holds, 481 otherwise', () => {
+    send(request());
+    expect(send(request({ method: 'CANCEL' }))[0]!.status).toBe(200);
+    expect(send(request({ method: 'CANCEL', via: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-other' }))[0]!.status).toBe(481);
+  });
+
+  it('stray responses and binary garbage are dropped and counted, never thrown', () => {
+    expect(send(Buffer.from('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n\r\n'))).toEqual([]);
+    const garbage = Buffer.alloc(512);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) & 0xff;
+    expect(send(garbage)).toEqual([]);
+    expect(router.stats.dropped).toBe(2);
+    expect(router.stats.internalErrors).toBe(0);
+  });
+});
+
+describe('response routing (RFC 3261 §18.2.2, RFC 3581)', () => {
+  it('rport: the response goes to the source port and carries received and rport', () => {
+    router.onMessage(request({ via: 'SIP/2.0/UDP 10.1.1.1:5070;rport;branch=z9hG4bK-nat' }), link.source('127.0.0.5', 41234));
+    const [sent] = link.sent;
+    expect(sent!.address).toBe('127.0.0.5');
+    expect(sent!.port).toBe(41234);
+    expect(response(sent!.data.toString('latin1')).header('via')).toBe('SIP/2.0/UDP 10.1.1.1:5070;rport=41234;received=127.0.0.5;branch=z9hG4bK-nat');
+  });
+
+  it('without rport: to the source address at the sent-by port, with received added', () => {
+    router.onMessage(request({ via: 'SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x' }), link.source('127.0.0.6', 41000));
+    const [sent] = link.sent;
+    expect([sent!.address, sent!.port]).toEqual(['127.0.0.6', 5099]);
+    expect(response(sent!.data.toString('latin1')).header('via')).toBe('SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x;received=127.0.0.6');
+  });
+});
+
+describe('RFC 4475 messages through the router', () => {
+  // Fixtures name hosts such as 192.0.2.x: the in-memory link never sends, and the source is loopback.
+  const answers: Record<string, number> = { unkscm: 416, novelsc: 416, bext01: 420, zeromf: 483, badvers: 505, mismatch01: 400, insuf: 400, scalar02: 400 };
+  for (const [name, status] of Object.entries(answers)) {
+    it(`${name} is answered ${status}`, () => {
+      const r = send(readFileSync(join(FIX, `${name}.dat`)));
+      expect(r.map((x) => x.status)).toEqual([status]);
+    });
+  }
+  it('inv2543 (RFC 2543 syntax) is accepted and answered', () => {
+    const r = send(readFileSync(join(FIX, 'inv2543.dat')));
+    expect(r.map((x) => x.status)).toEqual([404]);
+  });
+});

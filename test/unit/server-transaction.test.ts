@@ -1,0 +1,113 @@
+// RFC 3261 §17.2 server transactions driven by a fake clock: timers G, H, I and J, retransmissions.
+
+import { describe, it, expect } from 'vitest';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { MemoryLink } from '../helpers/memory-link.js';
+import { ServerTransactionTable } from '../../src/transaction/server-transaction-table.js';
+import { ServerTransactionState, IllegalTransitionError } from '../../src/transaction/server-transaction.js';
+import { DEFAULT_TIMERS } from '../../src/transaction/clock.js';
+
+const T1 = DEFAULT_TIMERS.t1;
+const T2 = DEFAULT_TIMERS.t2;
+const T4 = DEFAULT_TIMERS.t4;
+
+function setup(transport: 'udp' | 'tcp' = 'udp') {
+  const clock = new FakeClock();
+  const link = new MemoryLink(transport);
+  const table = new ServerTransactionTable(clock, DEFAULT_TIMERS);
+  const route = { link, address: '127.0.0.1', port: 5070 };
+  return { clock, link, table, route };
+}
+
+const R302 = Buffer.from('SIP/2.0 302 Moved Temporarily\r\n\r\n');
+
+describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
+  it('Timer G retransmits the final response at T1, 2T1, 4T1 … capped at T2 until Timer H (64*T1)', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    expect(link.take()).toHaveLength(1);
+    const times: number[] = [];
+    for (let ms = 0; ms < 64 * T1; ms += 50) {
+      clock.advance(50);
+      if (link.take().length > 0) times.push(clock.now());
+    }
+    // Intervals 500, 1000, 2000, 4000, 4000, …
+    expect(times.slice(0, 5)).toEqual([T1, 3 * T1, 7 * T1, 7 * T1 + T2, 7 * T1 + 2 * T2]);
+    expect(t.state).toBe(ServerTransactionState.Terminated);
+    expect(table.size).toBe(0);
+    expect(clock.active).toBe(0);
+  });
+
+  it('an INVITE retransmission gets the same response bytes', () => {
+    const { link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    t.retransmission();
+    const sent = link.sent.map((s) => s.data);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toBe(sent[0]);
+  });
+
+  it('ACK moves to Confirmed: no more retransmissions, Timer I (T4) frees the transaction', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(404, R302);
+    link.take();
+    t.ack();
+    expect(t.state).toBe(ServerTransactionState.Confirmed);
+    t.retransmission();
+    clock.advance(T4 - 1);
+    expect(link.take()).toEqual([]);
+    expect(table.size).toBe(1);
+    clock.advance(1);
+    expect(table.size).toBe(0);
+    expect(clock.active).toBe(0);
+  });
+
+  it('over TCP: no Timer G, Timer I is zero', () => {
+    const { clock, link, table, route } = setup('tcp');
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    clock.advance(10 * T1);
+    expect(link.take()).toHaveLength(1);
+    t.ack();
+    expect(t.state).toBe(ServerTransactionState.Terminated);
+    expect(table.size).toBe(0);
+  });
+
+  it('Timer H ends a transaction whose ACK never comes, also over TCP', () => {
+    const { clock, table, route } = setup('tcp');
+    table.createInvite('k', route).respond(302, R302);
+    clock.advance(64 * T1 - 1);
+    expect(table.size).toBe(1);
+    clock.advance(1);
+    expect(table.size).toBe(0);
+  });
+
+  it('a second final response is an illegal transition', () => {
+    const { table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    expect(() => t.respond(404, R302)).toThrow(IllegalTransitionError);
+  });
+});
+
+describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
+  it('keeps the response for Timer J (64*T1) over UDP and resends it on retransmission', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createNonInvite('k', route);
+    t.respond(200, R302);
+    clock.advance(64 * T1 - 1);
+    t.retransmission();
+    expect(link.take()).toHaveLength(2);
+    clock.advance(1);
+    expect(table.size).toBe(0);
+  });
+
+  it('is freed at once over TCP', () => {
+    const { table, route } = setup('tcp');
+    table.createNonInvite('k', route).respond(200, R302);
+    expect(table.size).toBe(0);
+  });
+});
