@@ -1,0 +1,46 @@
+// The endpoint table's domain model: a well-known SIP address and the Persistent Chat pool it leads to.
+
+/**
+ * What the router does with a request for an endpoint: forward it to the pool (`proxy`), answer 302
+ * naming the pool (`redirect`), or answer as the legacy Group Chat Lookup service (`lookup`).
+ */
+export type EndpointMode = 'proxy' | 'redirect' | 'lookup';
+
+/** Every mode, in the order operators see them documented. */
+export const ENDPOINT_MODES = ['proxy', 'redirect', 'lookup'] as const satisfies readonly EndpointMode[];
+
+export interface PoolTarget {
+  /** A `sip:` or `sips:` URI naming one pool member, e.g. `sip:pc1.contoso.com:5041;transport=tls`. */
+  readonly uri: string;
+  /** Preference in [0, 1] as in a Contact `q` parameter; `undefined` when the operator gave none. */
+  readonly q: number | undefined;
+}
+
+export interface Pool {
+  /** Lower case, without a trailing dot; the name the pool layer resolves. */
+  readonly fqdn: string;
+  /** Static targets that override DNS; empty when none are configured. */
+  readonly targets: readonly PoolTarget[];
+}
+
+export interface Endpoint {
+  /** The address as the operator wrote it, e.g. `sip:ocschat@contoso.com`. */
+  readonly sipAddress: string;
+  /** The canonical address-of-record the table is keyed by, e.g. `ocschat@contoso.com`. */
+  readonly key: string;
+  /** The user part of the address, as written. */
+  readonly user: string;
+  /** As Pool.fqdn: lower case, without a trailing dot. */
+  readonly poolFqdn: string;
+  readonly displayName: string | undefined;
+  readonly mode: EndpointMode;
+  /** A disabled endpoint stays in the table so the router can tell "switched off" from "unknown". */
+  readonly enabled: boolean;
+  /**
+   * The URIs handed out in `lookup` mode: those configured, else `sip:<user>@<poolFqdn>`. Filled for
+   * every mode so a mode switch needs no other change.
+   */
+  readonly lookupUris: readonly string[];
+  /** Shared by every endpoint that names the same pool. */
+  readonly pool: Pool;
+}

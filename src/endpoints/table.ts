@@ -1,0 +1,89 @@
+// The endpoint table: well-known addresses keyed by canonical address-of-record, looked up once per
+// request on the hot path.
+import type { EndpointsConfig } from '../config/schema.js';
+import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
+import { domainNameKey } from './domain-name.js';
+import type { Endpoint, Pool } from './endpoint.js';
+
+export class EndpointTable {
+  private readonly byKey: ReadonlyMap<string, Endpoint>;
+  private readonly usedPools: readonly Pool[];
+
+  private constructor(byKey: ReadonlyMap<string, Endpoint>, usedPools: readonly Pool[]) {
+    this.byKey = byKey;
+    this.usedPools = usedPools;
+  }
+
+  /**
+   * Builds the table from a configuration that has passed the schema and its rules. A duplicate address
+   * still throws: silently letting one entry shadow another would route requests to the wrong pool.
+   */
+  static fromConfig(cfg: EndpointsConfig): EndpointTable {
+    const configured = new Map<string, Pool>();
+    for (const p of cfg.pools) {
+      const fqdn = domainNameKey(p.fqdn);
+      const targets = p.targets.map((t) => Object.freeze({ uri: t.uri, q: t.q }));
+      configured.set(fqdn, Object.freeze({ fqdn, targets: Object.freeze(targets) }));
+    }
+
+    const byKey = new Map<string, Endpoint>();
+    const used = new Map<string, Pool>();
+    for (const e of cfg.endpoints) {
+      const uri = parseSipUri(e.sipAddress);
+      const key = aorKey(uri);
+      if (byKey.has(key)) throw new Error(`endpoint table: duplicate address ${e.sipAddress}`);
+      const fqdn = domainNameKey(e.poolFqdn);
+      // A pool with no entry under pools is resolved by DNS; it is still one object per name.
+      const pool =
+        used.get(fqdn) ?? configured.get(fqdn) ?? Object.freeze({ fqdn, targets: Object.freeze([]) });
+      used.set(fqdn, pool);
+      const user = uri.user ?? '';
+      byKey.set(
+        key,
+        Object.freeze({
+          sipAddress: e.sipAddress,
+          key,
+          user,
+          poolFqdn: fqdn,
+          displayName: e.displayName,
+          mode: e.mode,
+          enabled: e.enabled,
+          lookupUris: Object.freeze(e.lookupUris ?? [`sip:${user}@${fqdn}`]),
+          pool,
+        }),
+      );
+    }
+    return new EndpointTable(byKey, [...used.values()]);
+  }
+
+  /** The endpoint for a canonical address-of-record as made by aorKey, e.g. `ocschat@contoso.com`. */
+  lookupKey(key: string): Endpoint | undefined {
+    return this.byKey.get(key);
+  }
+
+  /**
+   * The endpoint a Request-URI addresses, whatever its case or URI parameters. Disabled endpoints are
+   * returned too: what to answer for them is the router's decision.
+   */
+  lookupUri(requestUri: string): Endpoint | undefined {
+    const key = aorKeyFromText(requestUri);
+    return key === undefined ? undefined : this.byKey.get(key);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** Endpoints in the order of the configuration file. */
+  [Symbol.iterator](): Iterator<Endpoint> {
+    return this.byKey.values();
+  }
+
+  /**
+   * Each pool some endpoint (enabled or not) points at, once, in order of first use. Pools listed in
+   * the configuration that no endpoint uses are left out: nothing is routed to them.
+   */
+  pools(): Iterable<Pool> {
+    return this.usedPools;
+  }
+}
