@@ -1,0 +1,289 @@
+// The configuration schema: the one description of server.yaml and endpoints.yaml, their defaults and
+// the types the rest of the service trusts once a file has passed it.
+import { isIP } from 'node:net';
+import * as z from 'zod';
+import { domainNameProblem } from '../endpoints/domain-name.js';
+import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
+import { SipGrammarError } from '../sip/grammar-error.js';
+import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
+
+/**
+ * Transports a `listen` entry may name, with the port used when the entry gives none.
+ * RFC 3261 §19.1.2: 5060 for sip over UDP and TCP. TLS, WS and WSS are added here when they land.
+ */
+export const LISTEN_TRANSPORTS = {
+  udp: { defaultPort: 5060 },
+  tcp: { defaultPort: 5060 },
+} as const satisfies Record<string, { defaultPort: number }>;
+
+export type ListenTransport = keyof typeof LISTEN_TRANSPORTS;
+
+export interface ListenAddress {
+  transport: ListenTransport;
+  /** An IP address, without brackets. */
+  host: string;
+  /** 0 asks the system for an ephemeral port. */
+  port: number;
+  family: 4 | 6;
+}
+
+/** Transports a pool target's `transport` parameter may name (RFC 3261 §19.1.1, RFC 7118). */
+export const TARGET_TRANSPORTS = ['udp', 'tcp', 'tls', 'ws', 'wss'] as const;
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+/** How an unknown-key issue's message starts; the allowed keys follow, comma-separated. */
+export const ALLOWED_KEYS = 'allowed keys: ';
+
+/**
+ * A strict object: keys outside `shape` are refused. The message lists the allowed keys so the
+ * operator sees the fix next to the mistake.
+ */
+function strictObject<T extends z.ZodRawShape>(shape: T) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `${ALLOWED_KEYS}${allowed}` : undefined),
+  });
+}
+
+/** Adds a custom issue when `problem` finds one; keeps the refinements below to one line each. */
+function check<T>(problem: (value: T) => string | undefined) {
+  return (value: T, ctx: z.RefinementCtx): void => {
+    const reason = problem(value);
+    if (reason !== undefined) ctx.addIssue({ code: 'custom', message: reason });
+  };
+}
+
+/**
+ * A key left empty (`pools:` with every entry commented out) or left out takes `fallback`, which
+ * the schema then checks and fills with defaults like any other value.
+ */
+function orEmpty<T extends z.ZodType>(fallback: unknown, schema: T) {
+  return z.preprocess((value) => (value === null || value === undefined ? fallback : value), schema);
+}
+
+function parseUri(text: string): SipUri | string {
+  if (!isSipScheme(text)) return 'must be a sip: or sips: URI';
+  try {
+    return parseSipUri(text);
+  } catch (err) {
+    // The parser's reason reads "Bad SIP URI: <why>"; the field path already says what was bad.
+    if (!(err instanceof SipGrammarError)) throw err;
+    return `is not a valid SIP URI (${err.reason.replace(/^Bad [^:]*: /, '')})`;
+  }
+}
+
+function transportParam(uri: SipUri): string | undefined {
+  for (const [name, value] of uri.params) {
+    // RFC 3261 §19.1.4: parameter names are compared case-insensitively.
+    if (name.toLowerCase() === 'transport') return value ?? '';
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// server.yaml
+
+/** Why `text` is not a `transport://host[:port]` listen address, or the address it names. */
+export function parseListenAddress(text: string): ListenAddress | string {
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(text);
+  const supported = Object.keys(LISTEN_TRANSPORTS).join(', ');
+  if (match === null) return `expected transport://host:port (e.g. udp://127.0.0.1:5060), got "${text}"`;
+  const scheme = (match[1] ?? '').toLowerCase();
+  const rest = match[2] ?? '';
+  if (!Object.hasOwn(LISTEN_TRANSPORTS, scheme)) {
+    return `transport "${scheme}" is not supported (supported: ${supported})`;
+  }
+  const transport = scheme as ListenTransport;
+
+  let host: string;
+  let portText: string | undefined;
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0) return `missing "]" after the IPv6 address in "${text}"`;
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== '' && !after.startsWith(':')) return `unexpected "${after}" after the host in "${text}"`;
+    portText = after === '' ? undefined : after.slice(1);
+    if (isIP(host) !== 6) return `"${host}" is not an IPv6 address`;
+  } else {
+    const colons = rest.split(':').length - 1;
+    if (colons > 1) return `write an IPv6 address in brackets, e.g. ${transport}://[::1]:5060`;
+    const colon = rest.indexOf(':');
+    host = colon < 0 ? rest : rest.slice(0, colon);
+    portText = colon < 0 ? undefined : rest.slice(colon + 1);
+    if (host === '') return `missing host in "${text}" (use 0.0.0.0 or [::] for every interface)`;
+    if (isIP(host) !== 4) {
+      return `host "${host}" is not an IP address (use 0.0.0.0 or [::] for every interface)`;
+    }
+  }
+
+  let port: number = LISTEN_TRANSPORTS[transport].defaultPort;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+      return `port "${portText}" is not a number from 0 to 65535`;
+    }
+    port = Number(portText);
+  }
+  return { transport, host, port, family: isIP(host) === 6 ? 6 : 4 };
+}
+
+const listenAddress = z.string().transform((text, ctx): ListenAddress => {
+  const parsed = parseListenAddress(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+// A header value with CR or LF in it would let the configuration write extra header lines.
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** Milliseconds; whole numbers, so a value given in seconds (`0.5`) is caught rather than obeyed. */
+const millis = (fallback: number) => z.int().min(1).max(3_600_000).default(fallback);
+
+const sipSchema = strictObject({
+  maxMessageSize: z
+    .int()
+    .min(512)
+    .max(16 * 1024 * 1024)
+    .default(65535),
+  // RFC 3261 §17.1.1.1: T1 500 ms, T2 4 s, T4 5 s by default.
+  t1: millis(500),
+  t2: millis(4000),
+  t4: millis(5000),
+  serverHeader: z
+    .string()
+    .default('pchat-endpoint')
+    .superRefine(check((v) => (hasControlCharacter(v) ? 'must not contain control characters' : undefined))),
+}).superRefine((sip, ctx) => {
+  // RFC 3261 §17.1.2.2: T2 caps the retransmission interval, which starts at T1.
+  if (sip.t2 < sip.t1) {
+    ctx.addIssue({ code: 'custom', path: ['t2'], message: `must not be less than t1 (${sip.t1})` });
+  }
+});
+
+export const serverConfigSchema = strictObject({
+  listen: orEmpty(
+    ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
+    z.array(listenAddress).min(1),
+  ).superRefine((list, ctx) => {
+    const seen = new Map<string, number>();
+    for (const [i, a] of list.entries()) {
+      if (a.port === 0) continue;
+      const id = `${a.transport} ${a.host} ${a.port}`;
+      const first = seen.get(id);
+      if (first === undefined) seen.set(id, i);
+      else ctx.addIssue({ code: 'custom', path: [i], message: `same address as listen[${first}]` });
+    }
+  }),
+  log: orEmpty(
+    {},
+    strictObject({
+      level: z.enum(LOG_LEVELS).default('info'),
+      pretty: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+    }),
+  ),
+  sip: orEmpty({}, sipSchema),
+});
+
+export type ServerConfig = z.output<typeof serverConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// endpoints.yaml
+
+/** Why `text` cannot be an endpoint's address, or `undefined`. Mirrors the cmdlet's own rule. */
+export function sipAddressProblem(text: string): string | undefined {
+  if (/^sips:/i.test(text)) {
+    return 'must use the sip: prefix, not sips: (a request for the sips: form is matched by the same entry)';
+  }
+  if (!/^sip:/i.test(text))
+    return 'must use the sip: prefix and a valid domain, e.g. sip:ocschat@contoso.com';
+  const uri = parseUri(text);
+  if (typeof uri === 'string') return `${uri} (expected sip:user@domain, e.g. sip:ocschat@contoso.com)`;
+  if (uri.user === undefined || uri.user === '') {
+    return 'has no user part (expected sip:user@domain, e.g. sip:ocschat@contoso.com)';
+  }
+  if (uri.password !== undefined) return 'must not carry a password';
+  const hostProblem = domainNameProblem(uri.host);
+  if (hostProblem !== undefined) return `domain "${uri.host}" ${hostProblem}`;
+  // Table keys keep a trailing dot, so sip:ocschat@contoso.com. would never meet a request for
+  // sip:ocschat@contoso.com.
+  if (uri.host.endsWith('.')) return 'must not end the domain with a dot';
+  // An endpoint is an address that requests are matched against, not a next hop.
+  if (uri.port !== undefined) return 'must not have a port: an endpoint is an address, not a next hop';
+  if (uri.params.length > 0) return 'must not have URI parameters (";..."): an endpoint is an address';
+  if (uri.headers.length > 0) return 'must not have URI headers ("?..."): an endpoint is an address';
+  return undefined;
+}
+
+/** Why `text` cannot be a pool FQDN, or `undefined`. */
+export function poolFqdnProblem(text: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text) || /^sips?:/i.test(text)) {
+    return 'must be a bare domain name, without a scheme (e.g. pcpool.contoso.com)';
+  }
+  if (text.split(':').length === 2 && /:\d*$/.test(text)) {
+    return 'must not have a port (pool members with ports are listed under pools[].targets)';
+  }
+  const problem = domainNameProblem(text);
+  return problem === undefined ? undefined : `"${text}" ${problem}`;
+}
+
+/** Why `text` cannot be a URI handed to a client or used as a next hop, or `undefined`. */
+function uriProblem(text: string, checkTransport: boolean): string | undefined {
+  const uri = parseUri(text);
+  if (typeof uri === 'string') return uri;
+  if (uri.headers.length > 0) return 'must not have URI headers ("?...")';
+  if (checkTransport) {
+    const transport = transportParam(uri);
+    if (
+      transport !== undefined &&
+      !(TARGET_TRANSPORTS as readonly string[]).includes(transport.toLowerCase())
+    ) {
+      return `transport "${transport}" is not one of ${TARGET_TRANSPORTS.join(', ')}`;
+    }
+  }
+  return undefined;
+}
+
+const poolFqdn = z.string().superRefine(check(poolFqdnProblem));
+
+export const endpointSchema = strictObject({
+  sipAddress: z.string().superRefine(check(sipAddressProblem)),
+  poolFqdn,
+  displayName: z.string().optional(),
+  mode: z.enum(ENDPOINT_MODES).default('proxy'),
+  enabled: z.boolean().default(true),
+  lookupUris: z
+    .array(z.string().superRefine(check((v: string) => uriProblem(v, false))))
+    .min(1)
+    .optional(),
+});
+
+export const poolTargetSchema = strictObject({
+  uri: z.string().superRefine(check((v: string) => uriProblem(v, true))),
+  q: z.number().min(0).max(1).optional(),
+});
+
+export const poolSchema = strictObject({
+  fqdn: poolFqdn,
+  targets: orEmpty([], z.array(poolTargetSchema)),
+});
+
+export const endpointsConfigSchema = strictObject({
+  // Required, so that a misspelt `endpoint:` is reported as missing as well as unknown; left empty, it
+  // is an empty table.
+  endpoints: z.preprocess((value) => (value === null ? [] : value), z.array(endpointSchema)),
+  pools: orEmpty([], z.array(poolSchema)),
+});
+
+export type EndpointsConfig = z.output<typeof endpointsConfigSchema>;
+export type EndpointConfig = z.output<typeof endpointSchema>;
+export type PoolConfig = z.output<typeof poolSchema>;
