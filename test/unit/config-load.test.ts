@@ -1,0 +1,125 @@
+// loadConfig: the shipped config/ folder, real files in a temporary folder, both files' problems at once.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/errors.js';
+import {
+  defaultConfigDir,
+  loadConfig,
+  parseEndpointsConfig,
+  parseServerConfig,
+} from '../../src/config/load.js';
+
+describe('the shipped config/ folder', () => {
+  it('loads: exactly the two contoso endpoints, in redirect mode, to pcpool.contoso.com', async () => {
+    const loaded = await loadConfig(defaultConfigDir());
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.files).toEqual({
+      server: join(defaultConfigDir(), 'server.yaml'),
+      endpoints: join(defaultConfigDir(), 'endpoints.yaml'),
+    });
+    expect(loaded.endpoints).toEqual({
+      endpoints: [
+        {
+          sipAddress: 'sip:ocschat@contoso.com',
+          poolFqdn: 'pcpool.contoso.com',
+          displayName: 'Group Chat lookup (legacy clients)',
+          mode: 'redirect',
+          enabled: true,
+        },
+        {
+          sipAddress: 'sip:persistentchat@contoso.com',
+          poolFqdn: 'pcpool.contoso.com',
+          mode: 'redirect',
+          enabled: true,
+        },
+      ],
+      pools: [],
+    });
+    expect(loaded.table.size).toBe(2);
+    for (const e of loaded.table) {
+      expect(e.mode).toBe('redirect');
+      expect(e.enabled).toBe(true);
+      expect(e.pool).toEqual({ fqdn: 'pcpool.contoso.com', targets: [] });
+    }
+    expect(loaded.table.lookupUri('sip:OCSChat@contoso.com')?.key).toBe('ocschat@contoso.com');
+  });
+
+  it('server.yaml shows the defaults, as its first comment says', async () => {
+    const text = await readFile(join(defaultConfigDir(), 'server.yaml'), 'utf8');
+    expect(parseServerConfig(text, 'server.yaml')).toEqual(parseServerConfig('', 'server.yaml'));
+  });
+
+  it('the commented examples in endpoints.yaml are valid once uncommented', async () => {
+    const text = await readFile(join(defaultConfigDir(), 'endpoints.yaml'), 'utf8');
+    // Example lines are the indented ones whose comment starts a list item or continues one.
+    const uncommented = text.replace(/^ {2}# (?=- | {2})/gm, '  ');
+    expect(uncommented).not.toBe(text);
+    const cfg = parseEndpointsConfig(uncommented, 'endpoints.yaml');
+    expect(cfg.endpoints.map((e) => e.mode)).toEqual(['redirect', 'redirect', 'proxy', 'lookup']);
+    expect(cfg.endpoints[3]?.lookupUris).toEqual(['sip:pcpool.fabrikam.com']);
+    expect(cfg.pools).toEqual([
+      {
+        fqdn: 'pcpool.contoso.com',
+        targets: [
+          { uri: 'sip:pc1.contoso.com:5041;transport=tls', q: 1 },
+          { uri: 'sip:pc2.contoso.com:5041;transport=tls', q: 0.5 },
+        ],
+      },
+    ]);
+  });
+});
+
+describe('loadConfig from a folder', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pchat-config-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function refusal(): Promise<ConfigError> {
+    const err: unknown = await loadConfig(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+
+  it('returns warnings formatted like issues', async () => {
+    await writeFile(join(dir, 'server.yaml'), '');
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\npools:\n  - fqdn: old.contoso.com\n',
+    );
+    const loaded = await loadConfig(dir);
+    expect(loaded.warnings).toEqual([
+      `${join(dir, 'endpoints.yaml')}:5:11: pools[0].fqdn: pool old.contoso.com is not used by any endpoint`,
+    ]);
+    expect(loaded.server.listen).toHaveLength(2);
+  });
+
+  it('reports the problems of both files in one error, server.yaml first', async () => {
+    await writeFile(join(dir, 'server.yaml'), 'listen:\n  - tls://0.0.0.0:5061\n');
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      'endpoints:\n  - sipAddress: ocschat@contoso.com\n    poolFqdn: pcpool\n',
+    );
+    const err = await refusal();
+    expect(err.issues.map((i) => [i.file, i.line, i.column, i.path])).toEqual([
+      [join(dir, 'server.yaml'), 2, 5, 'listen[0]'],
+      [join(dir, 'endpoints.yaml'), 2, 17, 'endpoints[0].sipAddress'],
+      [join(dir, 'endpoints.yaml'), 3, 15, 'endpoints[0].poolFqdn'],
+    ]);
+    expect(err.message.split('\n')).toHaveLength(3);
+  });
+
+  it('names a missing file', async () => {
+    await writeFile(join(dir, 'server.yaml'), '');
+    const err = await refusal();
+    expect(err.message).toBe(`${join(dir, 'endpoints.yaml')}: file not found`);
+  });
+});

@@ -1,0 +1,126 @@
+// server.yaml: defaults, listen addresses, and where each refusal is reported.
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/errors.js';
+import { parseServerConfig } from '../../src/config/load.js';
+import { parseListenAddress } from '../../src/config/schema.js';
+
+const FILE = 'config/server.yaml';
+
+function refusal(text: string): string[] {
+  try {
+    parseServerConfig(text, FILE);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message.split('\n');
+  }
+  expect.fail('the configuration was accepted');
+}
+
+const DEFAULTS = {
+  listen: [
+    { transport: 'udp', host: '127.0.0.1', port: 5060, family: 4 },
+    { transport: 'tcp', host: '127.0.0.1', port: 5060, family: 4 },
+  ],
+  log: { level: 'info', pretty: 'auto' },
+  sip: { maxMessageSize: 65535, t1: 500, t2: 4000, t4: 5000, serverHeader: 'pchat-endpoint' },
+};
+
+describe('server.yaml accepted', () => {
+  it('an empty file means every default', () => {
+    expect(parseServerConfig('', FILE)).toEqual(DEFAULTS);
+    expect(parseServerConfig('# nothing\n', FILE)).toEqual(DEFAULTS);
+  });
+
+  it('sections left empty take their defaults', () => {
+    expect(parseServerConfig('listen:\nlog:\nsip:\n', FILE)).toEqual(DEFAULTS);
+  });
+
+  it('a partial section keeps the defaults of the keys it leaves out', () => {
+    const cfg = parseServerConfig('log:\n  pretty: false\nsip:\n  t1: 250\n  serverHeader: ""\n', FILE);
+    expect(cfg.log).toEqual({ level: 'info', pretty: false });
+    expect(cfg.sip).toEqual({ ...DEFAULTS.sip, t1: 250, serverHeader: '' });
+  });
+
+  it.each([
+    ['udp://127.0.0.1:5060', { transport: 'udp', host: '127.0.0.1', port: 5060, family: 4 }],
+    ['TCP://0.0.0.0:0', { transport: 'tcp', host: '0.0.0.0', port: 0, family: 4 }],
+    ['udp://[::1]:5070', { transport: 'udp', host: '::1', port: 5070, family: 6 }],
+    ['tcp://[::]', { transport: 'tcp', host: '::', port: 5060, family: 6 }],
+    ['udp://192.0.2.1', { transport: 'udp', host: '192.0.2.1', port: 5060, family: 4 }],
+  ])('listen %s', (text, expected) => {
+    expect(parseListenAddress(text)).toEqual(expected);
+  });
+});
+
+describe('server.yaml refused, at file:line:column', () => {
+  it.each([
+    ['tls://127.0.0.1:5061', 'transport "tls" is not supported (supported: udp, tcp)'],
+    ['127.0.0.1:5060', 'expected transport://host:port (e.g. udp://127.0.0.1:5060), got "127.0.0.1:5060"'],
+    [
+      'udp://localhost:5060',
+      'host "localhost" is not an IP address (use 0.0.0.0 or [::] for every interface)',
+    ],
+    ['udp://::1:5060', 'write an IPv6 address in brackets, e.g. udp://[::1]:5060'],
+    ['udp://[::1:5060', 'missing "]" after the IPv6 address in "udp://[::1:5060"'],
+    ['udp://[127.0.0.1]:5060', '"127.0.0.1" is not an IPv6 address'],
+    ['udp://127.0.0.1:65536', 'port "65536" is not a number from 0 to 65535'],
+    ['udp://127.0.0.1:sip', 'port "sip" is not a number from 0 to 65535'],
+    ['udp://:5060', 'missing host in "udp://:5060" (use 0.0.0.0 or [::] for every interface)'],
+  ])('listen %s', (entry, reason) => {
+    expect(refusal(`listen:\n  - udp://127.0.0.1:5060\n  - ${entry}\n`)).toEqual([
+      `${FILE}:3:5: listen[1]: ${reason}`,
+    ]);
+  });
+
+  it('the same listen address twice (port 0 excepted)', () => {
+    const text =
+      'listen:\n  - udp://127.0.0.1:5060\n  - udp://127.0.0.1:0\n  - udp://127.0.0.1:0\n  - UDP://127.0.0.1\n';
+    expect(refusal(text)).toEqual([`${FILE}:5:5: listen[3]: same address as listen[0]`]);
+  });
+
+  it('an empty listen list', () => {
+    expect(refusal('listen: []\n')).toEqual([`${FILE}:1:9: listen: must have at least 1 entry, got 0`]);
+  });
+
+  it('every problem in the file at once, each at its value or key', () => {
+    const text = [
+      'listen:',
+      '  - udp://127.0.0.1:5060',
+      'log:',
+      '  level: verbose', // 4
+      '  pretty: sometimes', // 5
+      'sip:',
+      '  t1: 0.5', // 7
+      '  t2: 4000',
+      '  maxMessageSize: 100', // 9
+      '  serverHeader: "a\\r\\nInjected: yes"', // 10
+      '  timerB: 32000', // 11
+      'admin: {}', // 12
+    ].join('\n');
+    expect(refusal(text)).toEqual([
+      `${FILE}:4:10: log.level: expected one of "trace", "debug", "info", "warn", "error", "silent", got "verbose"`,
+      `${FILE}:5:11: log.pretty: expected "auto" or true or false, got "sometimes"`,
+      `${FILE}:7:7: sip.t1: expected a whole number, got 0.5`,
+      `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
+      `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
+      `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
+      `${FILE}:12:1: admin: unknown key "admin"; allowed keys: listen, log, sip`,
+    ]);
+  });
+
+  it('t2 below t1', () => {
+    expect(refusal('sip:\n  t1: 5000\n  t2: 4000\n')).toEqual([
+      `${FILE}:3:7: sip.t2: must not be less than t1 (5000)`,
+    ]);
+  });
+
+  it('a YAML syntax error, at its line', () => {
+    const lines = refusal('log:\n  level: info\n\tpretty: true\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^config\/server\.yaml:3:1: YAML syntax error: /);
+  });
+
+  it('a document that is not a mapping', () => {
+    expect(refusal('- udp://127.0.0.1:5060\n')).toEqual([`${FILE}:1:1: expected a mapping, got a list`]);
+  });
+});
