@@ -1,0 +1,598 @@
+// SIP and SIPS URIs (RFC 3261 §19.1, §25.1): validate, parse, format, compare, and derive the endpoint-table key.
+import { SipGrammarError } from './grammar-error.js';
+import {
+  CH_ALPHA,
+  CH_DIGIT,
+  CH_HEX,
+  CH_HNV,
+  CH_HOST,
+  CH_PARAM,
+  CH_PASSWORD,
+  CH_RESERVED,
+  CH_SCHEME,
+  CH_USER,
+  HTAB,
+  SP,
+  charClass,
+} from './header-values.js';
+
+export interface SipUri {
+  scheme: 'sip' | 'sips';
+  /** As written (still %-escaped); may contain ';' (RFC 4475 semiuri: `user;par=u%40example.net`). */
+  user: string | undefined;
+  password: string | undefined;
+  /** As written; IPv6 references keep their brackets: `[2001:db8::1]`. */
+  host: string;
+  /** 0..65535, undefined when absent. */
+  port: number | undefined;
+  /** In order, names and values as written (still %-escaped); a valueless parameter (`;lr`) has value undefined. */
+  params: ReadonlyArray<readonly [name: string, value: string | undefined]>;
+  /** The `?h=v&...` part, as written (still %-escaped). */
+  headers: ReadonlyArray<readonly [name: string, value: string]>;
+}
+
+const COLON = 0x3a;
+const SEMI = 0x3b;
+const QMARK = 0x3f;
+const EQUALS = 0x3d;
+const AMP = 0x26;
+const PERCENT = 0x25;
+const DOT = 0x2e;
+const HYPHEN = 0x2d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+
+// Offsets left by scanSipUri for its caller. JavaScript runs one call at a time and the scanner
+// calls nothing that scans, so module-level scratch is safe and spares aorKeyFromText an object.
+let sSchemeLen = 0;
+let sUserStart = -1; // -1: no userinfo
+let sUserEnd = 0;
+let sUserEscaped = false;
+let sPassStart = -1; // -1: no password
+let sHostStart = 0;
+let sHostEnd = 0;
+let sPort = -1; // -1: no port
+let sPortStart = 0;
+let sParamsStart = 0; // the first ";" of the parameters (== sParamsEnd when there are none)
+let sParamsEnd = 0; // headers run from here ("?") to the end
+
+/**
+ * Validates `text` as a SIP or SIPS URI against the RFC 3261 ABNF and records its component offsets.
+ * Returns undefined when valid, else a short reason. Never throws.
+ */
+function scanSipUri(text: string): string | undefined {
+  const n = text.length;
+  // Scheme: "sip:" or "sips:", any case (RFC 3261 §19.1.4: scheme comparison is case-insensitive).
+  if (n > 0 && text.charCodeAt(0) === 0x3c) return 'URI must not be enclosed in <>';
+  if ((text.charCodeAt(0) | 0x20) !== 0x73 || (text.charCodeAt(1) | 0x20) !== 0x69) return 'not a SIP URI';
+  if ((text.charCodeAt(2) | 0x20) !== 0x70) return 'not a SIP URI';
+  let i: number;
+  if (text.charCodeAt(3) === COLON) i = 4;
+  else if ((text.charCodeAt(3) | 0x20) === 0x73 && text.charCodeAt(4) === COLON) i = 5;
+  else return 'not a SIP URI';
+  sSchemeLen = i - 1;
+
+  // No character allowed after the userinfo may be "@" (params, headers and host all exclude it), so
+  // the first "@" is the only place userinfo can end; this is what makes RFC 4475 semiuri unambiguous.
+  const at = text.indexOf('@', i);
+  sUserEscaped = false;
+  sPassStart = -1;
+  if (at >= 0) {
+    sUserStart = i;
+    while (i < at) {
+      const c = text.charCodeAt(i);
+      if (c === COLON) break;
+      if (c === PERCENT) {
+        if (!isEscape(text, i)) return 'bad escape in user part';
+        sUserEscaped = true;
+        i += 3;
+      } else if ((charClass(c) & CH_USER) !== 0) {
+        i++;
+      } else {
+        return isWs(c) ? 'whitespace in URI' : 'invalid character in user part';
+      }
+    }
+    if (i === sUserStart) return 'empty user part';
+    sUserEnd = i;
+    if (i < at) {
+      i++;
+      sPassStart = i;
+      while (i < at) {
+        const c = text.charCodeAt(i);
+        if (c === PERCENT) {
+          if (!isEscape(text, i)) return 'bad escape in password';
+          i += 3;
+        } else if ((charClass(c) & CH_PASSWORD) !== 0) {
+          i++;
+        } else {
+          return isWs(c) ? 'whitespace in URI' : 'invalid character in password';
+        }
+      }
+    }
+    i = at + 1;
+  } else {
+    sUserStart = -1;
+  }
+
+  sHostStart = i;
+  if (text.charCodeAt(i) === LBRACKET) {
+    let j = i + 1;
+    // Scan over what an IPv6 reference may hold, then insist on the closing bracket.
+    while (j < n) {
+      const c = text.charCodeAt(j);
+      if (c !== COLON && c !== DOT && (charClass(c) & CH_HEX) === 0) break;
+      j++;
+    }
+    if (text.charCodeAt(j) !== RBRACKET) {
+      return text.indexOf(']', i) < 0 ? 'unterminated IPv6 reference' : 'bad IPv6 reference';
+    }
+    if (!parseIpv6(text, i + 1, j, undefined)) return 'bad IPv6 reference';
+    i = j + 1;
+  } else {
+    while (i < n && (charClass(text.charCodeAt(i)) & CH_HOST) !== 0) i++;
+    if (i === sHostStart) return emptyReason(text, i, 'empty host');
+    const reason = hostnameReason(text, sHostStart, i);
+    if (reason !== undefined) return reason;
+  }
+  sHostEnd = i;
+
+  sPort = -1;
+  if (text.charCodeAt(i) === COLON) {
+    i++;
+    sPortStart = i;
+    let port = 0;
+    while (i < n) {
+      const d = text.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      port = port * 10 + d;
+      if (port > 65535) return 'port out of range';
+      i++;
+    }
+    if (i === sPortStart) return isWs(text.charCodeAt(i)) ? 'whitespace in URI' : 'bad port';
+    sPort = port;
+  }
+
+  // uri-parameters = *( ";" pname [ "=" pvalue ] ), pname and pvalue 1*paramchar
+  sParamsStart = i;
+  while (text.charCodeAt(i) === SEMI) {
+    const nameStart = ++i;
+    i = scanChars(text, i, CH_PARAM);
+    if (i < 0) return 'bad escape in URI parameter';
+    if (i === nameStart) return emptyReason(text, i, 'empty URI parameter');
+    if (text.charCodeAt(i) === EQUALS) {
+      const valueStart = ++i;
+      i = scanChars(text, i, CH_PARAM);
+      if (i < 0) return 'bad escape in URI parameter';
+      if (i === valueStart) return emptyReason(text, i, 'empty URI parameter value');
+    }
+  }
+  sParamsEnd = i;
+
+  // headers = "?" header *( "&" header ); header = hname "=" hvalue; hname 1*, hvalue *
+  if (text.charCodeAt(i) === QMARK) {
+    do {
+      const nameStart = ++i;
+      i = scanChars(text, i, CH_HNV);
+      if (i < 0) return 'bad escape in URI header';
+      if (i === nameStart || text.charCodeAt(i) !== EQUALS) return emptyReason(text, i, 'bad URI header');
+      i = scanChars(text, i + 1, CH_HNV);
+      if (i < 0) return 'bad escape in URI header';
+    } while (text.charCodeAt(i) === AMP);
+  }
+
+  if (i < n) return isWs(text.charCodeAt(i)) ? 'whitespace in URI' : 'invalid character in URI';
+  return undefined;
+}
+
+/** The reason for a component found empty at `i`: the char there explains it better unless it is a delimiter or the end. */
+function emptyReason(text: string, i: number, reason: string): string {
+  const c = text.charCodeAt(i);
+  if (isWs(c)) return 'whitespace in URI';
+  return i < text.length && (charClass(c) & CH_RESERVED) === 0 ? 'invalid character in URI' : reason;
+}
+
+function isWs(c: number): boolean {
+  return c === SP || c === HTAB;
+}
+
+function isEscape(s: string, i: number): boolean {
+  return (charClass(s.charCodeAt(i + 1)) & CH_HEX) !== 0 && (charClass(s.charCodeAt(i + 2)) & CH_HEX) !== 0;
+}
+
+/** Index after the run of `flag` chars and %HH escapes from `i`; -1 on a bad escape. */
+function scanChars(s: string, i: number, flag: number): number {
+  const n = s.length;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === PERCENT) {
+      if (!isEscape(s, i)) return -1;
+      i += 3;
+    } else if ((charClass(c) & flag) !== 0) {
+      i++;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+/**
+ * Why `s[start, end)` is not a valid hostname or IPv4address, or undefined when it is one.
+ * hostname = *( domainlabel "." ) toplabel [ "." ]; domainlabel = alphanum / alphanum *( alphanum / "-" ) alphanum;
+ * toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum. Assumes the range holds only alphanum, "-" and ".".
+ */
+export function hostnameReason(s: string, start: number, end: number): string | undefined {
+  if (start === end) return 'empty host';
+  if ((charClass(s.charCodeAt(start)) & CH_DIGIT) !== 0 && isIpv4(s, start, end)) return undefined;
+  if (s.charCodeAt(end - 1) === DOT) end--; // the optional trailing dot of a fully qualified name
+  let labelStart = start;
+  for (let i = start; i <= end; i++) {
+    if (i < end && s.charCodeAt(i) !== DOT) continue;
+    if (i === labelStart) return 'bad host';
+    if (s.charCodeAt(labelStart) === HYPHEN || s.charCodeAt(i - 1) === HYPHEN) return 'bad host';
+    if (i === end && (charClass(s.charCodeAt(labelStart)) & CH_ALPHA) === 0) return 'bad host';
+    labelStart = i + 1;
+  }
+  return undefined;
+}
+
+/** IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT, each at most 255. */
+export function isIpv4(s: string, start: number, end: number): boolean {
+  let parts = 0;
+  let i = start;
+  for (;;) {
+    let v = 0;
+    const partStart = i;
+    while (i < end && i - partStart < 3) {
+      const d = s.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+      i++;
+    }
+    if (i === partStart || v > 255) return false;
+    parts++;
+    if (i === end) return parts === 4;
+    if (parts === 4 || s.charCodeAt(i) !== DOT) return false;
+    i++;
+  }
+}
+
+/**
+ * Parses an IPv6address (RFC 3261 §25.1 hexpart [ ":" IPv4address ]) in `s[start, end)`; fills `out`
+ * with the eight 16-bit groups when given. "::" must stand for at least one group (RFC 4291 §2.2).
+ */
+export function parseIpv6(s: string, start: number, end: number, out: number[] | undefined): boolean {
+  const groups: number[] = out ?? [];
+  groups.length = 0;
+  let gap = -1;
+  let i = start;
+  if (i + 1 < end && s.charCodeAt(i) === COLON) {
+    if (s.charCodeAt(i + 1) !== COLON) return false;
+    gap = 0;
+    i += 2;
+  }
+  while (i < end) {
+    const partStart = i;
+    let v = 0;
+    while (i < end && (charClass(s.charCodeAt(i)) & CH_HEX) !== 0 && i - partStart < 5) {
+      v = v * 16 + hexValue(s.charCodeAt(i));
+      i++;
+    }
+    if (i < end && s.charCodeAt(i) === DOT) {
+      // The trailing IPv4address takes the last two groups.
+      if (groups.length > 6 || !isIpv4(s, partStart, end)) return false;
+      let a = 0;
+      let octets = 0;
+      let octet = 0;
+      for (let k = partStart; k <= end; k++) {
+        if (k === end || s.charCodeAt(k) === DOT) {
+          a = a * 256 + octet;
+          octet = 0;
+          octets++;
+        } else {
+          octet = octet * 10 + (s.charCodeAt(k) - 0x30);
+        }
+      }
+      if (octets !== 4) return false;
+      groups.push(Math.floor(a / 65536), a % 65536);
+      break;
+    }
+    if (i === partStart || i - partStart > 4) return false;
+    groups.push(v);
+    if (i === end) break;
+    if (s.charCodeAt(i) !== COLON) return false;
+    i++;
+    if (i < end && s.charCodeAt(i) === COLON) {
+      if (gap >= 0) return false;
+      gap = groups.length;
+      i++;
+    } else if (i === end) {
+      return false; // a single trailing colon
+    }
+  }
+  if (gap < 0) return groups.length === 8;
+  if (groups.length > 7) return false;
+  const missing = 8 - groups.length;
+  groups.splice(gap, 0, ...new Array<number>(missing).fill(0));
+  return true;
+}
+
+function hexValue(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
+}
+
+/** RFC 5952 text of eight groups: lower-case, no leading zeros, the first longest run of 2+ zero groups as "::". */
+function formatIpv6(groups: number[]): string {
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string =>
+    groups
+      .slice(from, to)
+      .map((g) => g.toString(16))
+      .join(':');
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+}
+
+/**
+ * Parses a `sip:` or `sips:` URI. Throws {@link SipGrammarError} with reason `Bad <what>: <why>`;
+ * `what` lets the caller name the field (`Request-URI`, `To URI`, ...).
+ */
+export function parseSipUri(text: string, what = 'SIP URI'): SipUri {
+  if (typeof text !== 'string') throw new SipGrammarError(`Bad ${what}`);
+  const reason = scanSipUri(text);
+  if (reason !== undefined) throw new SipGrammarError(`Bad ${what}: ${reason}`);
+  const userStart = sUserStart;
+  const userEnd = sUserEnd;
+  const passStart = sPassStart;
+  const hostStart = sHostStart;
+  const hostEnd = sHostEnd;
+  const port = sPort;
+  const paramsStart = sParamsStart;
+  const paramsEnd = sParamsEnd;
+
+  const params: Array<readonly [string, string | undefined]> = [];
+  if (paramsStart < paramsEnd) {
+    for (const part of text.slice(paramsStart + 1, paramsEnd).split(';')) {
+      const eq = part.indexOf('=');
+      params.push(eq < 0 ? [part, undefined] : [part.slice(0, eq), part.slice(eq + 1)]);
+    }
+  }
+  const headers: Array<readonly [string, string]> = [];
+  if (paramsEnd < text.length) {
+    for (const part of text.slice(paramsEnd + 1).split('&')) {
+      const eq = part.indexOf('=');
+      headers.push([part.slice(0, eq), part.slice(eq + 1)]);
+    }
+  }
+  return {
+    scheme: sSchemeLen === 3 ? 'sip' : 'sips',
+    user: userStart >= 0 ? text.slice(userStart, userEnd) : undefined,
+    password: passStart >= 0 ? text.slice(passStart, hostStart - 1) : undefined,
+    host: text.slice(hostStart, hostEnd),
+    port: port >= 0 ? port : undefined,
+    params,
+    headers,
+  };
+}
+
+/** Whether `text` starts with `sip:` or `sips:` (any case); a quick look at the scheme, not validation. */
+export function isSipScheme(text: string): boolean {
+  if (typeof text !== 'string') return false;
+  if ((text.charCodeAt(0) | 0x20) !== 0x73 || (text.charCodeAt(1) | 0x20) !== 0x69) return false;
+  if ((text.charCodeAt(2) | 0x20) !== 0x70) return false;
+  const c = text.charCodeAt(3);
+  return c === COLON || ((c | 0x20) === 0x73 && text.charCodeAt(4) === COLON);
+}
+
+/**
+ * The lower-cased scheme of an absolute URI (`scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` then ":"),
+ * for choosing 416 Unsupported URI Scheme; undefined when `text` does not start with a valid scheme.
+ */
+export function uriScheme(text: string): string | undefined {
+  if (typeof text !== 'string' || (charClass(text.charCodeAt(0)) & CH_ALPHA) === 0) return undefined;
+  let i = 1;
+  while (i < text.length && (charClass(text.charCodeAt(i)) & CH_SCHEME) !== 0) i++;
+  if (text.charCodeAt(i) !== COLON) return undefined;
+  return text.slice(0, i).toLowerCase();
+}
+
+/** Formats a SipUri; parse → format → parse gives an equal structure. Does not validate its input. */
+export function formatSipUri(uri: SipUri): string {
+  let s = uri.scheme + ':';
+  if (uri.user !== undefined) {
+    s += uri.user;
+    if (uri.password !== undefined) s += ':' + uri.password;
+    s += '@';
+  }
+  s += uri.host;
+  if (uri.port !== undefined) s += ':' + String(uri.port);
+  for (const [name, value] of uri.params) s += value === undefined ? `;${name}` : `;${name}=${value}`;
+  for (let i = 0; i < uri.headers.length; i++) {
+    const h = uri.headers[i]!;
+    s += `${i === 0 ? '?' : '&'}${h[0]}=${h[1]}`;
+  }
+  return s;
+}
+
+/** %HH → the latin1 char; one pass, so never recursive (`value%2541` → `value%41`); bad `%` sequences stay as they are. */
+export function unescapeUri(text: string): string {
+  let pct = text.indexOf('%');
+  if (pct < 0) return text;
+  let out = '';
+  let from = 0;
+  while (pct >= 0) {
+    if (isEscape(text, pct)) {
+      const code = hexValue(text.charCodeAt(pct + 1)) * 16 + hexValue(text.charCodeAt(pct + 2));
+      out += text.slice(from, pct) + String.fromCharCode(code);
+      from = pct + 3;
+      pct = text.indexOf('%', from);
+    } else {
+      pct = text.indexOf('%', pct + 1);
+    }
+  }
+  return out + text.slice(from);
+}
+
+// RFC 3261 §19.1.4: "Characters other than those in the "reserved" set (see RFC 2396 [5]) are
+// equivalent to their ""%" HEX HEX" encoding." So decode every escape except those of reserved
+// chars and of "%" itself (keeping "%25" escaped is what stops "%253B" from meeting "%3B").
+function normalizeEscapes(text: string): string {
+  if (text.indexOf('%') < 0) return text;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === PERCENT && isEscape(text, i)) {
+      const code = hexValue(text.charCodeAt(i + 1)) * 16 + hexValue(text.charCodeAt(i + 2));
+      out +=
+        code === PERCENT || (charClass(code) & CH_RESERVED) !== 0
+          ? text.slice(i, i + 3).toUpperCase()
+          : String.fromCharCode(code);
+      i += 2;
+    } else {
+      out += text.charAt(i);
+    }
+  }
+  return out;
+}
+
+/** ASCII-only lower-casing: String.prototype.toLowerCase would also fold latin1 letters, altering UTF-8 byte pairs. */
+export function lowerAscii(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) {
+      let out = '';
+      for (let k = 0; k < text.length; k++) {
+        const c = text.charCodeAt(k);
+        out += c >= 0x41 && c <= 0x5a ? String.fromCharCode(c + 0x20) : text.charAt(k);
+      }
+      return out;
+    }
+  }
+  return text.toLowerCase();
+}
+
+/** Host for comparison and keys: lower-cased; an IPv6 reference in its RFC 5952 form so `[::1]` meets `[0:0::1]`. */
+function hostKey(host: string): string {
+  if (host.charCodeAt(0) !== LBRACKET) return lowerAscii(host);
+  const groups: number[] = [];
+  return parseIpv6(host, 1, host.length - 1, groups) ? `[${formatIpv6(groups)}]` : lowerAscii(host);
+}
+
+// RFC 3261 §19.1.4: "A user, ttl, or method uri-parameter appearing in only one URI never matches, even
+// if it contains the default value." and "A URI that includes an maddr parameter will not match a URI
+// that contains no maddr parameter." The transport-parameter falls under "A URI omitting any component
+// with a default value will not match a URI explicitly containing that component with its default value."
+const MUST_BE_IN_BOTH = new Set(['transport', 'user', 'ttl', 'method', 'maddr']);
+
+function paramMap(params: SipUri['params']): Map<string, string | undefined> {
+  const map = new Map<string, string | undefined>();
+  for (const [name, value] of params) {
+    const key = lowerAscii(normalizeEscapes(name));
+    if (!map.has(key)) map.set(key, value === undefined ? undefined : lowerAscii(normalizeEscapes(value)));
+  }
+  return map;
+}
+
+function headerList(headers: SipUri['headers']): string[] {
+  return headers
+    .map(([name, value]) => `${lowerAscii(normalizeEscapes(name))}=${normalizeEscapes(value)}`)
+    .sort();
+}
+
+/**
+ * URI equivalence by RFC 3261 §19.1.4: sip never equals sips; userinfo is compared case-sensitively
+ * and everything else case-insensitively, after decoding escapes of non-reserved characters; port,
+ * transport, user, ttl, method and maddr must be present in both or neither; other parameters only
+ * count when present in both; headers must all match (names case-insensitive, values exactly, order free).
+ */
+export function uriEquals(a: SipUri, b: SipUri): boolean {
+  // RFC 3261 §19.1.4: "A SIP and SIPS URI are never equivalent."
+  if (a.scheme !== b.scheme) return false;
+  // RFC 3261 §19.1.4: "Comparison of the userinfo of SIP and SIPS URIs is case-sensitive."
+  if ((a.user === undefined) !== (b.user === undefined)) return false;
+  if (a.user !== undefined && normalizeEscapes(a.user) !== normalizeEscapes(b.user ?? '')) return false;
+  if ((a.password === undefined) !== (b.password === undefined)) return false;
+  if (a.password !== undefined && normalizeEscapes(a.password) !== normalizeEscapes(b.password ?? ''))
+    return false;
+  if (a.port !== b.port) return false;
+  if (hostKey(a.host) !== hostKey(b.host)) return false;
+
+  const pa = paramMap(a.params);
+  const pb = paramMap(b.params);
+  for (const [name, value] of pa) {
+    if (pb.has(name)) {
+      // RFC 3261 §19.1.4: "Any uri-parameter appearing in both URIs must match."
+      if (pb.get(name) !== value) return false;
+    } else if (MUST_BE_IN_BOTH.has(name)) {
+      return false;
+    }
+  }
+  for (const name of pb.keys()) if (!pa.has(name) && MUST_BE_IN_BOTH.has(name)) return false;
+
+  // RFC 3261 §19.1.4: "Any present header component MUST be present in both URIs and match for the URIs to match."
+  if (a.headers.length === 0 && b.headers.length === 0) return true;
+  const ha = headerList(a.headers);
+  const hb = headerList(b.headers);
+  return ha.length === hb.length && ha.every((h, i) => h === hb[i]);
+}
+
+/**
+ * The endpoint-table key of a URI: the RFC 3261 §10.3 canonical address-of-record — parameters and
+ * headers removed, escapes decoded — with the user part lower-cased too (well-known directory
+ * addresses match case-insensitively) and the host lower-cased; ":port" only when present; no scheme
+ * and no password. `sip:OCSChat@Contoso.COM;transport=tls` → `ocschat@contoso.com`.
+ * Only ASCII letters are folded, so UTF-8 byte sequences are left intact.
+ */
+export function aorKey(uri: SipUri): string {
+  let key = uri.user === undefined ? '' : lowerAscii(unescapeUri(uri.user)) + '@';
+  key += hostKey(uri.host);
+  if (uri.port !== undefined) key += ':' + String(uri.port);
+  return key;
+}
+
+/**
+ * `aorKey(parseSipUri(text))` without building a SipUri, or undefined when `text` is not a valid
+ * sip/sips URI. The common case (no escapes, no password, no IPv6, port written without leading
+ * zeros) costs one slice and one lower-casing.
+ */
+export function aorKeyFromText(text: string): string | undefined {
+  if (typeof text !== 'string' || scanSipUri(text) !== undefined) return undefined;
+  const start = sUserStart >= 0 ? sUserStart : sHostStart;
+  // A port written with leading zeros ("05060") has to be reprinted, as aorKey prints the number.
+  const plainPort = sPort < 0 || text.charCodeAt(sPortStart) !== 0x30 || sParamsStart === sPortStart + 1;
+  if (!sUserEscaped && sPassStart < 0 && plainPort && text.charCodeAt(sHostStart) !== LBRACKET) {
+    // Unescaped user and host text is ASCII only, so the native lower-casing is exact here.
+    return text.slice(start, sPort >= 0 ? sParamsStart : sHostEnd).toLowerCase();
+  }
+  let key = sUserStart >= 0 ? lowerAscii(unescapeUri(text.slice(sUserStart, sUserEnd))) + '@' : '';
+  key += hostKey(text.slice(sHostStart, sHostEnd));
+  if (sPort >= 0) key += ':' + String(sPort);
+  return key;
+}
+
+/**
+ * A URI parameter by case-insensitive name (an escaped name such as `%6C%72` counts as `lr`).
+ * Returns undefined when absent, null when present without a value (`;lr`), else the value as written
+ * (still %-escaped).
+ */
+export function getUriParam(uri: SipUri, name: string): string | undefined | null {
+  const wanted = lowerAscii(name);
+  for (const [pname, value] of uri.params) {
+    const key = pname.indexOf('%') < 0 ? pname : unescapeUri(pname);
+    if (key.length === wanted.length && lowerAscii(key) === wanted) return value === undefined ? null : value;
+  }
+  return undefined;
+}
