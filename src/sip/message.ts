@@ -3,6 +3,7 @@
 import { canonicalName, wireName } from './headers.js';
 import { splitHeaderValues, parseCSeq } from './header-values.js';
 import { parseVia, type Via } from './via.js';
+import { fastVia } from './fast-check.js';
 import { getTag } from './name-addr.js';
 
 /**
@@ -79,7 +80,10 @@ abstract class SipMessageBase {
 
   /** The top Via, parsed once. Throws SipGrammarError if malformed or absent. */
   get topVia(): Via {
-    if (this.viaCache === undefined) this.viaCache = parseVia(this.topViaText ?? '');
+    if (this.viaCache === undefined) {
+      const text = this.topViaText ?? '';
+      this.viaCache = fastVia(text) ?? parseVia(text);
+    }
     return this.viaCache;
   }
 

@@ -27,6 +27,8 @@ export type ParseResult =
     };
 
 const EMPTY = Buffer.alloc(0);
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LFLF = Buffer.from('\n\n', 'latin1');
 const CR = 13;
 const LF = 10;
 
@@ -57,14 +59,16 @@ export function skipLeadingCrlf(buf: Buffer, from = 0): number {
  * Bare-LF line endings are accepted as a courtesy to sloppy peers.
  */
 export function findHeaderEnd(buf: Buffer, from: number): [number, number] | undefined {
-  const crlf = buf.indexOf('\r\n\r\n', from, 'latin1');
-  const lf = buf.indexOf('\n\n', from, 'latin1');
-  if (crlf >= 0 && (lf < 0 || crlf <= lf)) return [crlf, crlf + 4];
-  if (lf >= 0) {
-    // "\r\n\n" counts as a blank line too.
-    return [lf, lf + 2];
+  const firstLf = buf.indexOf(LF, from);
+  if (firstLf < 0) return undefined;
+  if (firstLf > from && buf[firstLf - 1] === CR) {
+    // CRLF line endings, as RFC 3261 §7 prescribes: one search for the blank line.
+    const crlf = buf.indexOf(CRLFCRLF, firstLf - 1);
+    if (crlf >= 0) return [crlf, crlf + 4];
   }
-  return undefined;
+  const lf = buf.indexOf(LFLF, from);
+  // "\r\n\n" counts as a blank line too.
+  return lf >= 0 ? [lf, lf + 2] : undefined;
 }
 
 /** Parse the Content-Length values of a header list: undefined when absent, throws when bad. */
@@ -83,10 +87,16 @@ export function contentLength(headers: readonly HeaderField[]): number | undefin
   return length;
 }
 
+/** Is the char code SP or HTAB. */
+function isWsp(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
 /**
  * Split the header section text into fields. Folded continuation lines are joined with one SP
  * (RFC 3261 §7.3.1). A line that is not a header is skipped and reported as `defect`, so that the
- * rest of the message can still address the 400 that answers it.
+ * rest of the message can still address the 400 that answers it. Works on offsets into `text` and
+ * slices once per name and value: this loop runs for every header of every message.
  */
 export function parseHeaderLines(
   text: string,
@@ -101,66 +111,123 @@ export function parseHeaderLines(
   let value = '';
   let pending = false;
   let defect: SipParseError | undefined;
-  const fail = (reason: string): void => {
-    defect ??= new SipParseError(reason);
-  };
   let pos = firstLineEnd;
   const len = text.length;
+  // Offset of the next CR in the text; only CRs right before LF are legal (RFC 3261 §7.3.1).
+  let nextCr = text.indexOf('\r', pos);
   while (pos < len) {
     let end = text.indexOf('\n', pos);
     if (end < 0) end = len;
     let lineEnd = end;
     if (lineEnd > pos && text.charCodeAt(lineEnd - 1) === CR) lineEnd--;
-    const line = text.slice(pos, lineEnd);
+    const start = pos;
     pos = end + 1;
-    // RFC 3261 §7.3.1 forbids a bare CR or LF in a value; one here would be header injection.
-    if (line.indexOf('\r') >= 0) {
-      fail('Bare CR in header line');
+    if (nextCr >= 0 && nextCr < lineEnd) {
+      // A bare CR inside a line would be header injection.
+      defect ??= new SipParseError('Bare CR in header line');
+      nextCr = text.indexOf('\r', pos);
       continue;
     }
-    if (line.length === 0) continue;
-    const first = line.charCodeAt(0);
-    if (first === 32 || first === 9) {
+    if (nextCr >= 0 && nextCr < pos) nextCr = text.indexOf('\r', pos);
+    if (lineEnd === start) continue;
+    if (isWsp(text.charCodeAt(start))) {
       if (!pending) {
-        fail('Continuation line without a header');
+        defect ??= new SipParseError('Continuation line without a header');
         continue;
       }
-      const more = line.trim();
+      const more = text.slice(start, lineEnd).trim();
       if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
       if (value.length > maxLine) {
-        fail('Header line too long');
+        defect ??= new SipParseError('Header line too long');
         pending = false;
       }
       continue;
     }
     if (pending) out.push({ name, wire, value });
     pending = false;
-    if (line.length > maxLine) {
-      fail('Header line too long');
+    if (lineEnd - start > maxLine) {
+      defect ??= new SipParseError('Header line too long');
       continue;
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) {
-      fail('Malformed header line');
+    const colon = text.indexOf(':', start);
+    if (colon < 0 || colon >= lineEnd || colon === start) {
+      defect ??= new SipParseError('Malformed header line');
       continue;
     }
     let nameEnd = colon;
-    while (nameEnd > 0 && (line.charCodeAt(nameEnd - 1) === 32 || line.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
-    wire = line.slice(0, nameEnd);
-    if (!isTokenText(wire)) {
-      fail('Malformed header name');
-      continue;
+    while (nameEnd > start && isWsp(text.charCodeAt(nameEnd - 1))) nameEnd--;
+    const known = knownHeader(text, start, nameEnd - start);
+    if (known !== undefined) {
+      wire = known[0];
+      name = known[1];
+    } else {
+      wire = text.slice(start, nameEnd);
+      if (!isTokenText(wire)) {
+        defect ??= new SipParseError('Malformed header name');
+        continue;
+      }
+      name = canonicalName(wire);
     }
     if (out.length >= maxHeaders) {
-      fail('Too many header lines');
+      defect ??= new SipParseError('Too many header lines');
       break;
     }
-    name = canonicalName(wire);
-    value = line.slice(colon + 1).trim();
+    let vs = colon + 1;
+    while (vs < lineEnd && isWsp(text.charCodeAt(vs))) vs++;
+    let ve = lineEnd;
+    while (ve > vs && isWsp(text.charCodeAt(ve - 1))) ve--;
+    value = text.slice(vs, ve);
     pending = true;
   }
   if (pending) out.push({ name, wire, value });
   return { headers: out, defect };
+}
+
+/** [wire spelling, canonical name] of the headers nearly every message has, in their usual spelling. */
+const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = (() => {
+  const table: [string, string][][] = [];
+  const add = (wire: string, canonical: string): void => {
+    (table[wire.length] ??= []).push([wire, canonical]);
+  };
+  for (const [wire, canonical] of [
+    ['Via', 'via'],
+    ['From', 'from'],
+    ['To', 'to'],
+    ['Call-ID', 'call-id'],
+    ['CSeq', 'cseq'],
+    ['Contact', 'contact'],
+    ['Max-Forwards', 'max-forwards'],
+    ['Content-Length', 'content-length'],
+    ['Content-Type', 'content-type'],
+    ['Subject', 'subject'],
+    ['User-Agent', 'user-agent'],
+    ['Supported', 'supported'],
+    ['Allow', 'allow'],
+    ['Route', 'route'],
+    ['Record-Route', 'record-route'],
+    ['Authorization', 'authorization'],
+    ['Expires', 'expires'],
+    ['Accept', 'accept'],
+    ['Call-Id', 'call-id'],
+    ['v', 'via'],
+    ['f', 'from'],
+    ['t', 'to'],
+    ['i', 'call-id'],
+    ['m', 'contact'],
+    ['l', 'content-length'],
+    ['c', 'content-type'],
+  ] as const) {
+    add(wire, canonical);
+  }
+  return table;
+})();
+
+/** Match the name at text[start, start+length) against the usual spellings without slicing it. */
+function knownHeader(text: string, start: number, length: number): readonly [string, string] | undefined {
+  const candidates = KNOWN_BY_LENGTH[length];
+  if (candidates === undefined) return undefined;
+  for (const c of candidates) if (text.startsWith(c[0], start)) return c;
+  return undefined;
 }
 
 /** RFC 3261 §7.1/§25.1: SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT, "SIP" case-insensitive. */

@@ -6,6 +6,7 @@ import { SipGrammarError } from './grammar-error.js';
 import type { SipRequest, SipResponse } from './message.js';
 import { parseNameAddr, isWildcardContact } from './name-addr.js';
 import { parseVia } from './via.js';
+import { fastVia, isPlainNameAddr } from './fast-check.js';
 import { splitHeaderValues, parseUint, isGmtDate, isValidCallId } from './header-values.js';
 import { parseSipUri, uriScheme } from './uri.js';
 
@@ -20,7 +21,17 @@ function reasonOf(err: unknown, what: string): string {
 function checkVias(msg: SipRequest | SipResponse): void {
   if (msg.count('via') === 0) throw new SipParseError('Missing Via header');
   try {
-    for (const line of msg.headerLines('via')) for (const v of splitHeaderValues(line)) parseVia(v);
+    void msg.topVia;
+    let first = true;
+    for (const line of msg.headerLines('via')) {
+      // The common case, one value on the first Via line, has been parsed by topVia already.
+      if (first && line.indexOf(',') < 0) {
+        first = false;
+        continue;
+      }
+      first = false;
+      for (const v of splitHeaderValues(line)) if (fastVia(v) === undefined) parseVia(v);
+    }
   } catch (err) {
     throw new SipParseError(reasonOf(err, 'Via header'));
   }
@@ -34,8 +45,10 @@ function checkSingles(msg: SipRequest | SipResponse): void {
   }
   if (!isValidCallId(msg.callId ?? '')) throw new SipParseError('Bad Call-ID header');
   for (const name of ['from', 'to'] as const) {
+    const value = msg.header(name) ?? '';
+    if (isPlainNameAddr(value)) continue;
     try {
-      parseNameAddr(msg.header(name) ?? '');
+      parseNameAddr(value);
     } catch (err) {
       throw new SipParseError(reasonOf(err, `${WIRE_NAME[name]} header`));
     }
@@ -68,6 +81,7 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
     }
     checkRequestUri(req.uri);
     for (const line of req.headerLines('contact')) {
+      if (line.indexOf(',') < 0 && isPlainNameAddr(line)) continue;
       try {
         if (isWildcardContact(line)) continue;
         for (const v of splitHeaderValues(line)) parseNameAddr(v);

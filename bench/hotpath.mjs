@@ -1,0 +1,51 @@
+// In-process micro-benchmark of the redirect hot path (parse → validate → transaction → route →
+// serialise), without sockets: CPU time per request of the SIP core alone.
+// Usage: npm run build && node bench/hotpath.mjs [requests]
+
+import { pino } from 'pino';
+import { Router } from '../dist/router/router.js';
+import { EndpointTable } from '../dist/endpoints/table.js';
+import { parseEndpointsConfig } from '../dist/config/load.js';
+import { systemClock } from '../dist/transaction/clock.js';
+
+const N = Number(process.argv[2] ?? 200_000);
+const table = EndpointTable.fromConfig(
+  parseEndpointsConfig('endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n', 'bench'),
+);
+let sent = 0;
+const link = { transport: 'udp', reliable: false, localAddress: '127.0.0.1', localPort: 5060, send() { sent++; } };
+const source = { link, address: '127.0.0.1', port: 5070, family: 4 };
+const level = process.env.LOG_LEVEL ?? 'warn';
+const router = new Router({ table: () => table, logger: pino({ level }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })), clock: systemClock, timers: { t1: 500, t2: 4000, t4: 5000 }, maxMessageSize: 65535, serverHeader: 'pchat-endpoint' });
+
+function invite(i) {
+  return Buffer.from(
+    `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-${i}\r\nFrom: sipp <sip:sipp@127.0.0.1:5070>;tag=${i}\r\n` +
+      `To: <sip:ocschat@contoso.com>\r\nCall-ID: ${i}-bench@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:sipp@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n` +
+      `Subject: Performance Test\r\nContent-Type: application/sdp\r\nContent-Length: 129\r\n\r\n` +
+      'v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\na=accept-types:text/plain\r\n',
+  );
+}
+function ack(i, tag) {
+  return Buffer.from(
+    `ACK sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-${i}\r\nFrom: sipp <sip:sipp@127.0.0.1:5070>;tag=${i}\r\n` +
+      `To: <sip:ocschat@contoso.com>;tag=${tag}\r\nCall-ID: ${i}-bench@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:sipp@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n` +
+      `Subject: Performance Test\r\nContent-Length: 0\r\n\r\n`,
+  );
+}
+// Each call is INVITE → 302 → ACK, as SIPp's redirect scenario sends it.
+const msgs = Array.from({ length: N }, (_, i) => invite(i));
+const acks = Array.from({ length: N }, (_, i) => ack(i, 'x'));
+function call(i) {
+  router.onMessage(msgs[i], source);
+  router.onMessage(acks[i], source);
+}
+for (let i = 0; i < 20_000; i++) call(i); // warm-up
+const t0 = process.cpuUsage();
+const w0 = performance.now();
+for (let i = 20_000; i < N; i++) call(i);
+const cpu = process.cpuUsage(t0);
+const wall = performance.now() - w0;
+const n = N - 20_000;
+console.log(`${n} calls: ${(((cpu.user + cpu.system) / n)).toFixed(2)} µs CPU/call (INVITE+ACK), ${((wall * 1000) / n).toFixed(2)} µs wall/call, log level ${level}, sent ${sent}, ACKs absorbed ${router.stats.acksAbsorbed}, live transactions ${router.transactions.size}`);
+router.transactions.clear();
