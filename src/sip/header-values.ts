@@ -56,7 +56,17 @@ function addClass(chars: string, flag: number): void {
 
 /** The class flags of a char code (0 for anything outside the table). */
 export function charClass(code: number): number {
-  return CLASS[code] ?? 0;
+  // The bounds test keeps NaN (charCodeAt past the end) and wide chars off the typed array, whose
+  // out-of-range reads are a slow path in V8.
+  return code >= 0 && code < 256 ? CLASS[code]! : 0;
+}
+
+/**
+ * `codeAt(s, i)`, or -1 past the end. Scanners look one char ahead all the time; reading past the
+ * end through charCodeAt yields NaN and costs an optimised-code bailout in V8 each time.
+ */
+export function codeAt(s: string, i: number): number {
+  return i < s.length ? s.charCodeAt(i) : -1;
 }
 
 export const SP = 0x20;
@@ -68,7 +78,7 @@ export const BACKSLASH = 0x5c;
 export function skipWs(s: string, i: number): number {
   const n = s.length;
   while (i < n) {
-    const c = s.charCodeAt(i);
+    const c = codeAt(s, i);
     if (c !== SP && c !== HTAB) break;
     i++;
   }
@@ -78,7 +88,7 @@ export function skipWs(s: string, i: number): number {
 /** Index after the run of `flag` chars starting at `i`. */
 export function skipClass(s: string, i: number, flag: number): number {
   const n = s.length;
-  while (i < n && (charClass(s.charCodeAt(i)) & flag) !== 0) i++;
+  while (i < n && (charClass(codeAt(s, i)) & flag) !== 0) i++;
   return i;
 }
 
@@ -95,12 +105,12 @@ export const QUOTE_BAD_CHAR = -2;
 export function scanQuotedString(s: string, i: number): number {
   const n = s.length;
   for (i++; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = codeAt(s, i);
     if (c === DQUOTE) return i + 1;
     if (c === BACKSLASH) {
       i++;
       if (i >= n) return QUOTE_UNTERMINATED;
-      const e = s.charCodeAt(i);
+      const e = codeAt(s, i);
       if (e === 0x0a || e === 0x0d || e > 0x7f) return QUOTE_BAD_CHAR;
     } else if (c < 0x20 ? c !== HTAB : c === 0x7f || c > 0xff) {
       return QUOTE_BAD_CHAR;
@@ -111,8 +121,8 @@ export function scanQuotedString(s: string, i: number): number {
 
 /** SP/HTAB-only trim: String.prototype.trim would also eat 0xA0, a legal UTF-8 continuation byte in latin1 text. */
 export function trimWs(s: string, start = 0, end = s.length): string {
-  while (start < end && isWs(s.charCodeAt(start))) start++;
-  while (end > start && isWs(s.charCodeAt(end - 1))) end--;
+  while (start < end && isWs(codeAt(s, start))) start++;
+  while (end > start && isWs(codeAt(s, end - 1))) end--;
   return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
@@ -130,7 +140,7 @@ export function isValidCallId(s: string): boolean {
   const first = skipClass(s, 0, CH_WORD);
   if (first === 0) return false;
   if (first === s.length) return true;
-  if (s.charCodeAt(first) !== 0x40) return false;
+  if (codeAt(s, first) !== 0x40) return false;
   const second = skipClass(s, first + 1, CH_WORD);
   return second > first + 1 && second === s.length;
 }
@@ -150,7 +160,7 @@ export function splitHeaderValues(value: string): string[] {
   let start = 0;
   let i = 0;
   while (i < n) {
-    const c = value.charCodeAt(i);
+    const c = codeAt(value, i);
     if (c === DQUOTE) {
       i = skipQuotedLoose(value, i);
       if (i < 0) throw new SipGrammarError('Bad header value: unterminated quoted string');
@@ -182,7 +192,7 @@ function pushElement(out: string[], value: string, start: number, end: number): 
 function skipQuotedLoose(s: string, i: number): number {
   const n = s.length;
   for (i++; i < n; i++) {
-    const c = s.charCodeAt(i);
+    const c = codeAt(s, i);
     if (c === DQUOTE) return i + 1;
     if (c === BACKSLASH) i++;
   }
@@ -199,7 +209,7 @@ export function parseUint(value: string, max: number, what: string): number {
   if (n === 0) throw new SipGrammarError(`Bad ${what}`);
   let v = 0;
   for (let i = 0; i < n; i++) {
-    const d = value.charCodeAt(i) - 0x30;
+    const d = codeAt(value, i) - 0x30;
     if (d < 0 || d > 9) throw new SipGrammarError(`Bad ${what}`);
     v = v * 10 + d;
     if (v > max) throw new SipGrammarError(`Bad ${what}`);
@@ -241,17 +251,16 @@ export function isGmtDate(value: string): boolean {
   const minute = twoDigits(value, 20);
   const second = twoDigits(value, 23);
   if (month < 0 || year < 0 || hour < 0 || minute < 0 || second < 0) return false;
-  if (value.charCodeAt(7) !== SP || value.charCodeAt(11) !== SP || value.charCodeAt(16) !== SP) return false;
-  if (value.charCodeAt(19) !== 0x3a || value.charCodeAt(22) !== 0x3a || value.slice(25) !== ' GMT')
-    return false;
+  if (codeAt(value, 7) !== SP || codeAt(value, 11) !== SP || codeAt(value, 16) !== SP) return false;
+  if (codeAt(value, 19) !== 0x3a || codeAt(value, 22) !== 0x3a || value.slice(25) !== ' GMT') return false;
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   const monthDays = month === 1 && !leap ? 28 : (MONTH_DAYS[month] ?? 0);
   return day >= 1 && day <= monthDays && hour <= 23 && minute <= 59 && second <= 59;
 }
 
 function twoDigits(s: string, i: number): number {
-  const a = s.charCodeAt(i) - 0x30;
-  const b = s.charCodeAt(i + 1) - 0x30;
+  const a = codeAt(s, i) - 0x30;
+  const b = codeAt(s, i + 1) - 0x30;
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
 }
 

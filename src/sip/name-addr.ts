@@ -9,6 +9,7 @@ import {
   QUOTE_UNTERMINATED,
   SP,
   charClass,
+  codeAt,
   isToken,
   scanQuotedString,
   skipClass,
@@ -45,17 +46,17 @@ export function parseNameAddr(value: string, what = 'address'): NameAddr {
   const n = value.length;
   let displayName: string | undefined;
   let i = 0;
-  const first = value.charCodeAt(0);
+  const first = codeAt(value, 0);
 
   if (first === DQUOTE) {
     i = scanQuotedString(value, 0);
     if (i < 0) throw bad(what, i === QUOTE_UNTERMINATED ? 'unterminated quoted string' : 'bad quoted string');
     displayName = value.slice(0, i);
     i = skipWs(value, i);
-    if (value.charCodeAt(i) !== LAQUOT) throw bad(what, 'display name not followed by <URI>');
+    if (codeAt(value, i) !== LAQUOT) throw bad(what, 'display name not followed by <URI>');
   } else if (first !== LAQUOT) {
     const tokenEnd = skipClass(value, 0, CH_TOKEN);
-    if (value.charCodeAt(tokenEnd) === COLON && uriScheme(value) !== undefined) {
+    if (codeAt(value, tokenEnd) === COLON && uriScheme(value) !== undefined) {
       return parseAddrSpec(value, what);
     }
     // display-name = *(token LWS) / quoted-string. RFC 4475 lwsdisp (`caller<sip:...>`, no LWS
@@ -67,7 +68,7 @@ export function parseNameAddr(value: string, what = 'address'): NameAddr {
       if (i === start) throw bad(what, 'bad display name');
       end = i;
       i = skipWs(value, i);
-      if (value.charCodeAt(i) === LAQUOT) break;
+      if (codeAt(value, i) === LAQUOT) break;
       if (i === end) throw bad(what, i >= n ? 'missing <URI>' : 'bad display name');
     }
     displayName = value.slice(0, end);
@@ -78,7 +79,7 @@ export function parseNameAddr(value: string, what = 'address'): NameAddr {
   if (close < 0) throw bad(what, 'unterminated <');
   if (close === i + 1) throw bad(what, 'empty URI');
   for (let k = i + 1; k < close; k++) {
-    const c = value.charCodeAt(k);
+    const c = codeAt(value, k);
     // RFC 4475 badaspec: LWS inside <> is not allowed by the grammar.
     if (c === SP || c === HTAB) throw bad(what, 'whitespace inside <>');
   }
@@ -93,7 +94,7 @@ function parseAddrSpec(value: string, what: string): NameAddr {
   const n = value.length;
   let end = 0;
   while (end < n) {
-    const c = value.charCodeAt(end);
+    const c = codeAt(value, end);
     if (c === SEMI || c === SP || c === HTAB) break;
     // RFC 3261 §20: "if the URI contains a comma, question mark or semicolon, the URI MUST be
     // enclosed in angle brackets (< and >)". A ";" here starts the header parameters instead.
@@ -129,12 +130,9 @@ function checkUri(uri: string, what: string): void {
   let i = scheme.length + 1;
   if (i >= uri.length) throw bad(what, 'empty URI');
   while (i < uri.length) {
-    const c = uri.charCodeAt(i);
+    const c = codeAt(uri, i);
     if (c === PERCENT) {
-      if (
-        (charClass(uri.charCodeAt(i + 1)) & CH_HEX) === 0 ||
-        (charClass(uri.charCodeAt(i + 2)) & CH_HEX) === 0
-      ) {
+      if ((charClass(codeAt(uri, i + 1)) & CH_HEX) === 0 || (charClass(codeAt(uri, i + 2)) & CH_HEX) === 0) {
         throw bad(what, 'bad escape in URI');
       }
       i += 3;
@@ -163,7 +161,7 @@ export function parseGenericParams(
   for (;;) {
     i = skipWs(s, i);
     if (i >= n) return out;
-    if (s.charCodeAt(i) !== SEMI) throw bad(what, 'unexpected text after address');
+    if (codeAt(s, i) !== SEMI) throw bad(what, 'unexpected text after address');
     i = skipWs(s, i + 1);
     const nameStart = i;
     i = skipClass(s, i, CH_TOKEN);
@@ -171,19 +169,19 @@ export function parseGenericParams(
     if (i === nameStart) throw bad(what, 'empty parameter');
     const name = s.slice(nameStart, i);
     const afterName = skipWs(s, i);
-    if (s.charCodeAt(afterName) !== EQUALS) {
+    if (codeAt(s, afterName) !== EQUALS) {
       out.push([name, undefined]);
       continue;
     }
     i = skipWs(s, afterName + 1);
     const valueStart = i;
-    if (s.charCodeAt(i) === DQUOTE) {
+    if (codeAt(s, i) === DQUOTE) {
       i = scanQuotedString(s, i);
       if (i < 0)
         throw bad(what, i === QUOTE_UNTERMINATED ? 'unterminated quoted string' : 'bad quoted string');
     } else {
       while (i < n) {
-        const c = s.charCodeAt(i);
+        const c = codeAt(s, i);
         if ((charClass(c) & CH_TOKEN) === 0 && c !== LBRACKET && c !== 0x5d && c !== COLON) break;
         i++;
       }
@@ -196,8 +194,8 @@ export function parseGenericParams(
 
 /** An unquoted gen-value: a token (which covers hostnames and IPv4 addresses) or an IPv6 reference. */
 export function isGenValueUnquoted(s: string, start: number, end: number): boolean {
-  if (s.charCodeAt(start) === LBRACKET) {
-    return end - start > 2 && s.charCodeAt(end - 1) === 0x5d && parseIpv6(s, start + 1, end - 1, undefined);
+  if (codeAt(s, start) === LBRACKET) {
+    return end - start > 2 && codeAt(s, end - 1) === 0x5d && parseIpv6(s, start + 1, end - 1, undefined);
   }
   return skipClass(s, start, CH_TOKEN) >= end;
 }
@@ -225,7 +223,7 @@ export function getTag(value: string): string | undefined {
   let i = 0;
   // Find where the header parameters start: after ">" for name-addr, at the first ";" for addr-spec.
   while (i < n) {
-    const c = value.charCodeAt(i);
+    const c = codeAt(value, i);
     if (c === DQUOTE) {
       i = scanQuotedString(value, i);
       if (i < 0) throw bad('address', 'unterminated quoted string');
@@ -243,31 +241,31 @@ export function getTag(value: string): string | undefined {
   while (i < n) {
     i = skipWs(value, i);
     if (i >= n) break;
-    if (value.charCodeAt(i) !== SEMI) throw bad('address', 'unexpected text after address');
+    if (codeAt(value, i) !== SEMI) throw bad('address', 'unexpected text after address');
     i = skipWs(value, i + 1);
     const nameStart = i;
     i = skipClass(value, i, CH_TOKEN);
     if (i === nameStart) throw bad('address', 'empty parameter');
     const isTag =
       i - nameStart === 3 &&
-      (value.charCodeAt(nameStart) | 0x20) === 0x74 &&
-      (value.charCodeAt(nameStart + 1) | 0x20) === 0x61 &&
-      (value.charCodeAt(nameStart + 2) | 0x20) === 0x67;
+      (codeAt(value, nameStart) | 0x20) === 0x74 &&
+      (codeAt(value, nameStart + 1) | 0x20) === 0x61 &&
+      (codeAt(value, nameStart + 2) | 0x20) === 0x67;
     const afterName = skipWs(value, i);
-    if (value.charCodeAt(afterName) !== EQUALS) {
+    if (codeAt(value, afterName) !== EQUALS) {
       if (isTag) throw bad('address', 'bad tag');
       continue;
     }
     i = skipWs(value, afterName + 1);
     const valueStart = i;
-    if (value.charCodeAt(i) === DQUOTE) {
+    if (codeAt(value, i) === DQUOTE) {
       if (isTag) throw bad('address', 'bad tag');
       i = scanQuotedString(value, i);
       if (i < 0) throw bad('address', 'unterminated quoted string');
       continue;
     }
     while (i < n) {
-      const c = value.charCodeAt(i);
+      const c = codeAt(value, i);
       if ((charClass(c) & CH_TOKEN) === 0 && c !== LBRACKET && c !== 0x5d && c !== COLON) break;
       i++;
     }
@@ -286,7 +284,7 @@ export function getTag(value: string): string | undefined {
 export function isWildcardContact(value: string): boolean {
   if (typeof value !== 'string') return false;
   const star = skipWs(value, 0);
-  return value.charCodeAt(star) === 0x2a && skipWs(value, star + 1) === value.length;
+  return codeAt(value, star) === 0x2a && skipWs(value, star + 1) === value.length;
 }
 
 function bad(what: string, why: string): SipGrammarError {

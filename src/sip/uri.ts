@@ -14,6 +14,7 @@ import {
   HTAB,
   SP,
   charClass,
+  codeAt,
 } from './header-values.js';
 
 export interface SipUri {
@@ -48,6 +49,7 @@ let sSchemeLen = 0;
 let sUserStart = -1; // -1: no userinfo
 let sUserEnd = 0;
 let sUserEscaped = false;
+let sUpper = false; // an ASCII capital in the user part or host
 let sPassStart = -1; // -1: no password
 let sHostStart = 0;
 let sHostEnd = 0;
@@ -63,12 +65,12 @@ let sParamsEnd = 0; // headers run from here ("?") to the end
 function scanSipUri(text: string): string | undefined {
   const n = text.length;
   // Scheme: "sip:" or "sips:", any case (RFC 3261 §19.1.4: scheme comparison is case-insensitive).
-  if (n > 0 && text.charCodeAt(0) === 0x3c) return 'URI must not be enclosed in <>';
-  if ((text.charCodeAt(0) | 0x20) !== 0x73 || (text.charCodeAt(1) | 0x20) !== 0x69) return 'not a SIP URI';
-  if ((text.charCodeAt(2) | 0x20) !== 0x70) return 'not a SIP URI';
+  if (n > 0 && codeAt(text, 0) === 0x3c) return 'URI must not be enclosed in <>';
+  if ((codeAt(text, 0) | 0x20) !== 0x73 || (codeAt(text, 1) | 0x20) !== 0x69) return 'not a SIP URI';
+  if ((codeAt(text, 2) | 0x20) !== 0x70) return 'not a SIP URI';
   let i: number;
-  if (text.charCodeAt(3) === COLON) i = 4;
-  else if ((text.charCodeAt(3) | 0x20) === 0x73 && text.charCodeAt(4) === COLON) i = 5;
+  if (codeAt(text, 3) === COLON) i = 4;
+  else if ((codeAt(text, 3) | 0x20) === 0x73 && codeAt(text, 4) === COLON) i = 5;
   else return 'not a SIP URI';
   sSchemeLen = i - 1;
 
@@ -76,17 +78,19 @@ function scanSipUri(text: string): string | undefined {
   // the first "@" is the only place userinfo can end; this is what makes RFC 4475 semiuri unambiguous.
   const at = text.indexOf('@', i);
   sUserEscaped = false;
+  sUpper = false;
   sPassStart = -1;
   if (at >= 0) {
     sUserStart = i;
     while (i < at) {
-      const c = text.charCodeAt(i);
+      const c = codeAt(text, i);
       if (c === COLON) break;
       if (c === PERCENT) {
         if (!isEscape(text, i)) return 'bad escape in user part';
         sUserEscaped = true;
         i += 3;
       } else if ((charClass(c) & CH_USER) !== 0) {
+        if (c <= 0x5a && c >= 0x41) sUpper = true;
         i++;
       } else {
         return isWs(c) ? 'whitespace in URI' : 'invalid character in user part';
@@ -98,7 +102,7 @@ function scanSipUri(text: string): string | undefined {
       i++;
       sPassStart = i;
       while (i < at) {
-        const c = text.charCodeAt(i);
+        const c = codeAt(text, i);
         if (c === PERCENT) {
           if (!isEscape(text, i)) return 'bad escape in password';
           i += 3;
@@ -115,21 +119,26 @@ function scanSipUri(text: string): string | undefined {
   }
 
   sHostStart = i;
-  if (text.charCodeAt(i) === LBRACKET) {
+  if (codeAt(text, i) === LBRACKET) {
     let j = i + 1;
     // Scan over what an IPv6 reference may hold, then insist on the closing bracket.
     while (j < n) {
-      const c = text.charCodeAt(j);
+      const c = codeAt(text, j);
       if (c !== COLON && c !== DOT && (charClass(c) & CH_HEX) === 0) break;
       j++;
     }
-    if (text.charCodeAt(j) !== RBRACKET) {
+    if (codeAt(text, j) !== RBRACKET) {
       return text.indexOf(']', i) < 0 ? 'unterminated IPv6 reference' : 'bad IPv6 reference';
     }
     if (!parseIpv6(text, i + 1, j, undefined)) return 'bad IPv6 reference';
     i = j + 1;
   } else {
-    while (i < n && (charClass(text.charCodeAt(i)) & CH_HOST) !== 0) i++;
+    while (i < n) {
+      const c = codeAt(text, i);
+      if ((charClass(c) & CH_HOST) === 0) break;
+      if (c <= 0x5a && c >= 0x41) sUpper = true;
+      i++;
+    }
     if (i === sHostStart) return emptyReason(text, i, 'empty host');
     const reason = hostnameReason(text, sHostStart, i);
     if (reason !== undefined) return reason;
@@ -137,29 +146,29 @@ function scanSipUri(text: string): string | undefined {
   sHostEnd = i;
 
   sPort = -1;
-  if (text.charCodeAt(i) === COLON) {
+  if (codeAt(text, i) === COLON) {
     i++;
     sPortStart = i;
     let port = 0;
     while (i < n) {
-      const d = text.charCodeAt(i) - 0x30;
+      const d = codeAt(text, i) - 0x30;
       if (d < 0 || d > 9) break;
       port = port * 10 + d;
       if (port > 65535) return 'port out of range';
       i++;
     }
-    if (i === sPortStart) return isWs(text.charCodeAt(i)) ? 'whitespace in URI' : 'bad port';
+    if (i === sPortStart) return isWs(codeAt(text, i)) ? 'whitespace in URI' : 'bad port';
     sPort = port;
   }
 
   // uri-parameters = *( ";" pname [ "=" pvalue ] ), pname and pvalue 1*paramchar
   sParamsStart = i;
-  while (text.charCodeAt(i) === SEMI) {
+  while (codeAt(text, i) === SEMI) {
     const nameStart = ++i;
     i = scanChars(text, i, CH_PARAM);
     if (i < 0) return 'bad escape in URI parameter';
     if (i === nameStart) return emptyReason(text, i, 'empty URI parameter');
-    if (text.charCodeAt(i) === EQUALS) {
+    if (codeAt(text, i) === EQUALS) {
       const valueStart = ++i;
       i = scanChars(text, i, CH_PARAM);
       if (i < 0) return 'bad escape in URI parameter';
@@ -169,24 +178,24 @@ function scanSipUri(text: string): string | undefined {
   sParamsEnd = i;
 
   // headers = "?" header *( "&" header ); header = hname "=" hvalue; hname 1*, hvalue *
-  if (text.charCodeAt(i) === QMARK) {
+  if (codeAt(text, i) === QMARK) {
     do {
       const nameStart = ++i;
       i = scanChars(text, i, CH_HNV);
       if (i < 0) return 'bad escape in URI header';
-      if (i === nameStart || text.charCodeAt(i) !== EQUALS) return emptyReason(text, i, 'bad URI header');
+      if (i === nameStart || codeAt(text, i) !== EQUALS) return emptyReason(text, i, 'bad URI header');
       i = scanChars(text, i + 1, CH_HNV);
       if (i < 0) return 'bad escape in URI header';
-    } while (text.charCodeAt(i) === AMP);
+    } while (codeAt(text, i) === AMP);
   }
 
-  if (i < n) return isWs(text.charCodeAt(i)) ? 'whitespace in URI' : 'invalid character in URI';
+  if (i < n) return isWs(codeAt(text, i)) ? 'whitespace in URI' : 'invalid character in URI';
   return undefined;
 }
 
 /** The reason for a component found empty at `i`: the char there explains it better unless it is a delimiter or the end. */
 function emptyReason(text: string, i: number, reason: string): string {
-  const c = text.charCodeAt(i);
+  const c = codeAt(text, i);
   if (isWs(c)) return 'whitespace in URI';
   return i < text.length && (charClass(c) & CH_RESERVED) === 0 ? 'invalid character in URI' : reason;
 }
@@ -196,14 +205,14 @@ function isWs(c: number): boolean {
 }
 
 function isEscape(s: string, i: number): boolean {
-  return (charClass(s.charCodeAt(i + 1)) & CH_HEX) !== 0 && (charClass(s.charCodeAt(i + 2)) & CH_HEX) !== 0;
+  return (charClass(codeAt(s, i + 1)) & CH_HEX) !== 0 && (charClass(codeAt(s, i + 2)) & CH_HEX) !== 0;
 }
 
 /** Index after the run of `flag` chars and %HH escapes from `i`; -1 on a bad escape. */
 function scanChars(s: string, i: number, flag: number): number {
   const n = s.length;
   while (i < n) {
-    const c = s.charCodeAt(i);
+    const c = codeAt(s, i);
     if (c === PERCENT) {
       if (!isEscape(s, i)) return -1;
       i += 3;
@@ -223,17 +232,23 @@ function scanChars(s: string, i: number, flag: number): number {
  */
 export function hostnameReason(s: string, start: number, end: number): string | undefined {
   if (start === end) return 'empty host';
-  if ((charClass(s.charCodeAt(start)) & CH_DIGIT) !== 0 && isIpv4(s, start, end)) return undefined;
-  if (s.charCodeAt(end - 1) === DOT) end--; // the optional trailing dot of a fully qualified name
-  let labelStart = start;
-  for (let i = start; i <= end; i++) {
-    if (i < end && s.charCodeAt(i) !== DOT) continue;
-    if (i === labelStart) return 'bad host';
-    if (s.charCodeAt(labelStart) === HYPHEN || s.charCodeAt(i - 1) === HYPHEN) return 'bad host';
-    if (i === end && (charClass(s.charCodeAt(labelStart)) & CH_ALPHA) === 0) return 'bad host';
-    labelStart = i + 1;
+  if ((charClass(codeAt(s, start)) & CH_DIGIT) !== 0 && isIpv4(s, start, end)) return undefined;
+  if (codeAt(s, end - 1) === DOT) end--; // the optional trailing dot of a fully qualified name
+  // One pass: no empty label, no label starting or ending with "-", and the last label starts with a letter.
+  let prev = DOT;
+  let labelFirst = 0;
+  for (let i = start; i < end; i++) {
+    const c = codeAt(s, i);
+    if (c === DOT) {
+      if (prev === DOT || prev === HYPHEN) return 'bad host';
+    } else if (prev === DOT) {
+      if (c === HYPHEN) return 'bad host';
+      labelFirst = c;
+    }
+    prev = c;
   }
-  return undefined;
+  if (prev === DOT || prev === HYPHEN) return 'bad host';
+  return (charClass(labelFirst) & CH_ALPHA) !== 0 ? undefined : 'bad host';
 }
 
 /** IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT, each at most 255. */
@@ -244,7 +259,7 @@ export function isIpv4(s: string, start: number, end: number): boolean {
     let v = 0;
     const partStart = i;
     while (i < end && i - partStart < 3) {
-      const d = s.charCodeAt(i) - 0x30;
+      const d = codeAt(s, i) - 0x30;
       if (d < 0 || d > 9) break;
       v = v * 10 + d;
       i++;
@@ -252,7 +267,7 @@ export function isIpv4(s: string, start: number, end: number): boolean {
     if (i === partStart || v > 255) return false;
     parts++;
     if (i === end) return parts === 4;
-    if (parts === 4 || s.charCodeAt(i) !== DOT) return false;
+    if (parts === 4 || codeAt(s, i) !== DOT) return false;
     i++;
   }
 }
@@ -266,31 +281,31 @@ export function parseIpv6(s: string, start: number, end: number, out: number[] |
   groups.length = 0;
   let gap = -1;
   let i = start;
-  if (i + 1 < end && s.charCodeAt(i) === COLON) {
-    if (s.charCodeAt(i + 1) !== COLON) return false;
+  if (i + 1 < end && codeAt(s, i) === COLON) {
+    if (codeAt(s, i + 1) !== COLON) return false;
     gap = 0;
     i += 2;
   }
   while (i < end) {
     const partStart = i;
     let v = 0;
-    while (i < end && (charClass(s.charCodeAt(i)) & CH_HEX) !== 0 && i - partStart < 5) {
-      v = v * 16 + hexValue(s.charCodeAt(i));
+    while (i < end && (charClass(codeAt(s, i)) & CH_HEX) !== 0 && i - partStart < 5) {
+      v = v * 16 + hexValue(codeAt(s, i));
       i++;
     }
-    if (i < end && s.charCodeAt(i) === DOT) {
+    if (i < end && codeAt(s, i) === DOT) {
       // The trailing IPv4address takes the last two groups.
       if (groups.length > 6 || !isIpv4(s, partStart, end)) return false;
       let a = 0;
       let octets = 0;
       let octet = 0;
       for (let k = partStart; k <= end; k++) {
-        if (k === end || s.charCodeAt(k) === DOT) {
+        if (k === end || codeAt(s, k) === DOT) {
           a = a * 256 + octet;
           octet = 0;
           octets++;
         } else {
-          octet = octet * 10 + (s.charCodeAt(k) - 0x30);
+          octet = octet * 10 + (codeAt(s, k) - 0x30);
         }
       }
       if (octets !== 4) return false;
@@ -300,9 +315,9 @@ export function parseIpv6(s: string, start: number, end: number, out: number[] |
     if (i === partStart || i - partStart > 4) return false;
     groups.push(v);
     if (i === end) break;
-    if (s.charCodeAt(i) !== COLON) return false;
+    if (codeAt(s, i) !== COLON) return false;
     i++;
-    if (i < end && s.charCodeAt(i) === COLON) {
+    if (i < end && codeAt(s, i) === COLON) {
       if (gap >= 0) return false;
       gap = groups.length;
       i++;
@@ -392,10 +407,10 @@ export function parseSipUri(text: string, what = 'SIP URI'): SipUri {
 /** Whether `text` starts with `sip:` or `sips:` (any case); a quick look at the scheme, not validation. */
 export function isSipScheme(text: string): boolean {
   if (typeof text !== 'string') return false;
-  if ((text.charCodeAt(0) | 0x20) !== 0x73 || (text.charCodeAt(1) | 0x20) !== 0x69) return false;
-  if ((text.charCodeAt(2) | 0x20) !== 0x70) return false;
-  const c = text.charCodeAt(3);
-  return c === COLON || ((c | 0x20) === 0x73 && text.charCodeAt(4) === COLON);
+  if ((codeAt(text, 0) | 0x20) !== 0x73 || (codeAt(text, 1) | 0x20) !== 0x69) return false;
+  if ((codeAt(text, 2) | 0x20) !== 0x70) return false;
+  const c = codeAt(text, 3);
+  return c === COLON || ((c | 0x20) === 0x73 && codeAt(text, 4) === COLON);
 }
 
 /**
@@ -403,10 +418,10 @@ export function isSipScheme(text: string): boolean {
  * for choosing 416 Unsupported URI Scheme; undefined when `text` does not start with a valid scheme.
  */
 export function uriScheme(text: string): string | undefined {
-  if (typeof text !== 'string' || (charClass(text.charCodeAt(0)) & CH_ALPHA) === 0) return undefined;
+  if (typeof text !== 'string' || (charClass(codeAt(text, 0)) & CH_ALPHA) === 0) return undefined;
   let i = 1;
-  while (i < text.length && (charClass(text.charCodeAt(i)) & CH_SCHEME) !== 0) i++;
-  if (text.charCodeAt(i) !== COLON) return undefined;
+  while (i < text.length && (charClass(codeAt(text, i)) & CH_SCHEME) !== 0) i++;
+  if (codeAt(text, i) !== COLON) return undefined;
   return text.slice(0, i).toLowerCase();
 }
 
@@ -436,7 +451,7 @@ export function unescapeUri(text: string): string {
   let from = 0;
   while (pct >= 0) {
     if (isEscape(text, pct)) {
-      const code = hexValue(text.charCodeAt(pct + 1)) * 16 + hexValue(text.charCodeAt(pct + 2));
+      const code = hexValue(codeAt(text, pct + 1)) * 16 + hexValue(codeAt(text, pct + 2));
       out += text.slice(from, pct) + String.fromCharCode(code);
       from = pct + 3;
       pct = text.indexOf('%', from);
@@ -454,9 +469,9 @@ function normalizeEscapes(text: string): string {
   if (text.indexOf('%') < 0) return text;
   let out = '';
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+    const c = codeAt(text, i);
     if (c === PERCENT && isEscape(text, i)) {
-      const code = hexValue(text.charCodeAt(i + 1)) * 16 + hexValue(text.charCodeAt(i + 2));
+      const code = hexValue(codeAt(text, i + 1)) * 16 + hexValue(codeAt(text, i + 2));
       out +=
         code === PERCENT || (charClass(code) & CH_RESERVED) !== 0
           ? text.slice(i, i + 3).toUpperCase()
@@ -472,10 +487,10 @@ function normalizeEscapes(text: string): string {
 /** ASCII-only lower-casing: String.prototype.toLowerCase would also fold latin1 letters, altering UTF-8 byte pairs. */
 export function lowerAscii(text: string): string {
   for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7f) {
+    if (codeAt(text, i) > 0x7f) {
       let out = '';
       for (let k = 0; k < text.length; k++) {
-        const c = text.charCodeAt(k);
+        const c = codeAt(text, k);
         out += c >= 0x41 && c <= 0x5a ? String.fromCharCode(c + 0x20) : text.charAt(k);
       }
       return out;
@@ -486,7 +501,7 @@ export function lowerAscii(text: string): string {
 
 /** Host for comparison and keys: lower-cased; an IPv6 reference in its RFC 5952 form so `[::1]` meets `[0:0::1]`. */
 function hostKey(host: string): string {
-  if (host.charCodeAt(0) !== LBRACKET) return lowerAscii(host);
+  if (codeAt(host, 0) !== LBRACKET) return lowerAscii(host);
   const groups: number[] = [];
   return parseIpv6(host, 1, host.length - 1, groups) ? `[${formatIpv6(groups)}]` : lowerAscii(host);
 }
@@ -572,10 +587,11 @@ export function aorKeyFromText(text: string): string | undefined {
   if (typeof text !== 'string' || scanSipUri(text) !== undefined) return undefined;
   const start = sUserStart >= 0 ? sUserStart : sHostStart;
   // A port written with leading zeros ("05060") has to be reprinted, as aorKey prints the number.
-  const plainPort = sPort < 0 || text.charCodeAt(sPortStart) !== 0x30 || sParamsStart === sPortStart + 1;
-  if (!sUserEscaped && sPassStart < 0 && plainPort && text.charCodeAt(sHostStart) !== LBRACKET) {
+  const plainPort = sPort < 0 || codeAt(text, sPortStart) !== 0x30 || sParamsStart === sPortStart + 1;
+  if (!sUserEscaped && sPassStart < 0 && plainPort && codeAt(text, sHostStart) !== LBRACKET) {
+    const key = text.slice(start, sPort >= 0 ? sParamsStart : sHostEnd);
     // Unescaped user and host text is ASCII only, so the native lower-casing is exact here.
-    return text.slice(start, sPort >= 0 ? sParamsStart : sHostEnd).toLowerCase();
+    return sUpper ? key.toLowerCase() : key;
   }
   let key = sUserStart >= 0 ? lowerAscii(unescapeUri(text.slice(sUserStart, sUserEnd))) + '@' : '';
   key += hostKey(text.slice(sHostStart, sHostEnd));

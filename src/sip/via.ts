@@ -1,6 +1,6 @@
 // One Via header value (RFC 3261 §20.42, §25.1, RFC 3581 rport): sent-protocol LWS sent-by *( SEMI via-params ).
 import { SipGrammarError } from './grammar-error.js';
-import { CH_DIGIT, CH_HOST, CH_TOKEN, DQUOTE, skipClass, skipWs } from './header-values.js';
+import { CH_DIGIT, CH_HOST, CH_TOKEN, DQUOTE, codeAt, skipClass, skipWs } from './header-values.js';
 import { isGenValueUnquoted, parseGenericParams } from './name-addr.js';
 import { hostnameReason, isIpv4, parseIpv6 } from './uri.js';
 
@@ -54,7 +54,7 @@ export function parseVia(value: string, what = 'Via'): Via {
   const hostStart = skipWs(value, i);
   if (hostStart === i || hostStart >= n) throw bad(what, 'missing sent-by');
   i = hostStart;
-  if (value.charCodeAt(i) === LBRACKET) {
+  if (codeAt(value, i) === LBRACKET) {
     const close = value.indexOf(']', i);
     if (close < 0) throw bad(what, 'unterminated IPv6 reference');
     if (!parseIpv6(value, i + 1, close, undefined)) throw bad(what, 'bad IPv6 reference');
@@ -69,7 +69,7 @@ export function parseVia(value: string, what = 'Via'): Via {
   // sent-by = host [ COLON port ], COLON = SWS ":" SWS
   let port: number | undefined;
   const colon = skipWs(value, i);
-  if (value.charCodeAt(colon) === COLON) {
+  if (codeAt(value, colon) === COLON) {
     const portStart = skipWs(value, colon + 1);
     i = skipClass(value, portStart, CH_DIGIT);
     port = parsePort(value, portStart, i, what);
@@ -87,7 +87,7 @@ export function parseVia(value: string, what = 'Via'): Via {
 
 function expectSlash(s: string, i: number, what: string): number {
   const slash = skipWs(s, i);
-  if (s.charCodeAt(slash) !== SLASH) throw bad(what, 'bad sent-protocol');
+  if (codeAt(s, slash) !== SLASH) throw bad(what, 'bad sent-protocol');
   return skipWs(s, slash + 1);
 }
 
@@ -95,14 +95,14 @@ function parsePort(s: string, start: number, end: number, what: string): number 
   if (end === start) throw bad(what, 'bad port');
   let v = 0;
   for (let k = start; k < end; k++) {
-    v = v * 10 + (s.charCodeAt(k) - 0x30);
+    v = v * 10 + (codeAt(s, k) - 0x30);
     if (v > 65535) throw bad(what, 'port out of range');
   }
   return v;
 }
 
 function checkViaParam(kind: string, value: string | undefined, what: string): void {
-  const quoted = value !== undefined && value.charCodeAt(0) === DQUOTE;
+  const quoted = value !== undefined && codeAt(value, 0) === DQUOTE;
   switch (kind) {
     case 'branch':
       // via-branch = "branch" EQUAL token
@@ -137,13 +137,13 @@ function isGenValueToken(value: string): boolean {
 
 function isIpAddress(value: string): boolean {
   const n = value.length;
-  if (value.charCodeAt(0) === LBRACKET)
-    return value.charCodeAt(n - 1) === RBRACKET && parseIpv6(value, 1, n - 1, undefined);
+  if (codeAt(value, 0) === LBRACKET)
+    return codeAt(value, n - 1) === RBRACKET && parseIpv6(value, 1, n - 1, undefined);
   return isIpv4(value, 0, n) || parseIpv6(value, 0, n, undefined);
 }
 
 function isHost(value: string): boolean {
-  if (value.charCodeAt(0) === LBRACKET) return isIpAddress(value);
+  if (codeAt(value, 0) === LBRACKET) return isIpAddress(value);
   return (
     skipClass(value, 0, CH_HOST) === value.length && hostnameReason(value, 0, value.length) === undefined
   );
@@ -153,7 +153,7 @@ function isUintAtMost(value: string, max: number): boolean {
   if (value.length === 0 || skipClass(value, 0, CH_DIGIT) !== value.length) return false;
   let v = 0;
   for (let k = 0; k < value.length; k++) {
-    v = v * 10 + (value.charCodeAt(k) - 0x30);
+    v = v * 10 + (codeAt(value, k) - 0x30);
     if (v > max) return false;
   }
   return true;
