@@ -135,7 +135,7 @@ export function buildResponse(req: SipRequest, parts: ResponseParts): Buffer {
       default:
     }
   }
-  if (parts.toTag !== undefined && req.toTag === undefined && to.length > 0) to += ';tag=' + parts.toTag;
+  if (parts.toTag !== undefined && to.length > 0 && needsTag(req)) to += ';tag=' + parts.toTag;
   // A header the request lacked is left out rather than sent empty (RFC 4475 §3.3.1, insuf).
   if (from.length > 0) s += 'From: ' + from + '\r\n';
   if (to.length > 0) s += 'To: ' + to + '\r\n';
@@ -145,6 +145,15 @@ export function buildResponse(req: SipRequest, parts: ResponseParts): Buffer {
   if (parts.server.length > 0) s += 'Server: ' + parts.server + '\r\n';
   s += 'Content-Length: 0\r\n\r\n';
   return Buffer.from(s, 'latin1');
+}
+
+/** True when To has no tag; a To too malformed to read is echoed unchanged (its 400 says why). */
+function needsTag(req: SipRequest): boolean {
+  try {
+    return req.toTag === undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** A reason phrase never carries CR, LF or other control characters onto the status line. */
