@@ -4,6 +4,7 @@
 import { canonicalName } from './headers.js';
 import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
+import { trimWs } from './header-values.js';
 
 export interface ParseOptions {
   /** Stream transports (TCP/TLS): a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -135,7 +136,8 @@ export function parseHeaderLines(
         defect ??= new SipParseError('Continuation line without a header');
         continue;
       }
-      const more = text.slice(start, lineEnd).trim();
+      // Only SP and HTAB are folding white space; trim() would also eat 0xA0, a byte of UTF-8 text.
+      const more = trimWs(text, start, lineEnd);
       if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
       if (value.length > maxLine) {
         defect ??= new SipParseError('Header line too long');

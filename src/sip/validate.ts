@@ -14,8 +14,9 @@ import { parseSipUri, uriScheme } from './uri.js';
 const SINGLE_REQUIRED = ['call-id', 'from', 'to', 'cseq'] as const;
 const WIRE_NAME: Record<string, string> = { 'call-id': 'Call-ID', from: 'From', to: 'To', cseq: 'CSeq' };
 
+/** The grammar error's own reason (it already names what was bad), or a generic one. */
 function reasonOf(err: unknown, what: string): string {
-  return err instanceof SipGrammarError ? `Bad ${what}: ${err.reason}` : `Bad ${what}`;
+  return err instanceof SipGrammarError ? err.reason : `Bad ${what}`;
 }
 
 function checkVias(msg: SipRequest | SipResponse): void {
@@ -30,7 +31,7 @@ function checkVias(msg: SipRequest | SipResponse): void {
         continue;
       }
       first = false;
-      for (const v of splitHeaderValues(line)) if (fastVia(v) === undefined) parseVia(v);
+      for (const v of splitHeaderValues(line)) if (fastVia(v) === undefined) parseVia(v, 'Via header');
     }
   } catch (err) {
     throw new SipParseError(reasonOf(err, 'Via header'));
@@ -48,7 +49,7 @@ function checkSingles(msg: SipRequest | SipResponse): void {
     const value = msg.header(name) ?? '';
     if (isPlainNameAddr(value)) continue;
     try {
-      parseNameAddr(value);
+      parseNameAddr(value, `${WIRE_NAME[name]} header`);
     } catch (err) {
       throw new SipParseError(reasonOf(err, `${WIRE_NAME[name]} header`));
     }
@@ -84,7 +85,7 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
       if (line.indexOf(',') < 0 && isPlainNameAddr(line)) continue;
       try {
         if (isWildcardContact(line)) continue;
-        for (const v of splitHeaderValues(line)) parseNameAddr(v);
+        for (const v of splitHeaderValues(line)) parseNameAddr(v, 'Contact header');
       } catch (err) {
         throw new SipParseError(reasonOf(err, 'Contact header'));
       }
@@ -104,7 +105,7 @@ function checkRequestUri(uri: string): void {
   if (scheme !== 'sip' && scheme !== 'sips') return;
   let parsed;
   try {
-    parsed = parseSipUri(uri);
+    parsed = parseSipUri(uri, 'Request-URI');
   } catch (err) {
     throw new SipParseError(reasonOf(err, 'Request-URI'));
   }
