@@ -10,13 +10,31 @@ import { systemClock } from '../dist/transaction/clock.js';
 
 const N = Number(process.argv[2] ?? 200_000);
 const table = EndpointTable.fromConfig(
-  parseEndpointsConfig('endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n', 'bench'),
+  parseEndpointsConfig(
+    'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n',
+    'bench',
+  ),
 );
 let sent = 0;
-const link = { transport: 'udp', reliable: false, localAddress: '127.0.0.1', localPort: 5060, send() { sent++; } };
+const link = {
+  transport: 'udp',
+  reliable: false,
+  localAddress: '127.0.0.1',
+  localPort: 5060,
+  send() {
+    sent++;
+  },
+};
 const source = { link, address: '127.0.0.1', port: 5070, family: 4 };
 const level = process.env.LOG_LEVEL ?? 'warn';
-const router = new Router({ table: () => table, logger: pino({ level }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })), clock: systemClock, timers: { t1: 500, t2: 4000, t4: 5000 }, maxMessageSize: 65535, serverHeader: 'pchat-endpoint' });
+const router = new Router({
+  table: () => table,
+  logger: pino({ level }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })),
+  clock: systemClock,
+  timers: { t1: 500, t2: 4000, t4: 5000 },
+  maxMessageSize: 65535,
+  serverHeader: 'pchat-endpoint',
+});
 
 function invite(i) {
   return Buffer.from(
@@ -47,5 +65,7 @@ for (let i = 20_000; i < N; i++) call(i);
 const cpu = process.cpuUsage(t0);
 const wall = performance.now() - w0;
 const n = N - 20_000;
-console.log(`${n} calls: ${(((cpu.user + cpu.system) / n)).toFixed(2)} µs CPU/call (INVITE+ACK), ${((wall * 1000) / n).toFixed(2)} µs wall/call, log level ${level}, sent ${sent}, ACKs absorbed ${router.stats.acksAbsorbed}, live transactions ${router.transactions.size}`);
+console.log(
+  `${n} calls: ${((cpu.user + cpu.system) / n).toFixed(2)} µs CPU/call (INVITE+ACK), ${((wall * 1000) / n).toFixed(2)} µs wall/call, log level ${level}, sent ${sent}, ACKs absorbed ${router.stats.acksAbsorbed}, live transactions ${router.transactions.size}`,
+);
 router.transactions.clear();

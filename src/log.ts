@@ -18,7 +18,11 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
   const base = { level: opts.level, base: { service: 'pchat-endpoint' }, redact: REDACT };
   if (destination !== undefined) return pino(base, destination);
   const pretty = opts.pretty === 'auto' ? process.stdout.isTTY : opts.pretty;
-  if (pretty) return pino(base, pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
+  if (pretty)
+    return pino(
+      base,
+      pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }),
+    );
   // Buffered, asynchronous writes keep logging off the hot path; flushed on shutdown.
   return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
 }

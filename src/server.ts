@@ -69,7 +69,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
 
   const addresses = (): BoundAddress[] => [...udp.map((u) => u.address), ...tcp.map((t) => t.address)];
-  for (const a of addresses()) logger.info({ transport: a.transport, host: a.host, port: a.port }, 'listening');
+  for (const a of addresses())
+    logger.info({ transport: a.transport, host: a.host, port: a.port }, 'listening');
   logger.info(
     { endpoints: table.size, files: config.files },
     `endpoint table loaded: ${table.size} endpoint${table.size === 1 ? '' : 's'}`,

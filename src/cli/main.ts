@@ -18,12 +18,28 @@ program
 program
   .command('serve')
   .description('run the SIP service')
-  .option('-c, --config-dir <dir>', 'folder with server.yaml and endpoints.yaml', process.env.PCHAT_CONFIG_DIR ?? defaultConfigDir())
-  .addOption(new Option('--log-level <level>', 'override log.level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+  .option(
+    '-c, --config-dir <dir>',
+    'folder with server.yaml and endpoints.yaml',
+    process.env.PCHAT_CONFIG_DIR ?? defaultConfigDir(),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'override log.level').choices([
+      'trace',
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'silent',
+    ]),
+  )
   .action(async (opts: { configDir: string; logLevel?: string }) => {
     let server;
     try {
-      server = await startServer({ configDir: opts.configDir, ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
+      server = await startServer({
+        configDir: opts.configDir,
+        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+      });
     } catch (err) {
       if (err instanceof ConfigError) {
         console.error(`pchat-endpoint: configuration refused:\n${err.message}`);

@@ -45,7 +45,9 @@ export class TagFactory {
 function viaHostMatches(host: string, address: string): boolean {
   if (host === address) return true;
   // IPv6 references carry brackets in Via; compare without them.
-  return host.length > 2 && host.charCodeAt(0) === 91 && host.slice(1, -1).toLowerCase() === address.toLowerCase();
+  return (
+    host.length > 2 && host.charCodeAt(0) === 91 && host.slice(1, -1).toLowerCase() === address.toLowerCase()
+  );
 }
 
 /**

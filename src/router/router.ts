@@ -16,7 +16,7 @@ import type { Clock, TimerValues } from '../transaction/clock.js';
 import { InviteServerTransaction } from '../transaction/server-transaction.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import type { Source } from '../transport/types.js';
-import { buildResponse, REASON, responsePort, stampedTopVia, TagFactory } from './response.js';
+import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 
 export interface RouterOptions {
@@ -85,7 +85,14 @@ export class Router {
     try {
       this.stats.parseErrors++;
       const parsed = head === undefined ? undefined : parseMessage(head, { stream: true });
-      const req = parsed === undefined ? undefined : parsed.ok ? (parsed.message.kind === 'request' ? parsed.message : undefined) : parsed.request;
+      const req =
+        parsed === undefined
+          ? undefined
+          : parsed.ok
+            ? parsed.message.kind === 'request'
+              ? parsed.message
+              : undefined
+            : parsed.request;
       this.reject(error, req, source, performance.now());
     } catch (err) {
       this.stats.internalErrors++;
@@ -105,20 +112,28 @@ export class Router {
     if (msg.kind === 'response') {
       // No client transactions exist yet: any response is stray (RFC 3261 §18.1.2: discard).
       this.stats.dropped++;
-      this.log.debug({ peer: `${source.address}:${source.port}`, status: msg.status }, 'stray response dropped');
+      this.log.debug(
+        { peer: `${source.address}:${source.port}`, status: msg.status },
+        'stray response dropped',
+      );
       return;
     }
     this.stats.requests++;
     if (data.length > this.opts.maxMessageSize) {
       // RFC 3261 §21.5.14: 513 Message Too Large.
-      this.reject({ status: 513, reason: REASON[513]! } as SipParseError, msg, source, t0);
+      this.reject({ status: 513, reason: 'Message Too Large' }, msg, source, t0);
       return;
     }
     this.request(msg, source, t0);
   }
 
   /** Answer a request that cannot be processed, when a response can be routed; else drop it. */
-  private reject(error: Pick<SipParseError, 'status' | 'reason'>, req: SipRequest | undefined, source: Source, t0: number): void {
+  private reject(
+    error: Pick<SipParseError, 'status' | 'reason'>,
+    req: SipRequest | undefined,
+    source: Source,
+    t0: number,
+  ): void {
     let via: Via | undefined;
     try {
       via = req?.topVia;
@@ -134,12 +149,29 @@ export class Router {
     }
     this.sendStateless(req, via, source, error.status, error.reason);
     this.log.warn(
-      { callId: req.callId, branch: via.branch, method: req.method, ruri: req.uri, peer, status: error.status, outcome: 'rejected', reason: error.reason, latencyUs: Math.round((performance.now() - t0) * 1000) },
+      {
+        callId: req.callId,
+        branch: via.branch,
+        method: req.method,
+        ruri: req.uri,
+        peer,
+        status: error.status,
+        outcome: 'rejected',
+        reason: error.reason,
+        latencyUs: Math.round((performance.now() - t0) * 1000),
+      },
       'decision',
     );
   }
 
-  private sendStateless(req: SipRequest, via: Via, source: Source, status: number, reason?: string, extra?: string): void {
+  private sendStateless(
+    req: SipRequest,
+    via: Via,
+    source: Source,
+    status: number,
+    reason?: string,
+    extra?: string,
+  ): void {
     const data = buildResponse(req, {
       status,
       ...(reason === undefined ? {} : { reason }),
@@ -235,11 +267,17 @@ export class Router {
     }
     const mf = req.header('max-forwards');
     // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
-    if (mf !== undefined && Number(mf) === 0) return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
+    if (mf !== undefined && Number(mf) === 0)
+      return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
     const unsupported = requiredExtensions(req);
     if (unsupported !== undefined) {
       // RFC 3261 §8.2.2.3: no extension is supported, so every Require tag is listed back.
-      return { status: 420, outcome: 'bad-extension', extra: `Unsupported: ${unsupported}\r\n`, ...(endpoint ? { endpoint } : {}) };
+      return {
+        status: 420,
+        outcome: 'bad-extension',
+        extra: `Unsupported: ${unsupported}\r\n`,
+        ...(endpoint ? { endpoint } : {}),
+      };
     }
     if (endpoint === undefined) return { status: 404, outcome: 'unknown' };
     if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };

@@ -30,7 +30,9 @@ export function isPlainNameAddr(value: string): boolean {
 const VALUELESS_TAG = /;[ \t]*tag[ \t]*(?:;|$)|;[ \t]*tag[ \t]*=[ \t]*"/i;
 
 const VIA_PARAM = `(?:=(${TOKEN}))?`;
-const VIA = new RegExp(`^SIP/2\\.0/(UDP|TCP|TLS|SCTP|WS|WSS) (${HOST})(?::([1-9][0-9]{0,3}))?((?:;${TOKEN}${VIA_PARAM})*)$`);
+const VIA = new RegExp(
+  `^SIP/2\\.0/(UDP|TCP|TLS|SCTP|WS|WSS) (${HOST})(?::([1-9][0-9]{0,3}))?((?:;${TOKEN}${VIA_PARAM})*)$`,
+);
 
 /**
  * The Via structure of a value in the common form `SIP/2.0/UDP host:port;branch=…;rport`, or
@@ -60,5 +62,12 @@ export function fastVia(value: string): Via | undefined {
       }
     }
   }
-  return { protocol: 'SIP/2.0', transport: m[1]!, host: m[2]!, port: m[3] === undefined ? undefined : Number(m[3]), params, branch };
+  return {
+    protocol: 'SIP/2.0',
+    transport: m[1]!,
+    host: m[2]!,
+    port: m[3] === undefined ? undefined : Number(m[3]),
+    params,
+    branch,
+  };
 }

@@ -13,8 +13,10 @@ export type FrameEvent =
 // Content-Length or its compact form "l" at the start of a header line; the value may be folded.
 const CONTENT_LENGTH = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)/gi;
 
+const EMPTY = Buffer.alloc(0);
+
 export class StreamFramer {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   private failed = false;
 
   constructor(private readonly maxMessageSize: number) {}
@@ -29,13 +31,14 @@ export class StreamFramer {
     if (this.failed) return [];
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const events: FrameEvent[] = [];
-    let buf = this.pending;
+    const buf = this.pending;
     let pos = 0;
     for (;;) {
       // Keep-alives and stray CRLFs between messages (RFC 3261 §7.5).
       let skip = pos;
       while (skip < buf.length && (buf[skip] === 13 || buf[skip] === 10)) skip++;
-      if (skip - pos >= 4 && buf.toString('latin1', pos, pos + 4) === '\r\n\r\n') events.push({ type: 'ping' });
+      if (skip - pos >= 4 && buf.toString('latin1', pos, pos + 4) === '\r\n\r\n')
+        events.push({ type: 'ping' });
       // A lone CR or LF at the end may be the start of a ping: keep it until more arrives.
       if (skip === buf.length) {
         pos = skip - pos >= 4 || skip === pos ? skip : pos;
@@ -44,7 +47,8 @@ export class StreamFramer {
       pos = skip;
       const ends = findHeaderEnd(buf, pos);
       if (ends === undefined) {
-        if (buf.length - pos > this.maxMessageSize) return this.fail(events, new SipParseError('Message Too Large', 513));
+        if (buf.length - pos > this.maxMessageSize)
+          return this.fail(events, new SipParseError('Message Too Large', 513));
         break;
       }
       const [headEnd, bodyStart] = ends;
@@ -54,27 +58,32 @@ export class StreamFramer {
       CONTENT_LENGTH.lastIndex = 0;
       for (let m = CONTENT_LENGTH.exec(head); m !== null; m = CONTENT_LENGTH.exec(head)) {
         const text = (m[1] ?? '').trim();
-        if (!/^[0-9]{1,10}$/.test(text)) return this.fail(events, new SipParseError('Bad Content-Length'), buf.subarray(pos, bodyStart));
+        if (!/^[0-9]{1,10}$/.test(text))
+          return this.fail(events, new SipParseError('Bad Content-Length'), buf.subarray(pos, bodyStart));
         const n = Number(text);
-        if (seen && n !== length) return this.fail(events, new SipParseError('Conflicting Content-Length'), buf.subarray(pos, bodyStart));
+        if (seen && n !== length)
+          return this.fail(
+            events,
+            new SipParseError('Conflicting Content-Length'),
+            buf.subarray(pos, bodyStart),
+          );
         seen = true;
         length = n;
       }
       const total = bodyStart - pos + length;
-      if (total > this.maxMessageSize) return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
+      if (total > this.maxMessageSize)
+        return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
       if (buf.length < bodyStart + length) break;
       events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length) });
       pos = bodyStart + length;
     }
-    this.pending = pos === 0 ? buf : buf.subarray(pos);
-    if (this.pending.length === 0) this.pending = Buffer.alloc(0);
-    buf = this.pending;
+    this.pending = pos >= buf.length ? EMPTY : pos === 0 ? buf : buf.subarray(pos);
     return events;
   }
 
   private fail(events: FrameEvent[], error: SipParseError, data?: Buffer): FrameEvent[] {
     this.failed = true;
-    this.pending = Buffer.alloc(0);
+    this.pending = EMPTY;
     events.push({ type: 'error', error, data });
     return events;
   }

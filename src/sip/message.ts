@@ -56,7 +56,8 @@ abstract class SipMessageBase {
   /** All comma-separated values of a header across its lines (RFC 3261 §7.3.1). Throws on bad syntax. */
   values(name: string): string[] {
     const out: string[] = [];
-    for (const h of this.headers) if (h.name === name) for (const v of splitHeaderValues(h.value)) out.push(v);
+    for (const h of this.headers)
+      if (h.name === name) for (const v of splitHeaderValues(h.value)) out.push(v);
     return out;
   }
 

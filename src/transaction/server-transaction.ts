@@ -73,14 +73,22 @@ export class InviteServerTransaction extends ServerTransactionBase {
   private interval = 0;
   private timerH: TimerHandle | undefined;
 
-  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, onTerminated: (key: string) => void) {
+  constructor(
+    key: string,
+    route: ResponseRoute,
+    clock: Clock,
+    timers: TimerValues,
+    onTerminated: (key: string) => void,
+  ) {
     super(key, route, clock, timers, onTerminated, ServerTransactionState.Proceeding);
   }
 
   /** The TU passes a response down (status decides the transition). */
   respond(status: number, data: Buffer): void {
     if (this.state !== ServerTransactionState.Proceeding) {
-      throw new IllegalTransitionError(`INVITE server transaction cannot send ${status} in state ${this.state}`);
+      throw new IllegalTransitionError(
+        `INVITE server transaction cannot send ${status} in state ${this.state}`,
+      );
     }
     this.transmit(data);
     if (status < 200) {
@@ -152,13 +160,21 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
 /** RFC 3261 §17.2.2, Figure 8. */
 export class NonInviteServerTransaction extends ServerTransactionBase {
-  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, onTerminated: (key: string) => void) {
+  constructor(
+    key: string,
+    route: ResponseRoute,
+    clock: Clock,
+    timers: TimerValues,
+    onTerminated: (key: string) => void,
+  ) {
     super(key, route, clock, timers, onTerminated, ServerTransactionState.Trying);
   }
 
   respond(status: number, data: Buffer): void {
     if (this.state !== ServerTransactionState.Trying && this.state !== ServerTransactionState.Proceeding) {
-      throw new IllegalTransitionError(`non-INVITE server transaction cannot send ${status} in state ${this.state}`);
+      throw new IllegalTransitionError(
+        `non-INVITE server transaction cannot send ${status} in state ${this.state}`,
+      );
     }
     this.transmit(data);
     this.lastResponse = data;

@@ -26,7 +26,12 @@ export class UdpListener implements Link {
     const family = isIPv6(opts.host) ? 6 : 4;
     this.socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
     this.socket.on('message', (msg, rinfo) => {
-      onMessage(msg, { link: this, address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 });
+      onMessage(msg, {
+        link: this,
+        address: rinfo.address,
+        port: rinfo.port,
+        family: rinfo.family === 'IPv6' ? 6 : 4,
+      });
     });
     this.socket.on('error', (err) => opts.onError?.(err));
   }

@@ -39,7 +39,9 @@ export class FakeClock implements Clock {
     for (;;) {
       this.pending = this.pending.filter((p) => !p.cancelled);
       let next: Pending | undefined;
-      for (const p of this.pending) if (p.at <= end && (next === undefined || p.at < next.at || (p.at === next.at && p.seq < next.seq))) next = p;
+      for (const p of this.pending)
+        if (p.at <= end && (next === undefined || p.at < next.at || (p.at === next.at && p.seq < next.seq)))
+          next = p;
       if (next === undefined) break;
       this.time = next.at;
       next.cancelled = true;

@@ -25,7 +25,9 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(opts: { listen?: string[]; endpoints?: string; sip?: string } = {}): Promise<TestService> {
+export async function startTestService(
+  opts: { listen?: string[]; endpoints?: string; sip?: string } = {},
+): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), 'pchat-test-'));
   const listen = opts.listen ?? ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0'];
   await writeFile(
@@ -36,7 +38,8 @@ export async function startTestService(opts: { listen?: string[]; endpoints?: st
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n'))
+        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
       cb();
     },
   });

@@ -10,7 +10,13 @@ import { startTestService, type TestService } from '../helpers/service.js';
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
-function invite(opts: { via: string; ruri?: string; callId?: string; extra?: string; body?: string }): string {
+function invite(opts: {
+  via: string;
+  ruri?: string;
+  callId?: string;
+  extra?: string;
+  body?: string;
+}): string {
   const body = opts.body ?? '';
   return (
     `INVITE ${opts.ruri ?? 'sip:ocschat@contoso.com'} SIP/2.0\r\nVia: ${opts.via}\r\nMax-Forwards: 70\r\n` +
@@ -31,7 +37,11 @@ async function udpClient(family: 4 | 6 = 4) {
   return {
     port: sock.address().port,
     send(text: string | Buffer, port: number) {
-      sock.send(typeof text === 'string' ? Buffer.from(text, 'latin1') : text, port, family === 6 ? '::1' : '127.0.0.1');
+      sock.send(
+        typeof text === 'string' ? Buffer.from(text, 'latin1') : text,
+        port,
+        family === 6 ? '::1' : '127.0.0.1',
+      );
     },
     async next(timeoutMs = 2000): Promise<string> {
       const deadline = Date.now() + timeoutMs;
@@ -82,7 +92,10 @@ const statusOf = (msg: string): number => Number(msg.slice(8, 11));
 
 let svc: TestService;
 beforeAll(async () => {
-  svc = await startTestService({ listen: ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0', 'udp://[::1]:0', 'tcp://[::1]:0'], sip: 'sip:\n  maxMessageSize: 4096\n' });
+  svc = await startTestService({
+    listen: ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0', 'udp://[::1]:0', 'tcp://[::1]:0'],
+    sip: 'sip:\n  maxMessageSize: 4096\n',
+  });
 });
 afterAll(async () => svc.stop());
 
@@ -126,7 +139,13 @@ describe('UDP', () => {
 
   it('a malformed request gets 400 with a reason, and the next request is answered', async () => {
     const c = await udpClient();
-    c.send(invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-bad` }).replace('CSeq: 1 INVITE', 'CSeq: 1 OPTIONS'), svc.port('udp'));
+    c.send(
+      invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-bad` }).replace(
+        'CSeq: 1 INVITE',
+        'CSeq: 1 OPTIONS',
+      ),
+      svc.port('udp'),
+    );
     const r = await c.next();
     expect(r.split('\r\n')[0]).toBe('SIP/2.0 400 CSeq method does not match request method');
     c.send(invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-good` }), svc.port('udp'));
@@ -136,14 +155,26 @@ describe('UDP', () => {
 
   it('an over-size request gets 513', async () => {
     const c = await udpClient();
-    c.send(invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-big`, extra: `X-Pad: ${'p'.repeat(5000)}\r\n` }), svc.port('udp'));
+    c.send(
+      invite({
+        via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-big`,
+        extra: `X-Pad: ${'p'.repeat(5000)}\r\n`,
+      }),
+      svc.port('udp'),
+    );
     expect(statusOf(await c.next())).toBe(513);
     c.close();
   });
 
   it('header injection (a bare CR inside a value) gets 400', async () => {
     const c = await udpClient();
-    c.send(invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-inj`, extra: 'Subject: hi\rX-Injected: 1\r\n' }), svc.port('udp'));
+    c.send(
+      invite({
+        via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-inj`,
+        extra: 'Subject: hi\rX-Injected: 1\r\n',
+      }),
+      svc.port('udp'),
+    );
     expect((await c.next()).split('\r\n')[0]).toBe('SIP/2.0 400 Bare CR in header line');
     c.close();
   });
@@ -154,14 +185,20 @@ describe('UDP', () => {
     for (const f of files) {
       let text = readFileSync(join(FIX, f)).toString('latin1');
       // Fixtures name hosts such as 192.0.2.x: responses are routed by Via, so point it here.
-      text = text.replace(/^(Via|v)([ \t]*:[ \t]*)[^\r\n]*(\r\n[ \t][^\r\n]*)*/im, `Via: SIP/2.0/UDP 127.0.0.1:${c.port};rport;branch=z9hG4bK-fx-${f.slice(0, -4)}`);
+      text = text.replace(
+        /^(Via|v)([ \t]*:[ \t]*)[^\r\n]*(\r\n[ \t][^\r\n]*)*/im,
+        `Via: SIP/2.0/UDP 127.0.0.1:${c.port};rport;branch=z9hG4bK-fx-${f.slice(0, -4)}`,
+      );
       c.send(Buffer.from(text, 'latin1'), svc.port('udp'));
     }
     const answers = await c.drain(500);
     expect(answers.length).toBeGreaterThan(20);
     expect(svc.lines.filter((l) => l.level === 50)).toEqual([]);
     expect(svc.server.router.stats.internalErrors).toBe(0);
-    c.send(`OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-after\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: after\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`, svc.port('udp'));
+    c.send(
+      `OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-after\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: after\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+      svc.port('udp'),
+    );
     // Unacknowledged fixture INVITEs still see their final responses retransmitted (Timer G).
     let r = await c.next();
     while (!r.includes('Call-ID: after')) r = await c.next();
@@ -184,7 +221,10 @@ describe('TCP', () => {
 
   it('two messages in one segment get two answers; a CRLFCRLF ping gets a CRLF pong', async () => {
     const c = await tcpClient(svc.port('tcp'));
-    const a = invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-t2a`, ruri: 'sip:nobody@contoso.com' });
+    const a = invite({
+      via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-t2a`,
+      ruri: 'sip:nobody@contoso.com',
+    });
     const b = invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-t2b` });
     c.sock.write(a + '\r\n\r\n' + b);
     const data = await c.waitFor((d) => (d.match(/SIP\/2\.0 /g) ?? []).length >= 2);
@@ -201,7 +241,12 @@ describe('TCP', () => {
 
   it('a negative Content-Length gets 400 and the connection is closed (framing is lost)', async () => {
     const c = await tcpClient(svc.port('tcp'));
-    c.sock.write(invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-ncl` }).replace('Content-Length: 0', 'Content-Length: -1'));
+    c.sock.write(
+      invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-ncl` }).replace(
+        'Content-Length: 0',
+        'Content-Length: -1',
+      ),
+    );
     const r = await c.waitFor((d) => d.includes('\r\n\r\n'));
     expect(r.split('\r\n')[0]).toBe('SIP/2.0 400 Bad Content-Length');
     await c.waitFor(() => c.closed);
@@ -210,7 +255,9 @@ describe('TCP', () => {
 
   it('a stream message over the size limit gets 513 and the connection is closed', async () => {
     const c = await tcpClient(svc.port('tcp'));
-    c.sock.write(invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-tbig`, body: 'x'.repeat(6000) }));
+    c.sock.write(
+      invite({ via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-tbig`, body: 'x'.repeat(6000) }),
+    );
     const r = await c.waitFor((d) => d.includes('\r\n\r\n'));
     expect(statusOf(r)).toBe(513);
     await c.waitFor(() => c.closed);

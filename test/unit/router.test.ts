@@ -41,7 +41,9 @@ pools:
         q: 0.5
 `;
 
-function request(opts: { method?: string; ruri?: string; extra?: string; via?: string; cseqMethod?: string } = {}): Buffer {
+function request(
+  opts: { method?: string; ruri?: string; extra?: string; via?: string; cseqMethod?: string } = {},
+): Buffer {
   const method = opts.method ?? 'INVITE';
   return Buffer.from(
     `${method} ${opts.ruri ?? 'sip:ocschat@contoso.com'} SIP/2.0\r\n` +
@@ -69,12 +71,20 @@ beforeEach(() => {
   lines = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n'))
+        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
       cb();
     },
   });
   const table = EndpointTable.fromConfig(parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml'));
-  router = new Router({ table: () => table, logger: pino({ level: 'debug' }, sink), clock, timers: DEFAULT_TIMERS, maxMessageSize: 4096, serverHeader: 'pchat-endpoint' });
+  router = new Router({
+    table: () => table,
+    logger: pino({ level: 'debug' }, sink),
+    clock,
+    timers: DEFAULT_TIMERS,
+    maxMessageSize: 4096,
+    serverHeader: 'pchat-endpoint',
+  });
 });
 
 function send(data: Buffer, address = '127.0.0.1', port = 5070): SipResponse[] {
@@ -98,7 +108,9 @@ describe('redirect mode', () => {
 
   it('lists static targets with their q-values', () => {
     const [r] = send(request({ ruri: 'sip:PersistentChat@CONTOSO.com;transport=tcp' }));
-    expect(r!.header('contact')).toBe('<sip:pc1.contoso.com:5041;transport=tls>;q=1.0, <sip:pc2.contoso.com:5041;transport=tls>;q=0.5');
+    expect(r!.header('contact')).toBe(
+      '<sip:pc1.contoso.com:5041;transport=tls>;q=1.0, <sip:pc2.contoso.com:5041;transport=tls>;q=0.5',
+    );
   });
 
   it('a retransmitted INVITE gets the identical response, and the ACK is absorbed', () => {
@@ -106,7 +118,9 @@ describe('redirect mode', () => {
     const [b] = send(request());
     expect(b!.toTag).toBe(a!.toTag);
     expect(router.stats.retransmissionsAbsorbed).toBe(1);
-    const ack = request({ method: 'ACK' }).toString('latin1').replace('To: <sip:ocschat@contoso.com>', `To: <sip:ocschat@contoso.com>;tag=${a!.toTag}`);
+    const ack = request({ method: 'ACK' })
+      .toString('latin1')
+      .replace('To: <sip:ocschat@contoso.com>', `To: <sip:ocschat@contoso.com>;tag=${a!.toTag}`);
     expect(send(Buffer.from(ack, 'latin1'))).toEqual([]);
     expect(router.stats.acksAbsorbed).toBe(1);
     // Timer G does not fire once the ACK came.
@@ -125,7 +139,15 @@ describe('redirect mode', () => {
     send(request());
     const d = lines.filter((l) => l.msg === 'decision');
     expect(d).toHaveLength(1);
-    expect(d[0]).toMatchObject({ callId: 'call-1@127.0.0.1', branch: 'z9hG4bK-abc', method: 'INVITE', ruri: 'sip:ocschat@contoso.com', endpoint: 'sip:ocschat@contoso.com', status: 302, outcome: 'redirect' });
+    expect(d[0]).toMatchObject({
+      callId: 'call-1@127.0.0.1',
+      branch: 'z9hG4bK-abc',
+      method: 'INVITE',
+      ruri: 'sip:ocschat@contoso.com',
+      endpoint: 'sip:ocschat@contoso.com',
+      status: 302,
+      outcome: 'redirect',
+    });
     expect(typeof d[0]!.latencyUs).toBe('number');
   });
 
@@ -144,12 +166,16 @@ describe('other answers', () => {
   });
 
   it('483 when Max-Forwards is 0', () => {
-    const r = send(Buffer.from(request().toString('latin1').replace('Max-Forwards: 70', 'Max-Forwards: 0'), 'latin1'));
+    const r = send(
+      Buffer.from(request().toString('latin1').replace('Max-Forwards: 70', 'Max-Forwards: 0'), 'latin1'),
+    );
     expect(r[0]!.status).toBe(483);
   });
 
   it('200 to OPTIONS addressed to the service itself, even with Max-Forwards 0', () => {
-    const opts = request({ method: 'OPTIONS', ruri: 'sip:127.0.0.1:5060' }).toString('latin1').replace('Max-Forwards: 70', 'Max-Forwards: 0');
+    const opts = request({ method: 'OPTIONS', ruri: 'sip:127.0.0.1:5060' })
+      .toString('latin1')
+      .replace('Max-Forwards: 70', 'Max-Forwards: 0');
     const [r] = send(Buffer.from(opts, 'latin1'));
     expect(r!.status).toBe(200);
     expect(r!.header('allow')).toContain('INVITE');
@@ -184,11 +210,15 @@ describe('other answers', () => {
   it('CANCEL: 200 for a transaction it holds, 481 otherwise', () => {
     send(request());
     expect(send(request({ method: 'CANCEL' }))[0]!.status).toBe(200);
-    expect(send(request({ method: 'CANCEL', via: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-other' }))[0]!.status).toBe(481);
+    expect(
+      send(request({ method: 'CANCEL', via: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-other' }))[0]!.status,
+    ).toBe(481);
   });
 
   it('stray responses and binary garbage are dropped and counted, never thrown', () => {
-    expect(send(Buffer.from('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n\r\n'))).toEqual([]);
+    expect(send(Buffer.from('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n\r\n'))).toEqual(
+      [],
+    );
     const garbage = Buffer.alloc(512);
     for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) & 0xff;
     expect(send(garbage)).toEqual([]);
@@ -199,24 +229,43 @@ describe('other answers', () => {
 
 describe('response routing (RFC 3261 §18.2.2, RFC 3581)', () => {
   it('rport: the response goes to the source port and carries received and rport', () => {
-    router.onMessage(request({ via: 'SIP/2.0/UDP 10.1.1.1:5070;rport;branch=z9hG4bK-nat' }), link.source('127.0.0.5', 41234));
+    router.onMessage(
+      request({ via: 'SIP/2.0/UDP 10.1.1.1:5070;rport;branch=z9hG4bK-nat' }),
+      link.source('127.0.0.5', 41234),
+    );
     const [sent] = link.sent;
     expect(sent!.address).toBe('127.0.0.5');
     expect(sent!.port).toBe(41234);
-    expect(response(sent!.data.toString('latin1')).header('via')).toBe('SIP/2.0/UDP 10.1.1.1:5070;rport=41234;received=127.0.0.5;branch=z9hG4bK-nat');
+    expect(response(sent!.data.toString('latin1')).header('via')).toBe(
+      'SIP/2.0/UDP 10.1.1.1:5070;rport=41234;received=127.0.0.5;branch=z9hG4bK-nat',
+    );
   });
 
   it('without rport: to the source address at the sent-by port, with received added', () => {
-    router.onMessage(request({ via: 'SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x' }), link.source('127.0.0.6', 41000));
+    router.onMessage(
+      request({ via: 'SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x' }),
+      link.source('127.0.0.6', 41000),
+    );
     const [sent] = link.sent;
     expect([sent!.address, sent!.port]).toEqual(['127.0.0.6', 5099]);
-    expect(response(sent!.data.toString('latin1')).header('via')).toBe('SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x;received=127.0.0.6');
+    expect(response(sent!.data.toString('latin1')).header('via')).toBe(
+      'SIP/2.0/UDP client.example.com:5099;branch=z9hG4bK-x;received=127.0.0.6',
+    );
   });
 });
 
 describe('RFC 4475 messages through the router', () => {
   // Fixtures name hosts such as 192.0.2.x: the in-memory link never sends, and the source is loopback.
-  const answers: Record<string, number> = { unkscm: 416, novelsc: 416, bext01: 420, zeromf: 483, badvers: 505, mismatch01: 400, insuf: 400, scalar02: 400 };
+  const answers: Record<string, number> = {
+    unkscm: 416,
+    novelsc: 416,
+    bext01: 420,
+    zeromf: 483,
+    badvers: 505,
+    mismatch01: 400,
+    insuf: 400,
+    scalar02: 400,
+  };
   for (const [name, status] of Object.entries(answers)) {
     it(`${name} is answered ${status}`, () => {
       const r = send(readFileSync(join(FIX, `${name}.dat`)));

@@ -36,7 +36,26 @@ function corpus(names: string[]): string[] {
     }
   }
   const base = [...values];
-  const mutations = ['', ' ', ';', ';;', '<', '>', '"', '\\', ':', '@', '%', ',', '\t', ':99999', '=', '[::1]', '..', '-'];
+  const mutations = [
+    '',
+    ' ',
+    ';',
+    ';;',
+    '<',
+    '>',
+    '"',
+    '\\',
+    ':',
+    '@',
+    '%',
+    ',',
+    '\t',
+    ':99999',
+    '=',
+    '[::1]',
+    '..',
+    '-',
+  ];
   let seed = 7;
   const rand = (n: number): number => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -46,7 +65,13 @@ function corpus(names: string[]): string[] {
     for (let k = 0; k < 200; k++) {
       const at = rand(v.length + 1);
       const m = mutations[rand(mutations.length)]!;
-      values.add(k % 3 === 0 ? v.slice(0, at) : k % 3 === 1 ? v.slice(0, at) + m + v.slice(at) : v.slice(0, at) + m + v.slice(at + 1));
+      values.add(
+        k % 3 === 0
+          ? v.slice(0, at)
+          : k % 3 === 1
+            ? v.slice(0, at) + m + v.slice(at)
+            : v.slice(0, at) + m + v.slice(at + 1),
+      );
     }
   }
   return [...values];

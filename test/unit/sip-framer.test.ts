@@ -22,20 +22,32 @@ function frameAll(chunks: Buffer[]): FrameEvent[] {
 
 describe('StreamFramer', () => {
   const mpart = readFileSync(join(FIX, 'mpart01.dat'));
-  const messages = [Buffer.from(msg('v=0\r\n'), 'latin1'), Buffer.from('\r\n\r\n'), mpart, Buffer.from(msg(''), 'latin1'), Buffer.from(msg('x'.repeat(300), 'l: 300\r\n'), 'latin1')];
+  const messages = [
+    Buffer.from(msg('v=0\r\n'), 'latin1'),
+    Buffer.from('\r\n\r\n'),
+    mpart,
+    Buffer.from(msg(''), 'latin1'),
+    Buffer.from(msg('x'.repeat(300), 'l: 300\r\n'), 'latin1'),
+  ];
   const stream = Buffer.concat(messages);
   const expected = [messages[0], messages[2], messages[3], messages[4]].map((b) => b!.toString('latin1'));
 
   it('frames a whole stream in one chunk', () => {
     const ev = frameAll([stream]);
-    expect(ev.filter((e) => e.type === 'message').map((e) => (e.type === 'message' ? e.data.toString('latin1') : ''))).toEqual(expected);
+    expect(
+      ev
+        .filter((e) => e.type === 'message')
+        .map((e) => (e.type === 'message' ? e.data.toString('latin1') : '')),
+    ).toEqual(expected);
     expect(ev.filter((e) => e.type === 'ping')).toHaveLength(1);
   });
 
   it('every split into two chunks gives the same messages', () => {
     for (let at = 0; at <= stream.length; at++) {
       const ev = frameAll([stream.subarray(0, at), stream.subarray(at)]);
-      const got = ev.filter((e) => e.type === 'message').map((e) => (e.type === 'message' ? e.data.toString('latin1') : ''));
+      const got = ev
+        .filter((e) => e.type === 'message')
+        .map((e) => (e.type === 'message' ? e.data.toString('latin1') : ''));
       expect(got, `split at ${at}`).toEqual(expected);
       expect(ev.some((e) => e.type === 'error')).toBe(false);
     }
@@ -43,7 +55,9 @@ describe('StreamFramer', () => {
 
   it('byte-by-byte delivery gives the same messages', () => {
     const chunks = [...stream].map((b) => Buffer.from([b]));
-    const got = frameAll(chunks).filter((e) => e.type === 'message').map((e) => (e.type === 'message' ? e.data.toString('latin1') : ''));
+    const got = frameAll(chunks)
+      .filter((e) => e.type === 'message')
+      .map((e) => (e.type === 'message' ? e.data.toString('latin1') : ''));
     expect(got).toEqual(expected);
   });
 
@@ -69,7 +83,8 @@ describe('StreamFramer', () => {
   it('endless headers without a blank line are refused once over the limit', () => {
     const f = new StreamFramer(1000);
     let events: FrameEvent[] = [];
-    for (let i = 0; i < 100 && events.length === 0; i++) events = f.push(Buffer.from('X-Filler: aaaaaaaaaaaaaaaaaaaa\r\n'));
+    for (let i = 0; i < 100 && events.length === 0; i++)
+      events = f.push(Buffer.from('X-Filler: aaaaaaaaaaaaaaaaaaaa\r\n'));
     expect(events.map((e) => (e.type === 'error' ? e.error.status : e.type))).toEqual([513]);
   });
 });
