@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { Router } from '../dist/router/router.js';
 import { EndpointTable } from '../dist/endpoints/table.js';
 import { parseEndpointsConfig } from '../dist/config/load.js';
-import { systemClock } from '../dist/transaction/clock.js';
+import { TimerWheel } from '../dist/transaction/timer-wheel.js';
 
 const N = Number(process.argv[2] ?? 200_000);
 const table = EndpointTable.fromConfig(
@@ -30,7 +30,7 @@ const level = process.env.LOG_LEVEL ?? 'warn';
 const router = new Router({
   table: () => table,
   logger: pino({ level }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })),
-  clock: systemClock,
+  clock: new TimerWheel(),
   timers: { t1: 500, t2: 4000, t4: 5000 },
   maxMessageSize: 65535,
   serverHeader: 'pchat-endpoint',

@@ -6,7 +6,8 @@ import { loadConfig, type LoadedConfig } from './config/load.js';
 import type { EndpointTable } from './endpoints/table.js';
 import { createLogger, flushLogger } from './log.js';
 import { Router } from './router/router.js';
-import { systemClock, type Clock } from './transaction/clock.js';
+import type { Clock } from './transaction/clock.js';
+import { TimerWheel } from './transaction/timer-wheel.js';
 import { TcpListener } from './transport/tcp.js';
 import type { BoundAddress } from './transport/types.js';
 import { UdpListener } from './transport/udp.js';
@@ -40,7 +41,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const router = new Router({
     table: () => table,
     logger,
-    clock: opts.clock ?? systemClock,
+    clock: opts.clock ?? new TimerWheel(),
     timers: { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 },
     maxMessageSize: server.sip.maxMessageSize,
     serverHeader: server.sip.serverHeader,

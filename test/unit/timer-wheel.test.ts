@@ -1,0 +1,84 @@
+// The timer wheel behind the system clock, driven by a hand-moved time source.
+
+import { describe, it, expect } from 'vitest';
+import { TimerWheel } from '../../src/transaction/timer-wheel.js';
+
+function wheel() {
+  let t = 1_000_000;
+  const w = new TimerWheel(() => t);
+  return {
+    w,
+    move(ms: number) {
+      t += ms;
+      w.advance();
+    },
+  };
+}
+
+describe('TimerWheel', () => {
+  it('fires each timer once, not before its time and within one tick after', () => {
+    const { w, move } = wheel();
+    const fired: string[] = [];
+    w.setTimer(500, () => fired.push('a'));
+    w.setTimer(32_000, () => fired.push('h'));
+    w.setTimer(5, () => fired.push('b'));
+    move(4);
+    expect(fired).toEqual([]);
+    move(11);
+    expect(fired).toEqual(['b']);
+    move(480);
+    expect(fired).toEqual(['b']);
+    move(20);
+    expect(fired).toEqual(['b', 'a']);
+    move(31_490);
+    expect(fired).toEqual(['b', 'a', 'h']);
+    expect(w.size).toBe(0);
+  });
+
+  it('a cleared timer never fires and is forgotten at once', () => {
+    const { w, move } = wheel();
+    let n = 0;
+    const h = w.setTimer(100, () => n++);
+    w.clearTimer(h);
+    w.clearTimer(h);
+    expect(w.size).toBe(0);
+    move(200);
+    expect(n).toBe(0);
+  });
+
+  it('timers longer than one turn of the wheel wait for their turn', () => {
+    const { w, move } = wheel();
+    let n = 0;
+    w.setTimer(100_000, () => n++);
+    for (let i = 0; i < 99; i++) move(1000);
+    expect(n).toBe(0);
+    move(1010);
+    expect(n).toBe(1);
+  });
+
+  it('a callback may clear a timer of the same slot and arm new ones', () => {
+    const { w, move } = wheel();
+    const fired: string[] = [];
+    let other: ReturnType<typeof w.setTimer> | undefined;
+    w.setTimer(50, () => {
+      fired.push('first');
+      if (other) w.clearTimer(other);
+      w.setTimer(0, () => fired.push('rearmed'));
+    });
+    other = w.setTimer(50, () => fired.push('other'));
+    move(60);
+    expect(fired).toContain('first');
+    // Whichever of the two ran first, the other was either cleared or ran: never both after clearing.
+    expect(fired.filter((f) => f === 'other').length).toBeLessThanOrEqual(1);
+    move(20);
+    expect(fired).toContain('rearmed');
+  });
+
+  it('catches up after a stall longer than a whole turn', () => {
+    const { w, move } = wheel();
+    let n = 0;
+    for (let i = 1; i <= 100; i++) w.setTimer(i * 100, () => n++);
+    move(60_000);
+    expect(n).toBe(100);
+  });
+});
