@@ -6,13 +6,11 @@ import { TimerWheel } from '../../src/transaction/timer-wheel.js';
 function wheel() {
   let t = 1_000_000;
   const w = new TimerWheel(() => t);
-  return {
-    w,
-    move(ms: number) {
-      t += ms;
-      w.advance();
-    },
+  const move = (ms: number): void => {
+    t += ms;
+    w.advance();
   };
+  return { w, move };
 }
 
 describe('TimerWheel', () => {
@@ -59,13 +57,13 @@ describe('TimerWheel', () => {
   it('a callback may clear a timer of the same slot and arm new ones', () => {
     const { w, move } = wheel();
     const fired: string[] = [];
-    let other: ReturnType<typeof w.setTimer> | undefined;
+    const handles: ReturnType<typeof w.setTimer>[] = [];
     w.setTimer(50, () => {
       fired.push('first');
-      if (other) w.clearTimer(other);
+      for (const h of handles) w.clearTimer(h);
       w.setTimer(0, () => fired.push('rearmed'));
     });
-    other = w.setTimer(50, () => fired.push('other'));
+    handles.push(w.setTimer(50, () => fired.push('other')));
     move(60);
     expect(fired).toContain('first');
     // Whichever of the two ran first, the other was either cleared or ran: never both after clearing.
