@@ -1,0 +1,99 @@
+// Generates and runs the Kamailio stateless-redirect baseline from bench/kamailio/redirect.cfg.tmpl.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TEMPLATE = fileURLToPath(new URL('../kamailio/redirect.cfg.tmpl', import.meta.url));
+const MODULE_DIRS = [
+  '/usr/lib/x86_64-linux-gnu/kamailio/modules',
+  '/usr/lib/kamailio/modules',
+  '/usr/local/lib64/kamailio/modules',
+];
+
+/** Kamailio's configuration strings are double-quoted; refuse anything that would need escaping. */
+function literal(value) {
+  if (!/^[A-Za-z0-9._:@;=<>+-]+$/.test(value)) throw new Error(`value not safe for kamailio.cfg: ${value}`);
+  return value;
+}
+
+function decisionLog(logDecisions, code) {
+  // One line per decision, like the service's info-level log, so the "info" comparison is like for like.
+  return logDecisions
+    ? `xlog("L_INFO", "decision=${code} method=$rm ruri=$ru callId=$ci\\n");`
+    : '# per-decision log off (warn level)';
+}
+
+/**
+ * @param {{ host: string, port: number, children: number, tcpChildren: number, logDecisions: boolean,
+ *   endpoints: Array<{ user: string, domain: string, contact: string }> }} opts
+ */
+export async function renderKamailioConfig(opts) {
+  const moduleDir = MODULE_DIRS.find((d) => existsSync(join(d, 'sl.so')));
+  if (!moduleDir) throw new Error(`Kamailio modules not found in ${MODULE_DIRS.join(', ')}`);
+  const routes = opts.endpoints
+    .map(
+      (
+        e,
+      ) => `\tif ($(rU{s.tolower}) == "${literal(e.user.toLowerCase())}" && $(rd{s.tolower}) == "${literal(e.domain.toLowerCase())}") {
+\t\t${decisionLog(opts.logDecisions, 302)}
+\t\tappend_to_reply("Contact: ${literal(e.contact)}\\r\\n");
+\t\tsl_send_reply("302", "Moved Temporarily");
+\t\texit;
+\t}`,
+    )
+    .join('\n');
+  const values = {
+    DEBUG: opts.logDecisions ? '2' : '0', // 2 = L_INFO, 0 = L_WARN
+    CHILDREN: String(opts.children),
+    TCP_CHILDREN: String(opts.tcpChildren),
+    HOST: literal(opts.host),
+    PORT: String(opts.port),
+    MODULE_DIR: moduleDir,
+    ENDPOINT_ROUTES: routes,
+    LOG_DECISION_483: decisionLog(opts.logDecisions, 483),
+    LOG_DECISION_200: decisionLog(opts.logDecisions, 200),
+    LOG_DECISION_404: decisionLog(opts.logDecisions, 404),
+  };
+  const template = await readFile(TEMPLATE, 'utf8');
+  return template.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_, name) => {
+    if (!(name in values)) throw new Error(`unknown placeholder {{${name}}} in ${TEMPLATE}`);
+    return values[name];
+  });
+}
+
+/**
+ * Starts Kamailio in the foreground (-DD: the creator stays attached, children are forked) with its
+ * runtime dir and pid file inside `dir`, logging to dir/kamailio.log.
+ * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, logFile: string }>}
+ */
+export async function startKamailio(dir, config) {
+  const runDir = join(dir, 'run');
+  await mkdir(runDir, { recursive: true });
+  const cfgFile = join(dir, 'kamailio.cfg');
+  await writeFile(cfgFile, config);
+  const logFile = join(dir, 'kamailio.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawn(
+    'kamailio',
+    ['-f', cfgFile, '-DD', '-E', '-Y', runDir, '-P', join(runDir, 'kamailio.pid'), '-m', '64', '-M', '8'],
+    { stdio: ['ignore', fd, fd] },
+  );
+  closeSync(fd);
+  await new Promise((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  return { child, pid: child.pid, logFile };
+}
+
+export function kamailioVersion() {
+  const r = spawnSync('kamailio', ['-v'], { encoding: 'utf8' });
+  return (
+    (r.stdout ?? '')
+      .split('\n')[0]
+      ?.replace(/^version:\s*/, '')
+      .trim() || 'unknown'
+  );
+}
