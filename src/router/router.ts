@@ -12,6 +12,7 @@ import { validateRequest } from '../sip/validate.js';
 import { uriScheme, parseSipUri } from '../sip/uri.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
+import { HeaderBit } from '../sip/headers.js';
 import type { Clock, TimerValues } from '../transaction/clock.js';
 import { InviteServerTransaction } from '../transaction/server-transaction.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
@@ -185,6 +186,12 @@ export class Router {
   }
 
   private request(req: SipRequest, source: Source, t0: number): void {
+    if (req.method === 'ACK') {
+      // An ACK is never answered, so it is not validated beyond what matching it needs: one that
+      // matches no transaction, malformed or not, is dropped (RFC 3261 §17.2.3).
+      this.ack(req);
+      return;
+    }
     const invalid = validateRequest(req);
     if (invalid !== undefined) {
       this.stats.parseErrors++;
@@ -192,10 +199,6 @@ export class Router {
       return;
     }
     const via = req.topVia;
-    if (req.method === 'ACK') {
-      this.ack(req);
-      return;
-    }
     const key = serverTransactionKey(req);
     const existing = this.transactions.get(key);
     if (existing !== undefined) {
@@ -237,7 +240,15 @@ export class Router {
 
   /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
   private ack(req: SipRequest): void {
-    const txn = this.transactions.get(serverTransactionKey(req, 'INVITE'));
+    let key: string;
+    try {
+      key = serverTransactionKey(req, 'INVITE');
+    } catch {
+      this.stats.dropped++;
+      this.log.debug({ method: 'ACK' }, 'malformed ACK dropped');
+      return;
+    }
+    const txn = this.transactions.get(key);
     if (txn instanceof InviteServerTransaction) {
       this.stats.acksAbsorbed++;
       txn.ack();
@@ -303,7 +314,7 @@ function addressesService(uri: string): boolean {
 
 /** The Require option tags of a request, joined, or undefined when there are none. */
 function requiredExtensions(req: SipRequest): string | undefined {
-  if (req.method === 'ACK' || req.method === 'CANCEL') return undefined;
+  if (req.method === 'ACK' || req.method === 'CANCEL' || !req.has(HeaderBit.require)) return undefined;
   const lines = req.headerLines('require');
   if (lines.length === 0) return undefined;
   const tags: string[] = [];

@@ -61,3 +61,30 @@ export function wireName(canonical: string): string {
   if (known !== undefined) return known;
   return canonical.replace(/(^|-)([a-z])/g, (_m, dash: string, ch: string) => dash + ch.toUpperCase());
 }
+
+/**
+ * Bits for the headers the service interprets. The parser records which of them a message has and
+ * which appear more than once, so checks for absent or repeated headers cost no scan.
+ */
+export const HeaderBit = {
+  via: 1 << 0,
+  from: 1 << 1,
+  to: 1 << 2,
+  'call-id': 1 << 3,
+  cseq: 1 << 4,
+  'max-forwards': 1 << 5,
+  'content-length': 1 << 6,
+  contact: 1 << 7,
+  require: 1 << 8,
+  date: 1 << 9,
+  'proxy-require': 1 << 10,
+  route: 1 << 11,
+  'record-route': 1 << 12,
+} as const;
+
+const BIT_BY_NAME = new Map<string, number>(Object.entries(HeaderBit));
+
+/** The bit of a canonical header name, or 0 for headers without one. */
+export function headerBit(canonical: string): number {
+  return BIT_BY_NAME.get(canonical) ?? 0;
+}

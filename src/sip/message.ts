@@ -1,6 +1,6 @@
 // The SIP message model: start line, header fields in wire order, body. Values are parsed on demand.
 
-import { canonicalName, wireName } from './headers.js';
+import { canonicalName, headerBit, wireName } from './headers.js';
 import { splitHeaderValues, parseCSeq } from './header-values.js';
 import { parseVia, type Via } from './via.js';
 import { fastVia } from './fast-check.js';
@@ -24,10 +24,40 @@ abstract class SipMessageBase {
   private viaCache: Via | undefined;
   private cseqCache: { seq: number; method: string } | undefined;
 
+  /** HeaderBit flags of the headers present, and of those present more than once. */
+  private readonly seen: number;
+  private readonly repeated: number;
+
   constructor(
     readonly headers: HeaderField[],
     readonly body: Buffer,
-  ) {}
+    seen?: number,
+    repeated?: number,
+  ) {
+    if (seen === undefined || repeated === undefined) {
+      let s = 0;
+      let r = 0;
+      for (const h of headers) {
+        const bit = headerBit(h.name);
+        r |= s & bit;
+        s |= bit;
+      }
+      seen = s;
+      repeated = r;
+    }
+    this.seen = seen;
+    this.repeated = repeated;
+  }
+
+  /** Is a header with this bit (HeaderBit) present. */
+  has(bit: number): boolean {
+    return (this.seen & bit) !== 0;
+  }
+
+  /** 0, 1, or 2 for "more than once", for a header with a HeaderBit. */
+  presence(bit: number): 0 | 1 | 2 {
+    return (this.seen & bit) === 0 ? 0 : (this.repeated & bit) === 0 ? 1 : 2;
+  }
 
   /** First value of a header (canonical name), or undefined. */
   header(name: string): string | undefined {
@@ -134,8 +164,10 @@ export class SipRequest extends SipMessageBase {
     readonly version: string,
     headers: HeaderField[],
     body: Buffer,
+    seen?: number,
+    repeated?: number,
   ) {
-    super(headers, body);
+    super(headers, body, seen, repeated);
   }
   startLine(): string {
     return `${this.method} ${this.uri} ${this.version}`;
@@ -150,8 +182,10 @@ export class SipResponse extends SipMessageBase {
     readonly version: string,
     headers: HeaderField[],
     body: Buffer,
+    seen?: number,
+    repeated?: number,
   ) {
-    super(headers, body);
+    super(headers, body, seen, repeated);
   }
   startLine(): string {
     return `${this.version} ${this.status} ${this.reason}`;

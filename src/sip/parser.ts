@@ -1,7 +1,7 @@
 // Parses one SIP message from bytes: start line, header lines (folded, compact, any case), framing by
 // Content-Length. Header values are kept as text and interpreted lazily by the message accessors.
 
-import { canonicalName } from './headers.js';
+import { canonicalName, headerBit } from './headers.js';
 import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
 import { trimWs } from './header-values.js';
@@ -103,7 +103,7 @@ export function parseHeaderLines(
   text: string,
   firstLineEnd: number,
   opts: ParseOptions,
-): { headers: HeaderField[]; defect: SipParseError | undefined } {
+): { headers: HeaderField[]; defect: SipParseError | undefined; seen: number; repeated: number } {
   const maxLine = opts.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
   const maxHeaders = opts.maxHeaders ?? DEFAULT_MAX_HEADERS;
   const out: HeaderField[] = [];
@@ -112,6 +112,9 @@ export function parseHeaderLines(
   let value = '';
   let pending = false;
   let defect: SipParseError | undefined;
+  let seen = 0;
+  let repeated = 0;
+  let bit = 0;
   let pos = firstLineEnd;
   const len = text.length;
   // Offset of the next CR in the text; only CRs right before LF are legal (RFC 3261 §7.3.1).
@@ -162,6 +165,7 @@ export function parseHeaderLines(
     if (known !== undefined) {
       wire = known[0];
       name = known[1];
+      bit = known[2];
     } else {
       wire = text.slice(start, nameEnd);
       if (!isTokenText(wire)) {
@@ -169,7 +173,10 @@ export function parseHeaderLines(
         continue;
       }
       name = canonicalName(wire);
+      bit = headerBit(name);
     }
+    repeated |= seen & bit;
+    seen |= bit;
     if (out.length >= maxHeaders) {
       defect ??= new SipParseError('Too many header lines');
       break;
@@ -182,14 +189,15 @@ export function parseHeaderLines(
     pending = true;
   }
   if (pending) out.push({ name, wire, value });
-  return { headers: out, defect };
+  return { headers: out, defect, seen, repeated };
 }
 
-/** [wire spelling, canonical name] of the headers nearly every message has, in their usual spelling. */
-const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = (() => {
-  const table: [string, string][][] = [];
+/** [wire spelling, canonical name, bit] of the headers nearly every message has, in their usual spelling. */
+type Known = readonly [wire: string, canonical: string, bit: number];
+const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<Known>> = (() => {
+  const table: Known[][] = [];
   const add = (wire: string, canonical: string): void => {
-    (table[wire.length] ??= []).push([wire, canonical]);
+    (table[wire.length] ??= []).push([wire, canonical, headerBit(canonical)]);
   };
   for (const [wire, canonical] of [
     ['Via', 'via'],
@@ -225,7 +233,7 @@ const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<readonly [string, string]>> =
 })();
 
 /** Match the name at text[start, start+length) against the usual spellings without slicing it. */
-function knownHeader(text: string, start: number, length: number): readonly [string, string] | undefined {
+function knownHeader(text: string, start: number, length: number): Known | undefined {
   const candidates = KNOWN_BY_LENGTH[length];
   if (candidates === undefined) return undefined;
   for (const c of candidates) if (text.startsWith(c[0], start)) return c;
@@ -311,9 +319,9 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
         version = parts[parts.length - 1] ?? '';
       }
     }
-    const { headers, defect } = parseHeaderLines(text, lineEnd + 1, opts);
+    const { headers, defect, seen, repeated } = parseHeaderLines(text, lineEnd + 1, opts);
     // From here on a request is known well enough to address an error response to it.
-    if (!isResponse) request = new SipRequest(method, uri, version, headers, EMPTY);
+    if (!isResponse) request = new SipRequest(method, uri, version, headers, EMPTY, seen, repeated);
     if (lineError !== undefined) throw lineError;
     if (defect !== undefined) throw defect;
     if (ends === undefined) throw new SipParseError('Missing blank line after headers');
@@ -327,8 +335,10 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
       // RFC 4475 §3.1.1.8 (dblreq): octets past Content-Length are not part of this message.
       body = buf.subarray(bodyStart, bodyStart + length);
     }
-    if (isResponse) return { ok: true, message: new SipResponse(status, reason, version, headers, body) };
-    if (body.length > 0) request = new SipRequest(method, uri, version, headers, body);
+    if (isResponse) {
+      return { ok: true, message: new SipResponse(status, reason, version, headers, body, seen, repeated) };
+    }
+    if (body.length > 0) request = new SipRequest(method, uri, version, headers, body, seen, repeated);
     return { ok: true, message: request! };
   } catch (err) {
     const error = err instanceof SipParseError ? err : new SipParseError('Malformed message');

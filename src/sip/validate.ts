@@ -2,6 +2,7 @@
 // service interprets must be present once and well-formed before any decision is taken on them.
 
 import { SipParseError } from './errors.js';
+import { HeaderBit } from './headers.js';
 import { SipGrammarError } from './grammar-error.js';
 import type { SipRequest, SipResponse } from './message.js';
 import { parseNameAddr, isWildcardContact } from './name-addr.js';
@@ -11,7 +12,12 @@ import { splitHeaderValues, parseUint, isGmtDate, isValidCallId } from './header
 import { parseSipUri, uriScheme } from './uri.js';
 
 /** Headers that RFC 3261 §7.3.1 forbids to repeat and §8.1.1 requires in every request. */
-const SINGLE_REQUIRED = ['call-id', 'from', 'to', 'cseq'] as const;
+const SINGLE_REQUIRED = [
+  ['call-id', HeaderBit['call-id']],
+  ['from', HeaderBit.from],
+  ['to', HeaderBit.to],
+  ['cseq', HeaderBit.cseq],
+] as const;
 const WIRE_NAME: Record<string, string> = { 'call-id': 'Call-ID', from: 'From', to: 'To', cseq: 'CSeq' };
 
 /** The grammar error's own reason (it already names what was bad), or a generic one. */
@@ -20,7 +26,7 @@ function reasonOf(err: unknown, what: string): string {
 }
 
 function checkVias(msg: SipRequest | SipResponse): void {
-  if (msg.count('via') === 0) throw new SipParseError('Missing Via header');
+  if (!msg.has(HeaderBit.via)) throw new SipParseError('Missing Via header');
   try {
     void msg.topVia;
     let first = true;
@@ -39,8 +45,8 @@ function checkVias(msg: SipRequest | SipResponse): void {
 }
 
 function checkSingles(msg: SipRequest | SipResponse): void {
-  for (const name of SINGLE_REQUIRED) {
-    const n = msg.count(name);
+  for (const [name, bit] of SINGLE_REQUIRED) {
+    const n = msg.presence(bit);
     if (n === 0) throw new SipParseError(`Missing ${WIRE_NAME[name]} header`);
     if (n > 1) throw new SipParseError(`Multiple ${WIRE_NAME[name]} headers`);
   }
@@ -71,7 +77,7 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
     checkSingles(req);
     // RFC 3261 §8.2.2 / RFC 4475 §3.1.2.17: the CSeq method must match the request method.
     if (req.cseq.method !== req.method) throw new SipParseError('CSeq method does not match request method');
-    const mf = req.count('max-forwards');
+    const mf = req.presence(HeaderBit['max-forwards']);
     if (mf > 1) throw new SipParseError('Multiple Max-Forwards headers');
     if (mf === 1) {
       try {
@@ -81,16 +87,17 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
       }
     }
     checkRequestUri(req.uri);
-    for (const line of req.headerLines('contact')) {
-      if (line.indexOf(',') < 0 && isPlainNameAddr(line)) continue;
-      try {
-        if (isWildcardContact(line)) continue;
-        for (const v of splitHeaderValues(line)) parseNameAddr(v, 'Contact header');
-      } catch (err) {
-        throw new SipParseError(reasonOf(err, 'Contact header'));
+    if (req.has(HeaderBit.contact))
+      for (const line of req.headerLines('contact')) {
+        if (line.indexOf(',') < 0 && isPlainNameAddr(line)) continue;
+        try {
+          if (isWildcardContact(line)) continue;
+          for (const v of splitHeaderValues(line)) parseNameAddr(v, 'Contact header');
+        } catch (err) {
+          throw new SipParseError(reasonOf(err, 'Contact header'));
+        }
       }
-    }
-    const date = req.header('date');
+    const date = req.has(HeaderBit.date) ? req.header('date') : undefined;
     // RFC 3261 §20.17 allows only GMT; RFC 4475 §3.1.2.12 (baddate).
     if (date !== undefined && !isGmtDate(date)) throw new SipParseError('Bad Date header');
     return undefined;

@@ -22,7 +22,12 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
   const branch = via.branch;
   const method = forMethod === 'ACK' ? 'INVITE' : forMethod;
   if (branch !== undefined && branch.length > MAGIC_COOKIE.length && branch.startsWith(MAGIC_COOKIE)) {
-    return `${branch}\u0000${via.host}:${via.port ?? ''}\u0000${method}`;
+    // RFC 3261 §8.1.1.7 makes the branch unique across space and time, so for INVITE (and its ACK)
+    // the branch alone is the key: no string to build, flatten and hash per request. Only a client
+    // breaking that rule (reusing another's branch) could collide. Everything else keeps sent-by and
+    // the method in the key: CANCEL shares the INVITE's branch.
+    if (method === 'INVITE') return branch;
+    return `${method} ${branch}\u0000${via.host}:${via.port ?? ''}`;
   }
   const cseq = req.cseq.seq;
   // The ACK of a non-2xx carries the INVITE's Request-URI (RFC 3261 §17.1.1.3), so it is part of the key.
