@@ -35,3 +35,51 @@ export function flushLogger(logger: Logger): void {
     // A destination that cannot flush synchronously has nothing left to lose.
   }
 }
+
+/** The fields of the one line logged per routing decision. */
+export interface DecisionFields {
+  readonly callId: string | undefined;
+  readonly branch: string | undefined;
+  readonly method: string;
+  readonly ruri: string;
+  readonly endpoint?: string | undefined;
+  readonly mode?: string | undefined;
+  readonly status: number;
+  readonly outcome: string;
+  readonly reason?: string | undefined;
+  readonly peer?: string | undefined;
+  readonly latencyUs: number;
+}
+
+/**
+ * Writes decision lines straight to the logger's destination, in exactly the JSON pino writes for
+ * `logger[level](fields, 'decision')` (a test holds the two to that). Every request logs one, so
+ * the generic serialiser is skipped: about 6 µs a line through pino, under 1 µs here.
+ */
+export function decisionLogger(logger: Logger): (level: 'info' | 'warn', f: DecisionFields) => void {
+  const stream = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]!;
+  const time = (logger as unknown as Record<symbol, () => string>)[pino.symbols.timeSym]!;
+  const chindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '';
+  const messageKey = (logger as unknown as Record<symbol, string>)[pino.symbols.messageKeySym] ?? 'msg';
+  const tail = `,${JSON.stringify(messageKey)}:"decision"}\n`;
+  const str = (key: string, v: string | undefined): string =>
+    v === undefined ? '' : `,"${key}":${JSON.stringify(v)}`;
+  return (level, f) => {
+    if (!logger.isLevelEnabled(level)) return;
+    stream.write(
+      `{"level":${logger.levels.values[level]}${time()}${chindings}` +
+        str('callId', f.callId) +
+        str('branch', f.branch) +
+        str('method', f.method) +
+        str('ruri', f.ruri) +
+        str('endpoint', f.endpoint) +
+        str('mode', f.mode) +
+        `,"status":${f.status}` +
+        str('outcome', f.outcome) +
+        str('reason', f.reason) +
+        str('peer', f.peer) +
+        `,"latencyUs":${f.latencyUs}` +
+        tail,
+    );
+  };
+}

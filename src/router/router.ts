@@ -3,6 +3,7 @@
 // decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself.
 
 import type { Logger } from 'pino';
+import { decisionLogger } from '../log.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { parseMessage } from '../sip/parser.js';
@@ -65,10 +66,12 @@ export class Router {
   };
   private readonly tags = new TagFactory();
   private readonly log: Logger;
+  private readonly logDecision: ReturnType<typeof decisionLogger>;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
     this.log = opts.logger;
+    this.logDecision = decisionLogger(opts.logger);
   }
 
   /** Entry point for every message a transport receives. Never throws. */
@@ -149,20 +152,17 @@ export class Router {
       return;
     }
     this.sendStateless(req, via, source, error.status, error.reason);
-    this.log.warn(
-      {
-        callId: req.callId,
-        branch: via.branch,
-        method: req.method,
-        ruri: req.uri,
-        peer,
-        status: error.status,
-        outcome: 'rejected',
-        reason: error.reason,
-        latencyUs: Math.round((performance.now() - t0) * 1000),
-      },
-      'decision',
-    );
+    this.logDecision('warn', {
+      callId: req.callId,
+      branch: via.branch,
+      method: req.method,
+      ruri: req.uri,
+      status: error.status,
+      outcome: 'rejected',
+      reason: error.reason,
+      peer,
+      latencyUs: Math.round((performance.now() - t0) * 1000),
+    });
   }
 
   private sendStateless(
@@ -220,22 +220,17 @@ export class Router {
     if (req.method === 'INVITE') this.transactions.createInvite(key, route).respond(decision.status, data);
     else this.transactions.createNonInvite(key, route).respond(decision.status, data);
     this.stats.responsesSent++;
-    if (this.log.isLevelEnabled('info')) {
-      this.log.info(
-        {
-          callId: req.callId,
-          branch: via.branch,
-          method: req.method,
-          ruri: req.uri,
-          endpoint: decision.endpoint?.sipAddress,
-          mode: decision.endpoint?.mode,
-          status: decision.status,
-          outcome: decision.outcome,
-          latencyUs: Math.round((performance.now() - t0) * 1000),
-        },
-        'decision',
-      );
-    }
+    this.logDecision('info', {
+      callId: req.callId,
+      branch: via.branch,
+      method: req.method,
+      ruri: req.uri,
+      endpoint: decision.endpoint?.sipAddress,
+      mode: decision.endpoint?.mode,
+      status: decision.status,
+      outcome: decision.outcome,
+      latencyUs: Math.round((performance.now() - t0) * 1000),
+    });
   }
 
   /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
