@@ -79,7 +79,10 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
   out.push(`## ${env.date.slice(0, 10)} — redirect load, pchat-endpoint vs Kamailio (${env.date})`);
   out.push('');
   out.push(`- Machine: \`${env.uname}\``);
-  out.push(`- CPU: ${env.cpuModel}, ${env.cores} cores (SIPp, the server and the OS share them)`);
+  out.push(
+    `- CPU: ${env.cpuModel}, ${env.cores} cores (SIPp, the server and the OS share them); ` +
+      `load average before the run: ${env.loadavg}`,
+  );
   out.push(`- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}; pchat-endpoint at ${env.commit}`);
   out.push(
     `- Load: SIPp \`test/sipp/redirect-uac.xml\` (INVITE → 302 → ACK, Contact and To tag checked) at fixed ` +
