@@ -15,7 +15,6 @@ import { splitHeaderValues } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
 import { HeaderBit } from '../sip/headers.js';
 import type { Clock, TimerValues } from '../transaction/clock.js';
-import { InviteServerTransaction } from '../transaction/server-transaction.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import type { Source } from '../transport/types.js';
 import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
@@ -244,7 +243,7 @@ export class Router {
       return;
     }
     const txn = this.transactions.get(key);
-    if (txn instanceof InviteServerTransaction) {
+    if (txn?.kind === 'invite') {
       this.stats.acksAbsorbed++;
       txn.ack();
       return;

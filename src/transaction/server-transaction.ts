@@ -23,6 +23,18 @@ export interface ResponseRoute {
   readonly port: number;
 }
 
+/** What a transaction tells the table that holds it. */
+export interface TransactionHooks {
+  /** The transaction is over: forget it. */
+  terminated(key: string): void;
+  /**
+   * An INVITE transaction entered Confirmed over an unreliable transport. Until Timer I (T4) fires,
+   * the only thing left to do is absorb ACKs and INVITE retransmissions, which the table does with
+   * the key alone, so the transaction object itself can go.
+   */
+  confirmed(key: string): void;
+}
+
 abstract class ServerTransactionBase {
   state: ServerTransactionState;
   protected lastResponse: Buffer | undefined;
@@ -33,7 +45,7 @@ abstract class ServerTransactionBase {
     readonly route: ResponseRoute,
     protected readonly clock: Clock,
     protected readonly timers: TimerValues,
-    private readonly onTerminated: (key: string) => void,
+    protected readonly hooks: TransactionHooks,
     initial: ServerTransactionState,
   ) {
     this.state = initial;
@@ -59,7 +71,7 @@ abstract class ServerTransactionBase {
     this.timer = undefined;
     this.lastResponse = undefined;
     this.state = ServerTransactionState.Terminated;
-    this.onTerminated(this.key);
+    this.hooks.terminated(this.key);
   }
 
   /** Stop now (shutdown); no further retransmissions. */
@@ -70,17 +82,12 @@ abstract class ServerTransactionBase {
 
 /** RFC 3261 §17.2.1, Figure 7. */
 export class InviteServerTransaction extends ServerTransactionBase {
+  readonly kind = 'invite' as const;
   private interval = 0;
   private timerH: TimerHandle | undefined;
 
-  constructor(
-    key: string,
-    route: ResponseRoute,
-    clock: Clock,
-    timers: TimerValues,
-    onTerminated: (key: string) => void,
-  ) {
-    super(key, route, clock, timers, onTerminated, ServerTransactionState.Proceeding);
+  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, hooks: TransactionHooks) {
+    super(key, route, clock, timers, hooks, ServerTransactionState.Proceeding);
   }
 
   /** The TU passes a response down (status decides the transition). */
@@ -142,7 +149,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.timer = undefined;
     // RFC 3261 §17.2.1: Timer I is T4 for unreliable transports and zero for reliable ones.
     if (this.route.link.reliable) this.terminate();
-    else this.arm(this.timers.t4, () => this.terminate());
+    else this.hooks.confirmed(this.key);
   }
 
   override dispose(): void {
@@ -160,14 +167,9 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
 /** RFC 3261 §17.2.2, Figure 8. */
 export class NonInviteServerTransaction extends ServerTransactionBase {
-  constructor(
-    key: string,
-    route: ResponseRoute,
-    clock: Clock,
-    timers: TimerValues,
-    onTerminated: (key: string) => void,
-  ) {
-    super(key, route, clock, timers, onTerminated, ServerTransactionState.Trying);
+  readonly kind = 'non-invite' as const;
+  constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, hooks: TransactionHooks) {
+    super(key, route, clock, timers, hooks, ServerTransactionState.Trying);
   }
 
   respond(status: number, data: Buffer): void {
@@ -195,4 +197,16 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
   }
 }
 
-export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
+/**
+ * An INVITE transaction in Confirmed over UDP, kept by the table as its key and Timer I deadline:
+ * it absorbs ACKs and INVITE retransmissions (RFC 3261 §17.2.1) and holds nothing else.
+ */
+export const CONFIRMED_INVITE = {
+  kind: 'invite',
+  state: ServerTransactionState.Confirmed,
+  retransmission(): void {},
+  ack(): void {},
+} as const;
+
+export type ServerTransaction =
+  InviteServerTransaction | NonInviteServerTransaction | typeof CONFIRMED_INVITE;
