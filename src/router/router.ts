@@ -3,7 +3,7 @@
 // decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself.
 
 import type { Logger } from 'pino';
-import { decisionLogger } from '../log.js';
+import { decisionLogger, type DecisionFields } from '../log.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { parseMessage } from '../sip/parser.js';
@@ -28,6 +28,8 @@ export interface RouterOptions {
   readonly timers: TimerValues;
   readonly maxMessageSize: number;
   readonly serverHeader: string;
+  /** Called once per decision with what was logged (metrics hang off this). */
+  readonly onDecision?: (d: DecisionFields) => void;
 }
 
 /** Counters of what happened to inbound traffic. */
@@ -151,7 +153,7 @@ export class Router {
       return;
     }
     this.sendStateless(req, via, source, error.status, error.reason);
-    this.logDecision('warn', {
+    this.record('warn', {
       callId: req.callId,
       branch: via.branch,
       method: req.method,
@@ -219,7 +221,7 @@ export class Router {
     if (req.method === 'INVITE') this.transactions.createInvite(key, route).respond(decision.status, data);
     else this.transactions.createNonInvite(key, route).respond(decision.status, data);
     this.stats.responsesSent++;
-    this.logDecision('info', {
+    this.record('info', {
       callId: req.callId,
       branch: via.branch,
       method: req.method,
@@ -230,6 +232,12 @@ export class Router {
       outcome: decision.outcome,
       latencyUs: Math.round((performance.now() - t0) * 1000),
     });
+  }
+
+  /** One decision: its log line, and whoever observes decisions. */
+  private record(level: 'info' | 'warn', fields: DecisionFields): void {
+    this.logDecision(level, fields);
+    this.opts.onDecision?.(fields);
   }
 
   /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
