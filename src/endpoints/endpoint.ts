@@ -19,6 +19,11 @@ export interface PoolTarget {
 export interface Pool {
   /** Lower case, without a trailing dot; the name the pool layer resolves. */
   readonly fqdn: string;
+  /**
+   * A maintenance window (cutover): until this wall-clock time (ms since the epoch; Infinity for
+   * "until switched off") requests for the pool's endpoints get 503 with Retry-After.
+   */
+  readonly maintenanceUntil?: number | undefined;
   /** Static targets that override DNS; empty when none are configured. */
   readonly targets: readonly PoolTarget[];
 }
@@ -43,4 +48,6 @@ export interface Endpoint {
   readonly lookupUris: readonly string[];
   /** Shared by every endpoint that names the same pool. */
   readonly pool: Pool;
+  /** As Pool.maintenanceUntil, for this endpoint alone. */
+  readonly maintenanceUntil?: number | undefined;
 }

@@ -28,6 +28,8 @@ export interface RouterOptions {
   readonly timers: TimerValues;
   readonly maxMessageSize: number;
   readonly serverHeader: string;
+  /** Wall-clock time in ms, for maintenance windows; Date.now unless a test injects one. */
+  readonly wallClock?: () => number;
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
 }
@@ -294,6 +296,11 @@ export class Router {
     }
     if (endpoint === undefined) return { status: 404, outcome: 'unknown' };
     if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
+    const retryAfter = maintenanceRetryAfter(endpoint, (this.opts.wallClock ?? Date.now)());
+    if (retryAfter !== undefined) {
+      // RFC 3261 §21.5.4: 503 with Retry-After while the endpoint or its pool is in a cutover window.
+      return { status: 503, outcome: 'maintenance', extra: `Retry-After: ${retryAfter}\r\n`, endpoint };
+    }
     switch (endpoint.mode) {
       case 'redirect':
         return { status: 302, outcome: 'redirect', extra: redirectContact(endpoint), endpoint };
@@ -303,6 +310,17 @@ export class Router {
     }
     void source;
   }
+}
+
+/**
+ * Seconds until the maintenance window of an endpoint (or its pool) ends, at least 1; undefined
+ * when none is in force. An open-ended window ("on") asks clients to come back in an hour.
+ */
+export function maintenanceRetryAfter(endpoint: Endpoint, now: number): number | undefined {
+  const until = Math.max(endpoint.maintenanceUntil ?? 0, endpoint.pool.maintenanceUntil ?? 0);
+  if (until <= now) return undefined;
+  if (until === Infinity) return 3600;
+  return Math.max(1, Math.ceil((until - now) / 1000));
 }
 
 /** A Request-URI with no user part names the service itself. */

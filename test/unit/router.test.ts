@@ -277,3 +277,37 @@ describe('RFC 4475 messages through the router', () => {
     expect(r.map((x) => x.status)).toEqual([404]);
   });
 });
+
+describe('maintenance windows', () => {
+  it('503 with a Retry-After counting down to the end of the window, then back in service by itself', () => {
+    let now = Date.parse('2026-12-05T05:00:00Z');
+    const cfg = parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml');
+    const base = EndpointTable.fromConfig(cfg);
+    const ep = base.lookupUri('sip:ocschat@contoso.com')!;
+    const until = Date.parse('2026-12-05T06:00:00Z');
+    const inWindow = { ...ep, maintenanceUntil: until };
+    const table = {
+      lookupUri: (u: string) => (base.lookupUri(u) === ep ? inWindow : base.lookupUri(u)),
+    } as unknown as EndpointTable;
+    const r = new Router({
+      table: () => table,
+      logger: pino({ level: 'silent' }),
+      clock,
+      timers: DEFAULT_TIMERS,
+      maxMessageSize: 4096,
+      serverHeader: '',
+      wallClock: () => now,
+    });
+    const ask = (n: number): SipResponse => {
+      r.onMessage(request({ via: `SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-m${n}` }), link.source());
+      return response(link.take()[0]!);
+    };
+    const a = ask(1);
+    expect(a.status).toBe(503);
+    expect(a.header('retry-after')).toBe('3600');
+    now += 1_800_500;
+    expect(ask(2).header('retry-after')).toBe('1800');
+    now = until;
+    expect(ask(3).status).toBe(302);
+  });
+});
