@@ -1,0 +1,87 @@
+// Client transactions indexed by their RFC 3261 §17.1.3 matching key, and responses dispatched to them.
+
+import type { SipResponse } from '../sip/message.js';
+import type { Clock, TimerValues } from './clock.js';
+import {
+  InviteClientTransaction,
+  NonInviteClientTransaction,
+  clientTransactionKey,
+  type ClientTransaction,
+  type ClientTransactionOptions,
+  type ForgetHook,
+} from './client-transaction.js';
+
+/** A second live transaction on one key: its responses could not be told apart. */
+export class DuplicateTransactionError extends Error {
+  readonly code = 'TRANSACTION_DUPLICATE_KEY';
+}
+
+export type ClientTransactionRequest = Omit<ClientTransactionOptions, 'clock' | 'timers'>;
+
+export class ClientTransactionTable {
+  private readonly byKey = new Map<string, ClientTransaction>();
+  private readonly forget: ForgetHook = (t) => {
+    if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+  };
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timers: TimerValues,
+  ) {}
+
+  /** Live transactions, those in Completed (waiting for Timer D or K) included. */
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** A new INVITE transaction, registered under its key; the caller then calls start(). */
+  createInvite(opts: ClientTransactionRequest): InviteClientTransaction {
+    return this.add(
+      new InviteClientTransaction({ ...opts, clock: this.clock, timers: this.timers }, this.forget),
+    );
+  }
+
+  /** A new non-INVITE transaction (CANCEL, OPTIONS, BYE, …), registered under its key. */
+  createNonInvite(opts: ClientTransactionRequest): NonInviteClientTransaction {
+    return this.add(
+      new NonInviteClientTransaction({ ...opts, clock: this.clock, timers: this.timers }, this.forget),
+    );
+  }
+
+  private add<T extends ClientTransaction>(t: T): T {
+    if (this.byKey.has(t.key)) {
+      throw new DuplicateTransactionError(`a client transaction is already live for ${t.key}`);
+    }
+    this.byKey.set(t.key, t);
+    return t;
+  }
+
+  /**
+   * Hand a response to the transaction it belongs to. RFC 3261 §17.1.3: the top Via branch and the
+   * CSeq method identify it (a CANCEL shares its INVITE's branch). Sent-by is not compared: our
+   * branches are unique across space and time and carry 48 random bits (branch.ts), so no other
+   * element's response can carry one by accident.
+   * Returns false when nothing matched (unknown branch, transaction over, malformed Via or CSeq):
+   * the caller drops or counts it, or, as a proxy, forwards it statelessly (§16.7).
+   */
+  dispatch(res: SipResponse): boolean {
+    let key: string;
+    try {
+      const branch = res.topVia.branch;
+      if (branch === undefined) return false;
+      key = clientTransactionKey(branch, res.cseq.method);
+    } catch {
+      return false;
+    }
+    const t = this.byKey.get(key);
+    if (t === undefined) return false;
+    t.receive(res);
+    return true;
+  }
+
+  /** Drop every transaction silently (shutdown): no callbacks, no timers left. */
+  clear(): void {
+    for (const t of [...this.byKey.values()]) t.dispose();
+    this.byKey.clear();
+  }
+}
