@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kamailioVersion, renderKamailioConfig, startKamailio } from './lib/kamailio.mjs';
 import { freePort, waitForSip } from './lib/net.mjs';
-import { cpuMicros, currentRssKb, peakRss, processTree } from './lib/proc.mjs';
+import { cpuMicros, currentRssKb, machineBusyMicros, peakRss, processTree } from './lib/proc.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
 import { markdownReport } from './lib/report.mjs';
 
@@ -137,6 +137,7 @@ async function measure(server, level, transport, rate) {
     const target = server === 'ours' ? await startOurs(dir, level) : await startKamailioTarget(dir, level);
     const pids = processTree(target.pid);
     const cpuBefore = cpuMicros(pids);
+    const busyBefore = machineBusyMicros();
     const load = await runLoad({
       dir,
       host: '127.0.0.1',
@@ -149,7 +150,14 @@ async function measure(server, level, transport, rate) {
       pool: POOL,
     });
     const cpuAfter = cpuMicros(pids);
+    const busyAfter = machineBusyMicros();
     const rss = peakRss(pids);
+    // Busy time of everything but the server and SIPp, as a share of the machine: non-zero means other
+    // work competed for the cores, and the run's figures are less trustworthy.
+    const otherCpuPercent =
+      ((busyAfter - busyBefore - (cpuAfter - cpuBefore) - load.sippCpuMicros) /
+        (load.wallS * 1e6 * cpus().length)) *
+      100;
     const alive = target.child.exitCode === null && target.child.signalCode === null;
     await stopProcess(target.child, pids);
     const result = {
@@ -162,11 +170,12 @@ async function measure(server, level, transport, rate) {
       peakRssSumKb: rss.sumKb,
       peakRssMaxKb: rss.maxKb,
       serverSurvived: alive,
+      otherCpuPercent,
     };
     console.log(
       `${server}/${level} ${transport} ${rate}/s: ${load.successful}/${load.calls} ok, ${load.failed} failed, ` +
         `${load.achievedRate.toFixed(0)}/s, ${result.cpuMicrosPerCall.toFixed(1)} µs CPU/call, ` +
-        `peak RSS ${(rss.sumKb / 1024).toFixed(1)} MB (max ${(rss.maxKb / 1024).toFixed(1)}), sipp CPU ${load.sippCpuPercent.toFixed(0)}%`,
+        `peak RSS ${(rss.sumKb / 1024).toFixed(1)} MB (max ${(rss.maxKb / 1024).toFixed(1)}), sipp CPU ${load.sippCpuPercent.toFixed(0)}%, other CPU ${otherCpuPercent.toFixed(0)}% of machine`,
     );
     if (load.errorsHead) console.log(`  sipp error log starts: ${load.errorsHead.slice(0, 600)}`);
     return result;

@@ -66,3 +66,13 @@ export function peakRss(pids) {
 export function currentRssKb(pids) {
   return pids.reduce((sum, pid) => sum + statusKb(pid, 'VmRSS'), 0);
 }
+
+/**
+ * CPU time the whole machine spent busy (user, nice, system, irq, softirq, steal), in microseconds
+ * summed over all cores: what other work on the machine took is this minus the measured processes.
+ */
+export function machineBusyMicros() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = fields;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1_000_000) / CLK_TCK;
+}

@@ -59,6 +59,7 @@ function runRow(run) {
     `${mb(run.peakRssSumKb)} / ${mb(run.peakRssMaxKb)}`,
     run.processes,
     fixed(run.sippCpuPercent),
+    fixed(run.otherCpuPercent),
     run.serverSurvived ? '' : 'server exited',
   ];
 }
@@ -100,6 +101,11 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       'process (Kamailio shares its shm between processes, so the sum counts it more than once).',
   );
   out.push(
+    '- SIPp CPU %: of one core. Other CPU %: busy time of everything else on the machine during the run ' +
+      '(other processes, kernel, hypervisor steal), as a share of all cores; runs with a high value were ' +
+      'disturbed and compare poorly.',
+  );
+  out.push(
     '- Response time: INVITE → 302 as SIPp measures it, share of calls per band and the band holding the ' +
       'median and the 99th percentile. SIPp counts whole milliseconds from its own event-loop clock, so ' +
       '"<1 ms" means "answered within the same loop turn" and small values partly measure SIPp itself.',
@@ -121,6 +127,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
     'peak RSS MB (sum / max)',
     'procs',
     'SIPp CPU %',
+    'other CPU %',
     'note',
   ];
   out.push(table(header, runs.map(runRow)));

@@ -148,6 +148,7 @@ export async function runLoad(opts) {
     wallS,
     meanResponseMs: durationMs(last['ResponseTime1(C)']),
     buckets,
+    sippCpuMicros: sippCpu,
     sippCpuPercent: (sippCpu / 1e6 / wallS) * 100,
     errorsHead,
     stderr: stderr
