@@ -48,6 +48,8 @@ export interface DecisionFields {
   readonly outcome: string;
   readonly reason?: string | undefined;
   readonly peer?: string | undefined;
+  /** The pool member that answered, in proxy mode. */
+  readonly target?: string | undefined;
   readonly latencyUs: number;
 }
 
@@ -78,6 +80,7 @@ export function decisionLogger(logger: Logger): (level: 'info' | 'warn', f: Deci
         str('outcome', f.outcome) +
         str('reason', f.reason) +
         str('peer', f.peer) +
+        str('target', f.target) +
         `,"latencyUs":${f.latencyUs}` +
         tail,
     );

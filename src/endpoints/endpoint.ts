@@ -48,6 +48,8 @@ export interface Endpoint {
   readonly lookupUris: readonly string[];
   /** Shared by every endpoint that names the same pool. */
   readonly pool: Pool;
+  /** Proxy mode: add Record-Route so in-dialog requests pass through us (server default when unset). */
+  readonly recordRoute?: boolean | undefined;
   /** As Pool.maintenanceUntil, for this endpoint alone. */
   readonly maintenanceUntil?: number | undefined;
 }

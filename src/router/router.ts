@@ -19,6 +19,7 @@ import { ServerTransactionTable, serverTransactionKey } from '../transaction/ser
 import type { Source } from '../transport/types.js';
 import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
+import { Proxy, type ProxyDeps } from './proxy.js';
 
 export interface RouterOptions {
   /** The live endpoint table; read once per request so a reload never changes a request midway. */
@@ -30,6 +31,8 @@ export interface RouterOptions {
   readonly serverHeader: string;
   /** Wall-clock time in ms, for maintenance windows; Date.now unless a test injects one. */
   readonly wallClock?: () => number;
+  /** Proxy mode's collaborators; without them proxy-mode endpoints answer 501. */
+  readonly proxy?: Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> | undefined;
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
 }
@@ -45,14 +48,18 @@ export interface RouterStats {
   internalErrors: number;
 }
 
-/** What the router decided for one request. */
-interface Decision {
-  readonly status: number;
-  readonly outcome: string;
-  readonly reason?: string;
-  readonly extra?: string;
-  readonly endpoint?: Endpoint;
-}
+/** What the router decided for one request: an answer of its own, or a hand-over to the proxy. */
+type Decision =
+  | {
+      readonly status: number;
+      readonly outcome: string;
+      readonly reason?: string;
+      readonly extra?: string;
+      readonly endpoint?: Endpoint;
+      readonly proxy?: undefined;
+    }
+  | { readonly proxy: 'pool'; readonly endpoint: Endpoint }
+  | { readonly proxy: 'dialog' };
 
 /** The branch of the first value of the first Via line of a message (compact form too). */
 const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
@@ -73,11 +80,23 @@ export class Router {
   private readonly tags = new TagFactory();
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
+  readonly proxy: Proxy | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
     this.log = opts.logger;
     this.logDecision = decisionLogger(opts.logger);
+    this.proxy =
+      opts.proxy === undefined
+        ? undefined
+        : new Proxy({
+            ...opts.proxy,
+            record: (level, fields) => this.record(level, fields),
+            tags: this.tags,
+            serverHeader: opts.serverHeader,
+            logger: opts.logger,
+            clock: opts.clock,
+          });
   }
 
   /** Entry point for every message a transport receives. Never throws. */
@@ -122,7 +141,11 @@ export class Router {
     }
     const msg = result.message;
     if (msg.kind === 'response') {
-      // No client transactions exist yet: any response is stray (RFC 3261 §18.1.2: discard).
+      const clientTxns = this.opts.proxy?.clientTxns;
+      if (clientTxns !== undefined && clientTxns.dispatch(msg)) return;
+      // RFC 3261 §16.7 item 1: a proxy forwards a response matching no transaction statelessly.
+      if (this.proxy?.forwardStrayResponse(msg) === true) return;
+      // RFC 3261 §18.1.2: a response that is not ours is discarded.
       this.stats.dropped++;
       this.log.debug(
         { peer: `${source.address}:${source.port}`, status: msg.status },
@@ -215,8 +238,24 @@ export class Router {
       existing.retransmission();
       return;
     }
-    const decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
+    let decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
     const route = { link: source.link, address: source.address, port: responsePort(via, source) };
+    if (decision.proxy !== undefined) {
+      const txn =
+        req.method === 'INVITE'
+          ? this.transactions.createInvite(key, route)
+          : this.transactions.createNonInvite(key, route);
+      const inb = { req, source, via, txn, t0 };
+      if (decision.proxy === 'pool') {
+        this.proxy!.forwardToPool(inb, decision.endpoint, key);
+        return;
+      }
+      if (this.proxy!.forwardInDialog(inb, key)) return;
+      // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
+      decision = { status: 481, outcome: 'no-dialog' };
+      this.respondVia(txn, req, via, source, decision, t0);
+      return;
+    }
     const data = buildResponse(req, {
       status: decision.status,
       ...(decision.reason === undefined ? {} : { reason: decision.reason }),
@@ -235,6 +274,36 @@ export class Router {
       ruri: req.uri,
       endpoint: decision.endpoint?.sipAddress,
       mode: decision.endpoint?.mode,
+      status: decision.status,
+      outcome: decision.outcome,
+      latencyUs: Math.round((performance.now() - t0) * 1000),
+    });
+  }
+
+  /** Send our own answer through a transaction already created, and log the decision. */
+  private respondVia(
+    txn: { respond(status: number, data: Buffer): void },
+    req: SipRequest,
+    via: Via,
+    source: Source,
+    decision: { status: number; outcome: string },
+    t0: number,
+  ): void {
+    txn.respond(
+      decision.status,
+      buildResponse(req, {
+        status: decision.status,
+        toTag: this.tags.next(),
+        topVia: stampedTopVia(via, source),
+        server: this.opts.serverHeader,
+      }),
+    );
+    this.stats.responsesSent++;
+    this.record('info', {
+      callId: req.callId,
+      branch: via.branch,
+      method: req.method,
+      ruri: req.uri,
       status: decision.status,
       outcome: decision.outcome,
       latencyUs: Math.round((performance.now() - t0) * 1000),
@@ -281,19 +350,24 @@ export class Router {
       txn.ack();
       return;
     }
-    // RFC 3261 §17.2.3 / §16.7: an ACK matching no transaction is not ours to answer.
+    // The ACK of a 2xx is a transaction of its own: a proxy forwards it end to end (RFC 3261 §16.11).
+    if (this.proxy?.forwardAck(req) === true) return;
+    // RFC 3261 §17.2.3: an ACK matching no transaction is not ours to answer.
     this.stats.dropped++;
     this.log.debug({ callId: req.callId, method: 'ACK' }, 'ACK matching no transaction dropped');
   }
 
   /** RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (our final is already sent); else 481. */
   private cancel(req: SipRequest): Decision {
-    const invite = this.transactions.get(serverTransactionKey(req, 'INVITE'));
+    const inviteKey = serverTransactionKey(req, 'INVITE');
+    const invite = this.transactions.get(inviteKey);
     if (invite === undefined) return { status: 481, outcome: 'cancel-unknown' };
+    // RFC 3261 §16.10: the CANCEL is answered 200 here and the pending branches are cancelled.
+    if (this.proxy?.cancel(inviteKey) === true) return { status: 200, outcome: 'cancel-forwarded' };
     return { status: 200, outcome: 'cancel-after-final' };
   }
 
-  private decide(req: SipRequest, source: Source): Decision {
+  private decide(req: SipRequest, _source: Source): Decision {
     const scheme = uriScheme(req.uri);
     // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
     if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
@@ -303,11 +377,18 @@ export class Router {
       // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
       return { status: 200, outcome: 'options', extra: ALLOW + 'Accept: application/sdp\r\n' };
     }
+    // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us.
+    if (this.proxy?.isLoop(req) === true) return { status: 482, outcome: 'loop' };
     const mf = req.header('max-forwards');
     // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
     if (mf !== undefined && Number(mf) === 0)
       return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
-    const unsupported = requiredExtensions(req);
+    const proxying = endpoint?.mode === 'proxy' || endpoint === undefined;
+    // A UAS looks at Require (RFC 3261 §8.2.2.3), a proxy at Proxy-Require (§16.3 item 5).
+    const unsupported = requiredExtensions(
+      req,
+      proxying && this.proxy !== undefined ? 'proxy-require' : 'require',
+    );
     if (unsupported !== undefined) {
       // RFC 3261 §8.2.2.3: no extension is supported, so every Require tag is listed back.
       return {
@@ -317,7 +398,12 @@ export class Router {
         ...(endpoint ? { endpoint } : {}),
       };
     }
-    if (endpoint === undefined) return { status: 404, outcome: 'unknown' };
+    if (endpoint === undefined) {
+      // An in-dialog request, or one routed through us by our Record-Route: the proxy decides.
+      if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route)))
+        return { proxy: 'dialog' };
+      return { status: 404, outcome: 'unknown' };
+    }
     if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
     const retryAfter = maintenanceRetryAfter(endpoint, (this.opts.wallClock ?? Date.now)());
     if (retryAfter !== undefined) {
@@ -328,10 +414,11 @@ export class Router {
       case 'redirect':
         return { status: 302, outcome: 'redirect', extra: redirectContact(endpoint), endpoint };
       case 'proxy':
+        if (this.proxy !== undefined) return { proxy: 'pool', endpoint };
+        return { status: 501, outcome: 'proxy-not-configured', endpoint };
       case 'lookup':
-        return { status: 501, outcome: `${endpoint.mode}-not-implemented`, endpoint };
+        return { status: 501, outcome: 'lookup-not-implemented', endpoint };
     }
-    void source;
   }
 }
 
@@ -355,10 +442,11 @@ function addressesService(uri: string): boolean {
   }
 }
 
-/** The Require option tags of a request, joined, or undefined when there are none. */
-function requiredExtensions(req: SipRequest): string | undefined {
-  if (req.method === 'ACK' || req.method === 'CANCEL' || !req.has(HeaderBit.require)) return undefined;
-  const lines = req.headerLines('require');
+/** The Require (or Proxy-Require) option tags of a request, joined, or undefined when there are none. */
+function requiredExtensions(req: SipRequest, header: 'require' | 'proxy-require'): string | undefined {
+  const bit = header === 'require' ? HeaderBit.require : HeaderBit['proxy-require'];
+  if (req.method === 'ACK' || req.method === 'CANCEL' || !req.has(bit)) return undefined;
+  const lines = req.headerLines(header);
   if (lines.length === 0) return undefined;
   const tags: string[] = [];
   for (const line of lines) for (const v of splitHeaderValues(line)) tags.push(v);

@@ -19,6 +19,7 @@ export class TcpConnection implements Link {
   readonly reliable = true;
   readonly source: Source;
   private readonly framer: StreamFramer;
+  private readonly closeHandlers = new Set<(err: Error | undefined) => void>();
 
   constructor(
     private readonly socket: net.Socket,
@@ -34,6 +35,30 @@ export class TcpConnection implements Link {
       family: socket.remoteFamily === 'IPv6' ? 6 : 4,
     };
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    let failure: Error | undefined;
+    socket.on('error', (err) => (failure = err));
+    socket.on('close', () => {
+      for (const h of [...this.closeHandlers]) h(failure);
+      this.closeHandlers.clear();
+    });
+  }
+
+  /** Peer address as "address|port", the key connections are found by. */
+  get id(): string {
+    return connectionId(this.source.address, this.source.port);
+  }
+
+  /**
+   * Be told when the connection closes (with the socket error, if any). Returns a function that
+   * cancels the subscription.
+   */
+  onClose(handler: (err: Error | undefined) => void): () => void {
+    if (!this.open) {
+      queueMicrotask(() => handler(new Error('connection closed')));
+      return () => {};
+    }
+    this.closeHandlers.add(handler);
+    return () => this.closeHandlers.delete(handler);
   }
 
   get localAddress(): string {
@@ -72,6 +97,89 @@ export class TcpConnection implements Link {
 // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.
 const CRLF = Buffer.from('\r\n', 'latin1');
 
+export function connectionId(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+/**
+ * Every open TCP connection, inbound and outbound, by peer address: responses and requests for a
+ * peer reuse the connection it already has with us (RFC 3261 §18.2.2, RFC 5923 in spirit).
+ */
+export class ConnectionRegistry {
+  private readonly byPeer = new Map<string, TcpConnection>();
+
+  add(conn: TcpConnection): void {
+    this.byPeer.set(conn.id, conn);
+    conn.onClose(() => {
+      if (this.byPeer.get(conn.id) === conn) this.byPeer.delete(conn.id);
+    });
+  }
+
+  find(address: string, port: number): TcpConnection | undefined {
+    const c = this.byPeer.get(connectionId(address, port));
+    return c?.open === true ? c : undefined;
+  }
+
+  get size(): number {
+    return this.byPeer.size;
+  }
+
+  closeAll(): void {
+    for (const c of [...this.byPeer.values()]) c.close();
+    this.byPeer.clear();
+  }
+}
+
+export interface ConnectorOptions {
+  readonly maxMessageSize: number;
+  readonly connectTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly onError?: (err: Error) => void;
+}
+
+/** Opens outbound TCP connections (to pool members), or reuses one already open to the peer. */
+export class TcpConnector {
+  private readonly pending = new Map<string, Promise<TcpConnection>>();
+
+  constructor(
+    private readonly registry: ConnectionRegistry,
+    private readonly opts: ConnectorOptions,
+    private readonly onMessage: MessageHandler,
+    private readonly onFramingError: FramingErrorHandler,
+  ) {}
+
+  connect(address: string, port: number): Promise<TcpConnection> {
+    const existing = this.registry.find(address, port);
+    if (existing !== undefined) return Promise.resolve(existing);
+    const id = connectionId(address, port);
+    const inFlight = this.pending.get(id);
+    if (inFlight !== undefined) return inFlight;
+    const p = new Promise<TcpConnection>((resolve, reject) => {
+      const socket = net.connect({ host: address, port, noDelay: true });
+      const timer = setTimeout(
+        () => socket.destroy(new Error(`connect to ${address}:${port} timed out`)),
+        this.opts.connectTimeoutMs ?? 5000,
+      );
+      timer.unref();
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        socket.on('error', (err) => this.opts.onError?.(err));
+        socket.setTimeout(this.opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
+        const conn = new TcpConnection(socket, this.opts.maxMessageSize, this.onMessage, this.onFramingError);
+        this.registry.add(conn);
+        resolve(conn);
+      });
+    }).finally(() => this.pending.delete(id));
+    this.pending.set(id, p);
+    return p;
+  }
+}
+
 export class TcpListener {
   readonly transport = 'tcp' as const;
   private readonly connections = new Set<TcpConnection>();
@@ -86,12 +194,14 @@ export class TcpListener {
     opts: TcpOptions,
     onMessage: MessageHandler,
     onFramingError: FramingErrorHandler,
+    registry?: ConnectionRegistry,
   ): Promise<TcpListener> {
     const server = net.createServer({ noDelay: true });
     const l = new TcpListener(server, opts);
     server.on('connection', (socket) => {
       const conn = new TcpConnection(socket, opts.maxMessageSize, onMessage, onFramingError);
       l.connections.add(conn);
+      registry?.add(conn);
       socket.setTimeout(opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
       socket.on('error', (err) => opts.onError?.(err));
       socket.on('close', () => l.connections.delete(conn));

@@ -1,0 +1,200 @@
+// Wires proxy mode together for the composition root: outbound connections, client transactions,
+// pool resolution, failover bookkeeping and OPTIONS health probing of every proxied pool's members.
+
+import { getServers } from 'node:dns';
+import type { Logger } from 'pino';
+import type { EndpointTable } from './endpoints/table.js';
+import {
+  createDnsResolver,
+  HealthProber,
+  PoolResolver,
+  TargetHealth,
+  type DnsLike,
+  type ProbeResult,
+  type Target,
+  type TargetTransport,
+} from './pool/index.js';
+import { DEFAULT_PROXY_SETTINGS, type ProxyDeps, type ProxySettings } from './router/proxy.js';
+import { field, SipRequest } from './sip/message.js';
+import { newBranch } from './transaction/branch.js';
+import type { Clock, TimerValues } from './transaction/clock.js';
+import { ClientTransactionTable } from './transaction/client-transaction-table.js';
+import { hostPort, Outbound } from './transport/outbound.js';
+import { ConnectionRegistry, TcpConnector, type TcpListener } from './transport/tcp.js';
+import type { FramingErrorHandler, MessageHandler } from './transport/types.js';
+import type { UdpListener } from './transport/udp.js';
+
+export interface ProxyOptions extends Partial<ProxySettings> {
+  /** DNS servers for pool resolution ("127.0.0.1:5353"); the system's configured servers otherwise. */
+  readonly dnsServers?: readonly string[];
+  /** A DNS implementation to use instead (tests). */
+  readonly dns?: DnsLike;
+  /** Transport tried first for pools found by DNS; Lync pools speak TLS. */
+  readonly defaultTransport?: TargetTransport;
+  /** How long a member that failed a request is skipped. */
+  readonly holdDownMs?: number;
+  /** OPTIONS probing of pool members; false to switch it off. */
+  readonly probe?:
+    | false
+    | {
+        readonly intervalMs?: number;
+        readonly timeoutMs?: number;
+        readonly upThreshold?: number;
+        readonly downThreshold?: number;
+      };
+}
+
+export interface ProxySupportContext {
+  readonly clock: Clock;
+  readonly timers: TimerValues;
+  readonly logger: Logger;
+  readonly maxMessageSize: number;
+  /** Filled by the composition root as listeners come up. */
+  readonly udp: UdpListener[];
+  readonly tcp: TcpListener[];
+  readonly onMessage: MessageHandler;
+  readonly onFramingError: FramingErrorHandler;
+  /** Told whenever a pool member goes up or down (metrics). */
+  readonly onMemberChange?: (t: Target, up: boolean) => void;
+}
+
+export class ProxySupport {
+  readonly connections = new ConnectionRegistry();
+  readonly clientTxns: ClientTransactionTable;
+  readonly outbound: Outbound;
+  readonly resolver: PoolResolver;
+  readonly health: TargetHealth;
+  readonly prober: HealthProber | undefined;
+  private readonly settings: ProxySettings;
+
+  constructor(
+    private readonly opts: ProxyOptions,
+    private readonly ctx: ProxySupportContext,
+  ) {
+    this.settings = { ...DEFAULT_PROXY_SETTINGS, ...definedOnly(opts) };
+    const connector = new TcpConnector(
+      this.connections,
+      {
+        maxMessageSize: ctx.maxMessageSize,
+        onError: (err) => ctx.logger.debug({ err: err.message }, 'outbound connection error'),
+      },
+      ctx.onMessage,
+      ctx.onFramingError,
+    );
+    this.clientTxns = new ClientTransactionTable(ctx.clock, ctx.timers);
+    this.outbound = new Outbound(ctx.udp, ctx.tcp, connector);
+    const dns = opts.dns ?? createDnsResolver([...(opts.dnsServers ?? getServers())]);
+    this.resolver = new PoolResolver({
+      dns,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      defaultTransport: opts.defaultTransport ?? 'tls',
+    });
+    this.health = new TargetHealth({
+      clock: ctx.clock,
+      logger: ctx.logger,
+      holdDownMs: opts.holdDownMs ?? 30_000,
+      ...(ctx.onMemberChange === undefined ? {} : { onChange: ctx.onMemberChange }),
+    });
+    const probe = opts.probe;
+    this.prober =
+      probe === false
+        ? undefined
+        : new HealthProber({
+            health: this.health,
+            probe: (t) => this.probe(t),
+            intervalMs: probe?.intervalMs ?? 10_000,
+            timeoutMs: probe?.timeoutMs ?? 5_000,
+            upThreshold: probe?.upThreshold ?? 2,
+            downThreshold: probe?.downThreshold ?? 2,
+            clock: ctx.clock,
+            logger: ctx.logger,
+          });
+  }
+
+  /** What the router's proxy needs. */
+  routerDeps(): Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> {
+    return {
+      clientTxns: this.clientTxns,
+      targets: { resolve: (pool) => this.resolver.resolve(pool) },
+      health: this.health,
+      outbound: this.outbound,
+      connections: this.connections,
+      timersT1: this.ctx.timers.t1,
+      settings: this.settings,
+    };
+  }
+
+  /** Resolve every proxied pool and probe its members (at start and after each reload). */
+  async refresh(table: EndpointTable): Promise<void> {
+    if (this.prober === undefined) return;
+    const pools = new Map<string, (typeof table extends Iterable<infer E> ? E : never)['pool']>();
+    for (const e of table) if (e.mode === 'proxy' && e.enabled) pools.set(e.pool.fqdn, e.pool);
+    const all: Target[] = [];
+    for (const pool of pools.values()) {
+      try {
+        all.push(...(await this.resolver.resolve(pool)));
+      } catch (err) {
+        this.ctx.logger.warn(
+          { pool: pool.fqdn, err: err instanceof Error ? err.message : String(err) },
+          'pool members not resolved for probing',
+        );
+      }
+    }
+    this.prober.setTargets(all);
+  }
+
+  /** One OPTIONS to a pool member through our own client transaction (RFC 3261 §11). */
+  private async probe(t: Target): Promise<ProbeResult> {
+    let sender;
+    try {
+      sender = await this.outbound.sender(t);
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+    const target = `sip:${hostPort(t.address, t.port)};transport=${t.transport}`;
+    const request = new SipRequest(
+      'OPTIONS',
+      target,
+      'SIP/2.0',
+      [
+        field('via', `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`),
+        field('max-forwards', '70'),
+        field('from', `<sip:pchat-endpoint@${sender.sentBy}>;tag=${newBranch().slice(7, 23)}`),
+        field('to', `<${target}>`),
+        field('call-id', `probe-${newBranch().slice(7)}`),
+        field('cseq', '1 OPTIONS'),
+      ],
+      Buffer.alloc(0),
+    );
+    return new Promise<ProbeResult>((resolve) => {
+      const txn = this.clientTxns.createNonInvite({
+        request,
+        send: sender.send,
+        reliable: sender.reliable,
+        user: {
+          onResponse: (res) => {
+            if (res.status >= 200) resolve(res.status);
+          },
+          onTimeout: () => resolve('timeout'),
+          onTransportError: (err) => resolve(err),
+        },
+      });
+      txn.start();
+    });
+  }
+
+  close(): void {
+    this.prober?.stop();
+    this.clientTxns.clear();
+    this.connections.closeAll();
+  }
+}
+
+function definedOnly(opts: ProxyOptions): Partial<ProxySettings> {
+  const out: { -readonly [K in keyof ProxySettings]?: ProxySettings[K] } = {};
+  if (opts.recordRoute !== undefined) out.recordRoute = opts.recordRoute;
+  if (opts.timerCMs !== undefined) out.timerCMs = opts.timerCMs;
+  if (opts.noTargetRetryAfter !== undefined) out.noTargetRetryAfter = opts.noTargetRetryAfter;
+  return out;
+}

@@ -1,0 +1,626 @@
+// Proxy mode: RFC 3261 §16 stateful forwarding of requests for an endpoint to a live member of its
+// pool, serial failover across the pool's ordered targets, CANCEL (§16.10), Timer C (§16.6 item 11),
+// best-response selection (§16.7), loose routing of in-dialog requests (§16.4) and stateless
+// forwarding of 2xx ACKs and of responses that match no transaction (§16.11).
+
+import type { Logger } from 'pino';
+import type { DecisionFields } from '../log.js';
+import type { Endpoint, Pool } from '../endpoints/endpoint.js';
+import type { Target } from '../pool/types.js';
+import { field, SipRequest, type SipResponse } from '../sip/message.js';
+import { parseSipUri, getUriParam } from '../sip/uri.js';
+import { parseNameAddr } from '../sip/name-addr.js';
+import { splitHeaderValues } from '../sip/header-values.js';
+import type { Via } from '../sip/via.js';
+import { newBranch } from '../transaction/branch.js';
+import type { Clock, TimerHandle } from '../transaction/clock.js';
+import type { ClientTransaction, ClientTransactionUser } from '../transaction/client-transaction.js';
+import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
+import type {
+  InviteServerTransaction,
+  NonInviteServerTransaction,
+} from '../transaction/server-transaction.js';
+import type { ConnectionRegistry } from '../transport/tcp.js';
+import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
+import type { Source } from '../transport/types.js';
+import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
+import { buildResponse, stampedTopVia, type TagFactory } from './response.js';
+
+export interface ProxySettings {
+  /** Add Record-Route to dialog-creating requests (per endpoint `recordRoute` overrides). */
+  readonly recordRoute: boolean;
+  /** RFC 3261 §16.6 item 11: Timer C, "MUST be set to be greater than 3 minutes". */
+  readonly timerCMs: number;
+  /** Retry-After (seconds) on the 503 answered when no pool member is available. */
+  readonly noTargetRetryAfter: number;
+}
+
+export const DEFAULT_PROXY_SETTINGS: ProxySettings = {
+  recordRoute: false,
+  timerCMs: 181_000,
+  noTargetRetryAfter: 30,
+};
+
+/** Where pool targets come from (the pool layer: static targets or RFC 3263 resolution). */
+export interface TargetSource {
+  resolve(pool: Pool): Promise<readonly Target[]>;
+}
+
+/** Failover bookkeeping and probe results (the pool layer's TargetHealth). */
+export interface HealthView {
+  order(targets: readonly Target[]): Target[];
+  markFailed(target: Target, retryAfterSec?: number): void;
+  markSucceeded(target: Target): void;
+}
+
+export interface ProxyDeps {
+  readonly clientTxns: ClientTransactionTable;
+  readonly targets: TargetSource;
+  readonly health: HealthView;
+  readonly outbound: Outbound;
+  readonly connections: ConnectionRegistry;
+  readonly clock: Clock;
+  /** T1, for the 64*T1 a CANCELled branch is given to answer. */
+  readonly timersT1: number;
+  readonly settings: ProxySettings;
+  readonly logger: Logger;
+  readonly serverHeader: string;
+  readonly tags: TagFactory;
+  readonly record: (level: 'info' | 'warn', fields: DecisionFields) => void;
+}
+
+type ServerTxn = InviteServerTransaction | NonInviteServerTransaction;
+
+/** What the router hands over for one new request. */
+export interface Inbound {
+  readonly req: SipRequest;
+  readonly source: Source;
+  readonly via: Via;
+  readonly txn: ServerTxn;
+  readonly t0: number;
+}
+
+export class Proxy {
+  /** Pool members we have sent to, by "address|port": in-dialog requests may go to them directly. */
+  private readonly knownHops = new Map<string, Target>();
+  /** Live response contexts by the INVITE server transaction key, for CANCEL (§16.10). */
+  private readonly contexts = new Map<string, ResponseContext>();
+  private readonly ownSentBy: Set<string>;
+
+  constructor(readonly deps: ProxyDeps) {
+    this.ownSentBy = new Set(deps.outbound.sentByValues().map((s) => s.toLowerCase()));
+  }
+
+  /** RFC 3261 §16.3 item 4: a request that already carries our Via has looped. */
+  isLoop(req: SipRequest): boolean {
+    for (const line of req.headerLines('via')) {
+      for (const v of line.indexOf(',') < 0 ? [line] : splitHeaderValues(line)) {
+        const sentBy = /^\S+\s+([^;\s]+)/.exec(v)?.[1]?.toLowerCase();
+        if (sentBy !== undefined && this.ownSentBy.has(sentBy)) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Does this Route value name us. */
+  isOwnRoute(route: string): boolean {
+    try {
+      const uri = parseSipUri(parseNameAddr(route).uri);
+      const sentBy = hostPort(uri.host.replace(/^\[|\]$/g, ''), uri.port ?? 5060).toLowerCase();
+      return this.ownSentBy.has(sentBy);
+    } catch {
+      return false;
+    }
+  }
+
+  /** A new request for a proxy-mode endpoint (RFC 3261 §16.5–16.6 over the pool's targets). */
+  forwardToPool(inb: Inbound, endpoint: Endpoint, key: string): void {
+    const ctx = new ResponseContext(this, inb, endpoint, false);
+    this.track(key, ctx);
+    ctx.sendTrying();
+    this.deps.targets.resolve(endpoint.pool).then(
+      (targets) => {
+        for (const t of targets) this.knownHops.set(`${t.address}|${t.port}`, t);
+        ctx.start(this.deps.health.order(targets));
+      },
+      (err: unknown) => {
+        this.deps.logger.warn(
+          { pool: endpoint.poolFqdn, err: err instanceof Error ? err.message : String(err) },
+          'pool resolution failed',
+        );
+        ctx.start([]);
+      },
+    );
+  }
+
+  /**
+   * An in-dialog request (or one carrying our Route) that names no endpoint: forwarded to the next
+   * hop when it is one we may reach. Returns false when it is not ours to forward.
+   */
+  forwardInDialog(inb: Inbound, key: string): boolean {
+    const hop = this.inDialogHop(inb.req);
+    if (hop === undefined) return false;
+    const ctx = new ResponseContext(this, inb, undefined, hop.popRoute);
+    this.track(key, ctx);
+    if (inb.req.method === 'INVITE') ctx.sendTrying();
+    ctx.start([hop.target]);
+    return true;
+  }
+
+  /** A CANCEL for an INVITE we are proxying: true when it was ours (the caller answers 200). */
+  cancel(inviteKey: string): boolean {
+    const ctx = this.contexts.get(inviteKey);
+    if (ctx === undefined) return false;
+    ctx.cancel();
+    return true;
+  }
+
+  /** An ACK matching no server transaction: the ACK of a 2xx, forwarded statelessly end to end. */
+  forwardAck(req: SipRequest): boolean {
+    const hop = this.inDialogHop(req);
+    if (hop === undefined) return false;
+    void this.deps.outbound.sender(hop.target).then(
+      (sender) => {
+        const copy = forwardedRequest(req, {
+          via: `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`,
+          popRoute: hop.popRoute,
+        });
+        sender.send(copy.toBuffer());
+      },
+      (err: unknown) => this.deps.logger.debug({ err: String(err) }, 'ACK could not be forwarded'),
+    );
+    return true;
+  }
+
+  /**
+   * RFC 3261 §16.7 item 1 / §16.11: a response that matches no client transaction (say a 2xx
+   * retransmitted after ours ended) is forwarded statelessly when its top Via is ours.
+   */
+  forwardStrayResponse(res: SipResponse): boolean {
+    let top: Via;
+    try {
+      top = res.topVia;
+    } catch {
+      return false;
+    }
+    if (!this.ownSentBy.has(hostPort(top.host.replace(/^\[|\]$/g, ''), top.port ?? 5060).toLowerCase()))
+      return false;
+    const up = withoutTopVia(res);
+    if (up === undefined) return false;
+    let next: Via;
+    try {
+      next = up.topVia;
+    } catch {
+      return false;
+    }
+    const address = viaParam(next, 'received') ?? next.host.replace(/^\[|\]$/g, '');
+    const rport = viaParam(next, 'rport');
+    const port = rport !== undefined && rport !== '' ? Number(rport) : (next.port ?? 5060);
+    const data = up.toBuffer();
+    if (next.transport === 'UDP') {
+      void this.deps.outbound
+        .sender({ transport: 'udp', address, port, family: address.includes(':') ? 6 : 4 })
+        .then(
+          (s) => s.send(data),
+          () => undefined,
+        );
+      return true;
+    }
+    const conn = this.deps.connections.find(address, port);
+    if (conn === undefined) return false;
+    conn.send(data);
+    return true;
+  }
+
+  private inDialogHop(req: SipRequest): { target: NextHop & Partial<Target>; popRoute: boolean } | undefined {
+    const route = firstRoute(req);
+    if (route !== undefined && this.isOwnRoute(route)) {
+      // RFC 3261 §16.4: our own Route is removed; the next Route or the Request-URI is the target.
+      const rest = restOfRoutes(req);
+      const next = rest.length > 0 ? uriOf(rest[0]!) : req.uri;
+      const hop = next === undefined ? undefined : hopOf(next);
+      return hop === undefined ? undefined : { target: hop, popRoute: true };
+    }
+    if (route !== undefined) return undefined;
+    // Without Record-Route the client may still send in-dialog requests through us: forward only to
+    // pool members we know, so the proxy is no open relay.
+    const hop = hopOf(req.uri);
+    if (hop === undefined) return undefined;
+    const known = this.knownHops.get(`${hop.address}|${hop.port}`);
+    return known === undefined ? undefined : { target: known, popRoute: false };
+  }
+
+  private track(key: string, ctx: ResponseContext): void {
+    if (ctx.inb.req.method !== 'INVITE') return;
+    this.contexts.set(key, ctx);
+    ctx.onDone = () => {
+      if (this.contexts.get(key) === ctx) this.contexts.delete(key);
+    };
+  }
+}
+
+/** One attempt at one target: its client transaction and what came back. */
+interface Attempt {
+  readonly target: NextHop & Partial<Target>;
+  readonly request: SipRequest;
+  readonly sender: Sender;
+  txn: ClientTransaction | undefined;
+  provisional: boolean;
+  cancelSent: boolean;
+  unsubscribe: (() => void) | undefined;
+}
+
+/** RFC 3261 §16.7: the response context of one proxied request. */
+class ResponseContext {
+  onDone: (() => void) | undefined;
+  private targets: (NextHop & Partial<Target>)[] = [];
+  private index = 0;
+  private current: Attempt | undefined;
+  private readonly finals: SipResponse[] = [];
+  private synthesized: { status: number; retryAfter?: number } | undefined;
+  private finalSent = false;
+  private cancelled = false;
+  private cancelPending = false;
+  private timerC: TimerHandle | undefined;
+  private timerCFired = false;
+  private readonly stampedVia: string | undefined;
+  private readonly recordRoute: string | undefined;
+
+  constructor(
+    private readonly proxy: Proxy,
+    readonly inb: Inbound,
+    private readonly endpoint: Endpoint | undefined,
+    private readonly popRoute: boolean,
+  ) {
+    this.stampedVia = stampedTopVia(inb.via, inb.source);
+    const rrWanted = endpoint?.recordRoute ?? proxy.deps.settings.recordRoute;
+    const dialogCreating =
+      inb.req.method === 'INVITE' || inb.req.method === 'SUBSCRIBE' || inb.req.method === 'REFER';
+    if (rrWanted && dialogCreating && endpoint !== undefined) {
+      const link = inb.source.link;
+      // RFC 3261 §16.6 item 4: a URI that resolves to this proxy, with lr (loose routing).
+      this.recordRoute = `<sip:${hostPort(link.localAddress, link.localPort)};transport=${link.transport};lr>`;
+    } else this.recordRoute = undefined;
+  }
+
+  private get deps(): ProxyDeps {
+    return this.proxy.deps;
+  }
+
+  /** RFC 3261 §16.2: a stateful proxy answers an INVITE with 100 Trying right away. */
+  sendTrying(): void {
+    if (this.inb.req.method !== 'INVITE') return;
+    this.respondOwn(100);
+  }
+
+  start(targets: (NextHop & Partial<Target>)[]): void {
+    this.targets = targets;
+    if (this.inb.req.method === 'INVITE') this.armTimerC();
+    if (targets.length === 0) {
+      // No live member: 503 with Retry-After rather than trying dead ones.
+      this.synthesized = { status: 503, retryAfter: this.deps.settings.noTargetRetryAfter };
+      this.finish();
+      return;
+    }
+    this.next();
+  }
+
+  cancel(): void {
+    if (this.finalSent || this.cancelled) return;
+    this.cancelled = true;
+    const a = this.current;
+    // RFC 3261 §9.1: a CANCEL is sent only once a provisional response has come back.
+    if (a?.txn !== undefined && a.provisional) this.sendCancel(a);
+    else if (a !== undefined) this.cancelPending = true;
+    else {
+      this.synthesized = { status: 487 };
+      this.finish();
+    }
+  }
+
+  private next(): void {
+    if (this.finalSent) return;
+    if (this.cancelled || this.index >= this.targets.length) {
+      this.finish();
+      return;
+    }
+    const target = this.targets[this.index++]!;
+    this.deps.outbound.sender(target).then(
+      (sender) => this.attempt(target, sender),
+      (err: unknown) => {
+        this.deps.logger.warn(
+          { target: describe(target), err: err instanceof Error ? err.message : String(err) },
+          'pool member unreachable',
+        );
+        if (target.id !== undefined) this.deps.health.markFailed(target as Target);
+        this.synthesized ??= { status: 503 };
+        this.next();
+      },
+    );
+  }
+
+  private attempt(target: NextHop & Partial<Target>, sender: Sender): void {
+    if (this.finalSent) return;
+    const via = `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`;
+    const request = forwardedRequest(this.inb.req, {
+      via,
+      recordRoute: this.recordRoute,
+      popRoute: this.popRoute,
+    });
+    const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
+    const attempt: Attempt = {
+      target,
+      request: req,
+      sender,
+      txn: undefined,
+      provisional: false,
+      cancelSent: false,
+      unsubscribe: undefined,
+    };
+    this.current = attempt;
+    const user: ClientTransactionUser = {
+      onResponse: (res) => this.onResponse(attempt, res),
+      onTimeout: () => this.onFailure(attempt, 408, undefined),
+      onTransportError: () => this.onFailure(attempt, 503, undefined),
+    };
+    const opts = { request: req, send: sender.send, reliable: sender.reliable, user };
+    const txn =
+      req.method === 'INVITE'
+        ? this.deps.clientTxns.createInvite(opts)
+        : this.deps.clientTxns.createNonInvite(opts);
+    attempt.txn = txn;
+    if (sender.connection !== undefined) {
+      // A pool member closing its connection before answering fails over, not hangs.
+      attempt.unsubscribe = sender.connection.onClose(() => {
+        if (this.current === attempt && !this.finalSent) txn.transportError(new Error('connection closed'));
+      });
+    }
+    txn.start();
+  }
+
+  private onResponse(a: Attempt, res: SipResponse): void {
+    if (a !== this.current || this.finalSent) return;
+    const status = res.status;
+    if (status < 200) {
+      a.provisional = true;
+      if (this.cancelPending) {
+        this.cancelPending = false;
+        this.sendCancel(a);
+      }
+      // RFC 3261 §16.7 item 2: Timer C is reset on every provisional response.
+      if (this.inb.req.method === 'INVITE') this.armTimerC();
+      // RFC 3261 §16.7 item 5: 100 Trying is not forwarded; other provisionals are, at once.
+      if (status > 100) this.forwardUpstream(res);
+      return;
+    }
+    this.release(a);
+    if (a.target.id !== undefined) {
+      if (status === 503) this.deps.health.markFailed(a.target as Target, retryAfterSeconds(res));
+      else this.deps.health.markSucceeded(a.target as Target);
+    }
+    if (status < 300) {
+      // RFC 3261 §16.7 item 4: a 2xx is forwarded immediately.
+      this.forwardUpstream(res);
+      this.done(res.status, 'proxied', a);
+      return;
+    }
+    this.finals.push(res);
+    // Serial failover on 503 (and on 408/transport errors, below); every other final is the pool's answer.
+    if (status === 503 && !this.cancelled) {
+      this.next();
+      return;
+    }
+    this.finish();
+  }
+
+  private onFailure(a: Attempt, status: 408 | 503, retryAfter: number | undefined): void {
+    if (a !== this.current || this.finalSent) return;
+    this.release(a);
+    if (a.target.id !== undefined) this.deps.health.markFailed(a.target as Target, retryAfter);
+    this.synthesized = { status };
+    this.next();
+  }
+
+  /** RFC 3261 §16.7 item 6: choose the best final response and send it. */
+  private finish(): void {
+    if (this.finalSent) return;
+    const best = bestResponse(this.finals);
+    if (best !== undefined) {
+      if (this.timerCFired && best.status === 487) {
+        this.respondOwn(408);
+        this.done(408, 'timer-c');
+        return;
+      }
+      if (best.status === 503) {
+        // RFC 3261 §16.7 item 6: a 503 is not passed on as such ("the proxy SHOULD generate a 500"):
+        // the client would otherwise take the whole service as unavailable.
+        this.respondOwn(500);
+        this.done(500, 'pool-503');
+        return;
+      }
+      this.forwardUpstream(best);
+      this.done(best.status, 'proxied', this.current);
+      return;
+    }
+    if (this.cancelled) {
+      const status = this.timerCFired ? 408 : 487;
+      this.respondOwn(status);
+      this.done(status, this.timerCFired ? 'timer-c' : 'cancelled');
+      return;
+    }
+    const s = this.synthesized ?? { status: 503 };
+    this.respondOwn(s.status, s.retryAfter);
+    this.done(
+      s.status,
+      this.targets.length === 0 ? 'no-live-member' : s.status === 408 ? 'timeout' : 'unreachable',
+    );
+  }
+
+  private sendCancel(a: Attempt): void {
+    if (a.cancelSent) return;
+    a.cancelSent = true;
+    // RFC 3261 §9.1: if no final response comes within 64*T1 of the CANCEL, the client transaction
+    // is destroyed; the client then gets 487 (or 408 after Timer C) from us.
+    this.deps.clock.setTimer(64 * this.deps.timersT1, () => {
+      if (this.current !== a || this.finalSent) return;
+      a.txn?.dispose();
+      this.release(a);
+      this.finish();
+    });
+    const cancel = cancelFor(a.request);
+    const txn = this.deps.clientTxns.createNonInvite({
+      request: cancel,
+      send: a.sender.send,
+      reliable: a.sender.reliable,
+      user: { onResponse: () => undefined, onTimeout: () => undefined, onTransportError: () => undefined },
+    });
+    txn.start();
+  }
+
+  private armTimerC(): void {
+    if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
+    this.timerC = this.deps.clock.setTimer(this.deps.settings.timerCMs, () => {
+      this.timerC = undefined;
+      if (this.finalSent) return;
+      this.timerCFired = true;
+      const a = this.current;
+      // RFC 3261 §16.8: with a provisional, CANCEL the branch; without, behave as if 408 came back.
+      if (a?.txn !== undefined && a.provisional) {
+        this.cancelled = true;
+        this.sendCancel(a);
+      } else if (a !== undefined) {
+        a.txn?.dispose();
+        this.onFailure(a, 408, undefined);
+      }
+    });
+  }
+
+  private release(a: Attempt): void {
+    a.unsubscribe?.();
+    a.unsubscribe = undefined;
+  }
+
+  private forwardUpstream(res: SipResponse): void {
+    const up = withoutTopVia(res);
+    if (up === undefined) return;
+    this.inb.txn.respond(up.status, up.toBuffer());
+  }
+
+  private respondOwn(status: number, retryAfter?: number): void {
+    const data = buildResponse(this.inb.req, {
+      status,
+      ...(retryAfter === undefined ? {} : { extra: `Retry-After: ${retryAfter}\r\n` }),
+      ...(status === 100 ? {} : { toTag: this.deps.tags.next() }),
+      topVia: this.stampedVia,
+      server: this.deps.serverHeader,
+    });
+    this.inb.txn.respond(status, data);
+  }
+
+  private done(status: number, outcome: string, a?: Attempt): void {
+    if (this.finalSent) return;
+    this.finalSent = true;
+    if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
+    this.timerC = undefined;
+    if (this.current !== undefined) this.release(this.current);
+    this.onDone?.();
+    const req = this.inb.req;
+    this.deps.record(status >= 500 ? 'warn' : 'info', {
+      callId: req.callId,
+      branch: this.inb.via.branch,
+      method: req.method,
+      ruri: req.uri,
+      endpoint: this.endpoint?.sipAddress,
+      mode: this.endpoint === undefined ? 'in-dialog' : 'proxy',
+      status,
+      outcome,
+      target: a === undefined ? undefined : describe(a.target),
+      latencyUs: Math.round((performance.now() - this.inb.t0) * 1000),
+    });
+  }
+}
+
+/** RFC 3261 §16.7 item 6: 6xx first, then the lowest class; 503 counts after other 5xx. */
+function bestResponse(finals: readonly SipResponse[]): SipResponse | undefined {
+  let best: SipResponse | undefined;
+  const rank = (s: number): number => (s >= 600 ? 0 : s === 503 ? 1000 : s);
+  for (const r of finals) if (best === undefined || rank(r.status) < rank(best.status)) best = r;
+  return best;
+}
+
+/** RFC 3261 §9.1: the CANCEL of a request we sent, on the same branch and to the same hop. */
+function cancelFor(invite: SipRequest): SipRequest {
+  const pick = (name: string): string => invite.header(name) ?? '';
+  const topVia = invite.topViaText ?? '';
+  const headers = [
+    field('via', topVia),
+    field('max-forwards', '70'),
+    field('from', pick('from')),
+    field('to', pick('to')),
+    field('call-id', pick('call-id')),
+    field('cseq', `${invite.cseq.seq} CANCEL`),
+  ];
+  for (const r of invite.headerLines('route')) headers.push(field('route', r));
+  return new SipRequest('CANCEL', invite.uri, invite.version, headers, Buffer.alloc(0));
+}
+
+/** Replace the first value of the client's Via (now second in the copy) with its stamped form. */
+function withStampedVia(req: SipRequest, stamped: string): SipRequest {
+  let seenOurs = false;
+  let done = false;
+  const headers = req.headers.map((h) => {
+    if (h.name !== 'via' || done) return h;
+    if (!seenOurs) {
+      seenOurs = true;
+      return h;
+    }
+    done = true;
+    const rest = h.value.indexOf(',') < 0 ? [] : splitHeaderValues(h.value).slice(1);
+    return { name: h.name, wire: h.wire, value: [stamped, ...rest].join(', ') };
+  });
+  return new SipRequest(req.method, req.uri, req.version, headers, req.body);
+}
+
+function restOfRoutes(req: SipRequest): string[] {
+  const all: string[] = [];
+  for (const line of req.headerLines('route')) for (const v of splitHeaderValues(line)) all.push(v);
+  return all.slice(1);
+}
+
+function uriOf(nameAddr: string): string | undefined {
+  try {
+    return parseNameAddr(nameAddr).uri;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A next hop named directly by a SIP URI with an IP host (no DNS on the in-dialog path). */
+function hopOf(uriText: string): NextHop | undefined {
+  try {
+    const uri = parseSipUri(uriText);
+    const host = uri.host.replace(/^\[|\]$/g, '');
+    const isV6 = host.includes(':');
+    if (!isV6 && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return undefined;
+    const t = getUriParam(uri, 'transport');
+    const transport = typeof t === 'string' ? t.toLowerCase() : 'udp';
+    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return undefined;
+    return {
+      transport,
+      address: host,
+      port: uri.port ?? (transport === 'tls' ? 5061 : 5060),
+      family: isV6 ? 6 : 4,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function viaParam(via: Via, name: string): string | undefined {
+  for (const [n, v] of via.params) if (n.toLowerCase() === name) return v ?? '';
+  return undefined;
+}
+
+function describe(t: NextHop): string {
+  return `${t.transport}:${hostPort(t.address, t.port)}`;
+}

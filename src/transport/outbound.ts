@@ -1,0 +1,93 @@
+// Where requests we originate or forward leave from: a UDP listener socket (so answers come back to
+// the port we listen on) or a TCP connection to the peer, opened or reused. Also says what our Via
+// and Record-Route name for that transport.
+
+import { networkInterfaces } from 'node:os';
+import type { TcpConnection, TcpConnector, TcpListener } from './tcp.js';
+import type { UdpListener } from './udp.js';
+import type { TransportName } from './types.js';
+
+export interface NextHop {
+  readonly transport: 'udp' | 'tcp' | 'tls';
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** A way to send to one next hop. */
+export interface Sender {
+  readonly transport: TransportName;
+  readonly reliable: boolean;
+  /** sent-by for our Via: "host:port" of the listener the peer can answer to. */
+  readonly sentBy: string;
+  /** The connection used, for streams: its closing is a transport error (RFC 3261 §17.1.4). */
+  readonly connection: TcpConnection | undefined;
+  send(data: Buffer): void;
+}
+
+export class TransportUnavailableError extends Error {
+  readonly code = 'TRANSPORT_UNAVAILABLE';
+}
+
+/** How an address appears in a Via sent-by or a URI host (IPv6 in brackets). */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** A concrete address for a listener bound to the wildcard: the first non-internal one of its family. */
+function advertised(address: string, family: 4 | 6): string {
+  if (address !== '0.0.0.0' && address !== '::') return address;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (!a.internal && (a.family === 'IPv4' ? 4 : 6) === family) return a.address;
+    }
+  }
+  return family === 4 ? '127.0.0.1' : '::1';
+}
+
+export class Outbound {
+  constructor(
+    private readonly udp: readonly UdpListener[],
+    private readonly tcp: readonly TcpListener[],
+    private readonly connector: TcpConnector,
+  ) {}
+
+  /** Every address:port we listen on, as Via sent-by values (for loop detection). */
+  sentByValues(): string[] {
+    return [...this.udp, ...this.tcp].map((l) =>
+      hostPort(advertised(l.address.host, l.address.family), l.address.port),
+    );
+  }
+
+  /** A sender for a next hop; rejects with TransportUnavailableError when we cannot reach it. */
+  async sender(hop: NextHop): Promise<Sender> {
+    if (hop.transport === 'udp') {
+      const l = this.udp.find((u) => u.address.family === hop.family);
+      if (l === undefined) throw new TransportUnavailableError(`no UDP listener for IPv${hop.family}`);
+      return {
+        transport: 'udp',
+        reliable: false,
+        sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
+        connection: undefined,
+        send: (data) => l.send(data, hop.address, hop.port),
+      };
+    }
+    if (hop.transport === 'tcp') {
+      const l = this.tcp.find((t) => t.address.family === hop.family);
+      if (l === undefined) throw new TransportUnavailableError(`no TCP listener for IPv${hop.family}`);
+      const conn = await this.connector.connect(hop.address, hop.port);
+      return {
+        transport: 'tcp',
+        reliable: true,
+        sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
+        connection: conn,
+        send: (data) => {
+          if (!conn.open)
+            throw new TransportUnavailableError(`connection to ${hop.address}:${hop.port} closed`);
+          conn.send(data);
+        },
+      };
+    }
+    throw new TransportUnavailableError(`transport ${hop.transport} is not available`);
+  }
+}
