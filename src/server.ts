@@ -1,11 +1,19 @@
-// Composition root: reads the configuration, wires router, transactions and transports, and starts
-// and stops the listeners.
+// Composition root: reads the configuration, wires router, transactions, transports and the admin
+// port, starts and stops the listeners, and reloads the configuration while running.
 
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfig, type LoadedConfig } from './config/load.js';
+import { AdminServer, type AdminAddress } from './admin/admin-server.js';
+import { ServiceMetrics } from './admin/metrics.js';
+import { ConfigError, formatIssue } from './config/errors.js';
+import { ENDPOINTS_FILE, loadConfig, SERVER_FILE, type LoadedConfig } from './config/load.js';
+import type { Endpoint } from './endpoints/endpoint.js';
 import type { EndpointTable } from './endpoints/table.js';
 import { createLogger, flushLogger } from './log.js';
-import { Router } from './router/router.js';
+import { Router, type RouterStats } from './router/router.js';
+import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import type { Clock } from './transaction/clock.js';
 import { TimerWheel } from './transaction/timer-wheel.js';
 import { TcpListener } from './transport/tcp.js';
@@ -20,36 +28,235 @@ export interface StartOptions {
   /** Overrides server.yaml's log level. */
   readonly logLevel?: string;
   readonly clock?: Clock;
+  /** Wall-clock time in ms for maintenance windows; Date.now unless a test injects one. */
+  readonly wallClock?: () => number;
+  /** Proxy mode settings (DNS servers, Record-Route, probing, timers). */
+  readonly proxy?: ProxyOptions;
+  /** Watch the configuration folder and reload on change (default true). */
+  readonly watch?: boolean;
+  /** Quiet time after the last change seen before reloading, in ms (default 100). */
+  readonly reloadDebounceMs?: number;
+}
+
+/** What one reload did. */
+export interface ReloadResult {
+  /** False when the configuration was refused and the last good table kept serving. */
+  readonly ok: boolean;
+  /** What asked for it: watch, SIGHUP, http, api. */
+  readonly trigger: string;
+  /** Neither file had changed since the last look (watch only): nothing was done or logged. */
+  readonly unchanged: boolean;
+  readonly added: string[];
+  readonly removed: string[];
+  readonly modified: string[];
+  /** server.yaml settings that changed but only take effect on a restart (not applied). */
+  readonly restartNeeded: string[];
+  /** Why it was refused: `file:line:col: path: reason`, one per problem. */
+  readonly issues: string[];
+  readonly endpoints: number;
 }
 
 export interface RunningServer {
   /** Where the service listens, with the ports the system chose for port 0. */
   addresses(): BoundAddress[];
+  /** Where the admin HTTP port listens, or undefined when it is off. */
+  adminAddress(): AdminAddress | undefined;
   readonly router: Router;
   readonly logger: Logger;
+  readonly metrics: ServiceMetrics;
+  /** The configuration in effect: the endpoints last loaded, the server settings the service started with. */
   readonly config: LoadedConfig;
+  /** The live endpoint table. */
+  table(): EndpointTable;
+  /** Reads and validates the configuration again and swaps the table in; reloads run one at a time. */
+  reload(trigger?: string): Promise<ReloadResult>;
+  /** Listeners bound, table loaded, not stopping. */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
+/** What an endpoint is, as far as a reload's "modified" is concerned. */
+function fingerprint(e: Endpoint): string {
+  const window = (ms: number | undefined): string | number | null =>
+    ms === undefined ? null : ms === Infinity ? 'on' : ms;
+  return JSON.stringify([
+    e.sipAddress,
+    e.poolFqdn,
+    e.displayName ?? null,
+    e.mode,
+    e.enabled,
+    e.lookupUris,
+    window(e.maintenanceUntil),
+    e.pool.targets,
+    window(e.pool.maintenanceUntil),
+  ]);
+}
+
+function diffTables(
+  before: EndpointTable,
+  after: EndpointTable,
+): Pick<ReloadResult, 'added' | 'removed' | 'modified'> {
+  const old = new Map<string, Endpoint>();
+  for (const e of before) old.set(e.key, e);
+  const added: string[] = [];
+  const modified: string[] = [];
+  for (const e of after) {
+    const was = old.get(e.key);
+    if (was === undefined) added.push(e.sipAddress);
+    else if (fingerprint(was) !== fingerprint(e)) modified.push(e.sipAddress);
+    old.delete(e.key);
+  }
+  return { added, removed: [...old.values()].map((e) => e.sipAddress), modified };
+}
+
+/** server.yaml sections that only a restart applies, when they differ. */
+function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server']): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(before.listen) !== JSON.stringify(after.listen)) out.push('listen');
+  if (JSON.stringify(before.sip) !== JSON.stringify(after.sip)) out.push('sip');
+  if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push('admin');
+  if (before.log.pretty !== after.log.pretty) out.push('log.pretty');
+  return out;
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const config = await loadConfig(opts.configDir);
-  const { server } = config;
+  const initial = await loadConfig(opts.configDir);
+  const { server } = initial;
   const logger =
     opts.logger ?? createLogger({ level: opts.logLevel ?? server.log.level, pretty: server.log.pretty });
-  for (const w of config.warnings) logger.warn({ warning: w }, 'configuration warning');
-  const table: EndpointTable = config.table;
-  const router = new Router({
-    table: () => table,
-    logger,
-    clock: opts.clock ?? new TimerWheel(),
-    timers: { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 },
-    maxMessageSize: server.sip.maxMessageSize,
-    serverHeader: server.sip.serverHeader,
+  for (const w of initial.warnings) logger.warn({ warning: w }, 'configuration warning');
+  let current: LoadedConfig = initial;
+  // The router reads this once per request: a reload swaps the reference, and a request already
+  // being decided finishes with the table it started with.
+  let table: EndpointTable = initial.table;
+  // Metrics read the router only when scraped, so they can be made before it.
+  const serviceMetrics: ServiceMetrics = new ServiceMetrics({
+    get stats(): RouterStats {
+      return router.stats;
+    },
+    transactionsInFlight: () => router.transactions.size,
+    endpoints: () => table.size,
   });
-
+  const clock = opts.clock ?? new TimerWheel();
+  const timers = { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 };
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
+  // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
+  // requests arriving on outbound connections go through the router like any other.
+  const proxySupport = new ProxySupport(opts.proxy ?? {}, {
+    clock,
+    timers,
+    logger,
+    maxMessageSize: server.sip.maxMessageSize,
+    udp,
+    tcp,
+    onMessage: (data, source) => router.onMessage(data, source),
+    onFramingError: (error, head, source) => router.onFramingError(error, head, source),
+  });
+  const router: Router = new Router({
+    table: () => table,
+    logger,
+    clock,
+    timers,
+    proxy: proxySupport.routerDeps(),
+    maxMessageSize: server.sip.maxMessageSize,
+    serverHeader: server.sip.serverHeader,
+    ...(opts.wallClock === undefined ? {} : { wallClock: opts.wallClock }),
+    onDecision: serviceMetrics.onDecision,
+  });
+
+  let admin: AdminServer | undefined;
+  let closed = false;
   const onError = (err: Error): void => logger.warn({ err }, 'transport error');
+
+  // Reloads run one after another: each sees the state the previous one left.
+  let queue: Promise<unknown> = Promise.resolve();
+  let lastSeen = '';
+  const readTexts = async (): Promise<string> => {
+    const read = (f: string): Promise<string | null> =>
+      readFile(join(opts.configDir, f), 'utf8').catch(() => null);
+    return JSON.stringify(await Promise.all([read(SERVER_FILE), read(ENDPOINTS_FILE)]));
+  };
+  lastSeen = JSON.stringify([current.texts.server, current.texts.endpoints]);
+
+  const doReload = async (trigger: string): Promise<ReloadResult> => {
+    const base = { trigger, added: [], removed: [], modified: [], restartNeeded: [], issues: [] };
+    const seen = await readTexts();
+    if (trigger === 'watch' && seen === lastSeen) {
+      // Lock files, temp files and touches raise events too; only a change of content counts.
+      return { ...base, ok: true, unchanged: true, endpoints: table.size };
+    }
+    lastSeen = seen;
+    let next: LoadedConfig;
+    try {
+      next = await loadConfig(opts.configDir);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      serviceMetrics.reloaded(false);
+      const issues = err.issues.map(formatIssue);
+      logger.error(
+        { trigger, issues },
+        `reload refused, still serving the last good table (${table.size} endpoints): ${issues[0] ?? 'invalid'}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`,
+      );
+      return { ...base, ok: false, unchanged: false, issues, endpoints: table.size };
+    }
+    const diff = diffTables(table, next.table);
+    const restartNeeded = restartOnly(current.server, next.server);
+    // The log level is the one server.yaml setting applied live (unless the command line fixed it).
+    let level = current.server.log.level;
+    if (opts.logLevel === undefined && opts.logger === undefined && next.server.log.level !== level) {
+      level = next.server.log.level;
+      logger.level = level;
+    }
+    table = next.table;
+    void proxySupport.refresh(table);
+    current = { ...next, server: { ...current.server, log: { ...current.server.log, level } } };
+    serviceMetrics.reloaded(true);
+    for (const w of next.warnings) logger.warn({ warning: w }, 'configuration warning');
+    logger.info(
+      { trigger, ...diff, endpoints: table.size },
+      `reload applied: ${diff.added.length} added, ${diff.removed.length} removed, ${diff.modified.length} modified; ${table.size} endpoint${table.size === 1 ? '' : 's'}`,
+    );
+    if (restartNeeded.length > 0) {
+      logger.warn(
+        { trigger, restartNeeded },
+        `${SERVER_FILE}: ${restartNeeded.join(', ')} changed: not applied, restart the service to apply`,
+      );
+    }
+    return { ...base, ...diff, ok: true, unchanged: false, restartNeeded, endpoints: table.size };
+  };
+
+  const reload = (trigger = 'api'): Promise<ReloadResult> => {
+    const run = queue.then(() => doReload(trigger));
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  let watcher: FSWatcher | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  const startWatching = (): void => {
+    // The folder, not the files: an editor's save-by-rename and a ConfigMap's `..data` symlink swap
+    // replace the file, and a watch on the old file would see nothing after that.
+    watcher = watch(opts.configDir, { persistent: false }, () => {
+      if (closed) return;
+      clearTimeout(debounce);
+      debounce = setTimeout(() => {
+        reload('watch').catch((err: unknown) => logger.error({ err }, 'reload failed'));
+      }, opts.reloadDebounceMs ?? 100);
+    });
+    watcher.on('error', (err) =>
+      logger.error({ err, dir: opts.configDir }, 'configuration folder no longer watched'),
+    );
+  };
+
+  const closeAll = async (): Promise<void> => {
+    closed = true;
+    clearTimeout(debounce);
+    watcher?.close();
+    proxySupport.close();
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close()), admin?.close()]);
+  };
+
   try {
     for (const l of server.listen) {
       if (l.transport === 'udp') {
@@ -60,36 +267,84 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
             { host: l.host, port: l.port, maxMessageSize: server.sip.maxMessageSize, onError },
             router.onMessage,
             router.onFramingError,
+            proxySupport.connections,
           ),
         );
       }
     }
+    if (server.admin.listen !== undefined) {
+      admin = await AdminServer.listen(
+        server.admin.listen,
+        {
+          metrics: serviceMetrics,
+          ready: () => !closed,
+          endpoints: () => endpointsView(table),
+          reload: () => reload('http'),
+        },
+        (err) => logger.warn({ err }, 'admin port error'),
+      );
+    }
+    if (opts.watch !== false) startWatching();
   } catch (err) {
-    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close())]);
+    await closeAll();
     throw err;
   }
 
+  void proxySupport.refresh(table);
   const addresses = (): BoundAddress[] => [...udp.map((u) => u.address), ...tcp.map((t) => t.address)];
   for (const a of addresses())
     logger.info({ transport: a.transport, host: a.host, port: a.port }, 'listening');
+  if (admin !== undefined)
+    logger.info({ admin: admin.address }, `admin port on http://${hostPort(admin.address)}/`);
   logger.info(
-    { endpoints: table.size, files: config.files },
+    { endpoints: table.size, files: initial.files },
     `endpoint table loaded: ${table.size} endpoint${table.size === 1 ? '' : 's'}`,
   );
 
-  let closed = false;
   return {
     addresses,
+    adminAddress: () => admin?.address,
     router,
     logger,
-    config,
+    metrics: serviceMetrics,
+    get config() {
+      return current;
+    },
+    table: () => table,
+    reload,
+    ready: () => !closed,
     async close() {
       if (closed) return;
-      closed = true;
+      await closeAll();
       router.transactions.clear();
-      await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close())]);
       logger.info('stopped');
       flushLogger(logger);
     },
+  };
+}
+
+function hostPort(a: AdminAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** The live table as /endpoints serves it. */
+export function endpointsView(table: EndpointTable): unknown {
+  const window = (ms: number | undefined): string | null =>
+    ms === undefined ? null : ms === Infinity ? 'on' : new Date(ms).toISOString();
+  return {
+    endpoints: [...table].map((e) => ({
+      sipAddress: e.sipAddress,
+      poolFqdn: e.poolFqdn,
+      displayName: e.displayName ?? null,
+      mode: e.mode,
+      enabled: e.enabled,
+      lookupUris: e.lookupUris,
+      maintenanceUntil: window(e.maintenanceUntil),
+    })),
+    pools: [...table.pools()].map((p) => ({
+      fqdn: p.fqdn,
+      targets: p.targets,
+      maintenanceUntil: window(p.maintenanceUntil),
+    })),
   };
 }

@@ -85,10 +85,20 @@ export class Proxy {
   private readonly knownHops = new Map<string, Target>();
   /** Live response contexts by the INVITE server transaction key, for CANCEL (§16.10). */
   private readonly contexts = new Map<string, ResponseContext>();
-  private readonly ownSentBy: Set<string>;
+  private ownSentByCache: { count: number; values: Set<string> } | undefined;
 
-  constructor(readonly deps: ProxyDeps) {
-    this.ownSentBy = new Set(deps.outbound.sentByValues().map((s) => s.toLowerCase()));
+  constructor(readonly deps: ProxyDeps) {}
+
+  /** Our listeners' sent-by values (listeners come up after the proxy is built, so asked late). */
+  private get ownSentBy(): Set<string> {
+    const count = this.deps.outbound.listenerCount;
+    if (this.ownSentByCache?.count !== count) {
+      this.ownSentByCache = {
+        count,
+        values: new Set(this.deps.outbound.sentByValues().map((s) => s.toLowerCase())),
+      };
+    }
+    return this.ownSentByCache.values;
   }
 
   /** RFC 3261 §16.3 item 4: a request that already carries our Via has looped. */

@@ -52,6 +52,11 @@ export class Outbound {
     private readonly connector: TcpConnector,
   ) {}
 
+  /** How many listeners there are (they are added after construction). */
+  get listenerCount(): number {
+    return this.udp.length + this.tcp.length;
+  }
+
   /** Every address:port we listen on, as Via sent-by values (for loop detection). */
   sentByValues(): string[] {
     return [...this.udp, ...this.tcp].map((l) =>

@@ -7,6 +7,16 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startServer, type RunningServer } from '../../src/server.js';
+import type { ProxyOptions } from '../../src/proxy-setup.js';
+import type { DnsLike } from '../../src/pool/index.js';
+
+/** Tests never resolve through the system resolver: any DNS query made by accident fails loudly. */
+export const NO_DNS: DnsLike = {
+  resolveNaptr: () => Promise.reject(new Error('DNS not expected in this test')),
+  resolveSrv: () => Promise.reject(new Error('DNS not expected in this test')),
+  resolve4: () => Promise.reject(new Error('DNS not expected in this test')),
+  resolve6: () => Promise.reject(new Error('DNS not expected in this test')),
+} as unknown as DnsLike;
 
 export const DEFAULT_ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com
@@ -26,7 +36,7 @@ export interface TestService {
 }
 
 export async function startTestService(
-  opts: { listen?: string[]; endpoints?: string; sip?: string } = {},
+  opts: { listen?: string[]; endpoints?: string; sip?: string; proxy?: ProxyOptions } = {},
 ): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), 'pchat-test-'));
   const listen = opts.listen ?? ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0'];
@@ -43,7 +53,12 @@ export async function startTestService(
       cb();
     },
   });
-  const server = await startServer({ configDir: dir, logger: pino({ level: 'debug' }, sink) });
+  const server = await startServer({
+    configDir: dir,
+    logger: pino({ level: 'debug' }, sink),
+    watch: false,
+    proxy: opts.proxy ?? { probe: false, dns: NO_DNS },
+  });
   return {
     server,
     dir,
