@@ -5,6 +5,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { startTestService, NO_DNS, type TestService } from '../helpers/service.js';
 import { runSipp, requireSipp } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
+import { startPeer } from '../helpers/sip-peer.js';
 
 function endpoints(targets: string[], extra = ''): string {
   return `endpoints:
@@ -77,4 +78,131 @@ describe('proxy mode with SIPp peers', () => {
       });
     }
   }
+});
+
+describe('proxy mode: failover, CANCEL, loops and faults', () => {
+  const invite = (callId: string, via: string, extra = ''): string =>
+    `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: 70\r\nFrom: <sip:legacy@contoso.com>;tag=9\r\n` +
+    `To: <sip:ocschat@contoso.com>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContact: <sip:legacy@127.0.0.1>\r\n${extra}Content-Length: 0\r\n\r\n`;
+
+  /** A UDP client that sends one INVITE and collects the responses until a final one. */
+  async function call(port: number, callId: string, extraVia = ''): Promise<string[]> {
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const local = sock.address().port;
+    const got: string[] = [];
+    const final = new Promise<void>((resolve) => {
+      sock.on('message', (m) => {
+        const t = m.toString('latin1');
+        got.push(t);
+        if (!/^SIP\/2\.0 1\d\d /.test(t)) resolve();
+      });
+    });
+    const via = `${extraVia}SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-${callId}`;
+    sock.send(invite(callId, via), port, '127.0.0.1');
+    await Promise.race([final, new Promise((r) => setTimeout(r, 8000))]);
+    sock.close();
+    return got;
+  }
+  const status = (m: string | undefined): number => Number((m ?? '').slice(8, 11));
+
+  it('a member answering 503 is failed over to the next one, and held down afterwards', async () => {
+    const bad = await startPeer('udp', () => [{ status: 503, headers: 'Retry-After: 120\r\n' }]);
+    const good = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
+    const s = await start([
+      `sip:127.0.0.1:${bad.port};transport=udp`,
+      `sip:127.0.0.1:${good.port};transport=udp`,
+    ]);
+    const first = await call(s.port('udp'), 'fo-1');
+    expect(status(first.at(-1))).toBe(200);
+    expect(bad.received.filter((r) => r.method === 'INVITE')).toHaveLength(1);
+    // The 503's Retry-After holds the member down: the next call goes straight to the good one.
+    const second = await call(s.port('udp'), 'fo-2');
+    expect(status(second.at(-1))).toBe(200);
+    expect(bad.received.filter((r) => r.method === 'INVITE')).toHaveLength(1);
+    await bad.close();
+    await good.close();
+  });
+
+  it('a member not listening (connection refused) is failed over to the next one', async () => {
+    const good = await startPeer('tcp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
+    const { freeLoopbackPort } = await import('../helpers/sipp-server.js');
+    const dead = await freeLoopbackPort();
+    const s = await start([
+      `sip:127.0.0.1:${dead};transport=tcp`,
+      `sip:127.0.0.1:${good.port};transport=tcp`,
+    ]);
+    const r = await call(s.port('udp'), 'dead-1');
+    expect(status(r.at(-1))).toBe(200);
+    expect(good.received).toHaveLength(1);
+    await good.close();
+  });
+
+  it('a member that closes its TCP connection mid-transaction causes failover, not a hang', async () => {
+    const closer = await startPeer('tcp', () => ['close']);
+    const good = await startPeer('tcp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
+    const s = await start([
+      `sip:127.0.0.1:${closer.port};transport=tcp`,
+      `sip:127.0.0.1:${good.port};transport=tcp`,
+    ]);
+    const r = await call(s.port('udp'), 'close-1');
+    expect(status(r.at(-1))).toBe(200);
+    expect(closer.received).toHaveLength(1);
+    await closer.close();
+    await good.close();
+  });
+
+  it('with every member down the client gets 503 with Retry-After', async () => {
+    const { freeLoopbackPort } = await import('../helpers/sipp-server.js');
+    const s = await start([`sip:127.0.0.1:${await freeLoopbackPort()};transport=tcp`]);
+    const first = await call(s.port('udp'), 'down-1');
+    expect(status(first.at(-1))).toBe(503);
+    // Now held down: no member is tried at all, and the 503 says when to come back.
+    const second = await call(s.port('udp'), 'down-2');
+    expect(status(second.at(-1))).toBe(503);
+    expect(second.at(-1)).toMatch(/\r\nRetry-After: \d+\r\n/);
+    expect(s.lines.some((l) => l.msg === 'decision' && l.outcome === 'no-live-member')).toBe(true);
+  });
+
+  it('a request that carries our own Via has looped: 482', async () => {
+    const good = await startPeer('udp', () => [{ status: 200 }]);
+    const s = await start([`sip:127.0.0.1:${good.port};transport=udp`]);
+    const r = await call(
+      s.port('udp'),
+      'loop-1',
+      `SIP/2.0/UDP 127.0.0.1:${s.port('udp')};branch=z9hG4bK-earlier, `,
+    );
+    expect(status(r.at(-1))).toBe(482);
+    expect(good.received).toHaveLength(0);
+    await good.close();
+  });
+
+  it('CANCEL before the answer: 200 to the CANCEL, the member is cancelled, the client gets 487', async () => {
+    let pending: import('../../src/sip/message.js').SipRequest | undefined;
+    const member = await startPeer('udp', (req, answer) => {
+      if (req.method === 'INVITE') {
+        pending = req;
+        return [{ status: 180 }];
+      }
+      if (req.method === 'CANCEL') {
+        if (pending) setTimeout(() => answer(pending!, 487), 20);
+        return [{ status: 200 }];
+      }
+      return [];
+    });
+    const s = await start([`sip:127.0.0.1:${member.port};transport=udp`]);
+    const uac = await runSipp({
+      scenario: 'cancel-uac',
+      target: { host: '127.0.0.1', port: s.port('udp') },
+      transport: 'udp',
+      calls: 1,
+      vars: { service: 'ocschat', domain: 'contoso.com' },
+      timeoutMs: 15_000,
+    });
+    expect(uac.errors, uac.stdout.slice(-1500)).toBe('');
+    expect(uac.successful).toBe(1);
+    expect(member.received.map((r) => r.method)).toEqual(['INVITE', 'CANCEL', 'ACK']);
+    await member.close();
+  });
 });
