@@ -94,6 +94,8 @@ export interface LoadedConfig {
   endpoints: EndpointsConfig;
   table: EndpointTable;
   files: { server: string; endpoints: string };
+  /** The text of each file as read, so a reload can tell a real change from a touch. */
+  texts: { server: string; endpoints: string };
   /** Formatted like issues: `file:line:col: path: reason`. */
   warnings: string[];
 }
@@ -118,6 +120,7 @@ export async function loadConfig(dir: string): Promise<LoadedConfig> {
     endpoints: endpoints.value,
     table: EndpointTable.fromConfig(endpoints.value),
     files,
+    texts: { server: serverText as string, endpoints: endpointsText as string },
     warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
   };
 }

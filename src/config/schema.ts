@@ -170,6 +170,50 @@ const sipSchema = strictObject({
   }
 });
 
+/** The admin port when `admin: {}` names no address: loopback only, since it can reload the service. */
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9090';
+
+export interface AdminListen {
+  /** An IP address, without brackets. */
+  host: string;
+  port: number;
+}
+
+/** Why `text` is not an admin address (`host:port`, `[v6]:port`, or a bare port on loopback), or it. */
+export function parseAdminListen(text: string): AdminListen | string {
+  const bare = /^\d{1,5}$/.test(text) ? `127.0.0.1:${text}` : text;
+  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d{1,5})$/.exec(bare);
+  if (match === null) return `expected host:port (e.g. ${DEFAULT_ADMIN_LISTEN}), got "${text}"`;
+  const host = match[1] ?? match[2] ?? '';
+  if (match[1] !== undefined ? isIP(host) !== 6 : isIP(host) !== 4) {
+    return `host "${host}" is not an IP address (IPv6 in brackets, e.g. [::1]:9090)`;
+  }
+  const port = Number(match[3]);
+  if (port > 65535) return `port "${match[3]}" is not a number from 0 to 65535`;
+  return { host, port };
+}
+
+const adminListen = z.string().transform((text, ctx): AdminListen => {
+  const parsed = parseAdminListen(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+// `admin: off` (or false) switches the admin port off; so does leaving the key out, so that a bare
+// server.yaml never claims a well-known port nobody asked for. `admin: {}` listens on the default.
+const adminSchema = z.preprocess(
+  (value) => (value === undefined || value === false || value === 'off' ? { listen: 'off' } : value),
+  strictObject({
+    listen: z
+      .union([z.literal('off'), z.literal(false), adminListen])
+      .prefault(DEFAULT_ADMIN_LISTEN)
+      .transform((v) => (v === 'off' || v === false ? undefined : v)),
+  }),
+);
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -192,6 +236,7 @@ export const serverConfigSchema = strictObject({
     }),
   ),
   sip: orEmpty({}, sipSchema),
+  admin: adminSchema,
 });
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;
@@ -255,6 +300,86 @@ function uriProblem(text: string, checkTransport: boolean): string | undefined {
 
 const poolFqdn = z.string().superRefine(check(poolFqdnProblem));
 
+// ISO 8601 with a zone, minutes at least: 2026-12-05T06:00Z, 2026-12-05T07:00:00+01:00. A time without a
+// zone is refused, because the service and the operator may not share one.
+const INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
+
+/** Milliseconds since the epoch for an ISO 8601 instant with a zone, or why it is not one. */
+export function parseInstant(text: string): number | string {
+  const m = INSTANT.exec(text);
+  const example = 'e.g. 2026-12-05T06:00Z or 2026-12-05T07:00+01:00';
+  if (m === null) {
+    return /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(text)
+      ? `has no time zone: add Z for UTC or an offset (${example})`
+      : `expected an ISO 8601 date and time with a zone (${example}), got "${text}"`;
+  }
+  const n = (i: number): number => Number(m[i] ?? 0);
+  const [year, month, day, hour, minute, second] = [n(1), n(2), n(3), n(4), n(5), n(6)];
+  const millis = Number(`0.${m[7] ?? '0'}`) * 1000;
+  const local = Date.UTC(year, month - 1, day, hour, minute, second);
+  const check = new Date(local);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
+    return `"${text}" is not a date and time that exists`;
+  }
+  const offset = m[8] !== undefined ? 0 : (m[9] === '-' ? -1 : 1) * (n(10) * 60 + n(11)) * 60_000;
+  return local + Math.floor(millis) - offset;
+}
+
+const instant = z.string().transform((text, ctx): number => {
+  const parsed = parseInstant(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+/** `maintenance: on|off`; YAML 1.1 readers' true/false are taken for the same. */
+const maintenanceSwitch = z.preprocess(
+  (v) => (v === true ? 'on' : v === false ? 'off' : v),
+  z.enum(['on', 'off']),
+);
+
+/**
+ * Cutover window fields shared by endpoints and pools: `maintenance: on` (until switched off) or
+ * `maintenanceUntil: <instant>`; the two together would contradict each other, so they are refused.
+ */
+const maintenanceFields = {
+  maintenance: maintenanceSwitch.optional(),
+  maintenanceUntil: instant.optional(),
+};
+
+function maintenanceConflict(
+  value: { maintenance?: 'on' | 'off' | undefined; maintenanceUntil?: number | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (value.maintenance !== undefined && value.maintenanceUntil !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maintenanceUntil'],
+      message: 'give either maintenance or maintenanceUntil, not both',
+    });
+  }
+}
+
+/** When the window of an entry ends: ms since the epoch, Infinity for "on", undefined for none. */
+export function maintenanceEnd(value: {
+  maintenance?: 'on' | 'off' | undefined;
+  maintenanceUntil?: number | undefined;
+}): number | undefined {
+  if (value.maintenance === 'on') return Infinity;
+  if (value.maintenance === 'off') return undefined;
+  return value.maintenanceUntil;
+}
+
 export const endpointSchema = strictObject({
   sipAddress: z.string().superRefine(check(sipAddressProblem)),
   poolFqdn,
@@ -265,7 +390,8 @@ export const endpointSchema = strictObject({
     .array(z.string().superRefine(check((v: string) => uriProblem(v, false))))
     .min(1)
     .optional(),
-});
+  ...maintenanceFields,
+}).superRefine(maintenanceConflict);
 
 export const poolTargetSchema = strictObject({
   uri: z.string().superRefine(check((v: string) => uriProblem(v, true))),
@@ -275,7 +401,8 @@ export const poolTargetSchema = strictObject({
 export const poolSchema = strictObject({
   fqdn: poolFqdn,
   targets: orEmpty([], z.array(poolTargetSchema)),
-});
+  ...maintenanceFields,
+}).superRefine(maintenanceConflict);
 
 export const endpointsConfigSchema = strictObject({
   // Required, so that a misspelt `endpoint:` is reported as missing as well as unknown; left empty, it

@@ -1,6 +1,6 @@
 // The endpoint table: well-known addresses keyed by canonical address-of-record, looked up once per
 // request on the hot path.
-import type { EndpointsConfig } from '../config/schema.js';
+import { maintenanceEnd, type EndpointsConfig } from '../config/schema.js';
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
 import type { Endpoint, Pool } from './endpoint.js';
@@ -23,7 +23,15 @@ export class EndpointTable {
     for (const p of cfg.pools) {
       const fqdn = domainNameKey(p.fqdn);
       const targets = p.targets.map((t) => Object.freeze({ uri: t.uri, q: t.q }));
-      configured.set(fqdn, Object.freeze({ fqdn, targets: Object.freeze(targets) }));
+      const maintenanceUntil = maintenanceEnd(p);
+      configured.set(
+        fqdn,
+        Object.freeze({
+          fqdn,
+          targets: Object.freeze(targets),
+          ...(maintenanceUntil === undefined ? {} : { maintenanceUntil }),
+        }),
+      );
     }
 
     const byKey = new Map<string, Endpoint>();
@@ -38,6 +46,7 @@ export class EndpointTable {
         used.get(fqdn) ?? configured.get(fqdn) ?? Object.freeze({ fqdn, targets: Object.freeze([]) });
       used.set(fqdn, pool);
       const user = uri.user ?? '';
+      const maintenanceUntil = maintenanceEnd(e);
       byKey.set(
         key,
         Object.freeze({
@@ -50,6 +59,7 @@ export class EndpointTable {
           enabled: e.enabled,
           lookupUris: Object.freeze(e.lookupUris ?? [`sip:${user}@${fqdn}`]),
           pool,
+          ...(maintenanceUntil === undefined ? {} : { maintenanceUntil }),
         }),
       );
     }

@@ -23,6 +23,7 @@ const DEFAULTS = {
   ],
   log: { level: 'info', pretty: 'auto' },
   sip: { maxMessageSize: 65535, t1: 500, t2: 4000, t4: 5000, serverHeader: 'pchat-endpoint' },
+  admin: { listen: undefined },
 };
 
 describe('server.yaml accepted', () => {
@@ -95,7 +96,7 @@ describe('server.yaml refused, at file:line:column', () => {
       '  maxMessageSize: 100', // 9
       '  serverHeader: "a\\r\\nInjected: yes"', // 10
       '  timerB: 32000', // 11
-      'admin: {}', // 12
+      'metrics: {}', // 12
     ].join('\n');
     expect(refusal(text)).toEqual([
       `${FILE}:4:10: log.level: expected one of "trace", "debug", "info", "warn", "error", "silent", got "verbose"`,
@@ -104,7 +105,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
-      `${FILE}:12:1: admin: unknown key "admin"; allowed keys: listen, log, sip`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin`,
     ]);
   });
 

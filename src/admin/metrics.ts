@@ -1,0 +1,165 @@
+// Prometheus metrics of the service: per-decision counters and latencies fed by the router's decision
+// hook, gauges and counters read from the router when scraped, and reload outcomes.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DecisionFields } from '../log.js';
+import type { RouterStats } from '../router/router.js';
+
+/** What the metrics read from the running service when scraped. */
+export interface MetricsSource {
+  readonly stats: RouterStats;
+  transactionsInFlight(): number;
+  endpoints(): number;
+}
+
+// Method is a label, and any token is a valid method on the wire: anything outside this set is
+// counted as "other" so a scanner cannot grow the label set without bound.
+const METHODS = new Set([
+  'INVITE',
+  'ACK',
+  'BYE',
+  'CANCEL',
+  'OPTIONS',
+  'REGISTER',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'MESSAGE',
+  'INFO',
+  'UPDATE',
+  'REFER',
+  'PRACK',
+  'PUBLISH',
+]);
+
+// Decisions take tens of microseconds; a cutover or a slow pool shows in the upper buckets.
+const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
+
+type RequestLabels = 'method' | 'endpoint' | 'mode' | 'outcome' | 'status';
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly contentType: string = this.registry.contentType;
+  private readonly requests: Counter<RequestLabels>;
+  private readonly responseTime: Histogram<'method' | 'outcome'>;
+  private readonly reloads: Counter<'result'>;
+  /**
+   * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool and target URI.
+   * Nothing sets it until the pool layer lands; it is registered now so dashboards can be built.
+   */
+  readonly poolMemberUp: Gauge<'pool' | 'target'>;
+  // Label children are looked up once per label set, not once per request.
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
+
+  constructor(source: MetricsSource) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: 'pchat_requests_total',
+      help: 'Requests decided, by method, endpoint (its SIP address, "" when none matched), mode, outcome and status',
+      labelNames: ['method', 'endpoint', 'mode', 'outcome', 'status'],
+      registers,
+    });
+    this.responseTime = new Histogram({
+      name: 'pchat_response_time_seconds',
+      help: 'Time from receiving a request to sending its response',
+      labelNames: ['method', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'pchat_config_reloads_total',
+      help: 'Configuration reloads, by result: ok (applied) or refused (the last good table kept serving)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.reloads.inc({ result: 'ok' }, 0);
+    this.reloads.inc({ result: 'refused' }, 0);
+    this.poolMemberUp = new Gauge({
+      name: 'pchat_pool_member_up',
+      help: 'Pool member health from the proxy mode probes: 1 up, 0 down',
+      labelNames: ['pool', 'target'],
+      registers,
+    });
+    new Gauge({
+      name: 'pchat_transactions_in_flight',
+      help: 'Server transactions held (including completed ones absorbing retransmissions)',
+      registers,
+      collect() {
+        this.set(source.transactionsInFlight());
+      },
+    });
+    new Gauge({
+      name: 'pchat_endpoints',
+      help: 'Endpoints in the live table',
+      registers,
+      collect() {
+        this.set(source.endpoints());
+      },
+    });
+    fromStats(
+      'pchat_parse_errors_total',
+      'Messages refused as malformed (answered 400 or dropped)',
+      'parseErrors',
+    );
+    fromStats(
+      'pchat_dropped_messages_total',
+      'Messages dropped: no response could be routed, stray responses, unmatched ACKs',
+      'dropped',
+    );
+    fromStats(
+      'pchat_retransmissions_absorbed_total',
+      'Request retransmissions answered by their transaction',
+      'retransmissionsAbsorbed',
+    );
+    fromStats(
+      'pchat_internal_errors_total',
+      'Messages whose handling failed inside the service',
+      'internalErrors',
+    );
+
+    function fromStats(name: string, help: string, key: keyof RouterStats): void {
+      // The router keeps plain counts; the counter catches up with them when scraped.
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = source.stats[key];
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    }
+  }
+
+  /** The router's decision hook. */
+  readonly onDecision = (d: DecisionFields): void => {
+    const method = METHODS.has(d.method) ? d.method : 'other';
+    const endpoint = d.endpoint ?? '';
+    const mode = d.mode ?? '';
+    const key = `${method}\u0000${endpoint}\u0000${mode}\u0000${d.outcome}\u0000${d.status}`;
+    let counter = this.requestChildren.get(key);
+    if (counter === undefined) {
+      counter = this.requests.labels(method, endpoint, mode, d.outcome, String(d.status));
+      this.requestChildren.set(key, counter);
+    }
+    counter.inc();
+    const lkey = `${method}\u0000${d.outcome}`;
+    let histogram = this.latencyChildren.get(lkey);
+    if (histogram === undefined) {
+      histogram = this.responseTime.labels(method, d.outcome);
+      this.latencyChildren.set(lkey, histogram);
+    }
+    histogram.observe(d.latencyUs / 1e6);
+  };
+
+  reloaded(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'refused' });
+  }
+
+  /** The exposition text, as served on /metrics. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,175 @@
+// `pchat-endpoint trace`: what the service does with a request for an address. Always from the
+// configuration (which endpoint, mode, pool targets in order, and the answer the router's own code
+// gives); with --live, a real request through the running service, drawn as a SIP ladder.
+import { randomBytes } from 'node:crypto';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { ConfigError } from '../config/errors.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import { maintenanceRetryAfter, Router } from '../router/router.js';
+import { parseMessage } from '../sip/parser.js';
+import { isSipScheme } from '../sip/uri.js';
+import { TimerWheel } from '../transaction/timer-wheel.js';
+import type { Link } from '../transport/types.js';
+import { addConfigDirOption, type ConfigDirOptions } from './common.js';
+import { CliError, EXIT, usage } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { ladder, probe } from './sip-probe.js';
+
+interface TraceFlags extends ConfigDirOptions {
+  method: 'INVITE' | 'OPTIONS';
+  live?: boolean;
+  target?: string;
+  timeout: string;
+  full?: boolean;
+}
+
+/** The answer the router gives `method uri`, worked out by the router itself over an in-memory link. */
+export function staticAnswer(config: LoadedConfig, method: string, uri: string, now: number): string[] {
+  const sent: Buffer[] = [];
+  const link: Link = {
+    transport: 'udp',
+    reliable: false,
+    localAddress: '127.0.0.1',
+    localPort: 5060,
+    send: (data) => void sent.push(data),
+  };
+  const clock = new TimerWheel();
+  const router = new Router({
+    table: () => config.table,
+    logger: pino({ level: 'silent' }),
+    clock,
+    timers: { t1: config.server.sip.t1, t2: config.server.sip.t2, t4: config.server.sip.t4 },
+    maxMessageSize: config.server.sip.maxMessageSize,
+    serverHeader: config.server.sip.serverHeader,
+    wallClock: () => now,
+  });
+  const branch = randomBytes(6).toString('hex');
+  const request = [
+    `${method} ${uri} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK${branch};rport`,
+    `From: <sip:trace@pchat-endpoint.invalid>;tag=${branch}`,
+    `To: <${uri}>`,
+    `Call-ID: trace-${branch}`,
+    `CSeq: 1 ${method}`,
+    'Max-Forwards: 70',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  try {
+    router.onMessage(Buffer.from(request, 'utf8'), { link, address: '127.0.0.1', port: 5999, family: 4 });
+  } finally {
+    router.transactions.clear();
+  }
+  const first = sent[0];
+  if (first === undefined) return ['(no answer: the request would be dropped)'];
+  const parsed = parseMessage(first);
+  if (!parsed.ok || parsed.message.kind !== 'response') return ['(unreadable answer)'];
+  const res = parsed.message;
+  const out = [`${res.status} ${res.reason}`];
+  for (const name of ['contact', 'retry-after', 'unsupported']) {
+    for (const line of res.headerLines(name)) out.push(`${name}: ${line}`);
+  }
+  return out;
+}
+
+function describeWindow(ms: number | undefined, now: number): string {
+  if (ms === undefined || ms <= now) return 'none';
+  if (ms === Infinity) return 'on (until switched off)';
+  return `until ${new Date(ms).toISOString()}`;
+}
+
+function staticReport(config: LoadedConfig, method: string, uri: string, now: number): string {
+  const endpoint: Endpoint | undefined = config.table.lookupUri(uri);
+  const lines: string[] = [`trace ${method} ${uri}`, `  config:      ${config.files.endpoints}`];
+  if (endpoint === undefined) {
+    lines.push('  endpoint:    none matches');
+  } else {
+    lines.push(
+      `  endpoint:    ${endpoint.sipAddress}${endpoint.displayName === undefined ? '' : ` (${endpoint.displayName})`}`,
+      `  mode:        ${endpoint.mode}`,
+      `  enabled:     ${String(endpoint.enabled)}`,
+      `  maintenance: endpoint ${describeWindow(endpoint.maintenanceUntil, now)}; pool ${describeWindow(endpoint.pool.maintenanceUntil, now)}`,
+    );
+    const retryAfter = maintenanceRetryAfter(endpoint, now);
+    if (retryAfter !== undefined) lines.push(`               requests get 503, Retry-After ${retryAfter} s`);
+    lines.push(`  pool:        ${endpoint.pool.fqdn}`);
+    // Highest q first, as the redirect's Contacts and the proxy's failover order have them.
+    const targets = endpoint.pool.targets
+      .map((t, i) => ({ t, i }))
+      .sort((a, b) => (b.t.q ?? 1) - (a.t.q ?? 1) || a.i - b.i);
+    if (targets.length === 0) {
+      lines.push('  targets:     none configured: found through DNS (NAPTR/SRV/A) in proxy mode');
+    }
+    for (const [n, { t }] of targets.entries()) {
+      lines.push(
+        `  ${n === 0 ? 'targets:' : '        '}     ${n + 1}. ${t.uri}${t.q === undefined ? '' : `  q=${t.q}`}  health: not probed (probes come with proxy mode)`,
+      );
+    }
+  }
+  const answer = staticAnswer(config, method, uri, now);
+  lines.push(`  answer:      ${answer[0] ?? ''}`, ...answer.slice(1).map((l) => `               ${l}`));
+  return lines.join('\n') + '\n';
+}
+
+/** Where --live sends: --target, else the first UDP listener of server.yaml (a wildcard means loopback). */
+function liveTarget(config: LoadedConfig, target: string | undefined): { host: string; port: number } {
+  if (target !== undefined) {
+    const m = /^(?:udp:\/\/)?(?:\[([^\]]+)\]|([^:/]+)):(\d{1,5})$/.exec(target);
+    const port = Number(m?.[3]);
+    if (m === null || port < 1 || port > 65535) {
+      throw usage(`--target: expected udp://host:port (e.g. udp://127.0.0.1:5060), got "${target}"`);
+    }
+    return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+  }
+  const udp = config.server.listen.find((l) => l.transport === 'udp');
+  if (udp === undefined)
+    throw usage(`--live: ${config.files.server} has no udp listener; give --target udp://host:port`);
+  if (udp.port === 0)
+    throw usage(`--live: ${config.files.server} listens on port 0 (any); give --target udp://host:port`);
+  const host = udp.host === '0.0.0.0' ? '127.0.0.1' : udp.host === '::' ? '::1' : udp.host;
+  return { host, port: udp.port };
+}
+
+export function traceCommand(io: CliIo): Command {
+  const cmd = new Command('trace')
+    .description('show which endpoint, mode and pool targets a request meets and what it is answered')
+    .argument('<sip-uri>', 'the Request-URI, e.g. sip:ocschat@contoso.com')
+    .addOption(
+      new Option('--method <method>', 'request method').choices(['INVITE', 'OPTIONS']).default('INVITE'),
+    )
+    .option('--live', 'also send the request to the running service over UDP and draw what came back')
+    .option(
+      '--target <udp://host:port>',
+      'with --live: where the service listens (default: from server.yaml)',
+    )
+    .option('--timeout <ms>', 'with --live: how long to wait for the final answer', '4000')
+    .option('--full', 'with --live: print each message whole under its arrow');
+  addConfigDirOption(cmd, io);
+  return cmd.action(async (uri: string, flags: TraceFlags) => {
+    if (!isSipScheme(uri)) throw usage(`<sip-uri>: expected a sip: or sips: URI, got "${uri}"`);
+    if (!/^\d{1,6}$/.test(flags.timeout))
+      throw usage(`--timeout: expected milliseconds, got "${flags.timeout}"`);
+    let config: LoadedConfig;
+    try {
+      config = await loadConfig(flags.configDir);
+    } catch (err) {
+      if (err instanceof ConfigError)
+        throw new CliError(EXIT.config, `configuration refused:\n${err.message}`);
+      throw err;
+    }
+    io.out(staticReport(config, flags.method, uri, Date.now()));
+    if (flags.live !== true) return;
+    const service = liveTarget(config, flags.target);
+    const result = await probe({ ...service, method: flags.method, uri, timeoutMs: Number(flags.timeout) });
+    io.out('\nlive:\n' + ladder(result, service, flags.full === true));
+    if (result.final === undefined) {
+      throw new CliError(
+        EXIT.failure,
+        `no final answer from udp://${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port} within ${flags.timeout} ms: is the service running there?`,
+      );
+    }
+  });
+}
