@@ -1,13 +1,13 @@
 // A TTL cache in front of DnsLike: answers live as long as their TTL says, "no such record" answers
 // for a short negative TTL, and when the server fails the last answer is served stale (bounded), so a
-// DNS outage does not take a pool away from the proxy.
+// DNS outage does not take a pool away from the proxy, nor put a DNS timeout on every request.
 
 import type { Clock } from '../transaction/clock.js';
 import type { AddressRecord, DnsLike, NaptrRecord, SrvRecord } from './types.js';
 
 export type QueryType = 'NAPTR' | 'SRV' | 'A' | 'AAAA';
 
-interface RecordOf {
+export interface RecordOf {
   NAPTR: NaptrRecord;
   SRV: SrvRecord;
   A: AddressRecord;
@@ -26,17 +26,25 @@ export interface DnsCacheOptions {
 }
 
 /**
- * What a lookup found. `stale` when the server failed and an expired answer stood in for it; `error`
- * is then the failure behind it.
+ * What a lookup found, and until when (clock time) the same lookup will find the same without asking
+ * the server. `stale` when the server failed and an expired answer stood in for it; `error` is then
+ * the failure behind it.
  */
 export type Lookup<T> =
-  | { readonly ok: true; readonly records: readonly T[]; readonly stale: boolean; readonly error?: unknown }
-  | { readonly ok: false; readonly error: unknown };
+  | {
+      readonly ok: true;
+      readonly records: readonly T[];
+      readonly until: number;
+      readonly stale: boolean;
+      readonly error?: unknown;
+    }
+  | { readonly ok: false; readonly until: number; readonly error: unknown };
 
 interface Entry {
-  records: readonly unknown[];
+  /** The last answer; undefined when the server has failed and never answered. */
+  records: readonly unknown[] | undefined;
   freshUntil: number;
-  /** While the server fails, the stale answer is served without asking again until this time. */
+  /** While the server fails, no query is sent before this time. */
   retryAt: number;
   lastError: unknown;
 }
@@ -66,19 +74,10 @@ export class DnsCache {
 
   lookup<Q extends QueryType>(type: Q, name: string): Promise<Lookup<RecordOf[Q]>> {
     const key = `${type} ${name.toLowerCase()}`;
-    const now = this.opts.clock.now();
     const entry = this.entries.get(key);
     if (entry !== undefined) {
-      if (now < entry.freshUntil)
-        return Promise.resolve({ ok: true, records: entry.records as RecordOf[Q][], stale: false });
-      if (now < entry.retryAt && now - entry.freshUntil <= this.opts.maxStaleMs) {
-        return Promise.resolve({
-          ok: true,
-          records: entry.records as RecordOf[Q][],
-          stale: true,
-          error: entry.lastError,
-        });
-      }
+      const known = this.answer(entry, this.opts.clock.now());
+      if (known !== undefined) return Promise.resolve(known as Lookup<RecordOf[Q]>);
     }
     // Concurrent requests for one pool share one query rather than each asking the server.
     let pending = this.inflight.get(key);
@@ -87,6 +86,18 @@ export class DnsCache {
       this.inflight.set(key, pending);
     }
     return pending as Promise<Lookup<RecordOf[Q]>>;
+  }
+
+  /** What `entry` can answer at `now` without a query, or undefined when the server must be asked. */
+  private answer(entry: Entry, now: number): Lookup<unknown> | undefined {
+    if (entry.records !== undefined && now < entry.freshUntil) {
+      return { ok: true, records: entry.records, until: entry.freshUntil, stale: false };
+    }
+    if (now >= entry.retryAt) return undefined;
+    if (entry.records !== undefined && now - entry.freshUntil <= this.opts.maxStaleMs) {
+      return { ok: true, records: entry.records, until: entry.retryAt, stale: true, error: entry.lastError };
+    }
+    return { ok: false, until: entry.retryAt, error: entry.lastError };
   }
 
   private async query(type: QueryType, name: string, key: string): Promise<Lookup<unknown>> {
@@ -100,23 +111,26 @@ export class DnsCache {
       records = [];
       ttlMs = this.opts.negativeTtlMs;
     }
-    const now = this.opts.clock.now();
-    this.entries.set(key, { records, freshUntil: now + ttlMs, retryAt: 0, lastError: undefined });
-    return { ok: true, records, stale: false };
+    const freshUntil = this.opts.clock.now() + Math.max(MIN_TTL_MS, ttlMs);
+    this.entries.set(key, { records, freshUntil, retryAt: 0, lastError: undefined });
+    return { ok: true, records, until: freshUntil, stale: false };
   }
 
   private failed(key: string, err: unknown): Lookup<unknown> {
     const now = this.opts.clock.now();
-    const entry = this.entries.get(key);
-    if (entry === undefined || now - entry.freshUntil > this.opts.maxStaleMs) {
-      this.entries.delete(key);
-      return { ok: false, error: err };
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = { records: undefined, freshUntil: 0, retryAt: 0, lastError: undefined };
+      this.entries.set(key, entry);
+    } else if (entry.records !== undefined && now - entry.freshUntil > this.opts.maxStaleMs) {
+      entry.records = undefined; // too old to stand in for anything
     }
     // RFC 2308 §7.1 lets a resolver remember a server failure (for at most five minutes); meanwhile
-    // the stale answer is served at once instead of every request waiting out the same timeout.
-    entry.retryAt = now + this.opts.negativeTtlMs;
+    // the stale answer, or the failure, is given at once instead of every request waiting out the
+    // same timeout.
+    entry.retryAt = now + Math.max(MIN_TTL_MS, this.opts.negativeTtlMs);
     entry.lastError = err;
-    return { ok: true, records: entry.records, stale: true, error: err };
+    return this.answer(entry, now)!;
   }
 
   private ask(type: QueryType, name: string): Promise<readonly (NaptrRecord | SrvRecord | AddressRecord)[]> {
@@ -140,6 +154,6 @@ export class DnsCache {
       const t = r.ttl === undefined ? this.opts.defaultTtlMs : r.ttl * 1000;
       if (t < ms) ms = t;
     }
-    return Math.max(MIN_TTL_MS, ms);
+    return ms;
   }
 }

@@ -58,12 +58,35 @@ const TRANSPORT_PREFERENCE: readonly TargetTransport[] = ['tls', 'tcp', 'udp'];
 
 const TRANSPORTS: ReadonlySet<string> = new Set(TRANSPORT_PREFERENCE);
 
-/** What one resolve() learned besides its targets. */
+/** What one resolution learned besides its targets. */
 interface Pass {
   stale: boolean;
   staleError: unknown;
   /** The first failure with nothing cached to stand in for it. */
   error: unknown;
+  /** Until when (clock time) every answer used stays as it is: how long the plan may be reused. */
+  until: number;
+}
+
+/**
+ * A resolution's outcome before the per-request weighted-random draw: runs of targets in a fixed
+ * order, and SRV answer sets whose order is drawn anew on every use (RFC 2782 spreads load that way).
+ */
+type Segment =
+  | { readonly kind: 'fixed'; readonly targets: readonly Target[] }
+  | { readonly kind: 'srv'; readonly entries: readonly SrvEntry[] };
+
+interface SrvEntry {
+  readonly priority: number;
+  readonly weight: number;
+  readonly targets: readonly Target[];
+}
+
+interface Plan {
+  readonly segments: readonly Segment[];
+  readonly until: number;
+  readonly stale: boolean;
+  readonly staleError: unknown;
 }
 
 interface ParsedStatic {
@@ -75,6 +98,7 @@ interface ParsedStatic {
 
 export class PoolResolver {
   private readonly cache: DnsCache;
+  private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly defaultTransport: TransportChoice;
   private readonly random: RandomSource;
@@ -82,6 +106,13 @@ export class PoolResolver {
   private readonly stalePools = new Set<string>();
   /** Parsed static target URIs; keyed by the config object, so a reload's new objects replace them. */
   private readonly parsed = new WeakMap<PoolTarget, ParsedStatic | string>();
+  /**
+   * Finished resolutions, reused until the first answer in them expires, so a request for a pool with
+   * everything cached costs a map lookup and an SRV draw, not a dozen awaited cache lookups. DNS plans
+   * are keyed by transport and FQDN; static ones by the Pool object, which a config reload replaces.
+   */
+  private readonly dnsPlans = new Map<string, Plan>();
+  private readonly staticPlans = new WeakMap<Pool, Map<TransportChoice, Plan>>();
 
   constructor(opts: PoolResolverOptions) {
     const negativeTtlMs = opts.negativeTtlMs ?? 30_000;
@@ -95,6 +126,7 @@ export class PoolResolver {
       if (!(v >= 0))
         throw new PoolOptionError(`PoolResolver: ${name} must be a number >= 0, got ${String(v)}`);
     }
+    this.clock = opts.clock;
     this.logger = opts.logger;
     this.defaultTransport = opts.defaultTransport ?? 'tls';
     this.random = opts.random ?? Math.random;
@@ -106,37 +138,74 @@ export class PoolResolver {
    * list means DNS has no usable record; a rejection with {@link PoolResolutionError} means DNS failed
    * and nothing, not even an expired answer within maxStaleMs, could stand in.
    */
-  async resolve(pool: Pool, transport?: TargetTransport): Promise<Target[]> {
+  resolve(pool: Pool, transport?: TargetTransport): Promise<Target[]> {
     const choice = transport ?? this.defaultTransport;
-    const pass: Pass = { stale: false, staleError: undefined, error: undefined };
-    const found =
-      pool.targets.length > 0
-        ? await this.resolveStatic(pool, choice, pass)
-        : await this.resolveName(pool.fqdn, choice, pass);
-    const targets = dedupe(found);
-    this.noteStale(pool.fqdn, pass);
+    const isStatic = pool.targets.length > 0;
+    const plan = isStatic
+      ? this.staticPlans.get(pool)?.get(choice)
+      : this.dnsPlans.get(`${choice} ${pool.fqdn}`);
+    if (plan !== undefined && this.clock.now() < plan.until) {
+      this.noteStale(pool.fqdn, plan.stale, plan.staleError);
+      return Promise.resolve(this.draw(plan.segments));
+    }
+    return this.plan(pool, choice, isStatic);
+  }
+
+  private async plan(pool: Pool, choice: TransportChoice, isStatic: boolean): Promise<Target[]> {
+    const pass: Pass = { stale: false, staleError: undefined, error: undefined, until: Infinity };
+    const segments = isStatic
+      ? [await this.resolveStatic(pool, choice, pass)]
+      : await this.resolveName(pool.fqdn, choice, pass);
+    this.noteStale(pool.fqdn, pass.stale, pass.staleError);
+    const targets = this.draw(segments);
     if (targets.length === 0 && pass.error !== undefined)
       throw new PoolResolutionError(pool.fqdn, pass.error);
+    const plan: Plan = { segments, until: pass.until, stale: pass.stale, staleError: pass.staleError };
+    if (isStatic) {
+      let byChoice = this.staticPlans.get(pool);
+      if (byChoice === undefined) this.staticPlans.set(pool, (byChoice = new Map<TransportChoice, Plan>()));
+      byChoice.set(choice, plan);
+    } else {
+      this.dnsPlans.set(`${choice} ${pool.fqdn}`, plan);
+    }
     return targets;
   }
 
-  private noteStale(fqdn: string, pass: Pass): void {
-    if (pass.stale) {
+  /** The targets of `segments` in the order to try them, each id once (its best place wins). */
+  private draw(segments: readonly Segment[]): Target[] {
+    const out: Target[] = [];
+    const seen = new Set<string>();
+    const add = (targets: readonly Target[]) => {
+      for (const t of targets) {
+        if (seen.has(t.id)) continue;
+        seen.add(t.id);
+        out.push(t);
+      }
+    };
+    for (const seg of segments) {
+      if (seg.kind === 'fixed') add(seg.targets);
+      else for (const e of orderSrv(seg.entries, this.random)) add(e.targets);
+    }
+    return out;
+  }
+
+  private noteStale(fqdn: string, stale: boolean, err: unknown): void {
+    if (stale) {
       if (!this.stalePools.has(fqdn)) {
         this.stalePools.add(fqdn);
         this.logger.warn(
-          { pool: fqdn, err: errorText(pass.staleError) },
+          { pool: fqdn, err: errorText(err) },
           'pool DNS lookup failed; serving the last answer',
         );
       }
-    } else if (this.stalePools.delete(fqdn)) {
+    } else if (this.stalePools.size > 0 && this.stalePools.delete(fqdn)) {
       this.logger.info({ pool: fqdn }, 'pool DNS answers again');
     }
   }
 
   // ---- static targets -------------------------------------------------------------------------
 
-  private async resolveStatic(pool: Pool, choice: TransportChoice, pass: Pass): Promise<Target[]> {
+  private async resolveStatic(pool: Pool, choice: TransportChoice, pass: Pass): Promise<Segment> {
     // A Contact-style q: higher first; the operator's order breaks ties (Array.prototype.sort is stable).
     const ordered = pool.targets.slice().sort((a, b) => (b.q ?? 1) - (a.q ?? 1));
     const lists = await Promise.all(
@@ -150,7 +219,7 @@ export class PoolResolver {
         return this.addresses(parsed.host, tr, parsed.port ?? defaultPort(tr), 'static', pass);
       }),
     );
-    return lists.flat();
+    return { kind: 'fixed', targets: lists.flat() };
   }
 
   private parseStatic(fqdn: string, t: PoolTarget): ParsedStatic | undefined {
@@ -159,19 +228,20 @@ export class PoolResolver {
       parsed = parseStaticUri(t.uri);
       this.parsed.set(t, parsed);
       // Logged once per configured target, not once per request.
-      if (typeof parsed === 'string')
+      if (typeof parsed === 'string') {
         this.logger.warn({ pool: fqdn, uri: t.uri, reason: parsed }, 'static pool target skipped');
+      }
     }
     return typeof parsed === 'string' ? undefined : parsed;
   }
 
   // ---- RFC 3263 ---------------------------------------------------------------------------------
 
-  private async resolveName(fqdn: string, choice: TransportChoice, pass: Pass): Promise<Target[]> {
+  private async resolveName(fqdn: string, choice: TransportChoice, pass: Pass): Promise<Segment[]> {
     // RFC 3263 §4.2: "If TARGET is a numeric IP address, the client uses that address."
     if (isIP(fqdn) !== 0) {
       const tr = choice === 'any' ? 'udp' : choice;
-      return this.addresses(fqdn, tr, defaultPort(tr), 'dns', pass);
+      return [{ kind: 'fixed', targets: await this.addresses(fqdn, tr, defaultPort(tr), 'dns', pass) }];
     }
 
     const naptr = this.records(await this.cache.lookup('NAPTR', fqdn), pass);
@@ -197,21 +267,21 @@ export class PoolResolver {
     // supported if the query is successful."
     for (const tr of TRANSPORT_PREFERENCE) {
       const srv = this.records(await this.cache.lookup('SRV', SRV_PREFIX[tr] + fqdn), pass);
-      if (srv.length > 0) return this.fromSrv(tr, srv, pass);
+      if (srv.length > 0) return [await this.fromSrv(tr, srv, pass)];
     }
     // RFC 3263 §4.1: with no SRV records "the client SHOULD use TCP for a SIPS URI, and UDP for a SIP URI."
-    return this.addresses(fqdn, 'udp', defaultPort('udp'), 'dns', pass);
+    return [{ kind: 'fixed', targets: await this.addresses(fqdn, 'udp', defaultPort('udp'), 'dns', pass) }];
   }
 
   /** SRV lookups of `names` for one transport; A/AAAA of the pool name when none has records. */
-  private async viaSrv(fqdn: string, tr: TargetTransport, names: string[], pass: Pass): Promise<Target[]> {
-    const out: Target[] = [];
+  private async viaSrv(fqdn: string, tr: TargetTransport, names: string[], pass: Pass): Promise<Segment[]> {
+    const out: Segment[] = [];
     let failed = false;
     for (const name of names) {
       const lookup = await this.cache.lookup('SRV', name);
       if (!lookup.ok) failed = true;
       const srv = this.records(lookup, pass);
-      if (srv.length > 0) out.push(...(await this.fromSrv(tr, srv, pass)));
+      if (srv.length > 0) out.push(await this.fromSrv(tr, srv, pass));
       // RFC 2782: "A Target of "." means that the service is decidedly not available at this domain."
       else if (lookup.ok && lookup.records.length > 0) return out;
     }
@@ -219,17 +289,23 @@ export class PoolResolver {
     // RFC 3263 §4.2: "If no SRV records were found, the client performs an A or AAAA record lookup of
     // the domain name." Not when the SRV query failed: the pool name's A records may lead to servers
     // other than the pool's SIP members (a Lync pool FQDN also names its web services).
-    return this.addresses(fqdn, tr, defaultPort(tr), 'dns', pass);
+    return [{ kind: 'fixed', targets: await this.addresses(fqdn, tr, defaultPort(tr), 'dns', pass) }];
   }
 
-  private async fromSrv(tr: TargetTransport, srv: readonly SrvRecord[], pass: Pass): Promise<Target[]> {
-    const ordered = orderSrv(srv, this.random);
-    const lists = await Promise.all(ordered.map((r) => this.addresses(r.name, tr, r.port, 'dns', pass)));
-    return lists.flat();
+  private async fromSrv(tr: TargetTransport, srv: readonly SrvRecord[], pass: Pass): Promise<Segment> {
+    const entries = await Promise.all(
+      srv.map(async (r) => ({
+        priority: r.priority,
+        weight: r.weight,
+        targets: await this.addresses(r.name, tr, r.port, 'dns', pass),
+      })),
+    );
+    return { kind: 'srv', entries };
   }
 
-  /** The records of a lookup, noting staleness and failure in `pass`; SRV "." targets removed. */
+  /** The records of a lookup, noting staleness, failure and validity in `pass`; SRV "." targets removed. */
   private records<T>(lookup: Lookup<T>, pass: Pass): readonly T[] {
+    if (lookup.until < pass.until) pass.until = lookup.until;
     if (!lookup.ok) {
       pass.error ??= lookup.error;
       return [];
@@ -289,12 +365,6 @@ function makeTarget(
   source: Target['source'],
 ): Target {
   return { transport, host, address, port, family, id: targetId(transport, address, port), source };
-}
-
-/** Targets in order, each id once: the first (best) place wins. */
-function dedupe(targets: Target[]): Target[] {
-  const seen = new Set<string>();
-  return targets.filter((t) => (seen.has(t.id) ? false : (seen.add(t.id), true)));
 }
 
 /** A static target URI's host, port and transport, or why it cannot be used. */

@@ -272,6 +272,32 @@ describe('PoolResolver: caching', () => {
     await Promise.all(Array.from({ length: 50 }, () => resolver.resolve(pool('pcpool.test.example'), 'tls')));
     expect(dns.queries.filter((q) => q === 'SRV _sips._tcp.pcpool.test.example')).toHaveLength(1);
   });
+  it('draws the SRV weighted order anew for every request, from cached answers', async () => {
+    let next = 0;
+    const draws = [0, 0.5, 0, 0.5];
+    const { dns, resolver } = setup({ random: () => draws[next++ % draws.length]! });
+    dns.srv.set('_sips._tcp.pcpool.test.example', [
+      srv('pc1.test.example', 5041, 0, 0),
+      srv('pc2.test.example', 5041, 0, 100),
+    ]);
+    dns.a.set('pc1.test.example', [{ address: '127.0.0.11', ttl: 60 }]);
+    dns.a.set('pc2.test.example', [{ address: '127.0.0.12', ttl: 60 }]);
+    const firsts: string[] = [];
+    for (let i = 0; i < 4; i++)
+      firsts.push((await resolver.resolve(pool('pcpool.test.example'), 'tls'))[0]!.address);
+    expect(firsts).toEqual(['127.0.0.11', '127.0.0.12', '127.0.0.11', '127.0.0.12']);
+    expect(dns.queries.filter((q) => q.startsWith('SRV'))).toHaveLength(1);
+  });
+
+  it('applies a reloaded pool’s static targets at once, whatever is cached for the old ones', async () => {
+    const { resolver } = setup();
+    const before = pool('pcpool.test.example', [{ uri: 'sip:127.0.0.5:5041;transport=tls', q: undefined }]);
+    expect(brief(await resolver.resolve(before))).toEqual(['tls 127.0.0.5:5041']);
+    const after = pool('pcpool.test.example', [{ uri: 'sip:127.0.0.6:5041;transport=tls', q: undefined }]);
+    expect(brief(await resolver.resolve(after))).toEqual(['tls 127.0.0.6:5041']);
+    // And a pool whose static targets are removed goes back to DNS.
+    await expect(resolver.resolve(pool('pcpool.test.example'))).resolves.toEqual([]);
+  });
 });
 
 describe('PoolResolver: DNS failure', () => {
@@ -311,6 +337,25 @@ describe('PoolResolver: DNS failure', () => {
     clock.advance(1);
     await resolver.resolve(pool('pcpool.test.example'), 'tls');
     expect(dns.queries.length).toBeGreaterThan(asked);
+  });
+
+  it('remembers a failure with nothing cached, so requests do not each wait for the server', async () => {
+    const { dns, clock, resolver } = setup({ negativeTtlMs: 5_000 });
+    dns.srv.set('_sips._tcp.pcpool.test.example', [srv('pc1.test.example', 5041, 0, 0, 3600)]);
+    dns.a.set('pc1.test.example', [{ address: '127.0.0.11', ttl: 3600 }]);
+    dns.resolve6 = (name: string) => {
+      dns.queries.push(`AAAA ${name}`);
+      return Promise.reject(new DnsError('ESERVFAIL'));
+    };
+    for (let i = 0; i < 5; i++) {
+      expect(brief(await resolver.resolve(pool('pcpool.test.example'), 'tls'))).toEqual([
+        'tls 127.0.0.11:5041',
+      ]);
+    }
+    expect(dns.queries.filter((q) => q.startsWith('AAAA'))).toHaveLength(1);
+    clock.advance(5_000);
+    await resolver.resolve(pool('pcpool.test.example'), 'tls');
+    expect(dns.queries.filter((q) => q.startsWith('AAAA'))).toHaveLength(2);
   });
 
   it('stops serving an answer older than maxStaleMs past its expiry', async () => {
