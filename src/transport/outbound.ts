@@ -22,7 +22,7 @@ export interface Sender {
   readonly sentBy: string;
   /** The connection used, for streams: its closing is a transport error (RFC 3261 §17.1.4). */
   readonly connection: TcpConnection | undefined;
-  send(data: Buffer): void;
+  readonly send: (data: Buffer) => void;
 }
 
 export class TransportUnavailableError extends Error {

@@ -16,7 +16,7 @@ export const NO_DNS: DnsLike = {
   resolveSrv: () => Promise.reject(new Error('DNS not expected in this test')),
   resolve4: () => Promise.reject(new Error('DNS not expected in this test')),
   resolve6: () => Promise.reject(new Error('DNS not expected in this test')),
-} as unknown as DnsLike;
+};
 
 export const DEFAULT_ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com

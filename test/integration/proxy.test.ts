@@ -6,6 +6,7 @@ import { startTestService, NO_DNS, type TestService } from '../helpers/service.j
 import { runSipp, requireSipp } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 import { startPeer } from '../helpers/sip-peer.js';
+import type { ProxyOptions } from '../../src/proxy-setup.js';
 
 function endpoints(targets: string[], extra = ''): string {
   return `endpoints:
@@ -26,14 +27,18 @@ afterEach(async () => {
   svc = undefined;
 });
 
-async function start(targets: string[], opts: { recordRoute?: boolean } = {}): Promise<TestService> {
+async function start(
+  targets: string[],
+  opts: { recordRoute?: boolean; timerCMs?: number; probe?: ProxyOptions['probe'] } = {},
+): Promise<TestService> {
   svc = await startTestService({
     endpoints: endpoints(targets),
     sip: 'sip:\n  t1: 100\n',
     proxy: {
       dns: NO_DNS,
-      probe: false,
+      probe: opts.probe ?? false,
       ...(opts.recordRoute === undefined ? {} : { recordRoute: opts.recordRoute }),
+      ...(opts.timerCMs === undefined ? {} : { timerCMs: opts.timerCMs }),
     },
   });
   return svc;
@@ -72,9 +77,9 @@ describe('proxy mode with SIPp peers', () => {
         // INFO and BYE of each dialog came through the proxy too, answered by the pool member.
         const inDialog = s.lines.filter((l) => l.msg === 'decision' && l.mode === 'in-dialog');
         expect(inDialog.map((l) => `${String(l.method)} ${String(l.status)}`).sort()).toEqual([
-          ...Array(3).fill('BYE 200'),
-          ...Array(3).fill('INFO 200'),
-        ] as string[]);
+          ...Array<string>(3).fill('BYE 200'),
+          ...Array<string>(3).fill('INFO 200'),
+        ]);
       });
     }
   }
@@ -203,6 +208,55 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
     expect(uac.errors, uac.stdout.slice(-1500)).toBe('');
     expect(uac.successful).toBe(1);
     expect(member.received.map((r) => r.method)).toEqual(['INVITE', 'CANCEL', 'ACK']);
+    await member.close();
+  });
+
+  it('Timer C (RFC 3261 §16.6 item 11): a member that rings forever is CANCELled and the client gets 408', async () => {
+    let pending: import('../../src/sip/message.js').SipRequest | undefined;
+    const member = await startPeer('udp', (req, answer) => {
+      if (req.method === 'INVITE') {
+        pending = req;
+        return [{ status: 180 }];
+      }
+      if (req.method === 'CANCEL') {
+        if (pending) setTimeout(() => answer(pending!, 487), 10);
+        return [{ status: 200 }];
+      }
+      return [];
+    });
+    const s = await start([`sip:127.0.0.1:${member.port};transport=udp`], { timerCMs: 400 });
+    const r = await call(s.port('udp'), 'timerc-1');
+    expect(r.map(status)).toEqual([100, 180, 408]);
+    expect(member.received.map((x) => x.method)).toEqual(['INVITE', 'CANCEL', 'ACK']);
+    await member.close();
+  });
+
+  it('OPTIONS probing marks a member down when it stops answering and up when it is back', async () => {
+    let alive = true;
+    const member = await startPeer('udp', (req) =>
+      req.method === 'OPTIONS' && alive ? [{ status: 200 }] : [],
+    );
+    const s = await start([`sip:127.0.0.1:${member.port};transport=udp`], {
+      probe: { intervalMs: 150, timeoutMs: 100, upThreshold: 1, downThreshold: 1 },
+    });
+    const seen = (msg: string): boolean => s.lines.some((l) => l.msg === msg);
+    const waitFor = async (msg: string, n: number): Promise<void> => {
+      const deadline = Date.now() + 8000;
+      while (s.lines.filter((l) => l.msg === msg).length < n) {
+        if (Date.now() > deadline) throw new Error(`no "${msg}" logged`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    await waitFor('pool member up', 1);
+    alive = false;
+    await waitFor('pool member down', 1);
+    // While it is down, requests are not sent to it: the pool has no live member.
+    const r = await call(s.port('udp'), 'probe-1');
+    expect(status(r.at(-1))).toBe(503);
+    alive = true;
+    await waitFor('pool member up', 2);
+    expect(seen('pool member down')).toBe(true);
+    expect(member.received.filter((x) => x.method === 'OPTIONS').length).toBeGreaterThan(2);
     await member.close();
   });
 });
