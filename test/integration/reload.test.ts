@@ -61,7 +61,7 @@ async function until<T>(what: string, f: () => T | Promise<T>, ok: (v: T) => boo
 }
 
 const reloadLines = (msg: string): Record<string, unknown>[] =>
-  lines.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith(msg));
+  lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith(msg));
 
 describe('live reload', () => {
   it('sees save-by-rename and in-place writes, logs what changed, applies within a second', async () => {
