@@ -79,6 +79,8 @@ acks.length = 0;
 if (globalThis.gc) {
   globalThis.gc();
   const heap = process.memoryUsage().heapUsed;
-  console.log(`heap after GC: ${(heap / 1048576).toFixed(1)} MiB for ${router.transactions.size} live transactions`);
+  console.log(
+    `heap after GC: ${(heap / 1048576).toFixed(1)} MiB for ${router.transactions.size} live transactions`,
+  );
 }
 router.transactions.clear();

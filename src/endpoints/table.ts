@@ -77,7 +77,14 @@ export class EndpointTable {
    */
   lookupUri(requestUri: string): Endpoint | undefined {
     const key = aorKeyFromText(requestUri);
-    return key === undefined ? undefined : this.byKey.get(key);
+    if (key === undefined) return undefined;
+    const found = this.byKey.get(key);
+    if (found !== undefined) return found;
+    // Endpoint addresses carry no port; a Front End relaying to `sip:ocschat@contoso.com:5061`
+    // still means the same address.
+    const at = key.lastIndexOf('@');
+    const colon = key.lastIndexOf(':');
+    return colon > at && at >= 0 && !key.endsWith(']') ? this.byKey.get(key.slice(0, colon)) : undefined;
   }
 
   get size(): number {

@@ -311,3 +311,9 @@ describe('maintenance windows', () => {
     expect(ask(3).status).toBe(302);
   });
 });
+
+describe('endpoint matching', () => {
+  it('a Request-URI with a port still names the endpoint (Front Ends relay with one)', () => {
+    expect(send(request({ ruri: 'sip:OCSChat@contoso.com:5061;transport=tls' }))[0]!.status).toBe(302);
+  });
+});
