@@ -1,0 +1,28 @@
+# pchat-endpoint container image: built with the README's own commands (npm ci, npm run build), run
+# as the unprivileged "node" user with only production dependencies and the compiled JavaScript.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    PCHAT_CONFIG_DIR=/etc/pchat-endpoint
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The shipped example listens on loopback only; the image's default config listens on every
+# interface. Mount a folder over /etc/pchat-endpoint (read-write, for the CLI and live reload).
+COPY docs/deploy/config /etc/pchat-endpoint
+RUN chown -R node:node /etc/pchat-endpoint
+USER node
+EXPOSE 5060/udp 5060/tcp 9090/tcp
+HEALTHCHECK --interval=10s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# `npm start` runs the same command after building: node dist/cli/main.js serve
+ENTRYPOINT ["node", "dist/cli/main.js"]
+CMD ["serve"]

