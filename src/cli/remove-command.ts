@@ -41,13 +41,11 @@ export function removeCommand(io: CliIo): Command {
         throw new CliError(EXIT.declined, 'not removed: declined');
       }
     }
-    let removed: ReturnType<typeof findEndpoint> | undefined;
     await runEdit(
       io,
       flags,
       (current) => {
         const index = findEndpoint(current.config, identity);
-        removed = index;
         const address = current.config.endpoints[index]?.sipAddress ?? identity;
         return {
           edits: [{ kind: 'removeItem', seqKey: 'endpoints', index }],
@@ -56,6 +54,5 @@ export function removeCommand(io: CliIo): Command {
       },
       () => undefined,
     );
-    void removed;
   });
 }
