@@ -49,9 +49,11 @@ function detach(key: string): string {
 }
 
 export class ServerTransactionTable {
-  private readonly byKey = new Map<string, InviteServerTransaction | NonInviteServerTransaction>();
-  /** Confirmed INVITE transactions: key → Timer I deadline. */
-  private readonly confirmed = new Map<string, number>();
+  /**
+   * Live transactions, and Confirmed INVITE transactions as their Timer I deadline (a number) under
+   * the same key: the ACK turns one into the other with a single write, and a lookup is one probe.
+   */
+  private readonly byKey = new Map<string, InviteServerTransaction | NonInviteServerTransaction | number>();
   /** The same keys in deadline order (all share one duration, T4), consumed from `head`. */
   private queueKeys: string[] = [];
   private queueAt: number[] = [];
@@ -62,9 +64,8 @@ export class ServerTransactionTable {
       this.byKey.delete(key);
     },
     confirmed: (key) => {
-      this.byKey.delete(key);
       const at = this.clock.now() + this.timers.t4;
-      this.confirmed.set(key, at);
+      this.byKey.set(key, at);
       this.queueKeys.push(key);
       this.queueAt.push(at);
       if (this.sweepTimer === undefined) this.sweepTimer = this.clock.setTimer(this.timers.t4, this.sweep);
@@ -78,14 +79,13 @@ export class ServerTransactionTable {
 
   /** Transactions held, Confirmed ones included. */
   get size(): number {
-    return this.byKey.size + this.confirmed.size;
+    return this.byKey.size;
   }
 
   get(key: string): ServerTransaction | undefined {
     const t = this.byKey.get(key);
-    if (t !== undefined) return t;
-    const at = this.confirmed.get(key);
-    return at !== undefined && at > this.clock.now() ? CONFIRMED_INVITE : undefined;
+    if (typeof t !== 'number') return t;
+    return t > this.clock.now() ? CONFIRMED_INVITE : undefined;
   }
 
   createInvite(key: string, route: ResponseRoute): InviteServerTransaction {
@@ -109,8 +109,8 @@ export class ServerTransactionTable {
     let h = this.head;
     while (h < keys.length && ats[h]! <= now) {
       const key = keys[h]!;
-      // A key confirmed again later (a reused branch) has a later deadline: leave that one.
-      if (this.confirmed.get(key) === ats[h]) this.confirmed.delete(key);
+      // A key reused since (a misbehaving client's branch) holds something else now: leave it.
+      if (this.byKey.get(key) === ats[h]) this.byKey.delete(key);
       h++;
     }
     if (h === keys.length) {
@@ -128,9 +128,8 @@ export class ServerTransactionTable {
 
   /** Drop every transaction (shutdown). */
   clear(): void {
-    for (const t of [...this.byKey.values()]) t.dispose();
+    for (const t of [...this.byKey.values()]) if (typeof t !== 'number') t.dispose();
     this.byKey.clear();
-    this.confirmed.clear();
     this.queueKeys = [];
     this.queueAt = [];
     this.head = 0;
