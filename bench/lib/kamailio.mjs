@@ -1,4 +1,5 @@
-// Generates and runs the Kamailio stateless-redirect baseline from bench/kamailio/redirect.cfg.tmpl.
+// Generates and runs the Kamailio baselines: the stateless redirect server (bench/kamailio/redirect.cfg.tmpl)
+// and the stateful proxy (bench/kamailio/proxy.cfg.tmpl).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const TEMPLATE = fileURLToPath(new URL('../kamailio/redirect.cfg.tmpl', import.meta.url));
+const PROXY_TEMPLATE = fileURLToPath(new URL('../kamailio/proxy.cfg.tmpl', import.meta.url));
 const MODULE_DIRS = [
   '/usr/lib/x86_64-linux-gnu/kamailio/modules',
   '/usr/lib/kamailio/modules',
@@ -25,13 +27,26 @@ function decisionLog(logDecisions, code) {
     : '# per-decision log off (warn level)';
 }
 
+function moduleDir() {
+  const dir = MODULE_DIRS.find((d) => existsSync(join(d, 'tm.so')));
+  if (!dir) throw new Error(`Kamailio modules not found in ${MODULE_DIRS.join(', ')}`);
+  return dir;
+}
+
+/** The template with every {{NAME}} replaced; a placeholder without a value is an error, not a blank. */
+async function fill(file, values) {
+  const template = await readFile(file, 'utf8');
+  return template.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_, name) => {
+    if (!(name in values)) throw new Error(`unknown placeholder {{${name}}} in ${file}`);
+    return values[name];
+  });
+}
+
 /**
  * @param {{ host: string, port: number, children: number, tcpChildren: number, logDecisions: boolean,
  *   endpoints: Array<{ user: string, domain: string, contact: string }> }} opts
  */
 export async function renderKamailioConfig(opts) {
-  const moduleDir = MODULE_DIRS.find((d) => existsSync(join(d, 'sl.so')));
-  if (!moduleDir) throw new Error(`Kamailio modules not found in ${MODULE_DIRS.join(', ')}`);
   const routes = opts.endpoints
     .map(
       (
@@ -50,25 +65,51 @@ export async function renderKamailioConfig(opts) {
     TCP_CHILDREN: String(opts.tcpChildren),
     HOST: literal(opts.host),
     PORT: String(opts.port),
-    MODULE_DIR: moduleDir,
+    MODULE_DIR: moduleDir(),
     ENDPOINT_ROUTES: routes,
     LOG_DECISION_483: decisionLog(opts.logDecisions, 483),
     LOG_DECISION_200: decisionLog(opts.logDecisions, 200),
     LOG_DECISION_404: decisionLog(opts.logDecisions, 404),
   };
-  const template = await readFile(TEMPLATE, 'utf8');
-  return template.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_, name) => {
-    if (!(name in values)) throw new Error(`unknown placeholder {{${name}}} in ${TEMPLATE}`);
-    return values[name];
+  return fill(TEMPLATE, values);
+}
+
+/**
+ * The stateful proxy: requests for `user@domain` relayed with tm to `target` (a UDP address), in-dialog
+ * requests relayed only to that address, optional record_route().
+ * @param {{ host: string, port: number, children: number, logDecisions: boolean, recordRoute: boolean,
+ *   user: string, domain: string, target: { host: string, port: number } }} opts
+ */
+export async function renderKamailioProxyConfig(opts) {
+  // One line per relayed request, like the service's info-level "decision" line.
+  const log = (mode) =>
+    opts.logDecisions
+      ? `xlog("L_INFO", "decision mode=${mode} method=$rm ruri=$ru callId=$ci\\n");`
+      : '# per-decision log off (warn level)';
+  return fill(PROXY_TEMPLATE, {
+    DEBUG: opts.logDecisions ? '2' : '0',
+    CHILDREN: String(opts.children),
+    HOST: literal(opts.host),
+    PORT: String(opts.port),
+    MODULE_DIR: moduleDir(),
+    USER: literal(opts.user.toLowerCase()),
+    DOMAIN: literal(opts.domain.toLowerCase()),
+    TARGET_HOST: literal(opts.target.host),
+    TARGET_PORT: String(opts.target.port),
+    TARGET_URI: literal(`sip:${opts.target.host}:${opts.target.port};transport=udp`),
+    RECORD_ROUTE: opts.recordRoute ? 'record_route();' : '# record_route() off, like the service by default',
+    LOG_PROXY: log('proxy'),
+    LOG_IN_DIALOG: log('in-dialog'),
   });
 }
 
 /**
  * Starts Kamailio in the foreground (-DD: the creator stays attached, children are forked) with its
- * runtime dir and pid file inside `dir`, logging to dir/kamailio.log.
+ * runtime dir and pid file inside `dir`, logging to dir/kamailio.log. `shmMb`: shared memory, where tm keeps
+ * its transactions (the proxy needs more than the stateless redirect).
  * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, logFile: string }>}
  */
-export async function startKamailio(dir, config) {
+export async function startKamailio(dir, config, { shmMb = 64 } = {}) {
   const runDir = join(dir, 'run');
   await mkdir(runDir, { recursive: true });
   const cfgFile = join(dir, 'kamailio.cfg');
@@ -77,7 +118,20 @@ export async function startKamailio(dir, config) {
   const fd = openSync(logFile, 'a');
   const child = spawn(
     'kamailio',
-    ['-f', cfgFile, '-DD', '-E', '-Y', runDir, '-P', join(runDir, 'kamailio.pid'), '-m', '64', '-M', '8'],
+    [
+      '-f',
+      cfgFile,
+      '-DD',
+      '-E',
+      '-Y',
+      runDir,
+      '-P',
+      join(runDir, 'kamailio.pid'),
+      '-m',
+      String(shmMb),
+      '-M',
+      '8',
+    ],
     { stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);
