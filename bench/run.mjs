@@ -1,28 +1,37 @@
-// Load benchmark (`npm run bench`): the service and a Kamailio stateless redirect server, each driven by
-// SIPp's redirect-uac scenario at fixed offered loads; appends a dated section to bench/RESULTS.md.
+// Load benchmark (`npm run bench`): the service against Kamailio under the same SIPp load, in two suites
+// (both by default): `redirect` (stateless 302, SIPp's redirect-uac scenario) and `proxy` (stateful
+// proxying of full calls to a SIPp pool member, bench/lib/proxy-suite.mjs). Each suite appends a dated
+// section to bench/RESULTS.md.
 //
-// node bench/run.mjs [--duration 10] [--loads 5000,10000,20000] [--tcp-rate 10000]
-//   [--memory-calls 200000] [--memory-rate 5000] [--only ours|kamailio] [--kamailio-children 2]
-//   [--levels info,warn] [--no-write]
-import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+// node bench/run.mjs [--suite redirect|proxy] [--only ours|kamailio] [--levels info,warn]
+//   [--kamailio-children 2] [--no-write]
+//   redirect: [--duration 10] [--loads 5000,10000,20000] [--tcp-rate 10000]
+//             [--memory-calls 200000] [--memory-rate 5000]
+//   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
+//             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
+//             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 20000] [--warmup 2000]
+//             [--kamailio-shm 256]
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { kamailioVersion, renderKamailioConfig, startKamailio } from './lib/kamailio.mjs';
-import { freePort, waitForSip } from './lib/net.mjs';
+import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss, processTree } from './lib/proc.mjs';
+import { runProxySuite } from './lib/proxy-suite.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
-import { markdownReport } from './lib/report.mjs';
+import { markdownReport, proxyMarkdownReport } from './lib/report.mjs';
+import { startKamailioWith, startPchat, stopAll, stopProcess, track } from './lib/servers.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/main.js');
 const RESULTS = join(ROOT, 'bench/RESULTS.md');
+const SUITES = ['redirect', 'proxy'];
 
 const { values: args } = parseArgs({
   options: {
+    suite: { type: 'string' },
     duration: { type: 'string', default: '10' },
     loads: { type: 'string', default: '5000,10000,20000' },
     'tcp-rate': { type: 'string', default: '10000' },
@@ -32,8 +41,26 @@ const { values: args } = parseArgs({
     levels: { type: 'string', default: 'info,warn' },
     'kamailio-children': { type: 'string', default: '2' },
     'no-write': { type: 'boolean', default: false },
+    'proxy-duration': { type: 'string', default: '10' },
+    'proxy-loads': { type: 'string', default: '500,1000,2000,3000' },
+    'record-route': { type: 'boolean', default: false },
+    'proxy-memory-calls': { type: 'string', default: '100000' },
+    'proxy-memory-rate': { type: 'string', default: '1000' },
+    drain: { type: 'string', default: '40' },
+    'hold-calls': { type: 'string', default: '20000' },
+    'hold-rate': { type: 'string', default: '2000' },
+    'hold-ms': { type: 'string', default: '20000' },
+    'kamailio-shm': { type: 'string', default: '256' },
+    warmup: { type: 'string', default: '2000' },
   },
 });
+if (args.suite !== undefined && !SUITES.includes(args.suite)) {
+  throw new Error(`--suite: expected one of ${SUITES.join(', ')} (both run when it is left out)`);
+}
+if (args.only !== undefined && !['ours', 'kamailio'].includes(args.only)) {
+  throw new Error('--only: expected ours or kamailio');
+}
+const suites = args.suite ? [args.suite] : SUITES;
 const durationS = Number(args.duration);
 const loads = args.loads.split(',').map(Number);
 const tcpRate = Number(args['tcp-rate']);
@@ -47,6 +74,34 @@ for (const [name, n] of Object.entries({ durationS, tcpRate, memoryRate, kamaili
 }
 if (loads.some((n) => !(n > 0))) throw new Error('--loads: expected positive numbers, comma-separated');
 
+/** The proxy suite's settings, each a positive number except the counts (0 skips that run). */
+const proxyCfg = {
+  levels,
+  loads: args['proxy-loads'].split(',').map(Number),
+  durationS: Number(args['proxy-duration']),
+  kamailioChildren,
+  kamailioShmMb: Number(args['kamailio-shm']),
+  recordRoute: args['record-route'],
+  memoryCalls: Number(args['proxy-memory-calls']),
+  memoryRate: Number(args['proxy-memory-rate']),
+  holdCalls: Number(args['hold-calls']),
+  holdRate: Number(args['hold-rate']),
+  holdMs: Number(args['hold-ms']),
+  drainS: Number(args.drain),
+  warmupCalls: Number(args.warmup),
+  servers: args.only ? [args.only] : ['ours', 'kamailio'],
+};
+if (proxyCfg.loads.some((n) => !(n > 0)))
+  throw new Error('--proxy-loads: expected positive numbers, comma-separated');
+for (const key of ['durationS', 'kamailioShmMb', 'memoryRate', 'holdRate', 'holdMs']) {
+  if (!(proxyCfg[key] > 0)) throw new Error(`proxy ${key}: expected a positive number`);
+}
+for (const key of ['memoryCalls', 'holdCalls', 'drainS', 'warmupCalls']) {
+  if (!(proxyCfg[key] >= 0)) throw new Error(`proxy ${key}: expected a number, 0 to skip`);
+}
+// Timer C (181 s) would end a held INVITE first; past 32 s a held call also outlives SIPp's defaults.
+if (proxyCfg.holdMs > 170_000) throw new Error('--hold-ms: at most 170000 (Timer C is 181 s)');
+
 // The same table for both servers: the two well-known users of the shipped example config.
 const DOMAIN = 'contoso.com';
 const POOL = 'pcpool.contoso.com';
@@ -55,79 +110,32 @@ const ENDPOINTS = [
   { user: 'persistentchat', domain: DOMAIN, pool: POOL },
 ];
 
-/** Everything this script started, so teardown can stop it even after a failure. */
-const running = new Set();
+const REDIRECT_ENDPOINTS_YAML =
+  'endpoints:\n' +
+  ENDPOINTS.map(
+    (e) => `  - sipAddress: sip:${e.user}@${e.domain}\n    poolFqdn: ${e.pool}\n    mode: redirect\n`,
+  ).join('');
 
-async function stopProcess(child, pidsToReap = []) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    child.kill('SIGKILL');
-    for (const pid of pidsToReap) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
+function startOurs(dir, level) {
+  return startPchat(dir, { level, endpointsYaml: REDIRECT_ENDPOINTS_YAML });
 }
 
-async function startOurs(dir, level) {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
-  const port = await freePort(['udp', 'tcp']);
-  const configDir = join(dir, 'config');
-  await mkdir(configDir, { recursive: true });
-  await writeFile(
-    join(configDir, 'server.yaml'),
-    `listen:\n  - udp://127.0.0.1:${port}\n  - tcp://127.0.0.1:${port}\nlog:\n  level: ${level}\n  pretty: false\n`,
+function startKamailioTarget(dir, level) {
+  return startKamailioWith(dir, (port) =>
+    renderKamailioConfig({
+      host: '127.0.0.1',
+      port,
+      children: kamailioChildren,
+      tcpChildren: kamailioChildren,
+      logDecisions: level === 'info',
+      endpoints: ENDPOINTS.map((e) => ({
+        user: e.user,
+        domain: e.domain,
+        // Same Contact as the service's redirect mode sends when the pool has no static targets.
+        contact: `<sip:${e.user}@${e.pool}>`,
+      })),
+    }),
   );
-  await writeFile(
-    join(configDir, 'endpoints.yaml'),
-    'endpoints:\n' +
-      ENDPOINTS.map(
-        (e) => `  - sipAddress: sip:${e.user}@${e.domain}\n    poolFqdn: ${e.pool}\n    mode: redirect\n`,
-      ).join(''),
-  );
-  const logFile = join(dir, 'server.log');
-  const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', configDir], {
-    stdio: ['ignore', fd, fd],
-  });
-  closeSync(fd);
-  running.add({ child, pids: [] });
-  await waitForSip('127.0.0.1', port).catch((err) => {
-    throw new Error(`${err.message}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
-  });
-  return { child, pid: child.pid, port, logFile };
-}
-
-async function startKamailioTarget(dir, level) {
-  const port = await freePort(['udp', 'tcp']);
-  const config = await renderKamailioConfig({
-    host: '127.0.0.1',
-    port,
-    children: kamailioChildren,
-    tcpChildren: kamailioChildren,
-    logDecisions: level === 'info',
-    endpoints: ENDPOINTS.map((e) => ({
-      user: e.user,
-      domain: e.domain,
-      // Same Contact as the service's redirect mode sends when the pool has no static targets.
-      contact: `<sip:${e.user}@${e.pool}>`,
-    })),
-  });
-  const k = await startKamailio(dir, config);
-  const entry = { child: k.child, pids: [] };
-  running.add(entry);
-  await waitForSip('127.0.0.1', port).catch((err) => {
-    throw new Error(`${err.message}\n${readFileSync(k.logFile, 'utf8').slice(-2000)}`);
-  });
-  entry.pids = processTree(k.pid);
-  return { child: k.child, pid: k.pid, port, logFile: k.logFile };
 }
 
 /** One fresh server per run, so VmHWM is the peak of that run alone. */
@@ -148,6 +156,7 @@ async function measure(server, level, transport, rate) {
       service: 'ocschat',
       domain: DOMAIN,
       pool: POOL,
+      track,
     });
     const cpuAfter = cpuMicros(pids);
     const busyAfter = machineBusyMicros();
@@ -207,6 +216,7 @@ async function memoryRun(level) {
       service: 'ocschat',
       domain: DOMAIN,
       pool: POOL,
+      track,
       onSample: () => {
         if (Date.now() - lastSample >= 1000) {
           lastSample = Date.now();
@@ -248,9 +258,20 @@ function environment() {
   };
 }
 
-async function main() {
+async function appendResult(section) {
+  if (args['no-write']) return;
+  if (!existsSync(RESULTS)) {
+    await writeFile(
+      RESULTS,
+      '# Benchmark results\n\nWritten by `npm run bench` (bench/run.mjs); each run appends a dated section.\n',
+    );
+  }
+  await appendFile(RESULTS, `\n${section}\n`);
+  console.log(`appended to ${RESULTS}`);
+}
+
+async function redirectSuite() {
   const env = environment();
-  console.log(`bench: ${env.cpuModel}, ${env.cores} cores, node ${env.node}, ${env.sipp}, ${env.kamailio}`);
   const servers = args.only ? [args.only] : ['ours', 'kamailio'];
   const runs = [];
   for (const server of servers) {
@@ -262,20 +283,31 @@ async function main() {
   const memory = servers.includes('ours') && memoryCalls > 0 ? await memoryRun('info') : undefined;
   const report = markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate });
   console.log(`\n${report}`);
-  if (!args['no-write']) {
-    if (!existsSync(RESULTS)) {
-      await writeFile(
-        RESULTS,
-        '# Benchmark results\n\nWritten by `npm run bench` (bench/run.mjs); each run appends a dated section.\n',
-      );
-    }
-    await appendFile(RESULTS, `\n${report}\n`);
-    console.log(`appended to ${RESULTS}`);
+  await appendResult(report);
+}
+
+async function proxySuite() {
+  // Taken before the suite starts, so the load average is that of the machine, not of the first runs.
+  const env = { ...environment(), durationS: proxyCfg.durationS };
+  const result = await runProxySuite(proxyCfg);
+  const report = proxyMarkdownReport({ env, cfg: proxyCfg, ...result });
+  console.log(`\n${report}`);
+  await appendResult(report);
+}
+
+async function main() {
+  const env = environment();
+  console.log(
+    `bench (${suites.join(' + ')}): ${env.cpuModel}, ${env.cores} cores, node ${env.node}, ${env.sipp}, ${env.kamailio}; load average ${env.loadavg}`,
+  );
+  for (const suite of suites) {
+    if (suite === 'redirect') await redirectSuite();
+    else await proxySuite();
   }
 }
 
 async function teardown() {
-  await Promise.all([...running].map(({ child, pids }) => stopProcess(child, pids)));
+  await stopAll();
 }
 
 process.once('SIGINT', () => {

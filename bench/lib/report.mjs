@@ -194,3 +194,225 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
   }
   return out.join('\n');
 }
+
+/** The band holding quantile q of the BYE → 200 measure (response time 2). */
+const byeQuantile = (run, q) => quantile({ buckets: run.buckets2 }, q);
+
+function proxyRunRow(run) {
+  const notOk = run.calls - run.successful;
+  const failures = Object.entries(run.failures)
+    .map(([k, v]) => `${k.replace(/^Failed/, '')} ${v}`)
+    .join(', ');
+  return [
+    run.server === 'ours' ? 'pchat-endpoint' : 'kamailio',
+    run.level,
+    run.offeredRate,
+    fixed(run.achievedRate),
+    `${run.successful}/${run.calls}`,
+    notOk === 0
+      ? '0'
+      : `${run.failed}${failures ? ` (${failures})` : ''}${run.unfinished > 0 ? `, ${run.unfinished} unfinished` : ''}`,
+    run.retransmissions,
+    ...bands(run),
+    quantile(run, 0.5),
+    quantile(run, 0.99),
+    byeQuantile(run, 0.99),
+    fixed(run.cpuMicrosPerCall, 1),
+    `${mb(run.peakRssSumKb)} / ${mb(run.peakRssMaxKb)}`,
+    run.processes,
+    `${fixed(run.sippCpuPercent)} + ${fixed(run.uasCpuPercent)}`,
+    fixed(run.otherCpuPercent),
+    run.serverSurvived ? '' : 'server exited',
+  ];
+}
+
+const fmtMb = (kb) => (Number.isFinite(kb) ? mb(kb) : 'n/a');
+
+/** The samples whose time lies in [from, to) seconds. */
+const between = (samples, from, to) => samples.filter((x) => x.t >= from && x.t < to);
+const minOf = (samples, key) => Math.min(...samples.map((x) => x[key]).filter(Number.isFinite));
+
+function memorySection(memory, cfg) {
+  const out = [];
+  const s = memory.samples;
+  const len = memory.loadEndS - memory.loadStartS;
+  const at = (f) => memory.loadStartS + f * len;
+  // The heap's low points (just after a collection) are what retained memory raises; compare the
+  // lowest heap of the second quarter of the load with that of the last quarter and after the drain.
+  const q2 = minOf(between(s, at(0.25), at(0.5)), 'heapUsedKb');
+  const q4 = minOf(between(s, at(0.75), at(1)), 'heapUsedKb');
+  const drained = s.at(-1);
+  const first = s[0];
+  out.push(
+    `Memory: pchat-endpoint (log info), ${cfg.memoryCalls} calls offered at ${cfg.memoryRate}/s over UDP: ` +
+      `${memory.load.successful} successful, ${memory.load.calls - memory.load.successful} not ` +
+      `(${memory.load.failed} failed), ${fixed(memory.load.achievedRate)}/s achieved, then ${cfg.drainS} s idle. ` +
+      `RSS at start ${fmtMb(first.rssKb)} MB, max ${fmtMb(Math.max(...s.map((x) => x.rssKb)))}, after the idle ` +
+      `${fmtMb(drained.rssKb)} MB; VmHWM ${mb(memory.peakRssKb)} MB. Heap used (lowest in the window): ` +
+      `2nd quarter of the load ${fmtMb(q2)} MB, last quarter ${fmtMb(q4)} MB, at start ${fmtMb(first.heapUsedKb)}, ` +
+      `after the idle ${fmtMb(drained.heapUsedKb)} MB; live server transactions after the idle ${drained.transactions}.`,
+  );
+  out.push('');
+  out.push(
+    `Samples (s: RSS MB / heap used MB / server transactions; load from ${memory.loadStartS.toFixed(0)} s to ` +
+      `${memory.loadEndS.toFixed(0)} s): ` +
+      s
+        .map((x) => `${x.t.toFixed(0)}: ${fmtMb(x.rssKb)}/${fmtMb(x.heapUsedKb)}/${x.transactions}`)
+        .join(', '),
+  );
+  if (memory.serverLog.length > 0)
+    out.push('', `Server log besides relayed 2xx: ${memory.serverLog.join('; ')}`);
+  out.push('');
+  return out;
+}
+
+function holdSection(hold, cfg) {
+  const out = [];
+  const { before, plateau } = hold;
+  const open = plateau?.transactions ?? NaN;
+  const perRss = plateau ? ((plateau.rssKb - before.rssKb) * 1024) / open : NaN;
+  const perHeap = plateau ? ((plateau.heapUsedKb - before.heapUsedKb) * 1024) / open : NaN;
+  const drained = hold.samples.at(-1);
+  out.push(
+    `Held calls: ${cfg.holdCalls} calls started at ${cfg.holdRate}/s, the pool member answering 100 and holding each ` +
+      `${cfg.holdMs} ms before its 200: ${hold.load.successful} successful, ${hold.load.calls - hold.load.successful} not ` +
+      `(${hold.load.failed} failed). At the plateau ${open} live server transactions: RSS ${fmtMb(plateau?.rssKb)} MB ` +
+      `(${fmtMb(before.rssKb)} before the load), heap used ${fmtMb(plateau?.heapUsedKb)} MB (${fmtMb(before.heapUsedKb)} before): ` +
+      `about ${fixed(perRss / 1024, 1)} kB RSS and ${fixed(perHeap / 1024, 1)} kB heap per held INVITE (server and client ` +
+      `transaction, response context; no dialog state, Record-Route being off). At that rate 50,000 held INVITEs ` +
+      `would take ${fixed((before.rssKb * 1024 + perRss * 50_000) / 1024 / 1024)} MB RSS. After ${cfg.drainS} s idle: RSS ` +
+      `${fmtMb(drained.rssKb)} MB, heap used ${fmtMb(drained.heapUsedKb)} MB, ${drained.transactions} transactions; VmHWM ${mb(hold.peakRssKb)} MB.`,
+  );
+  out.push('');
+  out.push(
+    `Samples (s: RSS MB / heap used MB / server transactions; calls started from ${hold.loadStartS.toFixed(0)} s, ` +
+      `last answered by ${hold.loadEndS.toFixed(0)} s): ` +
+      hold.samples
+        .map((x) => `${x.t.toFixed(0)}: ${fmtMb(x.rssKb)}/${fmtMb(x.heapUsedKb)}/${x.transactions}`)
+        .join(', '),
+  );
+  if (hold.serverLog.length > 0) out.push('', `Server log besides relayed 2xx: ${hold.serverLog.join('; ')}`);
+  out.push('');
+  return out;
+}
+
+/** The proxy suite's section of bench/RESULTS.md. */
+export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
+  const out = [];
+  out.push(`## ${env.date.slice(0, 10)} — proxy load, pchat-endpoint vs Kamailio (${env.date})`);
+  out.push('');
+  out.push(`- Machine: \`${env.uname}\``);
+  out.push(
+    `- CPU: ${env.cpuModel}, ${env.cores} cores (both SIPp processes, the server and the OS share them); ` +
+      `load average before the suite: ${env.loadavg}`,
+  );
+  out.push(`- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}; pchat-endpoint at ${env.commit}`);
+  out.push(
+    `- Load: SIPp \`test/sipp/bench-proxy-uac.xml\` (INVITE → 100 → 200 → ACK → BYE → 200) through the server to ` +
+      `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
+      `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
+      `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls (at the run's ` +
+      `rate, at most 1000/s) that are not counted.`,
+  );
+  out.push(
+    `- pchat-endpoint: \`serve --config-dir\` with \`mode: proxy\` and one static pool target ` +
+      '`sip:127.0.0.1:PORT;transport=udp`; no Record-Route (the default; server.yaml has no key for it yet), ' +
+      'OPTIONS health probing on (its default, one OPTIONS every 10 s, answered by the pool member).',
+  );
+  out.push(
+    `- Kamailio: stateful \`t_relay()\` (tm, rr) generated from \`bench/kamailio/proxy.cfg.tmpl\`, ` +
+      `children=${cfg.kamailioChildren}, shm ${cfg.kamailioShmMb} MB, record_route() ${cfg.recordRoute ? 'ON (pchat-endpoint: off — not like for like)' : 'off, like the service'}; ` +
+      'the 2xx ACK forwarded statelessly. "info" logs one line per relayed request on both servers, "warn" none.',
+  );
+  out.push(
+    '- CPU µs/call: utime+stime of every server process over the run divided by successful calls (a call is ' +
+      'one INVITE transaction, one 2xx ACK and one BYE transaction). Peak RSS: VmHWM, sum / largest process ' +
+      '(Kamailio shares its shm between processes, so the sum counts it more than once).',
+  );
+  out.push(
+    '- SIPp CPU %: client + pool member, each of one core. Other CPU %: busy time of everything else on the ' +
+      'machine during the run, as a share of all cores; runs with a high value were disturbed.',
+  );
+  out.push(
+    '- Response time: INVITE → 200 as the client measures it (bands, median and 99th percentile), and the ' +
+      "99th percentile of BYE → 200. SIPp's buckets are whole milliseconds of its own event loop. Not " +
+      'successful: failed calls (by SIPp reason) and calls still unfinished when the run was cut off.',
+  );
+  out.push('');
+  const header = [
+    'server',
+    'log',
+    'offered/s',
+    'achieved/s',
+    'successful',
+    'not successful',
+    'retrans',
+    ...BANDS.map((b) => b.title),
+    'p50 ms',
+    'p99 ms',
+    'BYE p99 ms',
+    'CPU µs/call',
+    'peak RSS MB (sum / max)',
+    'procs',
+    'SIPp CPU % (uac + uas)',
+    'other CPU %',
+    'note',
+  ];
+  out.push(table(header, runs.map(proxyRunRow)));
+  out.push('');
+
+  const pairs = runs
+    .filter((r) => r.server === 'ours')
+    .map((o) => ({
+      o,
+      k: runs.find((r) => r.server === 'kamailio' && r.level === o.level && r.offeredRate === o.offeredRate),
+    }))
+    .filter((p) => p.k);
+  if (pairs.length > 0) {
+    out.push('Ratios ours / Kamailio (same log level and offered load):');
+    out.push('');
+    out.push(
+      table(
+        [
+          'log',
+          'offered/s',
+          'achieved rate',
+          'not successful (ours / kamailio)',
+          'CPU µs/call',
+          'peak RSS vs Kamailio sum',
+          'peak RSS vs Kamailio largest process',
+        ],
+        pairs.map(({ o, k }) => [
+          o.level,
+          o.offeredRate,
+          ratio(o.achievedRate, k.achievedRate),
+          `${o.calls - o.successful} / ${k.calls - k.successful}`,
+          ratio(o.cpuMicrosPerCall, k.cpuMicrosPerCall),
+          ratio(o.peakRssMaxKb, k.peakRssSumKb),
+          ratio(o.peakRssMaxKb, k.peakRssMaxKb),
+        ]),
+      ),
+    );
+    out.push('');
+  }
+
+  const troubled = runs.filter((r) => r.calls !== r.successful || r.serverLog.length > 0);
+  if (troubled.length > 0) {
+    out.push('Where calls failed or the server logged more than relayed 2xx:');
+    out.push('');
+    for (const r of troubled) {
+      const first = (r.errorsHead || r.uasErrorsHead || '')
+        .split('\n')
+        .find((l) => /Aborting|unexpected|timeout|Timeout|Failed/i.test(l));
+      out.push(
+        `- ${r.server === 'ours' ? 'pchat-endpoint' : 'kamailio'} ${r.level} ${r.offeredRate}/s: ` +
+          `${r.serverLog.length > 0 ? `server log ${r.serverLog.join('; ')}` : 'nothing in the server log'}` +
+          `${first ? `; SIPp: \`${first.replace(/`/g, "'").slice(0, 200)}\`` : ''}`,
+      );
+    }
+    out.push('');
+  }
+  if (memory) out.push(...memorySection(memory, cfg));
+  if (hold) out.push(...holdSection(hold, cfg));
+  return out.join('\n');
+}

@@ -1,4 +1,5 @@
-// Runs SIPp at a fixed offered load against one server and returns what it measured.
+// Runs SIPp at a fixed offered load against one server and returns what it measured; runs the SIPp pool
+// member (UAS) that the proxy benchmark forwards to.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +8,10 @@ import { freePort } from './net.mjs';
 import { cpuMicros } from './proc.mjs';
 
 const SCENARIO = fileURLToPath(new URL('../../test/sipp/redirect-uac.xml', import.meta.url));
+export const PROXY_UAC_SCENARIO = fileURLToPath(
+  new URL('../../test/sipp/bench-proxy-uac.xml', import.meta.url),
+);
+const POOL_UAS_SCENARIO = fileURLToPath(new URL('../../test/sipp/bench-pool-uas.xml', import.meta.url));
 
 export function sippVersion() {
   const r = spawnSync('sipp', ['-v'], { encoding: 'utf8' });
@@ -38,21 +43,27 @@ function parseStat(text) {
 
 /**
  * @param {{ dir: string, host: string, port: number, transport: 'udp'|'tcp', rate: number,
- *   durationS: number, service: string, domain: string, pool: string, onSample?: () => void }} opts
+ *   durationS: number, service: string, domain: string, pool?: string, scenario?: string,
+ *   limit?: number, graceS?: number, onSample?: () => void,
+ *   track?: (child: import('node:child_process').ChildProcess) => () => void }} opts
+ *   scenario: defaults to the redirect client; pool: the redirect client's expected Contact host;
+ *   limit: most calls open at once (SIPp's -l); graceS: how long calls may still take after the last
+ *   one started (default 20 s); track: registers SIPp for the caller's teardown, returns its release.
  */
 export async function runLoad(opts) {
   const calls = Math.round(opts.rate * opts.durationS);
   const localPort = await freePort(['udp', 'tcp']);
   const controlPort = await freePort(['udp']);
   const mediaPort = await freePort(['udp'], 3);
+  const graceS = opts.graceS ?? 20;
   const statFile = join(opts.dir, `sipp-${opts.transport}-${opts.rate}.csv`);
   const errorFile = join(opts.dir, `sipp-${opts.transport}-${opts.rate}-errors.log`);
-  // Bounded: -m stops starting calls after `calls`; -timeout ends the run 20 s after the last one should
-  // have started, even if some are still retransmitting (they are reported as unfinished), and the
-  // process is killed 10 s after that if it has not exited.
+  // Bounded: -m stops starting calls after `calls`; -timeout ends the run `graceS` after the last one
+  // should have started, even if some are still retransmitting (they are reported as unfinished), and
+  // the process is killed 10 s after that if it has not exited.
   const args = [
     '-sf',
-    SCENARIO,
+    opts.scenario ?? SCENARIO,
     '-t',
     opts.transport === 'udp' ? 'u1' : 't1',
     '-i',
@@ -70,9 +81,8 @@ export async function runLoad(opts) {
     '-key',
     'domain',
     opts.domain,
-    '-set',
-    'pool',
-    opts.pool,
+    ...(opts.pool === undefined ? [] : ['-set', 'pool', opts.pool]),
+    ...(opts.limit === undefined ? [] : ['-l', String(opts.limit)]),
     '-r',
     String(opts.rate),
     '-rp',
@@ -80,7 +90,7 @@ export async function runLoad(opts) {
     '-m',
     String(calls),
     '-timeout',
-    `${opts.durationS + 20}s`,
+    `${Math.ceil(opts.durationS + graceS)}s`,
     '-nostdin',
     '-buff_size',
     String(4 * 1024 * 1024),
@@ -98,6 +108,7 @@ export async function runLoad(opts) {
   ];
   const started = process.hrtime.bigint();
   const child = spawn('sipp', args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const untrack = opts.track?.(child);
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
@@ -109,13 +120,14 @@ export async function runLoad(opts) {
     if (c > 0) sippCpu = c;
     opts.onSample?.();
   }, 100);
-  const killAt = setTimeout(() => child.kill('SIGKILL'), (opts.durationS + 30) * 1000);
+  const killAt = setTimeout(() => child.kill('SIGKILL'), (opts.durationS + graceS + 10) * 1000);
   const exitCode = await new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', resolve);
   });
   clearInterval(sampler);
   clearTimeout(killAt);
+  untrack?.();
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
 
   const rows = parseStat(await readFile(statFile, 'latin1'));
@@ -124,9 +136,11 @@ export async function runLoad(opts) {
   const num = (name) => Number(last[name]) || 0;
   const successful = num('SuccessfulCall(C)');
   const elapsedS = epochSeconds(last.CurrentTime) - epochSeconds(last.StartTime);
-  const buckets = Object.keys(last)
-    .filter((k) => k.startsWith('ResponseTimeRepartition1_'))
-    .map((k) => ({ label: k.slice('ResponseTimeRepartition1_'.length), count: Number(last[k]) || 0 }));
+  const bucketsOf = (rtd) =>
+    Object.keys(last)
+      .filter((k) => k.startsWith(`ResponseTimeRepartition${rtd}_`))
+      .map((k) => ({ label: k.slice(`ResponseTimeRepartition${rtd}_`.length), count: Number(last[k]) || 0 }));
+  const buckets = bucketsOf(1);
   const failures = Object.fromEntries(
     Object.keys(last)
       .filter((k) => /^Failed\w+\(C\)$/.test(k) && k !== 'FailedCall(C)' && Number(last[k]) > 0)
@@ -148,6 +162,8 @@ export async function runLoad(opts) {
     wallS,
     meanResponseMs: durationMs(last['ResponseTime1(C)']),
     buckets,
+    // The proxy client's second measure (BYE → 200); empty for the redirect client.
+    buckets2: bucketsOf(2),
     sippCpuMicros: sippCpu,
     sippCpuPercent: (sippCpu / 1e6 / wallS) * 100,
     errorsHead,
@@ -155,5 +171,80 @@ export async function runLoad(opts) {
       .split('\n')
       .filter((l) => l.trim() && !l.startsWith('Resolving remote host'))
       .join('\n'),
+  };
+}
+
+/**
+ * The SIPp pool member the proxy forwards to (test/sipp/bench-pool-uas.xml) on a free UDP port.
+ * `holdMs` > 0 makes it answer 100 and hold each INVITE that long before the 200. Bounded: SIPp's
+ * -timeout ends it after `maxS`, and stop() kills it (SIGKILL after 5 s) when the run is over.
+ * @param {{ dir: string, holdMs?: number, maxS: number }} opts
+ */
+export async function startSippUas(opts) {
+  const port = await freePort(['udp']);
+  const controlPort = await freePort(['udp']);
+  const mediaPort = await freePort(['udp'], 3);
+  const errorFile = join(opts.dir, `sipp-uas-${port}-errors.log`);
+  const args = [
+    '-sf',
+    POOL_UAS_SCENARIO,
+    '-t',
+    'u1',
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-cp',
+    String(controlPort),
+    '-mp',
+    String(mediaPort),
+    '-set',
+    'hold',
+    String(opts.holdMs ?? 0),
+    '-nostdin',
+    '-timeout',
+    `${opts.maxS}s`,
+    '-buff_size',
+    String(4 * 1024 * 1024),
+    '-trace_err',
+    '-error_file',
+    errorFile,
+    '-max_log_size',
+    String(2 * 1024 * 1024),
+  ];
+  const child = spawn('sipp', args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  await new Promise((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  // As for the client: sampled, because the figures are gone once the process has been reaped.
+  let cpu = 0;
+  const sampler = setInterval(() => {
+    const c = cpuMicros([child.pid]);
+    if (c > 0) cpu = c;
+  }, 100);
+  const exited = new Promise((resolve) => child.once('close', resolve));
+  return {
+    port,
+    child,
+    cpuMicros: () => {
+      const c = cpuMicros([child.pid]);
+      if (c > 0) cpu = c;
+      return cpu;
+    },
+    errorsHead: async () => (await readFile(errorFile, 'latin1').catch(() => '')).slice(0, 1500),
+    stderr: () => stderr,
+    async stop() {
+      clearInterval(sampler);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
   };
 }
