@@ -114,7 +114,7 @@ export function parseHeaderLines(
   let defect: SipParseError | undefined;
   let seen = 0;
   let repeated = 0;
-  let bit = 0;
+  let bit: number;
   let pos = firstLineEnd;
   const len = text.length;
   // Offset of the next CR in the text; only CRs right before LF are legal (RFC 3261 §7.3.1).
