@@ -14,6 +14,7 @@ import type { EndpointTable } from './endpoints/table.js';
 import { createLogger, flushLogger } from './log.js';
 import { Router, type RouterStats } from './router/router.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
+import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from './lookup/lookup-service.js';
 import type { Clock } from './transaction/clock.js';
 import { TimerWheel } from './transaction/timer-wheel.js';
 import { TcpListener } from './transport/tcp.js';
@@ -32,6 +33,8 @@ export interface StartOptions {
   readonly wallClock?: () => number;
   /** Proxy mode settings (DNS servers, Record-Route, probing, timers). */
   readonly proxy?: ProxyOptions;
+  /** Lookup mode settings (session interval handed to clients, dialog idle timeout, limits). */
+  readonly lookup?: Partial<LookupSettings>;
   /** Watch the configuration folder and reload on change (default true). */
   readonly watch?: boolean;
   /** Quiet time after the last change seen before reloading, in ms (default 100). */
@@ -143,22 +146,32 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const tcp: TcpListener[] = [];
   // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
   // requests arriving on outbound connections go through the router like any other.
-  const proxySupport = new ProxySupport(opts.proxy ?? {}, {
-    clock,
-    timers,
-    logger,
-    maxMessageSize: server.sip.maxMessageSize,
-    udp,
-    tcp,
-    onMessage: (data, source) => router.onMessage(data, source),
-    onFramingError: (error, head, source) => router.onFramingError(error, head, source),
-  });
+  const proxySupport = new ProxySupport(
+    { ...proxyOptionsFrom(server.proxy), ...opts.proxy },
+    {
+      clock,
+      timers,
+      logger,
+      maxMessageSize: server.sip.maxMessageSize,
+      udp,
+      tcp,
+      onMessage: (data, source) => router.onMessage(data, source),
+      onFramingError: (error, head, source) => router.onFramingError(error, head, source),
+      onMemberChange: (t, up) => serviceMetrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
+    },
+  );
   const router: Router = new Router({
     table: () => table,
     logger,
     clock,
     timers,
     proxy: proxySupport.routerDeps(),
+    // Lookup mode shares the proxy's client transactions and reads its pool members' probe states.
+    lookup: {
+      clientTxns: proxySupport.clientTxns,
+      probes: () => proxySupport.prober?.states() ?? [],
+      settings: { ...DEFAULT_LOOKUP_SETTINGS, ...opts.lookup },
+    },
     maxMessageSize: server.sip.maxMessageSize,
     serverHeader: server.sip.serverHeader,
     ...(opts.wallClock === undefined ? {} : { wallClock: opts.wallClock }),
@@ -316,10 +329,31 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     async close() {
       if (closed) return;
       await closeAll();
+      router.lookup?.close();
       router.transactions.clear();
       logger.info('stopped');
       flushLogger(logger);
     },
+  };
+}
+
+/** server.yaml's proxy section as the proxy layer takes it. */
+function proxyOptionsFrom(p: LoadedConfig['server']['proxy']): ProxyOptions {
+  return {
+    recordRoute: p.recordRoute,
+    timerCMs: p.timerC,
+    holdDownMs: p.holdDown,
+    noTargetRetryAfter: p.noMemberRetryAfter,
+    defaultTransport: p.transport,
+    ...(p.dns.servers.length > 0 ? { dnsServers: p.dns.servers } : {}),
+    probe: p.probe.enabled
+      ? {
+          intervalMs: p.probe.interval,
+          timeoutMs: p.probe.timeout,
+          upThreshold: p.probe.upThreshold,
+          downThreshold: p.probe.downThreshold,
+        }
+      : false,
   };
 }
 

@@ -1,6 +1,7 @@
 // The request router: every message received goes through here. It parses and validates, matches
 // server transactions (absorbing retransmissions), looks the Request-URI up in the endpoint table and
-// decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself.
+// decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself;
+// hands proxy-mode requests to the proxy and lookup-mode dialogs to the lookup service.
 
 import type { Logger } from 'pino';
 import { decisionLogger, type DecisionFields } from '../log.js';
@@ -20,6 +21,7 @@ import type { Source } from '../transport/types.js';
 import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 import { Proxy, type ProxyDeps } from './proxy.js';
+import { LookupService, type LookupDeps } from '../lookup/lookup-service.js';
 
 export interface RouterOptions {
   /** The live endpoint table; read once per request so a reload never changes a request midway. */
@@ -35,6 +37,9 @@ export interface RouterOptions {
   readonly proxy?: Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> | undefined;
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
+  /** Lookup mode's collaborators; without them lookup-mode endpoints answer 501. */
+  readonly lookup?:
+    Omit<LookupDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'timers'> | undefined;
 }
 
 /** Counters of what happened to inbound traffic. */
@@ -57,9 +62,11 @@ type Decision =
       readonly extra?: string;
       readonly endpoint?: Endpoint;
       readonly proxy?: undefined;
+      readonly lookup?: undefined;
     }
-  | { readonly proxy: 'pool'; readonly endpoint: Endpoint }
-  | { readonly proxy: 'dialog' };
+  | { readonly proxy: 'pool'; readonly endpoint: Endpoint; readonly lookup?: undefined }
+  | { readonly proxy: 'dialog'; readonly lookup?: undefined }
+  | { readonly lookup: 'invite'; readonly endpoint: Endpoint; readonly proxy?: undefined };
 
 /** The branch of the first value of the first Via line of a message (compact form too). */
 const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
@@ -81,6 +88,7 @@ export class Router {
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
   readonly proxy: Proxy | undefined;
+  readonly lookup: LookupService | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
@@ -96,6 +104,18 @@ export class Router {
             serverHeader: opts.serverHeader,
             logger: opts.logger,
             clock: opts.clock,
+          });
+    this.lookup =
+      opts.lookup === undefined
+        ? undefined
+        : new LookupService({
+            ...opts.lookup,
+            record: (level, fields) => this.record(level, fields),
+            tags: this.tags,
+            serverHeader: opts.serverHeader,
+            logger: opts.logger,
+            clock: opts.clock,
+            timers: opts.timers,
           });
   }
 
@@ -143,6 +163,9 @@ export class Router {
     if (msg.kind === 'response') {
       const clientTxns = this.opts.proxy?.clientTxns;
       if (clientTxns !== undefined && clientTxns.dispatch(msg)) return;
+      // Responses to the lookup service's own INFO and BYE (when it has a table of its own).
+      const lookupTxns = this.lookup?.clientTxns;
+      if (lookupTxns !== undefined && lookupTxns !== clientTxns && lookupTxns.dispatch(msg)) return;
       // RFC 3261 §16.7 item 1: a proxy forwards a response matching no transaction statelessly.
       if (this.proxy?.forwardStrayResponse(msg) === true) return;
       // RFC 3261 §18.1.2: a response that is not ours is discarded.
@@ -238,8 +261,25 @@ export class Router {
       existing.retransmission();
       return;
     }
-    let decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
     const route = { link: source.link, address: source.address, port: responsePort(via, source) };
+    // RFC 3261 §12.2.2: a request in one of our lookup dialogs (Call-ID and tags) is the lookup
+    // service's, before any routing by Request-URI (it is our Contact) or by the proxy.
+    if (req.method !== 'CANCEL' && this.lookup?.owns(req) === true) {
+      const txn =
+        req.method === 'INVITE'
+          ? this.transactions.createInvite(key, route)
+          : this.transactions.createNonInvite(key, route);
+      this.lookup.inDialog({ req, source, via, txn, t0 });
+      return;
+    }
+    let decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
+    if (decision.lookup !== undefined) {
+      this.lookup!.invite(
+        { req, source, via, txn: this.transactions.createInvite(key, route), t0 },
+        decision.endpoint,
+      );
+      return;
+    }
     if (decision.proxy !== undefined) {
       const txn =
         req.method === 'INVITE'
@@ -350,7 +390,9 @@ export class Router {
       txn.ack();
       return;
     }
-    // The ACK of a 2xx is a transaction of its own: a proxy forwards it end to end (RFC 3261 §16.11).
+    // The ACK of a 2xx is a transaction of its own (RFC 3261 §13.3.1.4): ours stops the lookup
+    // service's retransmissions; a proxy forwards any other end to end (RFC 3261 §16.11).
+    if (this.lookup?.ack(req) === true) return;
     if (this.proxy?.forwardAck(req) === true) return;
     // RFC 3261 §17.2.3: an ACK matching no transaction is not ours to answer.
     this.stats.dropped++;
@@ -388,6 +430,8 @@ export class Router {
     const unsupported = requiredExtensions(
       req,
       proxying && this.proxy !== undefined ? 'proxy-require' : 'require',
+      // The lookup service is a UAS that supports RFC 4028 session timers.
+      endpoint?.mode === 'lookup' && this.lookup !== undefined ? SUPPORTED_BY_LOOKUP : undefined,
     );
     if (unsupported !== undefined) {
       // RFC 3261 §8.2.2.3: no extension is supported, so every Require tag is listed back.
@@ -402,6 +446,8 @@ export class Router {
       // An in-dialog request, or one routed through us by our Record-Route: the proxy decides.
       if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route)))
         return { proxy: 'dialog' };
+      // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (a lookup dialog already over).
+      if (this.lookup !== undefined && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
       return { status: 404, outcome: 'unknown' };
     }
     if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
@@ -417,7 +463,19 @@ export class Router {
         if (this.proxy !== undefined) return { proxy: 'pool', endpoint };
         return { status: 501, outcome: 'proxy-not-configured', endpoint };
       case 'lookup':
-        return { status: 501, outcome: 'lookup-not-implemented', endpoint };
+        if (this.lookup === undefined) return { status: 501, outcome: 'lookup-not-configured', endpoint };
+        if (req.method === 'INVITE') return { lookup: 'invite', endpoint };
+        if (req.method === 'OPTIONS') return { status: 200, outcome: 'options', extra: ALLOW, endpoint };
+        // RFC 3261 §12.2.2: a request with a To tag for a dialog we do not hold.
+        if (req.toTag !== undefined) return { status: 481, outcome: 'no-dialog', endpoint };
+        // RFC 3261 §8.2.1: outside a dialog the Lookup service serves INVITE alone.
+        return {
+          status: 405,
+          reason: 'Method Not Allowed',
+          outcome: 'lookup-method',
+          extra: 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n',
+          endpoint,
+        };
     }
   }
 }
@@ -442,13 +500,24 @@ function addressesService(uri: string): boolean {
   }
 }
 
-/** The Require (or Proxy-Require) option tags of a request, joined, or undefined when there are none. */
-function requiredExtensions(req: SipRequest, header: 'require' | 'proxy-require'): string | undefined {
+/** Option tags the lookup service supports in Require (RFC 4028 session timers). */
+const SUPPORTED_BY_LOOKUP: ReadonlySet<string> = new Set(['timer']);
+
+/**
+ * The Require (or Proxy-Require) option tags of a request that are not in `supported`, joined, or
+ * undefined when there are none.
+ */
+function requiredExtensions(
+  req: SipRequest,
+  header: 'require' | 'proxy-require',
+  supported?: ReadonlySet<string>,
+): string | undefined {
   const bit = header === 'require' ? HeaderBit.require : HeaderBit['proxy-require'];
   if (req.method === 'ACK' || req.method === 'CANCEL' || !req.has(bit)) return undefined;
   const lines = req.headerLines(header);
   if (lines.length === 0) return undefined;
   const tags: string[] = [];
-  for (const line of lines) for (const v of splitHeaderValues(line)) tags.push(v);
+  for (const line of lines)
+    for (const v of splitHeaderValues(line)) if (supported?.has(v.toLowerCase()) !== true) tags.push(v);
   return tags.length === 0 ? undefined : tags.join(', ');
 }

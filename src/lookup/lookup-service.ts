@@ -1,0 +1,795 @@
+// Lookup mode: pchat-endpoint plays the legacy Group Chat Lookup service (shared/protocol/xccos.md).
+// A small UAS dialog layer over the server and client transactions: INVITE → 200 OK with an SDP
+// answer, 2xx retransmitted until the ACK (RFC 3261 §13.3.1.4), in-dialog INFO, UPDATE, re-INVITE
+// and BYE matched by Call-ID and tags, RFC 4028 session timers, and the XCCOS exchange itself: the
+// client's cmd:requri INFO gets 200, then a separate INFO from us carries rpl:requri with a URI
+// handed out round-robin. Dialogs nobody ACKs or closes are ended with BYE and freed.
+
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import type { DecisionFields } from '../log.js';
+import { field, SipRequest, type HeaderField } from '../sip/message.js';
+import { parseNameAddr } from '../sip/name-addr.js';
+import { splitHeaderValues } from '../sip/header-values.js';
+import { newBranch } from '../transaction/branch.js';
+import type { Clock, TimerHandle, TimerValues } from '../transaction/clock.js';
+import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
+import type { ResponseRoute } from '../transaction/server-transaction.js';
+import { hostPort } from '../transport/outbound.js';
+import type { Link, Source } from '../transport/types.js';
+import type { Inbound } from '../router/proxy.js';
+import { buildResponse, responsePort, stampedTopVia, type TagFactory } from '../router/response.js';
+import { HandoutPicker, type ProbeStates } from './handout.js';
+import { sdpAnswer } from './sdp.js';
+import {
+  answerSessionTimer,
+  MIN_SE,
+  readSessionTimer,
+  sessionDeadlineMs,
+  sessionTimerHeaders,
+  SessionTimerSyntaxError,
+  type SessionTimerAnswer,
+} from './session-timer.js';
+import {
+  buildXccosReply,
+  isRequri,
+  parseXccos,
+  SUCCESS,
+  UNSUPPORTED,
+  XccosError,
+  type XccosEnvelope,
+  type XccosReply,
+} from './xccos.js';
+
+export interface LookupSettings {
+  /**
+   * Session-Expires (seconds) put in every Lookup 200: the channel session's. sipe arms the refresh
+   * of its chat dialog only from this value (xccos.md §4); 0 sends none unless the client asks.
+   * RFC 4028 §4 recommends 1800.
+   */
+  readonly sessionExpires: number;
+  /** A dialog with no request from the client for this long is ended with BYE. */
+  readonly idleTimeoutMs: number;
+  /** Live dialogs at most; an INVITE beyond that gets 503 with Retry-After. */
+  readonly maxDialogs: number;
+  /** Largest INFO body read; a real cmd:requri envelope is about 120 bytes. */
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_LOOKUP_SETTINGS: LookupSettings = {
+  sessionExpires: 1800,
+  idleTimeoutMs: 120_000,
+  maxDialogs: 10_000,
+  maxBodyBytes: 16_384,
+};
+
+export interface LookupDeps {
+  readonly clientTxns: ClientTransactionTable;
+  /** What health probing knows of pool members; URIs it knows to be down are not handed out. */
+  readonly probes?: ProbeStates | undefined;
+  readonly settings: LookupSettings;
+  readonly clock: Clock;
+  readonly timers: TimerValues;
+  readonly logger: Logger;
+  readonly serverHeader: string;
+  readonly tags: TagFactory;
+  readonly record: (level: 'info' | 'warn', fields: DecisionFields) => void;
+}
+
+export interface LookupStats {
+  /** Dialogs held now. */
+  dialogs: number;
+  dialogsCreated: number;
+  handouts: number;
+  /** INFO bodies refused (400, 413, 415) and XCCOS commands we do not serve. */
+  xccosRefused: number;
+  /** Dialogs ended by us: never ACKed, idle, or past their session interval. */
+  expired: number;
+  byesSent: number;
+}
+
+const ALLOW = 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n';
+/** Media types an XCCOS body may come in: clients send text/plain (xccos.md §3). */
+const XCCOS_TYPES = new Set(['text/plain', 'application/xml', 'text/xml']);
+const ACCEPT_XCCOS = 'Accept: text/plain, application/xml, text/xml\r\n';
+
+/** What is retransmitted until its ACK comes (RFC 3261 §13.3.1.4). */
+interface Pending2xx {
+  readonly cseq: number;
+  readonly data: Buffer;
+  readonly route: ResponseRoute;
+  interval: number;
+  retransmit: TimerHandle | undefined;
+  giveUp: TimerHandle;
+}
+
+/** RFC 3261 §12.1.1: the UAS's dialog state, plus where the client is and what we still owe it. */
+interface LookupDialog {
+  readonly key: string;
+  readonly earlyKey: string;
+  readonly callId: string;
+  readonly localTag: string;
+  /** Our From: the INVITE's To value (the lookup URI) with our tag. */
+  readonly localParty: string;
+  /** Our To: the INVITE's From value, tag and epid included. */
+  readonly remoteParty: string;
+  readonly endpoint: Endpoint;
+  remoteTarget: string;
+  readonly routeSet: readonly string[];
+  remoteCseq: number;
+  localCseq: number;
+  /** Where the client's latest request came from: our requests go back there. */
+  source: Source;
+  confirmed: boolean;
+  ended: boolean;
+  session: SessionTimerAnswer;
+  pending: Pending2xx | undefined;
+  lifetime: TimerHandle | undefined;
+  /** Our XCCOS envelope ids: random start, one up per envelope, as clients do (xccos.md §3). */
+  envid: number;
+}
+
+export class LookupService {
+  readonly stats: LookupStats = {
+    dialogs: 0,
+    dialogsCreated: 0,
+    handouts: 0,
+    xccosRefused: 0,
+    expired: 0,
+    byesSent: 0,
+  };
+  readonly clientTxns: ClientTransactionTable;
+  private readonly dialogs = new Map<string, LookupDialog>();
+  /** Dialogs whose INVITE is not yet ACKed, by Call-ID and the client's tag: INVITE retransmissions. */
+  private readonly early = new Map<string, LookupDialog>();
+  private readonly picker: HandoutPicker;
+
+  constructor(private readonly deps: LookupDeps) {
+    this.clientTxns = deps.clientTxns;
+    this.picker = new HandoutPicker(deps.probes);
+  }
+
+  /** Dialogs held (for tests and metrics). */
+  get size(): number {
+    return this.dialogs.size;
+  }
+
+  /** RFC 3261 §12.2.2: does this request (To tag = ours, From tag = the client's) belong to a dialog of ours. */
+  owns(req: SipRequest): boolean {
+    if (this.dialogs.size === 0) return false;
+    try {
+      const local = req.toTag;
+      if (local === undefined) return false;
+      return this.dialogs.has(dialogKey(req.callId ?? '', local, req.fromTag ?? ''));
+    } catch {
+      return false;
+    }
+  }
+
+  /** A new INVITE for a lookup endpoint, with its INVITE server transaction. */
+  invite(inb: Inbound, endpoint: Endpoint): void {
+    const { req } = inb;
+    const fromTag = req.fromTag ?? '';
+    const early = this.early.get(earlyKey(req.callId ?? '', fromTag));
+    if (early?.pending !== undefined && early.pending.cseq === req.cseq.seq) {
+      // RFC 3261 §13.3.1.4: the INVITE retransmitted after our 2xx ended its transaction; the 2xx is
+      // ours to send again.
+      inb.txn.respond(200, early.pending.data);
+      return;
+    }
+    if (this.dialogs.size >= this.deps.settings.maxDialogs) {
+      this.reply(inb, 503, 'lookup-full', { extra: 'Retry-After: 30\r\n', endpoint, level: 'warn' });
+      return;
+    }
+    const type = mediaType(req.header('content-type'));
+    if (req.body.length > 0 && type !== 'application/sdp') {
+      // RFC 3261 §21.4.13: 415 lists the acceptable formats in Accept.
+      this.reply(inb, 415, 'lookup-bad-offer', {
+        reason: 'Unsupported Media Type',
+        extra: 'Accept: application/sdp\r\n',
+        endpoint,
+        level: 'warn',
+      });
+      return;
+    }
+    let session: SessionTimerAnswer;
+    try {
+      session = answerSessionTimer(readSessionTimer(req), this.deps.settings.sessionExpires);
+    } catch (err) {
+      if (!(err instanceof SessionTimerSyntaxError)) throw err;
+      this.reply(inb, 400, 'lookup-bad-timer', { reason: err.message, endpoint, level: 'warn' });
+      return;
+    }
+    if (session.kind === 'reject') {
+      this.reply(inb, 422, 'lookup-interval-too-small', {
+        reason: 'Session Interval Too Small',
+        extra: `Min-SE: ${session.minSE}\r\n`,
+        endpoint,
+      });
+      return;
+    }
+    let remoteTarget: string;
+    let routeSet: string[];
+    try {
+      // RFC 3261 §12.1.1: "The remote target MUST be set to the URI from the Contact header field of
+      // the request" and "The route set MUST be set to the list of URIs in the Record-Route header
+      // field from the request, taken in order". Without a Contact, the From URI is the best we have.
+      const contact = req.header('contact');
+      remoteTarget = parseNameAddr(
+        contact === undefined ? (req.header('from') ?? '') : (splitHeaderValues(contact)[0] ?? ''),
+      ).uri;
+      routeSet = [];
+      for (const line of req.headerLines('record-route'))
+        for (const v of splitHeaderValues(line)) routeSet.push(detach(v));
+    } catch {
+      this.reply(inb, 400, 'rejected', { reason: 'Bad Contact or Record-Route', endpoint, level: 'warn' });
+      return;
+    }
+    const localTag = this.deps.tags.next();
+    const callId = detach(req.callId ?? '');
+    const d: LookupDialog = {
+      key: dialogKey(callId, localTag, fromTag),
+      earlyKey: earlyKey(callId, fromTag),
+      callId,
+      localTag,
+      localParty: `${detach(req.header('to') ?? '')};tag=${localTag}`,
+      remoteParty: detach(req.header('from') ?? ''),
+      endpoint,
+      remoteTarget: detach(remoteTarget),
+      routeSet,
+      remoteCseq: req.cseq.seq,
+      localCseq: 0,
+      source: inb.source,
+      confirmed: false,
+      ended: false,
+      session,
+      pending: undefined,
+      lifetime: undefined,
+      envid: Math.floor(Math.random() * 0x7fff_ffff),
+    };
+    this.dialogs.set(d.key, d);
+    this.early.set(d.earlyKey, d);
+    this.stats.dialogs = this.dialogs.size;
+    this.stats.dialogsCreated++;
+    // RFC 3261 §12.1.1: "the UAS MUST copy all Record-Route header field values from the request into
+    // the response (including the URIs, URI parameters, and any Record-Route header field parameters,
+    // whether they are known or unknown to the UAS) and MUST maintain the order of those values."
+    let extra = '';
+    for (const line of req.headerLines('record-route')) extra += `Record-Route: ${line}\r\n`;
+    this.answerInvite(d, inb, extra);
+    this.armLifetime(d);
+    this.record('info', inb, d.endpoint, 200, 'lookup-dialog');
+  }
+
+  /** An in-dialog request (owns() said yes), with its server transaction. */
+  inDialog(inb: Inbound): void {
+    const { req } = inb;
+    const d = this.dialogs.get(dialogKey(req.callId ?? '', req.toTag ?? '', req.fromTag ?? ''));
+    if (d === undefined || d.ended) {
+      this.reply(inb, 481, 'no-dialog', {});
+      return;
+    }
+    const seq = req.cseq.seq;
+    if (req.method === 'INVITE' && d.pending?.cseq === seq) {
+      // A re-INVITE retransmitted after our 2xx (RFC 3261 §13.3.1.4), as for the initial INVITE.
+      inb.txn.respond(200, d.pending.data);
+      return;
+    }
+    // RFC 3261 §12.2.2: "If the remote sequence number was not empty, but the sequence number of the
+    // request is lower than the remote sequence number, the request is out of order and MUST be
+    // rejected with a 500 (Server Internal Error) response."
+    if (seq < d.remoteCseq) {
+      this.reply(inb, 500, 'out-of-order', {
+        reason: 'CSeq Out Of Order',
+        endpoint: d.endpoint,
+        level: 'warn',
+      });
+      return;
+    }
+    d.remoteCseq = seq;
+    d.source = inb.source;
+    this.armLifetime(d);
+    switch (req.method) {
+      case 'INFO':
+        this.info(d, inb);
+        return;
+      case 'BYE':
+        // RFC 3261 §15.1.2: the UAS "MUST generate a 2xx response to the BYE" and end the session.
+        this.reply(inb, 200, 'lookup-bye', { endpoint: d.endpoint });
+        this.end(d, 'bye', false);
+        return;
+      case 'UPDATE':
+      case 'INVITE':
+        this.refresh(d, inb);
+        return;
+      case 'OPTIONS':
+        this.reply(inb, 200, 'options', { extra: ALLOW, endpoint: d.endpoint });
+        return;
+      default:
+        // RFC 3261 §8.2.1: a method we do not serve in this dialog gets 405 with Allow.
+        this.reply(inb, 405, 'lookup-method', {
+          reason: 'Method Not Allowed',
+          extra: ALLOW,
+          endpoint: d.endpoint,
+        });
+    }
+  }
+
+  /**
+   * An ACK that matched no server transaction: the ACK of one of our 2xx (RFC 3261 §13.3.1.4 stops
+   * the retransmissions). True when it was for one of our dialogs.
+   */
+  ack(req: SipRequest): boolean {
+    let d: LookupDialog | undefined;
+    try {
+      const local = req.toTag;
+      if (local === undefined || this.dialogs.size === 0) return false;
+      d = this.dialogs.get(dialogKey(req.callId ?? '', local, req.fromTag ?? ''));
+      if (d === undefined) return false;
+      const p = d.pending;
+      if (p !== undefined && p.cseq === req.cseq.seq) {
+        this.clearPending(d);
+        if (!d.confirmed) {
+          d.confirmed = true;
+          this.early.delete(d.earlyKey);
+        }
+      }
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /** Forget every dialog without a word to the clients (shutdown). */
+  close(): void {
+    for (const d of [...this.dialogs.values()]) this.end(d, 'shutdown', false);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** The 2xx for an INVITE (initial or re-INVITE): SDP answer, Contact, session timer, retransmitted. */
+  private answerInvite(d: LookupDialog, inb: Inbound, extra: string): void {
+    const { req, source } = inb;
+    const local = localAddress(source);
+    const offer = req.body.length > 0 ? req.body.toString('latin1') : undefined;
+    const sdp = Buffer.from(sdpAnswer(offer, local.address, local.port), 'latin1');
+    const data = withBody(
+      buildResponse(req, {
+        status: 200,
+        extra: extra + this.dialogHeaders(d, source),
+        toTag: d.localTag,
+        topVia: stampedTopVia(inb.via, source),
+        server: this.deps.serverHeader,
+      }),
+      'application/sdp',
+      sdp,
+    );
+    inb.txn.respond(200, data);
+    const route = { link: source.link, address: source.address, port: responsePort(inb.via, source) };
+    const t1 = this.deps.timers.t1;
+    const p: Pending2xx = {
+      cseq: req.cseq.seq,
+      data,
+      route,
+      interval: t1,
+      retransmit: undefined,
+      // RFC 3261 §13.3.1.4: "If the server retransmits the 2xx response for 64*T1 seconds without
+      // receiving an ACK, the dialog is confirmed, but the session SHOULD be terminated. This is
+      // accomplished with a BYE as described in Section 15."
+      giveUp: this.deps.clock.setTimer(64 * t1, () => {
+        if (d.pending !== p) return;
+        this.clearPending(d);
+        this.deps.logger.info(
+          { callId: d.callId, endpoint: d.endpoint.sipAddress },
+          'lookup 2xx never ACKed',
+        );
+        this.stats.expired++;
+        this.end(d, 'no-ack', true);
+      }),
+    };
+    if (d.pending !== undefined) this.clearPending(d);
+    d.pending = p;
+    // RFC 3261 §13.3.1.4: "The 2xx response is passed to the transport with an interval that starts
+    // at T1 seconds and doubles for each retransmission until it reaches T2 seconds." The hop to the
+    // client is the only one we see; over a stream it does not lose the 2xx, so only datagrams repeat it.
+    if (!source.link.reliable) p.retransmit = this.deps.clock.setTimer(t1, () => this.retransmit2xx(d, p));
+  }
+
+  private retransmit2xx(d: LookupDialog, p: Pending2xx): void {
+    if (d.pending !== p) return;
+    p.route.link.send(p.data, p.route.address, p.route.port);
+    p.interval = Math.min(2 * p.interval, this.deps.timers.t2);
+    p.retransmit = this.deps.clock.setTimer(p.interval, () => this.retransmit2xx(d, p));
+  }
+
+  private clearPending(d: LookupDialog): void {
+    const p = d.pending;
+    if (p === undefined) return;
+    if (p.retransmit !== undefined) this.deps.clock.clearTimer(p.retransmit);
+    this.deps.clock.clearTimer(p.giveUp);
+    d.pending = undefined;
+  }
+
+  /** Contact, Allow, Supported and Session-Expires of our 2xx to INVITE and UPDATE. */
+  private dialogHeaders(d: LookupDialog, source: Source): string {
+    const local = localAddress(source);
+    const transport = source.link.transport === 'udp' ? '' : `;transport=${source.link.transport}`;
+    // RFC 3261 §12.1.1: "the UAS MUST add a Contact header field to the response" naming where we
+    // take this dialog's requests: the listener the client reached.
+    return (
+      `Contact: <sip:${hostPort(local.address, local.port)}${transport}>\r\n` +
+      ALLOW +
+      'Supported: timer\r\n' +
+      sessionTimerHeaders(d.session)
+    );
+  }
+
+  /** A session refresh (RFC 4028 §9 and §10): UPDATE or re-INVITE, answered with the new interval. */
+  private refresh(d: LookupDialog, inb: Inbound): void {
+    const { req } = inb;
+    try {
+      d.session = answerSessionTimer(readSessionTimer(req), this.deps.settings.sessionExpires);
+    } catch (err) {
+      if (!(err instanceof SessionTimerSyntaxError)) throw err;
+      this.reply(inb, 400, 'lookup-bad-timer', { reason: err.message, endpoint: d.endpoint, level: 'warn' });
+      return;
+    }
+    if (d.session.kind === 'reject') {
+      this.reply(inb, 422, 'lookup-interval-too-small', {
+        reason: 'Session Interval Too Small',
+        extra: `Min-SE: ${MIN_SE}\r\n`,
+        endpoint: d.endpoint,
+      });
+      return;
+    }
+    const contact = req.header('contact');
+    if (contact !== undefined) {
+      // RFC 3261 §12.2.2: a target refresh request replaces the remote target with its Contact.
+      try {
+        d.remoteTarget = detach(parseNameAddr(splitHeaderValues(contact)[0] ?? '').uri);
+      } catch {
+        // A bad Contact on a refresh leaves the old target; the refresh itself still counts.
+      }
+    }
+    this.armLifetime(d);
+    if (req.method === 'INVITE') this.answerInvite(d, inb, '');
+    else {
+      inb.txn.respond(
+        200,
+        buildResponse(req, {
+          status: 200,
+          extra: this.dialogHeaders(d, inb.source),
+          topVia: stampedTopVia(inb.via, inb.source),
+          server: this.deps.serverHeader,
+        }),
+      );
+    }
+    this.record('info', inb, d.endpoint, 200, 'lookup-refresh');
+  }
+
+  /** An INFO: 200 (or why not), then our INFO with the XCCOS reply (xccos.md §3). */
+  private info(d: LookupDialog, inb: Inbound): void {
+    const { req } = inb;
+    const endpoint = d.endpoint;
+    if (req.body.length === 0) {
+      // An INFO without a body (a keep-alive) is simply accepted.
+      this.reply(inb, 200, 'lookup-info', { endpoint });
+      return;
+    }
+    const refuse = (status: number, reason: string, why: string, extra?: string): void => {
+      this.stats.xccosRefused++;
+      this.reply(inb, status, 'xccos-refused', {
+        reason,
+        why,
+        endpoint,
+        level: 'warn',
+        ...(extra === undefined ? {} : { extra }),
+      });
+    };
+    if (req.body.length > this.deps.settings.maxBodyBytes) {
+      // RFC 3261 §21.4.11: 413 Request Entity Too Large.
+      refuse(413, 'Request Entity Too Large', `body of ${req.body.length} bytes`);
+      return;
+    }
+    const encoding = req.header('content-encoding')?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+      refuse(415, 'Unsupported Media Type', `Content-Encoding ${encoding}`, 'Accept-Encoding: identity\r\n');
+      return;
+    }
+    const typeHeader = req.header('content-type');
+    // RFC 3261 §20.15: "The Content-Type header field MUST be present if the body is not empty."
+    if (typeHeader === undefined) {
+      refuse(400, 'Missing Content-Type', 'body without Content-Type');
+      return;
+    }
+    const type = mediaType(typeHeader);
+    if (type === undefined || !XCCOS_TYPES.has(type)) {
+      refuse(415, 'Unsupported Media Type', `Content-Type ${typeHeader}`, ACCEPT_XCCOS);
+      return;
+    }
+    let envelope: XccosEnvelope;
+    try {
+      envelope = parseXccos(req.body);
+    } catch (err) {
+      if (!(err instanceof XccosError)) throw err;
+      refuse(400, `Bad XCCOS: ${err.message}`.slice(0, 120), `${err.code}: ${err.message}`);
+      return;
+    }
+    this.reply(inb, 200, 'lookup-info', { endpoint, quiet: true });
+    if (envelope.commands.length === 0) {
+      this.record('info', inb, endpoint, 200, 'lookup-info', { reason: 'no XCCOS command' });
+      return;
+    }
+    const replies: XccosReply[] = [];
+    const handedOut: string[] = [];
+    const unsupported: string[] = [];
+    let allDown = false;
+    for (const command of envelope.commands) {
+      if (isRequri(command)) {
+        const h = this.picker.pick(endpoint);
+        allDown ||= h.allDown;
+        handedOut.push(h.uri);
+        replies.push({ command, result: SUCCESS, uri: h.uri });
+      } else {
+        unsupported.push(command.id);
+        replies.push({ command, result: UNSUPPORTED });
+      }
+    }
+    // xccos.md §3: the reply travels in a separate in-dialog INFO from us, after the 200.
+    const body = buildXccosReply(String(d.envid++ % 0x7fff_ffff), envelope.envid, replies);
+    this.sendRequest(d, 'INFO', body);
+    if (handedOut.length > 0) {
+      this.stats.handouts += handedOut.length;
+      this.record(allDown ? 'warn' : 'info', inb, endpoint, 200, 'lookup-handout', {
+        target: handedOut.join(' '),
+        ...(allDown ? { reason: 'every lookup URI probed down; handed out anyway' } : {}),
+      });
+    }
+    if (unsupported.length > 0) {
+      this.stats.xccosRefused += unsupported.length;
+      this.record('warn', inb, endpoint, 200, 'xccos-unsupported', {
+        reason: `unsupported XCCOS command ${unsupported.join(' ')}`.slice(0, 200),
+      });
+    }
+  }
+
+  /** Send INFO or BYE to the client in the dialog (RFC 3261 §12.2.1.1), over its own connection. */
+  private sendRequest(d: LookupDialog, method: 'INFO' | 'BYE', body?: string): void {
+    const source = d.source;
+    const link = source.link;
+    const local = localAddress(source);
+    const via = `SIP/2.0/${link.transport.toUpperCase()} ${hostPort(local.address, local.port)};branch=${newBranch()};rport`;
+    // RFC 3261 §12.2.1.1: the Request-URI is the remote target, Route the route set; a strict router
+    // first in the set (no lr) takes the Request-URI and the remote target goes last.
+    let uri = d.remoteTarget;
+    let routes = d.routeSet;
+    const first = routes[0];
+    if (first !== undefined && !isLooseRoute(first)) {
+      uri = uriOf(first) ?? uri;
+      routes = [...routes.slice(1), `<${d.remoteTarget}>`];
+    }
+    d.localCseq++;
+    const headers: HeaderField[] = [
+      field('via', via),
+      field('max-forwards', '70'),
+      field('from', d.localParty),
+      field('to', d.remoteParty),
+      field('call-id', d.callId),
+      field('cseq', `${d.localCseq} ${method}`),
+    ];
+    for (const r of routes) headers.push(field('route', r));
+    if (this.deps.serverHeader.length > 0) headers.push(field('user-agent', this.deps.serverHeader));
+    // xccos.md §3: text/plain, as real servers send it.
+    if (body !== undefined) headers.push(field('content-type', 'text/plain'));
+    const request = new SipRequest(
+      method,
+      uri,
+      'SIP/2.0',
+      headers,
+      body === undefined ? Buffer.alloc(0) : Buffer.from(body, 'utf8'),
+    );
+    const callId = d.callId;
+    const txn = this.deps.clientTxns.createNonInvite({
+      request,
+      send: (data) => link.send(data, source.address, source.port),
+      reliable: link.reliable,
+      user: {
+        onResponse: (res) => {
+          if (res.status < 200 || method !== 'INFO') return;
+          // RFC 3261 §12.2.1.2: "If the response for a request within a dialog is a 481 or a 408, the
+          // UAC SHOULD terminate the dialog."
+          if (res.status === 481 || res.status === 408) this.end(d, `INFO answered ${res.status}`, false);
+          else if (res.status >= 300)
+            this.deps.logger.info({ callId, status: res.status }, 'lookup reply INFO refused by the client');
+        },
+        onTimeout: () => {
+          this.deps.logger.info({ callId, method }, 'lookup request to the client timed out');
+          if (method === 'INFO') this.end(d, 'INFO timed out', false);
+        },
+        onTransportError: (err) => {
+          this.deps.logger.info(
+            { callId, method, err: err.message },
+            'lookup request to the client not sent',
+          );
+          if (method === 'INFO') this.end(d, 'transport error', false);
+        },
+      },
+    });
+    txn.start();
+  }
+
+  /** (Re)arm the timer that ends a dialog left alone: idle, or past its session interval. */
+  private armLifetime(d: LookupDialog): void {
+    if (d.lifetime !== undefined) this.deps.clock.clearTimer(d.lifetime);
+    const session = sessionDeadlineMs(d.session);
+    const idle = this.deps.settings.idleTimeoutMs;
+    const ms = session === undefined ? idle : Math.min(idle, session);
+    d.lifetime = this.deps.clock.setTimer(ms, () => {
+      d.lifetime = undefined;
+      if (d.ended) return;
+      this.stats.expired++;
+      this.end(d, session !== undefined && session <= idle ? 'session-expired' : 'idle', true);
+    });
+  }
+
+  /** End a dialog: timers cleared, maps emptied, and a BYE to the client when it did not end it. */
+  private end(d: LookupDialog, why: string, bye: boolean): void {
+    if (d.ended) return;
+    if (bye) {
+      this.stats.byesSent++;
+      try {
+        this.sendRequest(d, 'BYE');
+      } catch (err) {
+        this.deps.logger.debug({ callId: d.callId, err: String(err) }, 'lookup BYE not sent');
+      }
+    }
+    d.ended = true;
+    this.clearPending(d);
+    if (d.lifetime !== undefined) this.deps.clock.clearTimer(d.lifetime);
+    d.lifetime = undefined;
+    if (this.dialogs.get(d.key) === d) this.dialogs.delete(d.key);
+    if (this.early.get(d.earlyKey) === d) this.early.delete(d.earlyKey);
+    this.stats.dialogs = this.dialogs.size;
+    this.deps.logger.debug(
+      { callId: d.callId, endpoint: d.endpoint.sipAddress, why, bye },
+      'lookup dialog ended',
+    );
+  }
+
+  /** Answer a request with a response of our own and log the decision. */
+  private reply(
+    inb: Inbound,
+    status: number,
+    outcome: string,
+    opts: {
+      reason?: string;
+      extra?: string;
+      endpoint?: Endpoint;
+      level?: 'info' | 'warn';
+      /** Logged as the decision's reason instead of the reason phrase. */
+      why?: string;
+      /** Answer without logging: a decision line follows. */
+      quiet?: boolean;
+    },
+  ): void {
+    inb.txn.respond(
+      status,
+      buildResponse(inb.req, {
+        status,
+        ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+        ...(opts.extra === undefined ? {} : { extra: opts.extra }),
+        toTag: this.deps.tags.next(),
+        topVia: stampedTopVia(inb.via, inb.source),
+        server: this.deps.serverHeader,
+      }),
+    );
+    if (opts.quiet === true) return;
+    const reason = opts.why ?? opts.reason;
+    this.record(
+      opts.level ?? 'info',
+      inb,
+      opts.endpoint,
+      status,
+      outcome,
+      reason === undefined ? {} : { reason },
+    );
+  }
+
+  private record(
+    level: 'info' | 'warn',
+    inb: Inbound,
+    endpoint: Endpoint | undefined,
+    status: number,
+    outcome: string,
+    more: { reason?: string; target?: string } = {},
+  ): void {
+    const { req, source } = inb;
+    this.deps.record(level, {
+      callId: req.callId,
+      branch: inb.via.branch,
+      method: req.method,
+      ruri: req.uri,
+      endpoint: endpoint?.sipAddress,
+      mode: 'lookup',
+      status,
+      outcome,
+      ...more,
+      ...(level === 'warn' ? { peer: hostPort(source.address, source.port) } : {}),
+      latencyUs: Math.round((performance.now() - inb.t0) * 1000),
+    });
+  }
+}
+
+function dialogKey(callId: string, localTag: string, remoteTag: string): string {
+  return `${callId}\u0000${localTag}\u0000${remoteTag}`;
+}
+
+function earlyKey(callId: string, remoteTag: string): string {
+  return `${callId}\u0000${remoteTag}`;
+}
+
+/**
+ * A flat copy of a header value: values are slices of the message's whole header text, and a dialog
+ * holding one would keep that text alive for the dialog's life.
+ */
+function detach(s: string): string {
+  return (s + ' ').slice(0, -1);
+}
+
+/** The media type of a Content-Type value, lower case, without parameters. */
+function mediaType(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const t = (value.split(';')[0] ?? '').trim().toLowerCase();
+  return t === '' ? undefined : t;
+}
+
+function uriOf(nameAddr: string): string | undefined {
+  try {
+    return parseNameAddr(nameAddr).uri;
+  } catch {
+    return undefined;
+  }
+}
+
+function isLooseRoute(route: string): boolean {
+  try {
+    return /;\s*lr(?:[;=>\s]|$)/i.test(parseNameAddr(route).uri);
+  } catch {
+    return true;
+  }
+}
+
+const EMPTY_BODY_TAIL = Buffer.from('Content-Length: 0\r\n\r\n', 'latin1');
+
+/** Replace the empty body buildResponse writes with `body`. */
+function withBody(response: Buffer, type: string, body: Buffer): Buffer {
+  const tail = EMPTY_BODY_TAIL;
+  if (!response.subarray(response.length - tail.length).equals(tail))
+    throw new Error('response does not end with an empty body');
+  const head = response.subarray(0, response.length - tail.length);
+  return Buffer.concat([
+    head,
+    Buffer.from(`Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'),
+    body,
+  ]);
+}
+
+/**
+ * The address and port the client reached us on, as our Via, Contact and SDP name it. A socket bound
+ * to the wildcard has no address of its own to give: the first non-internal one of the client's
+ * family stands in (as Outbound does for the proxy's Via).
+ */
+function localAddress(source: Source): { address: string; port: number } {
+  const link: Link = source.link;
+  const a = link.localAddress;
+  if (a !== '0.0.0.0' && a !== '::' && a !== '')
+    return { address: a.replace(/^::ffff:/, ''), port: link.localPort };
+  for (const list of Object.values(networkInterfaces())) {
+    for (const n of list ?? []) {
+      if (!n.internal && (n.family === 'IPv4' ? 4 : 6) === source.family)
+        return { address: n.address, port: link.localPort };
+    }
+  }
+  return { address: source.family === 4 ? '127.0.0.1' : '::1', port: link.localPort };
+}
