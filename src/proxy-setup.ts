@@ -142,6 +142,8 @@ export class ProxySupport {
       }
     }
     this.prober.setTargets(all);
+    // Every member is exposed from the start (assumed up until its first probe says otherwise).
+    for (const t of all) this.ctx.onMemberChange?.(t, this.health.isAvailable(t));
   }
 
   /** One OPTIONS to a pool member through our own client transaction (RFC 3261 §11). */

@@ -118,6 +118,7 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
   if (JSON.stringify(before.listen) !== JSON.stringify(after.listen)) out.push('listen');
   if (JSON.stringify(before.sip) !== JSON.stringify(after.sip)) out.push('sip');
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push('admin');
+  if (JSON.stringify(before.proxy) !== JSON.stringify(after.proxy)) out.push('proxy');
   if (before.log.pretty !== after.log.pretty) out.push('log.pretty');
   return out;
 }

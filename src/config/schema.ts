@@ -214,6 +214,47 @@ const adminSchema = z.preprocess(
   }),
 );
 
+/** A DNS server for pool resolution: an IP address with an optional port ("127.0.0.1:5353", "[::1]:53"). */
+const dnsServer = z.string().superRefine(
+  check((v: string) => {
+    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(v);
+    if (m === null || isIP(m[1] ?? '') === 0) return `"${v}" is not an IP address with an optional port`;
+    if (m[2] !== undefined && Number(m[2]) > 65535) return `port "${m[2]}" is out of range`;
+    return undefined;
+  }),
+);
+
+/** Proxy mode: forwarding, failover and health probing of pool members (RFC 3261 §16, RFC 3263). */
+const proxySchema = strictObject({
+  // Off by default: only the dialog's first request passes through us (DESIGN.md, scale-out).
+  recordRoute: z.boolean().default(false),
+  // RFC 3261 §16.6 item 11: Timer C "MUST be set to be greater than 3 minutes".
+  timerC: z.int().min(180_001).max(3_600_000).default(181_000),
+  /** A member that failed a request (503, 408, timeout, transport error) is skipped this long. */
+  holdDown: z.int().min(0).max(3_600_000).default(30_000),
+  /** Retry-After, in seconds, of the 503 answered when a pool has no live member. */
+  noMemberRetryAfter: z.int().min(1).max(86_400).default(30),
+  /** Transport tried first for pools found through DNS; Lync pools speak TLS. */
+  transport: z.enum(['tls', 'tcp', 'udp']).default('tls'),
+  dns: orEmpty(
+    {},
+    strictObject({
+      /** Empty: the system's resolvers. */
+      servers: z.array(dnsServer).default([]),
+    }),
+  ),
+  probe: orEmpty(
+    {},
+    strictObject({
+      enabled: z.boolean().default(true),
+      interval: z.int().min(100).max(3_600_000).default(10_000),
+      timeout: z.int().min(50).max(600_000).default(5_000),
+      upThreshold: z.int().min(1).max(100).default(2),
+      downThreshold: z.int().min(1).max(100).default(2),
+    }),
+  ),
+});
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -237,6 +278,7 @@ export const serverConfigSchema = strictObject({
   ),
   sip: orEmpty({}, sipSchema),
   admin: adminSchema,
+  proxy: orEmpty({}, proxySchema),
 });
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;
@@ -386,6 +428,8 @@ export const endpointSchema = strictObject({
   displayName: z.string().optional(),
   mode: z.enum(ENDPOINT_MODES).default('proxy'),
   enabled: z.boolean().default(true),
+  /** Proxy mode: Record-Route this endpoint's dialogs (proxy.recordRoute in server.yaml otherwise). */
+  recordRoute: z.boolean().optional(),
   lookupUris: z
     .array(z.string().superRefine(check((v: string) => uriProblem(v, false))))
     .min(1)

@@ -58,6 +58,7 @@ export class EndpointTable {
           mode: e.mode,
           enabled: e.enabled,
           lookupUris: Object.freeze(e.lookupUris ?? [`sip:${user}@${fqdn}`]),
+          ...(e.recordRoute === undefined ? {} : { recordRoute: e.recordRoute }),
           pool,
           ...(maintenanceUntil === undefined ? {} : { maintenanceUntil }),
         }),

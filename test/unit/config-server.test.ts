@@ -24,12 +24,29 @@ const DEFAULTS = {
   log: { level: 'info', pretty: 'auto' },
   sip: { maxMessageSize: 65535, t1: 500, t2: 4000, t4: 5000, serverHeader: 'pchat-endpoint' },
   admin: { listen: undefined },
+  proxy: {
+    recordRoute: false,
+    timerC: 181_000,
+    holdDown: 30_000,
+    noMemberRetryAfter: 30,
+    transport: 'tls',
+    dns: { servers: [] },
+    probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
+  },
 };
 
 describe('server.yaml accepted', () => {
   it('an empty file means every default', () => {
     expect(parseServerConfig('', FILE)).toEqual(DEFAULTS);
     expect(parseServerConfig('# nothing\n', FILE)).toEqual(DEFAULTS);
+  });
+
+  it('the proxy section: Timer C above 3 minutes, DNS servers as IP[:port]', () => {
+    expect(refusal('proxy:\n  timerC: 60000\n')[0]).toMatch(/^config\/server.yaml:2:11: proxy.timerC: must be at least 180001/);
+    expect(refusal('proxy:\n  dns:\n    servers: [dns.example.com]\n')[0]).toMatch(/proxy.dns.servers\[0\]: "dns.example.com" is not an IP address/);
+    const cfg = parseServerConfig('proxy:\n  recordRoute: true\n  dns:\n    servers: ["127.0.0.1:5353", "[::1]:53"]\n', FILE);
+    expect(cfg.proxy.recordRoute).toBe(true);
+    expect(cfg.proxy.dns.servers).toEqual(['127.0.0.1:5353', '[::1]:53']);
   });
 
   it('sections left empty take their defaults', () => {
@@ -105,7 +122,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy`,
     ]);
   });
 
