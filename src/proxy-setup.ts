@@ -83,7 +83,9 @@ export class ProxySupport {
     );
     this.clientTxns = new ClientTransactionTable(ctx.clock, ctx.timers);
     this.outbound = new Outbound(ctx.udp, ctx.tcp, connector);
-    const dns = opts.dns ?? createDnsResolver([...(opts.dnsServers ?? getServers())]);
+    const servers = [...(opts.dnsServers ?? getServers())];
+    // With no DNS server at all, pools with static targets still work; named ones fail clearly.
+    const dns = opts.dns ?? (servers.length > 0 ? createDnsResolver(servers) : unavailableDns());
     this.resolver = new PoolResolver({
       dns,
       clock: ctx.clock,
@@ -191,6 +193,12 @@ export class ProxySupport {
     this.clientTxns.clear();
     this.connections.closeAll();
   }
+}
+
+function unavailableDns(): DnsLike {
+  const fail = (): Promise<never> =>
+    Promise.reject(new Error('no DNS server configured (proxy.dns.servers in server.yaml)'));
+  return { resolveNaptr: fail, resolveSrv: fail, resolve4: fail, resolve6: fail };
 }
 
 function definedOnly(opts: ProxyOptions): Partial<ProxySettings> {
