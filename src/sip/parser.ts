@@ -4,7 +4,7 @@
 import { canonicalName, headerBit } from './headers.js';
 import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
-import { trimWs } from './header-values.js';
+import { isToken, trimWs } from './header-values.js';
 
 export interface ParseOptions {
   /** Stream transports (TCP/TLS): a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -32,21 +32,6 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const LFLF = Buffer.from('\n\n', 'latin1');
 const CR = 13;
 const LF = 10;
-
-// RFC 3261 §25.1 token characters, as a lookup table indexed by char code.
-const TOKEN = new Uint8Array(128);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") {
-  TOKEN[c.charCodeAt(0)] = 1;
-}
-
-export function isTokenText(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TOKEN[c] === 0) return false;
-  }
-  return true;
-}
 
 /** Offset of the first byte after any CRLFs that precede the start line (RFC 3261 §7.5). */
 export function skipLeadingCrlf(buf: Buffer, from = 0): number {
@@ -168,7 +153,7 @@ export function parseHeaderLines(
       bit = known[2];
     } else {
       wire = text.slice(start, nameEnd);
-      if (!isTokenText(wire)) {
+      if (!isToken(wire)) {
         defect ??= new SipParseError('Malformed header name');
         continue;
       }
@@ -261,7 +246,7 @@ function parseRequestLine(line: string): [method: string, uri: string, version: 
   const method = line.slice(0, sp1);
   const uri = line.slice(sp1 + 1, sp2);
   const version = line.slice(sp2 + 1);
-  if (!isTokenText(method)) throw new SipParseError('Malformed method');
+  if (!isToken(method)) throw new SipParseError('Malformed method');
   if (uri.length === 0) throw new SipParseError('Malformed Request-URI');
   checkVersion(version);
   return [method, uri, version];
