@@ -125,7 +125,10 @@ export class Proxy {
 
   /** A new request for a proxy-mode endpoint (RFC 3261 §16.5–16.6 over the pool's targets). */
   forwardToPool(inb: Inbound, endpoint: Endpoint, key: string): void {
-    const ctx = new ResponseContext(this, inb, endpoint, false);
+    // RFC 3261 §16.4: "If the first value in the Route header field indicates this proxy, the proxy
+    // MUST remove that value from the request." (a Front End routing the lookup INVITE to us).
+    const route = firstRoute(inb.req);
+    const ctx = new ResponseContext(this, inb, endpoint, route !== undefined && this.isOwnRoute(route));
     this.track(key, ctx);
     ctx.sendTrying();
     this.deps.targets.resolve(endpoint.pool).then(

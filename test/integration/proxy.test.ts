@@ -259,4 +259,28 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
     expect(member.received.filter((x) => x.method === 'OPTIONS').length).toBeGreaterThan(2);
     await member.close();
   });
+
+  it('a Route naming us (a Front End routing the INVITE here) is removed before forwarding (RFC 3261 §16.4)', async () => {
+    const member = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
+    const s = await start([`sip:127.0.0.1:${member.port};transport=udp`]);
+    const routes = `Route: <sip:127.0.0.1:${s.port('udp')};lr>, <sip:fe.contoso.com;lr;ms-route-sig=xyz>\r\n`;
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const got = new Promise<string>((resolve) =>
+      sock.on('message', (m) => {
+        const t = m.toString('latin1');
+        if (!t.startsWith('SIP/2.0 100')) resolve(t);
+      }),
+    );
+    sock.send(
+      invite('route-1', `SIP/2.0/UDP 127.0.0.1:${sock.address().port};branch=z9hG4bK-route-1`, routes),
+      s.port('udp'),
+      '127.0.0.1',
+    );
+    expect(status(await got)).toBe(200);
+    sock.close();
+    expect(member.received[0]!.headerLines('route')).toEqual(['<sip:fe.contoso.com;lr;ms-route-sig=xyz>']);
+    await member.close();
+  });
 });
