@@ -3,7 +3,14 @@
 
 import net from 'node:net';
 import { StreamFramer } from '../sip/framer.js';
-import type { BoundAddress, FramingErrorHandler, Link, MessageHandler, Source } from './types.js';
+import type {
+  BoundAddress,
+  FramingErrorHandler,
+  Link,
+  MessageHandler,
+  PeerCertificate,
+  Source,
+} from './types.js';
 
 export interface TcpOptions {
   readonly host: string;
@@ -14,8 +21,13 @@ export interface TcpOptions {
   readonly onError?: (err: Error) => void;
 }
 
+/** Set for a connection that carries TLS (a TLSSocket is a net.Socket, so the framing is shared). */
+export interface SecureConnectionInfo {
+  readonly peerCertificate?: PeerCertificate;
+}
+
 export class TcpConnection implements Link {
-  readonly transport = 'tcp' as const;
+  readonly transport: 'tcp' | 'tls';
   readonly reliable = true;
   readonly source: Source;
   private readonly framer: StreamFramer;
@@ -26,13 +38,16 @@ export class TcpConnection implements Link {
     maxMessageSize: number,
     private readonly onMessage: MessageHandler,
     private readonly onFramingError: FramingErrorHandler,
+    secure?: SecureConnectionInfo,
   ) {
+    this.transport = secure === undefined ? 'tcp' : 'tls';
     this.framer = new StreamFramer(maxMessageSize);
     this.source = {
       link: this,
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       family: socket.remoteFamily === 'IPv6' ? 6 : 4,
+      ...(secure?.peerCertificate === undefined ? {} : { peerCertificate: secure.peerCertificate }),
     };
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     let failure: Error | undefined;

@@ -2,9 +2,9 @@
 
 import type { SipParseError } from '../sip/errors.js';
 
-export type TransportName = 'udp' | 'tcp';
+export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
-/** Something bytes can be written to: a UDP socket (any peer) or one stream connection. */
+/** Something bytes can be written to: a UDP socket (any peer) or one stream or WebSocket connection. */
 export interface Link {
   readonly transport: TransportName;
   /** Reliable transports need no retransmission (RFC 3261 §17.1.1.2 / §17.2.1). */
@@ -16,12 +16,27 @@ export interface Link {
   send(data: Buffer, address: string, port: number): void;
 }
 
+/**
+ * The certificate a TLS client presented and we verified (MTLS), as access policies match it.
+ * `subject` is the distinguished name, most significant part first as written in the certificate
+ * ("C=US, O=Contoso, CN=fe1.contoso.com"); `san` holds the subjectAltName entries with their type
+ * ("DNS:fe1.contoso.com", "URI:sip:fe1.contoso.com", "IP Address:10.0.0.5").
+ */
+export interface PeerCertificate {
+  readonly subject: string;
+  /** The subject's common name alone, when it has one. */
+  readonly commonName?: string;
+  readonly san: readonly string[];
+}
+
 /** Where an inbound message came from. */
 export interface Source {
   readonly link: Link;
   readonly address: string;
   readonly port: number;
   readonly family: 4 | 6;
+  /** Set only for TLS connections whose client certificate was verified. */
+  readonly peerCertificate?: PeerCertificate;
 }
 
 /** Called for each message received (a whole datagram, or one message framed off a stream). */
