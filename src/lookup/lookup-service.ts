@@ -539,18 +539,28 @@ export class LookupService {
     // xccos.md §3: the reply travels in a separate in-dialog INFO from us, after the 200.
     const body = buildXccosReply(String(d.envid++ % 0x7fff_ffff), envelope.envid, replies);
     this.sendRequest(d, 'INFO', body);
+    // One decision line for the INFO: the hand-out when there was one, else the refused command.
+    const refusedText =
+      unsupported.length === 0
+        ? undefined
+        : `unsupported XCCOS command ${unsupported.join(' ')}`.slice(0, 200);
+    this.stats.xccosRefused += unsupported.length;
     if (handedOut.length > 0) {
       this.stats.handouts += handedOut.length;
-      this.record(allDown ? 'warn' : 'info', inb, endpoint, 200, 'lookup-handout', {
-        target: handedOut.join(' '),
-        ...(allDown ? { reason: 'every lookup URI probed down; handed out anyway' } : {}),
-      });
-    }
-    if (unsupported.length > 0) {
-      this.stats.xccosRefused += unsupported.length;
-      this.record('warn', inb, endpoint, 200, 'xccos-unsupported', {
-        reason: `unsupported XCCOS command ${unsupported.join(' ')}`.slice(0, 200),
-      });
+      const reason = allDown ? 'every lookup URI probed down; handed out anyway' : refusedText;
+      this.record(
+        allDown || refusedText !== undefined ? 'warn' : 'info',
+        inb,
+        endpoint,
+        200,
+        'lookup-handout',
+        {
+          target: handedOut.join(' '),
+          ...(reason === undefined ? {} : { reason }),
+        },
+      );
+    } else {
+      this.record('warn', inb, endpoint, 200, 'xccos-unsupported', { reason: refusedText ?? '' });
     }
   }
 
