@@ -374,6 +374,35 @@ describe('XCCOS over the lookup dialog (xccos.md §3)', () => {
     expect(router.lookup!.size).toBe(0);
   });
 
+  it('copies Record-Route into the 200 and routes its INFO through the Front End (RFC 3261 §12.1.1)', () => {
+    const { ok } = dialog(
+      'rr-fe',
+      'ocschat',
+      'Record-Route: <sip:fe1.contoso.com:5061;transport=tls;lr>\r\n',
+    );
+    expect(ok.header('record-route')).toBe('<sip:fe1.contoso.com:5061;transport=tls;lr>');
+    const c = new Client('rr-fe');
+    c.accept(ok);
+    c.inDialog('ACK');
+    c.inDialog('INFO', { body: REQURI(5) });
+    // Sent back where the client's requests come from, not resolved from the route or Contact.
+    expect(link.sent.map((m) => `${m.address}:${m.port}`)).toEqual(['127.0.0.1:40000', '127.0.0.1:40000']);
+    const rpl = asRequest(link.take()[1]!);
+    expect(rpl.uri).toBe('sip:alice@127.0.0.1:40000;transport=udp');
+    expect(rpl.header('route')).toBe('<sip:fe1.contoso.com:5061;transport=tls;lr>');
+  });
+
+  it('puts a strict-routing Front End in the Request-URI and the remote target last', () => {
+    const { ok } = dialog('rr-strict', 'ocschat', 'Record-Route: <sip:fe1.contoso.com>\r\n');
+    const c = new Client('rr-strict');
+    c.accept(ok);
+    c.inDialog('ACK');
+    c.inDialog('INFO', { body: REQURI(5) });
+    const rpl = asRequest(link.take()[1]!);
+    expect(rpl.uri).toBe('sip:fe1.contoso.com');
+    expect(rpl.header('route')).toBe('<sip:alice@127.0.0.1:40000;transport=udp>');
+  });
+
   it('retransmits its INFO over UDP until the client answers (RFC 3261 §17.1.2)', () => {
     const { c, rpl } = lookup('requri-rtx');
     clock.advance(T.t1);
