@@ -9,7 +9,7 @@
 //             [--memory-calls 200000] [--memory-rate 5000]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
-//             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 20000] [--warmup 2000]
+//             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 2000]
 //             [--kamailio-shm 256]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -49,7 +49,7 @@ const { values: args } = parseArgs({
     drain: { type: 'string', default: '40' },
     'hold-calls': { type: 'string', default: '20000' },
     'hold-rate': { type: 'string', default: '2000' },
-    'hold-ms': { type: 'string', default: '20000' },
+    'hold-ms': { type: 'string', default: '30000' },
     'kamailio-shm': { type: 'string', default: '256' },
     warmup: { type: 'string', default: '2000' },
   },
@@ -290,6 +290,10 @@ async function proxySuite() {
   // Taken before the suite starts, so the load average is that of the machine, not of the first runs.
   const env = { ...environment(), durationS: proxyCfg.durationS };
   const result = await runProxySuite(proxyCfg);
+  // The raw figures, kept in case the report cannot be rendered: a long run is not lost to a typo.
+  const raw = join(tmpdir(), `pchat-bench-proxy-${env.date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(raw, JSON.stringify({ env, cfg: proxyCfg, ...result }, null, 2));
+  console.log(`raw results: ${raw}`);
   const report = proxyMarkdownReport({ env, cfg: proxyCfg, ...result });
   console.log(`\n${report}`);
   await appendResult(report);

@@ -1,7 +1,7 @@
 // The proxy benchmark: SIPp client → server → SIPp pool member full calls (INVITE/100/200/ACK/BYE/200)
 // over UDP at fixed offered loads, pchat-endpoint (mode proxy, one static pool member) against Kamailio
 // (tm + rr); then the service's memory over a long run and per held INVITE transaction.
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readdir, readFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderKamailioProxyConfig } from './kamailio.mjs';
@@ -64,7 +64,15 @@ async function logSummary(server, logFile) {
 
 async function startServer(server, dir, level, uasPort, cfg, admin = false) {
   if (server === 'ours') {
-    return startPchat(dir, { level, endpointsYaml: proxyEndpoints(uasPort), admin, tcp: false });
+    return startPchat(dir, {
+      level,
+      endpointsYaml: proxyEndpoints(uasPort),
+      admin,
+      tcp: false,
+      // The memory runs ask for a heap snapshot, which V8 precedes with a full collection: the only way
+      // to see live heap from outside without changing the service.
+      ...(admin ? { nodeArgs: ['--heapsnapshot-signal=SIGUSR2'] } : {}),
+    });
   }
   return startKamailioWith(
     dir,
@@ -219,6 +227,43 @@ function sampler(pid, adminPort, t0) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * A sample taken right after a full garbage collection: SIGUSR2 makes the service (started with
+ * --heapsnapshot-signal) write a heap snapshot into `dir`, which V8 precedes with a full GC; once the
+ * file has stopped growing, heap used is live data only. Bounded to 60 s; the snapshot is deleted.
+ */
+async function sampleAfterFullGc(pid, adminPort, dir, t0) {
+  const snapshots = async () => (await readdir(dir)).filter((f) => f.endsWith('.heapsnapshot'));
+  const known = new Set(await snapshots());
+  // Writing the snapshot itself grows RSS (and it may not shrink again): RSS is read before it.
+  const tSignal = (Date.now() - t0) / 1000;
+  const rssBeforeGcKb = currentRssKb([pid]);
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 60_000;
+  let file;
+  let lastSize = -1;
+  while (Date.now() < deadline) {
+    await sleep(500);
+    file ??= (await snapshots()).find((f) => !known.has(f));
+    if (file === undefined) continue;
+    const size = (await stat(join(dir, file))).size;
+    if (size > 0 && size === lastSize) break;
+    lastSize = size;
+  }
+  const t = (Date.now() - t0) / 1000;
+  const m = await scrape(adminPort);
+  if (file !== undefined) await rm(join(dir, file), { force: true });
+  return {
+    t,
+    tSignal,
+    rssKb: currentRssKb([pid]),
+    rssBeforeGcKb,
+    ...m,
+    afterGc: true,
+    snapshotWritten: file !== undefined,
+  };
+}
+
+/**
  * The service alone over `memoryCalls` calls at `memoryRate`, then `drainS` with no traffic so that
  * every transaction has ended (Timer J keeps a non-INVITE server transaction 64*T1 = 32 s): growth
  * that survives the drain is retained memory, not live state.
@@ -235,6 +280,7 @@ async function memoryRun(cfg) {
     const t0 = Date.now();
     const s = sampler(target.pid, target.adminPort, t0);
     await sleep(1500);
+    const gcBefore = await sampleAfterFullGc(target.pid, target.adminPort, dir, t0);
     const loadStartS = (Date.now() - t0) / 1000;
     const load = await runLoad({
       dir,
@@ -252,16 +298,28 @@ async function memoryRun(cfg) {
     await sleep(cfg.drainS * 1000);
     s.stop();
     await s.take();
+    const gcAfter = await sampleAfterFullGc(target.pid, target.adminPort, dir, t0);
     const rss = peakRss([target.pid]);
     const serverLog = await logSummary('ours', target.logFile);
     await uas.stop();
     untrackUas();
     await stopProcess(target.child, [target.pid]);
     console.log(
-      `proxy memory: ${load.successful}/${load.calls} ok at ${load.achievedRate.toFixed(0)}/s, ` +
+      `proxy memory: heap after full GC ${(gcBefore.heapUsedKb / 1024).toFixed(1)} MB before, ` +
+        `${(gcAfter.heapUsedKb / 1024).toFixed(1)} MB after; ` +
+        ` ${load.successful}/${load.calls} ok at ${load.achievedRate.toFixed(0)}/s, ` +
         `VmHWM ${(rss.maxKb / 1024).toFixed(1)} MB, ${s.samples.length} samples`,
     );
-    return { load, samples: s.samples, loadStartS, loadEndS, peakRssKb: rss.maxKb, serverLog };
+    return {
+      load,
+      samples: s.samples,
+      loadStartS,
+      loadEndS,
+      peakRssKb: rss.maxKb,
+      serverLog,
+      gcBefore,
+      gcAfter,
+    };
   } finally {
     await uas?.stop();
     untrackUas();
@@ -287,6 +345,8 @@ async function holdRun(cfg) {
     const t0 = Date.now();
     const s = sampler(target.pid, target.adminPort, t0);
     await sleep(1500);
+    // No snapshot before the load: its own RSS would be charged to the held calls. The live heap
+    // without them is measured at the end instead, once every call has ended.
     await s.take();
     const before = s.samples.at(-1);
     const loadStartS = (Date.now() - t0) / 1000;
@@ -304,30 +364,34 @@ async function holdRun(cfg) {
       limit: cfg.holdCalls,
       graceS: holdS + 40,
     });
+    // Awaited below; until then a failure must not surface as an unhandled rejection.
+    loadDone.catch(() => undefined);
+    // Every call started and none answered yet: the plateau, measured after a full collection.
+    await sleep((rampS + 1) * 1000);
+    const plateau = await sampleAfterFullGc(target.pid, target.adminPort, dir, t0);
     const load = await loadDone;
     const loadEndS = (Date.now() - t0) / 1000;
     await sleep(cfg.drainS * 1000);
     s.stop();
-    await s.take();
+    const after = await sampleAfterFullGc(target.pid, target.adminPort, dir, t0);
     const rss = peakRss([target.pid]);
     const serverLog = await logSummary('ours', target.logFile);
     await uas.stop();
     untrackUas();
     await stopProcess(target.child, [target.pid]);
-    // The plateau: the sample with the most live transactions (all calls started, none answered yet).
-    const plateau = s.samples.reduce(
-      (best, x) => (x.transactions > (best?.transactions ?? -1) ? x : best),
-      undefined,
-    );
     console.log(
-      `proxy hold: ${load.successful}/${load.calls} ok, plateau ${plateau?.transactions} transactions, ` +
-        `RSS ${((plateau?.rssKb ?? 0) / 1024).toFixed(1)} MB (before ${(before.rssKb / 1024).toFixed(1)})`,
+      `proxy hold: ${load.successful}/${load.calls} ok, plateau ${plateau.transactions} transactions, ` +
+        `RSS ${(plateau.rssBeforeGcKb / 1024).toFixed(1)} MB (before ${(before.rssKb / 1024).toFixed(1)})`,
     );
+    if (plateau.tSignal - loadStartS >= holdS) {
+      console.log('  the plateau sample came after the first held calls were answered: raise --hold-ms');
+    }
     return {
       load,
       samples: s.samples,
       before,
       plateau,
+      after,
       loadStartS,
       loadEndS,
       peakRssKb: rss.maxKb,

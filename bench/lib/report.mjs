@@ -230,27 +230,30 @@ const fmtMb = (kb) => (Number.isFinite(kb) ? mb(kb) : 'n/a');
 
 /** The samples whose time lies in [from, to) seconds. */
 const between = (samples, from, to) => samples.filter((x) => x.t >= from && x.t < to);
-const minOf = (samples, key) => Math.min(...samples.map((x) => x[key]).filter(Number.isFinite));
+
+const gcNote = (x) => (x.snapshotWritten ? '' : ' (no snapshot seen: not after a full GC)');
 
 function memorySection(memory, cfg) {
   const out = [];
   const s = memory.samples;
+  const { gcBefore, gcAfter } = memory;
+  const rssMax = Math.max(...s.map((x) => x.rssKb));
+  // RSS over the second half of the load, where warm-up (JIT, pools, heap sizing) has settled.
   const len = memory.loadEndS - memory.loadStartS;
-  const at = (f) => memory.loadStartS + f * len;
-  // The heap's low points (just after a collection) are what retained memory raises; compare the
-  // lowest heap of the second quarter of the load with that of the last quarter and after the drain.
-  const q2 = minOf(between(s, at(0.25), at(0.5)), 'heapUsedKb');
-  const q4 = minOf(between(s, at(0.75), at(1)), 'heapUsedKb');
-  const drained = s.at(-1);
-  const first = s[0];
+  const half = between(s, memory.loadStartS + len / 2, memory.loadEndS);
+  const rssMid = half[0]?.rssKb ?? NaN;
+  const rssEnd = half.at(-1)?.rssKb ?? NaN;
   out.push(
     `Memory: pchat-endpoint (log info), ${cfg.memoryCalls} calls offered at ${cfg.memoryRate}/s over UDP: ` +
       `${memory.load.successful} successful, ${memory.load.calls - memory.load.successful} not ` +
-      `(${memory.load.failed} failed), ${fixed(memory.load.achievedRate)}/s achieved, then ${cfg.drainS} s idle. ` +
-      `RSS at start ${fmtMb(first.rssKb)} MB, max ${fmtMb(Math.max(...s.map((x) => x.rssKb)))}, after the idle ` +
-      `${fmtMb(drained.rssKb)} MB; VmHWM ${mb(memory.peakRssKb)} MB. Heap used (lowest in the window): ` +
-      `2nd quarter of the load ${fmtMb(q2)} MB, last quarter ${fmtMb(q4)} MB, at start ${fmtMb(first.heapUsedKb)}, ` +
-      `after the idle ${fmtMb(drained.heapUsedKb)} MB; live server transactions after the idle ${drained.transactions}.`,
+      `(${memory.load.failed} failed), ${fixed(memory.load.achievedRate)}/s achieved, then ${cfg.drainS} s idle ` +
+      `(Timer J keeps each BYE's server transaction 32 s). Heap used after a full GC: ` +
+      `${fmtMb(gcBefore.heapUsedKb)} MB before the load${gcNote(gcBefore)}, ${fmtMb(gcAfter.heapUsedKb)} MB after it` +
+      `${gcNote(gcAfter)} (${gcAfter.transactions} live server transactions). RSS ${fmtMb(gcBefore.rssBeforeGcKb)} MB before, ` +
+      `max ${fmtMb(rssMax)}, second half of the load ${fmtMb(rssMid)} → ${fmtMb(rssEnd)} MB, after the idle ` +
+      `${fmtMb(gcAfter.rssBeforeGcKb)} MB; VmHWM ${mb(memory.peakRssKb)} MB (RSS during the load includes what the ` +
+      'snapshot before it left behind). Heap used between samples includes garbage not yet collected; only the ' +
+      'after-GC figures are live data.',
   );
   out.push('');
   out.push(
@@ -268,20 +271,23 @@ function memorySection(memory, cfg) {
 
 function holdSection(hold, cfg) {
   const out = [];
-  const { before, plateau } = hold;
-  const open = plateau?.transactions ?? NaN;
-  const perRss = plateau ? ((plateau.rssKb - before.rssKb) * 1024) / open : NaN;
-  const perHeap = plateau ? ((plateau.heapUsedKb - before.heapUsedKb) * 1024) / open : NaN;
-  const drained = hold.samples.at(-1);
+  const { before, plateau, after } = hold;
+  const open = plateau.transactions;
+  // RSS: just before the plateau's snapshot against just before the load (no snapshot before it).
+  // Heap: both after a full GC, at the plateau and once every call has ended in the same process.
+  const perRss = ((plateau.rssBeforeGcKb - before.rssKb) * 1024) / open;
+  const perHeap = ((plateau.heapUsedKb - after.heapUsedKb) * 1024) / open;
   out.push(
     `Held calls: ${cfg.holdCalls} calls started at ${cfg.holdRate}/s, the pool member answering 100 and holding each ` +
       `${cfg.holdMs} ms before its 200: ${hold.load.successful} successful, ${hold.load.calls - hold.load.successful} not ` +
-      `(${hold.load.failed} failed). At the plateau ${open} live server transactions: RSS ${fmtMb(plateau?.rssKb)} MB ` +
-      `(${fmtMb(before.rssKb)} before the load), heap used ${fmtMb(plateau?.heapUsedKb)} MB (${fmtMb(before.heapUsedKb)} before): ` +
-      `about ${fixed(perRss / 1024, 1)} kB RSS and ${fixed(perHeap / 1024, 1)} kB heap per held INVITE (server and client ` +
-      `transaction, response context; no dialog state, Record-Route being off). At that rate 50,000 held INVITEs ` +
-      `would take ${fixed((before.rssKb * 1024 + perRss * 50_000) / 1024 / 1024)} MB RSS. After ${cfg.drainS} s idle: RSS ` +
-      `${fmtMb(drained.rssKb)} MB, heap used ${fmtMb(drained.heapUsedKb)} MB, ${drained.transactions} transactions; VmHWM ${mb(hold.peakRssKb)} MB.`,
+      `(${hold.load.failed} failed). With every call started and none answered, ${open} live server transactions: ` +
+      `RSS ${fmtMb(plateau.rssBeforeGcKb)} MB (${fmtMb(before.rssKb)} before the load), heap used after a full GC ` +
+      `${fmtMb(plateau.heapUsedKb)} MB${gcNote(plateau)} (${fmtMb(after.heapUsedKb)} once the calls had ended${gcNote(after)}): ` +
+      `${fixed(perHeap / 1024, 1)} kB of live heap and ${fixed(perRss / 1024, 1)} kB of RSS per held INVITE ` +
+      '(its server and client transactions and response context; no dialog state, Record-Route being off). ' +
+      `At that rate 50,000 held INVITEs would take about ${fixed((before.rssKb * 1024 + perRss * 50_000) / 1024 / 1024)} MB RSS. ` +
+      `After the calls ended and ${cfg.drainS} s idle: ${after.transactions} transactions, RSS ` +
+      `${fmtMb(after.rssBeforeGcKb)} MB; VmHWM ${mb(hold.peakRssKb)} MB (the heap snapshots add to it).`,
   );
   out.push('');
   out.push(

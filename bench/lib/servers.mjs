@@ -42,10 +42,11 @@ export async function stopAll() {
 /**
  * pchat-endpoint (`serve --config-dir`) on a free UDP+TCP loopback port with the given endpoints.yaml
  * and log level; `admin: true` also opens the admin port (for /metrics) on another free port.
+ * `nodeArgs` go to node itself; the process runs in `dir` (where a heap snapshot would be written).
  * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, port: number,
  *   adminPort: number | undefined, logFile: string }>}
  */
-export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp = true }) {
+export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp = true, nodeArgs = [] }) {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
   const port = await freePort(tcp ? ['udp', 'tcp'] : ['udp']);
   const adminPort = admin ? await freePort(['tcp']) : undefined;
@@ -60,7 +61,8 @@ export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp
   await writeFile(join(configDir, 'endpoints.yaml'), endpointsYaml);
   const logFile = join(dir, 'server.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', configDir], {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config-dir', configDir], {
+    cwd: dir,
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
