@@ -19,6 +19,8 @@ export interface TcpOptions {
   /** A connection with no traffic for this long is closed. */
   readonly idleTimeoutMs?: number;
   readonly onError?: (err: Error) => void;
+  /** Asked about each new connection before it is taken on; false closes it at once (src/guard). */
+  readonly admit?: (socket: net.Socket) => boolean;
 }
 
 /** Set for a connection that carries TLS (a TLSSocket is a net.Socket, so the framing is shared). */
@@ -199,6 +201,7 @@ export class TcpListener {
   readonly transport = 'tcp' as const;
   private readonly connections = new Set<TcpConnection>();
   private bound: BoundAddress | undefined;
+  private stopped: Promise<void> | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -214,6 +217,11 @@ export class TcpListener {
     const server = net.createServer({ noDelay: true });
     const l = new TcpListener(server, opts);
     server.on('connection', (socket) => {
+      if (opts.admit !== undefined && !opts.admit(socket)) {
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return;
+      }
       const conn = new TcpConnection(socket, opts.maxMessageSize, onMessage, onFramingError);
       l.connections.add(conn);
       registry?.add(conn);
@@ -243,8 +251,16 @@ export class TcpListener {
     return this.connections.size;
   }
 
+  /** Takes no new connections; those open stay open (a drain before shutdown). */
+  stopAccepting(): Promise<void> {
+    // net.Server emits 'close' once, after the last connection ends: every later caller awaits that.
+    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
+    return this.stopped;
+  }
+
   close(): Promise<void> {
+    const stopped = this.stopAccepting();
     for (const c of this.connections) c.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return stopped;
   }
 }
