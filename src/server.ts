@@ -18,8 +18,10 @@ import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from './lookup/lookup-se
 import type { Clock } from './transaction/clock.js';
 import { TimerWheel } from './transaction/timer-wheel.js';
 import { TcpListener } from './transport/tcp.js';
-import type { BoundAddress } from './transport/types.js';
+import type { BoundAddress, Source } from './transport/types.js';
 import { UdpListener } from './transport/udp.js';
+import { Guard, type GuardSettings } from './guard/guard.js';
+import { listenerId, parseListenAddress } from './config/schema.js';
 
 export interface StartOptions {
   /** Folder holding server.yaml and endpoints.yaml. */
@@ -75,7 +77,23 @@ export interface RunningServer {
   reload(trigger?: string): Promise<ReloadResult>;
   /** Listeners bound, table loaded, not stopping. */
   ready(): boolean;
+  /** Access control and flood protection. */
+  readonly guard: Guard;
+  /**
+   * Stops taking work before a shutdown: new requests get 503 with Retry-After, TCP listeners accept
+   * no connection, /readyz answers 503; resolves when no transaction is waiting for its final
+   * response, or after `timeoutMs` (server.yaml shutdown.drainTime by default). close() follows.
+   */
+  drain(timeoutMs?: number): Promise<DrainResult>;
   close(): Promise<void>;
+}
+
+export interface DrainResult {
+  /** True when every transaction in flight finished within the time allowed. */
+  readonly drained: boolean;
+  /** Transactions still waiting for a final response when the drain ended. */
+  readonly inFlight: number;
+  readonly elapsedMs: number;
 }
 
 /** What an endpoint is, as far as a reload's "modified" is concerned. */
@@ -119,6 +137,10 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
   if (JSON.stringify(before.sip) !== JSON.stringify(after.sip)) out.push('sip');
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push('admin');
   if (JSON.stringify(before.proxy) !== JSON.stringify(after.proxy)) out.push('proxy');
+  // access and limits.rate are applied live; the other limits shape listeners and the router.
+  const fixedLimits = (l: LoadedConfig['server']['limits']): string => JSON.stringify({ ...l, rate: null });
+  if (fixedLimits(before.limits) !== fixedLimits(after.limits)) out.push('limits');
+  if (JSON.stringify(before.shutdown) !== JSON.stringify(after.shutdown)) out.push('shutdown');
   if (before.log.pretty !== after.log.pretty) out.push('log.pretty');
   return out;
 }
@@ -133,6 +155,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // The router reads this once per request: a reload swaps the reference, and a request already
   // being decided finishes with the table it started with.
   let table: EndpointTable = initial.table;
+  const guard = new Guard(guardSettingsFrom(server), { logger });
   // Metrics read the router only when scraped, so they can be made before it.
   const serviceMetrics: ServiceMetrics = new ServiceMetrics({
     get stats(): RouterStats {
@@ -140,6 +163,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
     transactionsInFlight: () => router.transactions.size,
     endpoints: () => table.size,
+    guard,
   });
   const clock = opts.clock ?? new TimerWheel();
   const timers = { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 };
@@ -177,10 +201,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     serverHeader: server.sip.serverHeader,
     ...(opts.wallClock === undefined ? {} : { wallClock: opts.wallClock }),
     onDecision: serviceMetrics.onDecision,
+    limits: {
+      maxHeaders: server.limits.maxHeaders,
+      maxLineLength: server.limits.maxLineLength,
+      maxTransactions: server.limits.maxTransactions,
+      retryAfter: server.limits.overloadRetryAfter,
+    },
   });
 
   let admin: AdminServer | undefined;
   let closed = false;
+  let draining = false;
   const onError = (err: Error): void => logger.warn({ err }, 'transport error');
 
   // Reloads run one after another: each sees the state the previous one left.
@@ -224,7 +255,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
     table = next.table;
     void proxySupport.refresh(table);
-    current = { ...next, server: { ...current.server, log: { ...current.server.log, level } } };
+    // Allow lists and the rate limit apply at once; the rest of server.yaml waits for a restart.
+    guard.update(guardSettingsFrom(next.server));
+    current = {
+      ...next,
+      server: {
+        ...current.server,
+        log: { ...current.server.log, level },
+        access: next.server.access,
+        limits: { ...current.server.limits, rate: next.server.limits.rate },
+      },
+    };
     serviceMetrics.reloaded(true);
     for (const w of next.warnings) logger.warn({ warning: w }, 'configuration warning');
     logger.info(
@@ -267,19 +308,30 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     closed = true;
     clearTimeout(debounce);
     watcher?.close();
+    guard.close();
     proxySupport.close();
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close()), admin?.close()]);
   };
 
   try {
     for (const l of server.listen) {
+      // Each listener's access policy and flood checks ride along with every message it receives.
+      const lg = guard.forListener(listenerId(l));
+      const onMessage = (data: Buffer, source: Source): void => router.onMessage(data, source, lg.admit);
       if (l.transport === 'udp') {
-        udp.push(await UdpListener.listen({ host: l.host, port: l.port, onError }, router.onMessage));
+        udp.push(await UdpListener.listen({ host: l.host, port: l.port, onError }, onMessage));
       } else {
         tcp.push(
           await TcpListener.listen(
-            { host: l.host, port: l.port, maxMessageSize: server.sip.maxMessageSize, onError },
-            router.onMessage,
+            {
+              host: l.host,
+              port: l.port,
+              maxMessageSize: server.sip.maxMessageSize,
+              idleTimeoutMs: server.limits.tcp.idleTimeout,
+              admit: lg.admitConnection,
+              onError,
+            },
+            onMessage,
             router.onFramingError,
             proxySupport.connections,
           ),
@@ -291,7 +343,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         server.admin.listen,
         {
           metrics: serviceMetrics,
-          ready: () => !closed,
+          ready: () => !closed && !draining,
           endpoints: () => endpointsView(table),
           reload: () => reload('http'),
         },
@@ -326,7 +378,28 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
     table: () => table,
     reload,
-    ready: () => !closed,
+    ready: () => !closed && !draining,
+    guard,
+    async drain(timeoutMs = server.shutdown.drainTime) {
+      const t0 = performance.now();
+      draining = true;
+      router.draining = true;
+      for (const t of tcp) void t.stopAccepting();
+      logger.info(
+        { inFlight: router.inFlight(), drainTimeMs: timeoutMs },
+        'draining: new requests answered 503, transactions in flight finishing',
+      );
+      // Polled rather than signalled: the check is cheap and the wait is bounded by timeoutMs.
+      while (!closed && router.inFlight() > 0 && performance.now() - t0 < timeoutMs) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, timeoutMs)));
+      }
+      const inFlight = router.inFlight();
+      const elapsedMs = Math.round(performance.now() - t0);
+      if (inFlight === 0) logger.info({ elapsedMs }, 'drained: no transaction in flight');
+      else
+        logger.warn({ elapsedMs, inFlight }, 'drain time over: transactions still in flight are abandoned');
+      return { drained: inFlight === 0, inFlight, elapsedMs };
+    },
     async close() {
       if (closed) return;
       await closeAll();
@@ -335,6 +408,37 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       logger.info('stopped');
       flushLogger(logger);
     },
+  };
+}
+
+/** server.yaml's access and limits sections as the guard takes them. */
+function guardSettingsFrom(s: LoadedConfig['server']): GuardSettings {
+  const r = s.limits.rate;
+  return {
+    access: {
+      action: s.access.action,
+      logIntervalMs: s.access.logInterval,
+      rules: s.access.allow.map((rule) => ({
+        listeners: rule.listen?.map((text) => {
+          const a = parseListenAddress(text);
+          // The schema has checked every name against the listen entries.
+          return typeof a === 'string' ? text : listenerId(a);
+        }),
+        networks: rule.networks,
+        certificates: rule.certificates,
+      })),
+    },
+    rate:
+      r.requests === 0
+        ? undefined
+        : {
+            requests: r.requests,
+            windowMs: r.window,
+            banMs: r.ban,
+            maxSources: r.maxSources,
+            exempt: r.exempt,
+          },
+    maxConnectionsPerSource: s.limits.tcp.maxConnectionsPerSource,
   };
 }
 

@@ -3,12 +3,15 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DecisionFields } from '../log.js';
 import type { RouterStats } from '../router/router.js';
+import type { GuardStats } from '../guard/guard.js';
 
 /** What the metrics read from the running service when scraped. */
 export interface MetricsSource {
   readonly stats: RouterStats;
   transactionsInFlight(): number;
   endpoints(): number;
+  /** Access control and flood protection counts (src/guard). */
+  readonly guard?: { readonly stats: GuardStats; readonly trackedSources: number };
 }
 
 // Method is a label, and any token is a valid method on the wire: anything outside this set is
@@ -117,15 +120,61 @@ export class ServiceMetrics {
       'internalErrors',
     );
 
+    fromStats(
+      'pchat_overload_rejected_total',
+      'New requests answered 503 because limits.maxTransactions was reached',
+      'overloaded',
+    );
+    fromStats(
+      'pchat_drain_rejected_total',
+      'New requests answered 503 while draining before shutdown',
+      'drainRejected',
+    );
+    const guard = source.guard;
+    if (guard !== undefined) {
+      fromCount(
+        'pchat_access_denied_total',
+        'Requests (and TCP connections) refused by a listener allow list: 403 or dropped',
+        () => guard.stats.accessDenied,
+      );
+      fromCount(
+        'pchat_rate_limited_total',
+        'Requests dropped because their source exceeded limits.rate or was banned for it',
+        () => guard.stats.rateLimited,
+      );
+      fromCount(
+        'pchat_source_bans_total',
+        'Sources banned for exceeding limits.rate',
+        () => guard.stats.bans,
+      );
+      fromCount(
+        'pchat_connections_refused_total',
+        'TCP connections closed at once: per-source limit, banned source or network not allowed',
+        () => guard.stats.connectionsRefused,
+      );
+      new Gauge({
+        name: 'pchat_rate_limited_sources',
+        help: 'Source addresses tracked by the rate limiter',
+        registers,
+        collect() {
+          this.set(guard.trackedSources);
+        },
+      });
+    }
+
     function fromStats(name: string, help: string, key: keyof RouterStats): void {
-      // The router keeps plain counts; the counter catches up with them when scraped.
+      fromCount(name, help, () => source.stats[key]);
+    }
+
+    function fromCount(name: string, help: string, read: () => number): void {
+      // The service keeps plain counts; the counter catches up with them when scraped.
       let seen = 0;
       new Counter({
         name,
         help,
         registers,
         collect() {
-          const now = source.stats[key];
+          const now = read();
           if (now > seen) this.inc(now - seen);
           seen = now;
         },

@@ -1,5 +1,5 @@
-// `pchat-endpoint serve`: runs the service (what `npm start` runs) until SIGINT or SIGTERM; SIGHUP
-// reloads the configuration.
+// `pchat-endpoint serve`: runs the service (what `npm start` runs) until SIGINT or SIGTERM, which
+// drain it first (503 to new requests, transactions in flight finish); SIGHUP reloads the configuration.
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { LOG_LEVELS } from '../config/schema.js';
@@ -34,13 +34,28 @@ export function serveCommand(io: CliIo): Command {
     };
     process.on('SIGHUP', onHup);
     await new Promise<void>((resolve) => {
+      let stopping = false;
       const stop = (signal: string): void => {
-        server.logger.info({ signal }, 'shutting down');
         process.off('SIGHUP', onHup);
-        void server.close().then(resolve);
+        if (stopping) {
+          // A second signal: the operator does not want to wait for the drain.
+          server.logger.warn({ signal }, 'second signal: stopping without waiting for the drain');
+          void server.close().then(resolve);
+          return;
+        }
+        stopping = true;
+        server.logger.info({ signal }, 'shutting down');
+        // Graceful: new requests get 503 while transactions in flight finish (shutdown.drainTime).
+        void server
+          .drain()
+          .then(() => server.close())
+          .then(resolve, (err: unknown) => {
+            server.logger.error({ err }, 'error while stopping');
+            resolve();
+          });
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
     });
   });
 }

@@ -255,6 +255,95 @@ const proxySchema = strictObject({
   ),
 });
 
+// --- limits, access, shutdown (issue 6: access control, flood protection, graceful shutdown) ---
+
+/** The id a listener is known by in `access.allow[].listen`: `udp://127.0.0.1:5060`, `tcp://[::1]:5060`. */
+export function listenerId(a: { transport: string; host: string; port: number }): string {
+  return `${a.transport}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/** Why `text` is not a source network (CIDR block or one address), or undefined. */
+export function networkProblem(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(host);
+  if (family === 0) return `"${text}" is not an IP address or CIDR block (e.g. 10.0.0.0/8, 2001:db8::/32)`;
+  const bits = slash < 0 ? undefined : text.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  if (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max))
+    return `prefix length "${bits}" is not 0 to ${max}`;
+  return undefined;
+}
+
+const network = z.string().superRefine(check(networkProblem));
+
+/** Flood protection and parser limits: under overload the service sheds work instead of growing. */
+const limitsSchema = strictObject({
+  /** Most header lines in one message; more is answered 400. */
+  maxHeaders: z.int().min(16).max(10_000).default(256),
+  /** Longest header line (after unfolding), bytes; longer is answered 400. */
+  maxLineLength: z
+    .int()
+    .min(256)
+    .max(1024 * 1024)
+    .default(8192),
+  /** Server and client transactions held at once (completed ones included); 0: no cap. */
+  maxTransactions: z.int().min(0).max(10_000_000).default(200_000),
+  /** Retry-After, in seconds, of the 503 answered over the cap and while draining. */
+  overloadRetryAfter: z.int().min(1).max(3600).default(5),
+  tcp: orEmpty(
+    {},
+    strictObject({
+      /** Connections one source address may hold on one listener; 0: no limit. */
+      maxConnectionsPerSource: z.int().min(0).max(1_000_000).default(256),
+      /** A connection with no traffic for this long is closed, ms. */
+      idleTimeout: z.int().min(1000).max(86_400_000).default(600_000),
+    }),
+  ),
+  rate: orEmpty(
+    {},
+    strictObject({
+      /** Requests one source may send per window; 0 switches the rate limit off. */
+      requests: z.int().min(0).max(10_000_000).default(0),
+      window: z.int().min(10).max(3_600_000).default(1000),
+      /** How long a source over the limit is dropped, ms. */
+      ban: z.int().min(0).max(86_400_000).default(60_000),
+      /** Most source addresses tracked; the oldest unbanned are forgotten first. */
+      maxSources: z.int().min(1).max(10_000_000).default(100_000),
+      /** Networks never rate limited (Front End servers relaying every client). */
+      exempt: z.array(network).default([]),
+    }),
+  ),
+});
+
+const accessRuleSchema = strictObject({
+  /** Listeners (as written under `listen`) the rule applies to; left out: every listener. */
+  listen: z
+    .union([z.string(), z.array(z.string()).min(1)])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : typeof v === 'string' ? [v] : v)),
+  networks: z.array(network).default([]),
+  /** Client-certificate subject DN, common name or SAN; "*.contoso.com" for every name under it. */
+  certificates: z.array(z.string().trim().min(1)).default([]),
+}).superRefine((rule, ctx) => {
+  if (rule.networks.length === 0 && rule.certificates.length === 0)
+    ctx.addIssue({ code: 'custom', message: 'give networks, certificates or both' });
+});
+
+/** Who may send requests: per listener, an allow list; no rule for a listener leaves it open. */
+const accessSchema = strictObject({
+  /** reject: 403 Forbidden; drop: no answer at all. */
+  action: z.enum(['reject', 'drop']).default('reject'),
+  /** A refused source is logged at most once per this many ms. */
+  logInterval: z.int().min(0).max(86_400_000).default(60_000),
+  allow: orEmpty([], z.array(accessRuleSchema)),
+});
+
+const shutdownSchema = strictObject({
+  /** On SIGTERM, how long transactions in flight may take to finish before the process exits, ms. */
+  drainTime: z.int().min(0).max(600_000).default(10_000),
+});
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -279,6 +368,25 @@ export const serverConfigSchema = strictObject({
   sip: orEmpty({}, sipSchema),
   admin: adminSchema,
   proxy: orEmpty({}, proxySchema),
+  limits: orEmpty({}, limitsSchema),
+  access: orEmpty({}, accessSchema),
+  shutdown: orEmpty({}, shutdownSchema),
+}).superRefine((cfg, ctx) => {
+  // An access rule naming a listener that does not exist would silently protect nothing.
+  const ids = new Set(cfg.listen.map(listenerId));
+  for (const [i, rule] of cfg.access.allow.entries()) {
+    for (const [j, text] of (rule.listen ?? []).entries()) {
+      const a = parseListenAddress(text);
+      const problem =
+        typeof a === 'string'
+          ? a
+          : ids.has(listenerId(a))
+            ? undefined
+            : `"${text}" is not one of the listen entries`;
+      if (problem !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['access', 'allow', i, 'listen', j], message: problem });
+    }
+  }
 });
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { decisionLogger, type DecisionFields } from '../log.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { parseMessage } from '../sip/parser.js';
+import { parseMessage, type ParseOptions } from '../sip/parser.js';
 import type { SipParseError } from '../sip/errors.js';
 import type { SipRequest } from '../sip/message.js';
 import { validateRequest } from '../sip/validate.js';
@@ -18,6 +18,9 @@ import { HeaderBit } from '../sip/headers.js';
 import type { Clock, TimerValues } from '../transaction/clock.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import type { Source } from '../transport/types.js';
+import { ServerTransactionState } from '../transaction/server-transaction.js';
+import type { Admission } from '../guard/guard.js';
+import { LogThrottle } from '../guard/log-throttle.js';
 import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 import { Proxy, type ProxyDeps } from './proxy.js';
@@ -40,7 +43,21 @@ export interface RouterOptions {
   /** Lookup mode's collaborators; without them lookup-mode endpoints answer 501. */
   readonly lookup?:
     Omit<LookupDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'timers'> | undefined;
+  /** Flood protection (server.yaml `limits`): parser limits and the cap on transactions held. */
+  readonly limits?: RouterLimits | undefined;
 }
+
+export interface RouterLimits {
+  readonly maxHeaders: number;
+  readonly maxLineLength: number;
+  /** Server plus client transactions held at once; a new request over it gets 503. 0: no cap. */
+  readonly maxTransactions: number;
+  /** Retry-After (s) of the 503 sent over the cap and while draining. */
+  readonly retryAfter: number;
+}
+
+/** Asked about every message that is not visibly a response, before it is parsed (src/guard). */
+export type Admit = (source: Source) => Admission;
 
 /** Counters of what happened to inbound traffic. */
 export interface RouterStats {
@@ -51,6 +68,10 @@ export interface RouterStats {
   parseErrors: number;
   dropped: number;
   internalErrors: number;
+  /** New requests answered 503 because the transaction cap was reached. */
+  overloaded: number;
+  /** New requests answered 503 while draining before shutdown. */
+  drainRejected: number;
 }
 
 /** What the router decided for one request: an answer of its own, or a hand-over to the proxy. */
@@ -83,7 +104,18 @@ export class Router {
     parseErrors: 0,
     dropped: 0,
     internalErrors: 0,
+    overloaded: 0,
+    drainRejected: 0,
   };
+  /** Set when the service stops: new requests get 503, transactions in flight go on (drain). */
+  draining = false;
+  // Transactions handed to the proxy or the lookup service, until their final response: what a drain
+  // waits for. Pruned as it grows, so it holds about what is really in flight.
+  private readonly handedOver = new Set<{ readonly state: ServerTransactionState }>();
+  private pruneAt = 1024;
+  private readonly parseDatagram: ParseOptions;
+  private readonly parseStream: ParseOptions;
+  private readonly shedLog = new LogThrottle(1000);
   private readonly tags = new TagFactory();
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
@@ -94,6 +126,12 @@ export class Router {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
     this.log = opts.logger;
     this.logDecision = decisionLogger(opts.logger);
+    const limits =
+      opts.limits === undefined
+        ? {}
+        : { maxHeaders: opts.limits.maxHeaders, maxLineLength: opts.limits.maxLineLength };
+    this.parseDatagram = { stream: false, ...limits };
+    this.parseStream = { stream: true, ...limits };
     this.proxy =
       opts.proxy === undefined
         ? undefined
@@ -119,9 +157,23 @@ export class Router {
           });
   }
 
-  /** Entry point for every message a transport receives. Never throws. */
-  readonly onMessage = (data: Buffer, source: Source): void => {
+  /**
+   * Entry point for every message a transport receives. Never throws. `admit` is the listener's
+   * access and flood check; messages on our own outbound connections come without one.
+   */
+  readonly onMessage = (data: Buffer, source: Source, admit?: Admit): void => {
     try {
+      // A response (starting "SIP/") only matters if it matches a transaction of ours: not checked.
+      if (
+        admit !== undefined &&
+        !(data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f)
+      ) {
+        const admission = admit(source);
+        if (admission !== 'pass') {
+          if (admission === 'reject') this.forbid(data, source);
+          return;
+        }
+      }
       this.receive(data, source);
     } catch (err) {
       this.stats.internalErrors++;
@@ -133,7 +185,7 @@ export class Router {
   readonly onFramingError = (error: SipParseError, head: Buffer | undefined, source: Source): void => {
     try {
       this.stats.parseErrors++;
-      const parsed = head === undefined ? undefined : parseMessage(head, { stream: true });
+      const parsed = head === undefined ? undefined : parseMessage(head, this.parseStream);
       const req =
         parsed === undefined
           ? undefined
@@ -153,7 +205,7 @@ export class Router {
     // Half of all requests under load are ACKs for our final responses: absorb those without a full parse.
     if (data[0] === 0x41 && this.absorbAck(data)) return;
     const t0 = performance.now();
-    const result = parseMessage(data, { stream: source.link.reliable });
+    const result = parseMessage(data, source.link.reliable ? this.parseStream : this.parseDatagram);
     if (!result.ok) {
       this.stats.parseErrors++;
       this.reject(result.error, result.request, source, t0);
@@ -261,6 +313,8 @@ export class Router {
       existing.retransmission();
       return;
     }
+    // CANCEL goes on whatever the load: it ends work (RFC 3261 §9.2).
+    if (req.method !== 'CANCEL' && this.shed(req, via, source, t0)) return;
     const route = { link: source.link, address: source.address, port: responsePort(via, source) };
     // RFC 3261 §12.2.2: a request in one of our lookup dialogs (Call-ID and tags) is the lookup
     // service's, before any routing by Request-URI (it is our Contact) or by the proxy.
@@ -269,15 +323,15 @@ export class Router {
         req.method === 'INVITE'
           ? this.transactions.createInvite(key, route)
           : this.transactions.createNonInvite(key, route);
+      this.handOver(txn);
       this.lookup.inDialog({ req, source, via, txn, t0 });
       return;
     }
     let decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
     if (decision.lookup !== undefined) {
-      this.lookup!.invite(
-        { req, source, via, txn: this.transactions.createInvite(key, route), t0 },
-        decision.endpoint,
-      );
+      const txn = this.transactions.createInvite(key, route);
+      this.handOver(txn);
+      this.lookup!.invite({ req, source, via, txn, t0 }, decision.endpoint);
       return;
     }
     if (decision.proxy !== undefined) {
@@ -285,6 +339,7 @@ export class Router {
         req.method === 'INVITE'
           ? this.transactions.createInvite(key, route)
           : this.transactions.createNonInvite(key, route);
+      this.handOver(txn);
       const inb = { req, source, via, txn, t0 };
       if (decision.proxy === 'pool') {
         this.proxy!.forwardToPool(inb, decision.endpoint, key);
@@ -348,6 +403,96 @@ export class Router {
       outcome: decision.outcome,
       latencyUs: Math.round((performance.now() - t0) * 1000),
     });
+  }
+
+  // --- flood protection and draining (issue 6) -------------------------------------------------
+
+  /** Transactions handed to the proxy or the lookup service still waiting for their final response. */
+  inFlight(): number {
+    this.prune();
+    return this.handedOver.size;
+  }
+
+  private handOver(txn: { readonly state: ServerTransactionState }): void {
+    this.handedOver.add(txn);
+    if (this.handedOver.size >= this.pruneAt) {
+      this.prune();
+      // Amortised: the next prune waits until the set has doubled, so each add costs O(1).
+      this.pruneAt = Math.max(1024, 2 * this.handedOver.size);
+    }
+  }
+
+  private prune(): void {
+    for (const t of this.handedOver)
+      if (t.state !== ServerTransactionState.Trying && t.state !== ServerTransactionState.Proceeding)
+        this.handedOver.delete(t);
+  }
+
+  /**
+   * A new request the service will not take on: while draining (requests outside a dialog), or over
+   * the transaction cap. Answered 503 with Retry-After, statelessly, so shedding adds no state.
+   */
+  private shed(req: SipRequest, via: Via, source: Source, t0: number): boolean {
+    const limits = this.opts.limits;
+    let outcome: string;
+    if (this.draining && req.toTag === undefined) {
+      this.stats.drainRejected++;
+      outcome = 'draining';
+    } else if (
+      limits !== undefined &&
+      limits.maxTransactions > 0 &&
+      // BYE ends a dialog and frees what it holds: let it through.
+      req.method !== 'BYE' &&
+      this.transactions.size + (this.opts.proxy?.clientTxns.size ?? 0) >= limits.maxTransactions
+    ) {
+      this.stats.overloaded++;
+      outcome = 'overload';
+    } else return false;
+    const retryAfter = limits?.retryAfter ?? 5;
+    // RFC 3261 §21.5.4: 503 Service Unavailable; Retry-After says when to come back.
+    this.sendStateless(req, via, source, 503, undefined, `Retry-After: ${retryAfter}\r\n`);
+    const fields: DecisionFields = {
+      callId: req.callId,
+      branch: via.branch,
+      method: req.method,
+      ruri: req.uri,
+      status: 503,
+      outcome,
+      latencyUs: Math.round((performance.now() - t0) * 1000),
+    };
+    if (outcome === 'draining') {
+      this.record('info', fields);
+      return true;
+    }
+    // Overload: counted for every request, logged at most once a second, since logging is work too.
+    this.opts.onDecision?.(fields);
+    const suppressed = this.shedLog.take('overload', performance.now());
+    if (suppressed !== undefined)
+      this.log.warn(
+        {
+          transactions: this.transactions.size,
+          clientTransactions: this.opts.proxy?.clientTxns.size ?? 0,
+          max: limits?.maxTransactions,
+          suppressed,
+        },
+        'overloaded: new requests answered 503',
+      );
+    return true;
+  }
+
+  /** A request refused by the listener's access policy: 403 when a response can be routed, else dropped. */
+  private forbid(data: Buffer, source: Source): void {
+    const result = parseMessage(data, source.link.reliable ? this.parseStream : this.parseDatagram);
+    const req = result.ok ? (result.message.kind === 'request' ? result.message : undefined) : result.request;
+    if (req === undefined || req.method === 'ACK') return;
+    let via: Via;
+    try {
+      via = req.topVia;
+    } catch {
+      return;
+    }
+    // The guard logs refusals (at most once per source per interval); each one is not a decision line.
+    this.sendStateless(req, via, source, 403, 'Forbidden');
   }
 
   /** One decision: its log line, and whoever observes decisions. */

@@ -33,6 +33,16 @@ const DEFAULTS = {
     dns: { servers: [] },
     probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
   },
+  limits: {
+    maxHeaders: 256,
+    maxLineLength: 8192,
+    maxTransactions: 200_000,
+    overloadRetryAfter: 5,
+    tcp: { maxConnectionsPerSource: 256, idleTimeout: 600_000 },
+    rate: { requests: 0, window: 1000, ban: 60_000, maxSources: 100_000, exempt: [] },
+  },
+  access: { action: 'reject', logInterval: 60_000, allow: [] },
+  shutdown: { drainTime: 10_000 },
 };
 
 describe('server.yaml accepted', () => {
@@ -42,9 +52,16 @@ describe('server.yaml accepted', () => {
   });
 
   it('the proxy section: Timer C above 3 minutes, DNS servers as IP[:port]', () => {
-    expect(refusal('proxy:\n  timerC: 60000\n')[0]).toMatch(/^config\/server.yaml:2:11: proxy.timerC: must be at least 180001/);
-    expect(refusal('proxy:\n  dns:\n    servers: [dns.example.com]\n')[0]).toMatch(/proxy.dns.servers\[0\]: "dns.example.com" is not an IP address/);
-    const cfg = parseServerConfig('proxy:\n  recordRoute: true\n  dns:\n    servers: ["127.0.0.1:5353", "[::1]:53"]\n', FILE);
+    expect(refusal('proxy:\n  timerC: 60000\n')[0]).toMatch(
+      /^config\/server.yaml:2:11: proxy.timerC: must be at least 180001/,
+    );
+    expect(refusal('proxy:\n  dns:\n    servers: [dns.example.com]\n')[0]).toMatch(
+      /proxy.dns.servers\[0\]: "dns.example.com" is not an IP address/,
+    );
+    const cfg = parseServerConfig(
+      'proxy:\n  recordRoute: true\n  dns:\n    servers: ["127.0.0.1:5353", "[::1]:53"]\n',
+      FILE,
+    );
     expect(cfg.proxy.recordRoute).toBe(true);
     expect(cfg.proxy.dns.servers).toEqual(['127.0.0.1:5353', '[::1]:53']);
   });
@@ -122,7 +139,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, limits, access, shutdown`,
     ]);
   });
 
