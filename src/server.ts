@@ -17,9 +17,12 @@ import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from './lookup/lookup-service.js';
 import type { Clock } from './transaction/clock.js';
 import { TimerWheel } from './transaction/timer-wheel.js';
+import { CertificateStore } from './transport/certificates.js';
 import { TcpListener } from './transport/tcp.js';
+import { TlsConnector, TlsListener } from './transport/tls.js';
 import type { BoundAddress, Source } from './transport/types.js';
 import { UdpListener } from './transport/udp.js';
+import { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
 
@@ -137,6 +140,8 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
   if (JSON.stringify(before.sip) !== JSON.stringify(after.sip)) out.push('sip');
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push('admin');
   if (JSON.stringify(before.proxy) !== JSON.stringify(after.proxy)) out.push('proxy');
+  // The certificate files themselves are watched and reloaded; which files they are is read once.
+  if (JSON.stringify(before.tls) !== JSON.stringify(after.tls)) out.push('tls');
   // access and limits.rate are applied live; the other limits shape listeners and the router.
   const fixedLimits = (l: LoadedConfig['server']['limits']): string => JSON.stringify({ ...l, rate: null });
   if (fixedLimits(before.limits) !== fixedLimits(after.limits)) out.push('limits');
@@ -169,6 +174,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const timers = { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 };
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
+  const tls: TlsListener[] = [];
+  const ws: WsListener[] = [];
+  let certificates: CertificateStore | undefined;
   // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
   // requests arriving on outbound connections go through the router like any other.
   const proxySupport = new ProxySupport(
@@ -282,6 +290,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   };
 
   const reload = (trigger = 'api'): Promise<ReloadResult> => {
+    // SIGHUP and POST /reload also reread the certificates, for folders a watch cannot see into.
+    if (trigger !== 'watch') void certificates?.reload();
     const run = queue.then(() => doReload(trigger));
     queue = run.catch(() => undefined);
     return run;
@@ -310,32 +320,102 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     watcher?.close();
     guard.close();
     proxySupport.close();
-    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close()), admin?.close()]);
+    certificates?.close();
+    await Promise.all([
+      ...udp.map((u) => u.close()),
+      ...tcp.map((t) => t.close()),
+      ...tls.map((t) => t.close()),
+      ...ws.map((w) => w.close()),
+      admin?.close(),
+    ]);
   };
 
   try {
+    if (server.tls !== undefined) {
+      certificates = await CertificateStore.load({ config: server.tls, baseDir: opts.configDir, logger });
+      if (opts.watch !== false) certificates.watch();
+      // Pool members are reached over TLS with our certificate, verified against their names.
+      proxySupport.outbound.useTls(
+        tls,
+        new TlsConnector(
+          proxySupport.connections,
+          {
+            maxMessageSize: server.sip.maxMessageSize,
+            certificates,
+            onError: (err) => logger.debug({ err: err.message }, 'outbound connection error'),
+          },
+          router.onMessage,
+          router.onFramingError,
+        ),
+      );
+    }
     for (const l of server.listen) {
       // Each listener's access policy and flood checks ride along with every message it receives.
       const lg = guard.forListener(listenerId(l));
       const onMessage = (data: Buffer, source: Source): void => router.onMessage(data, source, lg.admit);
-      if (l.transport === 'udp') {
-        udp.push(await UdpListener.listen({ host: l.host, port: l.port, onError }, onMessage));
-      } else {
-        tcp.push(
-          await TcpListener.listen(
-            {
-              host: l.host,
-              port: l.port,
-              maxMessageSize: server.sip.maxMessageSize,
-              idleTimeoutMs: server.limits.tcp.idleTimeout,
-              admit: lg.admitConnection,
-              onError,
-            },
-            onMessage,
-            router.onFramingError,
-            proxySupport.connections,
-          ),
-        );
+      const maxMessageSize = server.sip.maxMessageSize;
+      const idleTimeoutMs = server.limits.tcp.idleTimeout;
+      switch (l.transport) {
+        case 'udp':
+          udp.push(await UdpListener.listen({ host: l.host, port: l.port, onError }, onMessage));
+          break;
+        case 'tcp':
+          tcp.push(
+            await TcpListener.listen(
+              {
+                host: l.host,
+                port: l.port,
+                maxMessageSize,
+                idleTimeoutMs,
+                admit: lg.admitConnection,
+                onError,
+              },
+              onMessage,
+              router.onFramingError,
+              proxySupport.connections,
+            ),
+          );
+          break;
+        case 'tls':
+          // The schema refuses a tls:// listener without the tls section.
+          if (certificates === undefined) throw new Error('tls:// listener without the tls section');
+          tls.push(
+            await TlsListener.listen(
+              {
+                host: l.host,
+                port: l.port,
+                maxMessageSize,
+                idleTimeoutMs,
+                admit: lg.admitConnection,
+                certificates,
+                logger,
+                onError,
+              },
+              onMessage,
+              router.onFramingError,
+              proxySupport.connections,
+            ),
+          );
+          break;
+        case 'ws':
+        case 'wss':
+          ws.push(
+            await WsListener.listen(
+              {
+                transport: l.transport,
+                host: l.host,
+                port: l.port,
+                maxMessageSize,
+                idleTimeoutMs,
+                admit: lg.admitConnection,
+                certificates,
+                logger,
+                onError,
+              },
+              onMessage,
+            ),
+          );
+          break;
       }
     }
     if (server.admin.listen !== undefined) {
@@ -357,7 +437,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
 
   void proxySupport.refresh(table);
-  const addresses = (): BoundAddress[] => [...udp.map((u) => u.address), ...tcp.map((t) => t.address)];
+  const addresses = (): BoundAddress[] => [
+    ...udp.map((u) => u.address),
+    ...tcp.map((t) => t.address),
+    ...tls.map((t) => t.address),
+    ...ws.map((w) => w.address),
+  ];
   for (const a of addresses())
     logger.info({ transport: a.transport, host: a.host, port: a.port }, 'listening');
   if (admin !== undefined)

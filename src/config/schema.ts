@@ -1,6 +1,7 @@
 // The configuration schema: the one description of server.yaml and endpoints.yaml, their defaults and
 // the types the rest of the service trusts once a file has passed it.
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import * as z from 'zod';
 import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
@@ -9,11 +10,15 @@ import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
 
 /**
  * Transports a `listen` entry may name, with the port used when the entry gives none.
- * RFC 3261 §19.1.2: 5060 for sip over UDP and TCP. TLS, WS and WSS are added here when they land.
+ * RFC 3261 §19.1.2: 5060 for sip over UDP and TCP, 5061 over TLS; WebSocket (RFC 7118) uses the
+ * HTTP ports, 80 for ws and 443 for wss.
  */
 export const LISTEN_TRANSPORTS = {
   udp: { defaultPort: 5060 },
   tcp: { defaultPort: 5060 },
+  tls: { defaultPort: 5061 },
+  ws: { defaultPort: 80 },
+  wss: { defaultPort: 443 },
 } as const satisfies Record<string, { defaultPort: number }>;
 
 export type ListenTransport = keyof typeof LISTEN_TRANSPORTS;
@@ -344,6 +349,85 @@ const shutdownSchema = strictObject({
   drainTime: z.int().min(0).max(600_000).default(10_000),
 });
 
+/** A PEM file; a relative path is taken from the configuration folder. */
+const pemFile = z.string().trim().min(1);
+
+/** Why `text` cannot be an OpenSSL cipher list, or undefined. */
+function cipherProblem(text: string): string | undefined {
+  try {
+    createSecureContext({ ciphers: text });
+    return undefined;
+  } catch {
+    return `no cipher matches "${text}" (an OpenSSL cipher list, e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256)`;
+  }
+}
+
+/**
+ * Certificates for tls:// and wss:// listeners and for TLS connections to pool members. The files
+ * are watched: a renewed certificate is used for new connections without a restart.
+ */
+const tlsSchema = strictObject({
+  cert: pemFile,
+  key: pemFile,
+  /**
+   * CA bundle: with it, tls:// listeners ask for and verify client certificates (MTLS), and pool
+   * members are verified against it instead of the system's CAs.
+   */
+  ca: pemFile.optional(),
+  /** With `ca`: refuse TLS clients without a valid certificate (default true); false accepts them unverified. */
+  requireClientCert: z.boolean().optional(),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  ciphers: z.string().trim().min(1).superRefine(check(cipherProblem)).optional(),
+  /** More certificates, chosen by the name a client asks for (SNI); `*.contoso.com` covers one label. */
+  sni: orEmpty(
+    [],
+    z.array(
+      strictObject({
+        servername: z
+          .string()
+          .trim()
+          .toLowerCase()
+          .superRefine(
+            check((v: string) => {
+              const name = v.startsWith('*.') ? v.slice(2) : v;
+              const problem = domainNameProblem(name);
+              return problem === undefined ? undefined : `"${v}" ${problem}`;
+            }),
+          ),
+        cert: pemFile,
+        key: pemFile,
+      }),
+    ),
+  ),
+}).superRefine((t, ctx) => {
+  if (t.requireClientCert === true && t.ca === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['requireClientCert'],
+      message: 'needs ca: the CA bundle client certificates are verified against',
+    });
+  }
+});
+
+export type TlsConfig = z.output<typeof tlsSchema>;
+
+/** A tls:// or wss:// listener without certificates could accept no connection at all. */
+function listenersNeedTls(
+  cfg: { listen: ListenAddress[]; tls?: TlsConfig | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (cfg.tls !== undefined) return;
+  for (const [i, a] of cfg.listen.entries()) {
+    if (a.transport === 'tls' || a.transport === 'wss') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen', i],
+        message: `${a.transport}:// needs the tls section (cert and key files)`,
+      });
+    }
+  }
+}
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -368,26 +452,29 @@ export const serverConfigSchema = strictObject({
   sip: orEmpty({}, sipSchema),
   admin: adminSchema,
   proxy: orEmpty({}, proxySchema),
+  tls: z.preprocess((v) => (v === null ? undefined : v), tlsSchema.optional()),
   limits: orEmpty({}, limitsSchema),
   access: orEmpty({}, accessSchema),
   shutdown: orEmpty({}, shutdownSchema),
-}).superRefine((cfg, ctx) => {
-  // An access rule naming a listener that does not exist would silently protect nothing.
-  const ids = new Set(cfg.listen.map(listenerId));
-  for (const [i, rule] of cfg.access.allow.entries()) {
-    for (const [j, text] of (rule.listen ?? []).entries()) {
-      const a = parseListenAddress(text);
-      const problem =
-        typeof a === 'string'
-          ? a
-          : ids.has(listenerId(a))
-            ? undefined
-            : `"${text}" is not one of the listen entries`;
-      if (problem !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['access', 'allow', i, 'listen', j], message: problem });
+})
+  .superRefine((cfg, ctx) => {
+    // An access rule naming a listener that does not exist would silently protect nothing.
+    const ids = new Set(cfg.listen.map(listenerId));
+    for (const [i, rule] of cfg.access.allow.entries()) {
+      for (const [j, text] of (rule.listen ?? []).entries()) {
+        const a = parseListenAddress(text);
+        const problem =
+          typeof a === 'string'
+            ? a
+            : ids.has(listenerId(a))
+              ? undefined
+              : `"${text}" is not one of the listen entries`;
+        if (problem !== undefined)
+          ctx.addIssue({ code: 'custom', path: ['access', 'allow', i, 'listen', j], message: problem });
+      }
     }
-  }
-});
+  })
+  .superRefine(listenersNeedTls);
 
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 

@@ -1,9 +1,10 @@
 // Where requests we originate or forward leave from: a UDP listener socket (so answers come back to
-// the port we listen on) or a TCP connection to the peer, opened or reused. Also says what our Via
-// and Record-Route name for that transport.
+// the port we listen on) or a TCP or TLS connection to the peer, opened or reused. Also says what our
+// Via and Record-Route name for that transport.
 
 import { networkInterfaces } from 'node:os';
 import type { TcpConnection, TcpConnector, TcpListener } from './tcp.js';
+import type { TlsConnector, TlsListener } from './tls.js';
 import type { UdpListener } from './udp.js';
 import type { TransportName } from './types.js';
 
@@ -12,6 +13,8 @@ export interface NextHop {
   readonly address: string;
   readonly port: number;
   readonly family: 4 | 6;
+  /** The name the address was found under: a TLS peer's certificate must carry it. */
+  readonly host?: string;
 }
 
 /** A way to send to one next hop. */
@@ -46,20 +49,27 @@ function advertised(address: string, family: 4 | 6): string {
 }
 
 export class Outbound {
+  private tls: { readonly listeners: readonly TlsListener[]; readonly connector: TlsConnector } | undefined;
+
   constructor(
     private readonly udp: readonly UdpListener[],
     private readonly tcp: readonly TcpListener[],
     private readonly connector: TcpConnector,
   ) {}
 
+  /** Lets next hops be reached over TLS (once server.yaml's tls section is loaded). */
+  useTls(listeners: readonly TlsListener[], connector: TlsConnector): void {
+    this.tls = { listeners, connector };
+  }
+
   /** How many listeners there are (they are added after construction). */
   get listenerCount(): number {
-    return this.udp.length + this.tcp.length;
+    return this.udp.length + this.tcp.length + (this.tls?.listeners.length ?? 0);
   }
 
   /** Every address:port we listen on, as Via sent-by values (for loop detection). */
   sentByValues(): string[] {
-    return [...this.udp, ...this.tcp].map((l) =>
+    return [...this.udp, ...this.tcp, ...(this.tls?.listeners ?? [])].map((l) =>
       hostPort(advertised(l.address.host, l.address.family), l.address.port),
     );
   }
@@ -93,6 +103,25 @@ export class Outbound {
         },
       };
     }
-    throw new TransportUnavailableError(`transport ${hop.transport} is not available`);
+    // What is left is TLS.
+    if (this.tls === undefined) {
+      throw new TransportUnavailableError('TLS needs the tls section in server.yaml and a tls:// listener');
+    }
+    // Our Via names a TLS listener, where the peer can open a connection of its own when ours is
+    // gone (RFC 3261 §18.2.2).
+    const l = this.tls.listeners.find((t) => t.address.family === hop.family);
+    if (l === undefined) throw new TransportUnavailableError(`no TLS listener for IPv${hop.family}`);
+    const conn = await this.tls.connector.connect(hop);
+    return {
+      transport: 'tls',
+      reliable: true,
+      sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
+      connection: conn,
+      send: (data) => {
+        if (!conn.open)
+          throw new TransportUnavailableError(`connection to ${hop.address}:${hop.port} closed`);
+        conn.send(data);
+      },
+    };
   }
 }
