@@ -89,7 +89,7 @@ describe('server.yaml accepted', () => {
 
 describe('server.yaml refused, at file:line:column', () => {
   it.each([
-    ['tls://127.0.0.1:5061', 'transport "tls" is not supported (supported: udp, tcp)'],
+    ['sctp://127.0.0.1:5060', 'transport "sctp" is not supported (supported: udp, tcp, tls, ws, wss)'],
     ['127.0.0.1:5060', 'expected transport://host:port (e.g. udp://127.0.0.1:5060), got "127.0.0.1:5060"'],
     [
       'udp://localhost:5060',
