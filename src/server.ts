@@ -469,7 +469,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const t0 = performance.now();
       draining = true;
       router.draining = true;
-      for (const t of tcp) void t.stopAccepting();
+      for (const t of [...tcp, ...tls, ...ws]) void t.stopAccepting();
       logger.info(
         { inFlight: router.inFlight(), drainTimeMs: timeoutMs },
         'draining: new requests answered 503, transactions in flight finishing',

@@ -30,6 +30,7 @@ export class TlsListener {
   private readonly connections = new Set<TcpConnection>();
   private bound: BoundAddress | undefined;
   private unsubscribe: () => void = () => {};
+  private stopped: Promise<void> | undefined;
 
   private constructor(private readonly server: tls.Server) {}
 
@@ -129,10 +130,18 @@ export class TlsListener {
     return this.connections.size;
   }
 
+  /** Takes no new connections; those open stay open (a drain before shutdown). */
+  stopAccepting(): Promise<void> {
+    // Resolves once the last connection has ended too: every later caller awaits the same close.
+    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
+    return this.stopped;
+  }
+
   close(): Promise<void> {
     this.unsubscribe();
+    const stopped = this.stopAccepting();
     for (const c of this.connections) c.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return stopped;
   }
 }
 

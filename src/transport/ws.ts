@@ -90,6 +90,7 @@ export class WsListener {
   private readonly connections = new Set<WsConnection>();
   private bound: BoundAddress | undefined;
   private unsubscribe: () => void = () => {};
+  private stopped: Promise<void> | undefined;
 
   private constructor(
     readonly transport: 'ws' | 'wss',
@@ -214,14 +215,22 @@ export class WsListener {
     return this.connections.size;
   }
 
+  /** Takes no new connections; open WebSockets stay open (a drain before shutdown). */
+  stopAccepting(): Promise<void> {
+    // Resolves once the last connection has ended too: every later caller awaits the same close.
+    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
+    return this.stopped;
+  }
+
   close(): Promise<void> {
     this.unsubscribe();
     for (const c of this.connections) c.close();
     this.connections.clear();
-    return new Promise((resolve) => {
-      this.wss.close(() => this.server.close(() => resolve()));
-      this.server.closeAllConnections();
-    });
+    const stopped = this.stopAccepting();
+    this.wss.close();
+    // Connections still in HTTP (never upgraded, or keep-alive) would hold the close open.
+    this.server.closeAllConnections();
+    return stopped;
   }
 }
 
