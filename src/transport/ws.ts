@@ -103,7 +103,11 @@ export class WsListener {
     if (opts.transport === 'wss' && store === undefined) throw new Error('wss listener without certificates');
     const server =
       opts.transport === 'wss' && store !== undefined
-        ? https.createServer({ ...store.contextOptions(), SNICallback: store.sniCallback })
+        ? https.createServer({
+            ...store.contextOptions(),
+            SNICallback: store.sniCallback,
+            handshakeTimeout: 10_000,
+          })
         : http.createServer();
     // Plain HTTP requests get nothing here but the hint to upgrade.
     server.on('request', (_req, res) => {
