@@ -88,6 +88,8 @@ export function responsePort(via: Via, source: Source): number {
   for (const [name, value] of via.params) {
     if (value === undefined && name.toLowerCase() === 'rport') return source.port;
   }
+  // Port 0 is valid Via syntax but no destination (a send to it throws): answer where it came from.
+  if (via.port === 0) return source.port;
   return via.port ?? 5060;
 }
 

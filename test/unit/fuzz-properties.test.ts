@@ -1,0 +1,244 @@
+// Property-based tests (fast-check) for the parser and the URI normaliser: whatever the bytes, the
+// parser's API returns a result and never throws; a message parsed, serialised and parsed again is the
+// same message; aorKeyFromText agrees with aorKey(parseSipUri(...)) on valid and broken URIs alike.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/sip/parser.js';
+import { StreamFramer } from '../../src/sip/framer.js';
+import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
+import { validateRequest } from '../../src/sip/validate.js';
+import { responsePort } from '../../src/router/response.js';
+
+// Fixed seeds keep `npm test` reproducible; a failure prints the seed and path to replay it.
+const RUNS = { numRuns: 400, seed: 4475 };
+
+const token = fc.stringMatching(/^[A-Za-z0-9\-.!%*_+`'~]{1,12}$/);
+const userChars = fc.stringMatching(/^[A-Za-z0-9\-_.!~*'()&=+$,;?/]{1,12}$/);
+const label = fc.stringMatching(/^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?$/);
+const hostname = fc
+  .tuple(fc.array(label, { maxLength: 3 }), fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9]{0,5}$/))
+  .map(([labels, top]) => [...labels, top].join('.'));
+const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join('.'));
+const ipv6 = fc.ipV6().map((a) => `[${a}]`);
+// RFC 3261 §25.1 paramchar / hnv-unreserved without escapes: what URI parameters and headers hold.
+const ptoken = fc.stringMatching(/^[A-Za-z0-9\-.!*_~'()]{1,10}$/);
+const escaped = fc.constantFrom('%41', '%6f', '%25', '%20', '%00');
+
+/** Valid sip/sips URIs with users (escapes, odd case), passwords, ports, parameters and headers. */
+const sipUri = fc
+  .record({
+    scheme: fc.constantFrom('sip', 'sips', 'SIP', 'Sip'),
+    user: fc.option(
+      fc.array(fc.oneof(userChars, escaped), { minLength: 1, maxLength: 3 }).map((p) => p.join('')),
+      {
+        nil: undefined,
+      },
+    ),
+    password: fc.option(fc.stringMatching(/^[A-Za-z0-9]{1,6}$/), { nil: undefined }),
+    host: fc.oneof(hostname, ipv4, ipv6),
+    port: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
+    params: fc.array(fc.tuple(ptoken, fc.option(ptoken, { nil: undefined })), { maxLength: 3 }),
+    headers: fc.array(fc.tuple(ptoken, ptoken), { maxLength: 2 }),
+  })
+  .map((u) => {
+    let s = `${u.scheme}:`;
+    if (u.user !== undefined) s += u.user + (u.password === undefined ? '' : `:${u.password}`) + '@';
+    s += u.host;
+    if (u.port !== undefined) s += `:${u.port}`;
+    for (const [n, v] of u.params) s += `;${n}${v === undefined ? '' : `=${v}`}`;
+    if (u.headers.length > 0) s += '?' + u.headers.map(([n, v]) => `${n}=${v}`).join('&');
+    return s;
+  });
+
+/** A string that is a valid URI with a few characters changed, cut or inserted. */
+const mangledUri = fc
+  .tuple(
+    sipUri,
+    fc.array(
+      fc.tuple(fc.nat(80), fc.constantFrom('', '@', ':', '[', ']', ';', '%', '%4', ' ', '\u00e9', '0')),
+      { maxLength: 3 },
+    ),
+  )
+  .map(([u, edits]) => {
+    let s = u;
+    for (const [at, ch] of edits) {
+      const i = at % (s.length + 1);
+      s = s.slice(0, i) + ch + s.slice(i + (ch === '' ? 1 : 0));
+    }
+    return s;
+  });
+
+describe('URI normaliser properties', () => {
+  it('aorKeyFromText(text) === aorKey(parseSipUri(text)) for valid URIs', () => {
+    fc.assert(
+      fc.property(sipUri, (text) => {
+        expect(aorKeyFromText(text)).toBe(aorKey(parseSipUri(text)));
+      }),
+      RUNS,
+    );
+  });
+
+  it('on broken URIs too: undefined exactly when parseSipUri throws, else the same key', () => {
+    fc.assert(
+      fc.property(fc.oneof(mangledUri, fc.string({ maxLength: 40 })), (text) => {
+        let expected: string | undefined;
+        try {
+          expected = aorKey(parseSipUri(text));
+        } catch {
+          expected = undefined;
+        }
+        expect(aorKeyFromText(text)).toBe(expected);
+      }),
+      { ...RUNS, numRuns: 1500 },
+    );
+  });
+
+  it('format → parse round trip keeps the key and the URI', () => {
+    fc.assert(
+      fc.property(sipUri, (text) => {
+        const uri = parseSipUri(text);
+        const again = parseSipUri(formatSipUri(uri));
+        expect(again).toEqual(uri);
+        expect(aorKey(again)).toBe(aorKey(uri));
+      }),
+      RUNS,
+    );
+  });
+});
+
+const headerValue = fc.stringMatching(/^[\x21-\x7e](?:[\x20-\x7e]{0,30}[\x21-\x7e])?$/);
+const extraHeader = fc.tuple(token, headerValue).filter(([n]) => !/^(content-length|l)$/i.test(n));
+
+/** Well-formed requests: the headers a request needs, some extra ones, an optional body. */
+const request = fc
+  .record({
+    method: fc.oneof(fc.constantFrom('INVITE', 'OPTIONS', 'MESSAGE', 'INFO', 'BYE'), token),
+    uri: sipUri,
+    branch: fc.stringMatching(/^[A-Za-z0-9]{1,16}$/),
+    extra: fc.array(extraHeader, { maxLength: 6 }),
+    compact: fc.boolean(),
+    body: fc.uint8Array({ maxLength: 64 }),
+  })
+  .map((r) => {
+    const name = (long: string, short: string): string => (r.compact ? short : long);
+    const lines = [
+      `${r.method} ${r.uri} SIP/2.0`,
+      `${name('Via', 'v')}: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK${r.branch}`,
+      'Max-Forwards: 70',
+      `${name('From', 'f')}: <sip:a@contoso.com>;tag=1`,
+      `${name('To', 't')}: <sip:b@contoso.com>`,
+      `${name('Call-ID', 'i')}: ${r.branch}@host`,
+      `CSeq: 1 ${r.method}`,
+      ...r.extra.map(([n, v]) => `${n}: ${v}`),
+      `${name('Content-Length', 'l')}: ${r.body.length}`,
+    ];
+    return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), Buffer.from(r.body)]);
+  });
+
+describe('parser properties', () => {
+  it('never throws, whatever the bytes, over datagrams and streams', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), (bytes, stream) => {
+        const r = parseMessage(Buffer.from(bytes), { stream, maxHeaders: 32, maxLineLength: 256 });
+        expect(typeof r.ok).toBe('boolean');
+        if (r.ok && r.message.kind === 'request') validateRequest(r.message);
+      }),
+      { ...RUNS, numRuns: 2000 },
+    );
+  });
+
+  it('never throws on mutated well-formed requests, and a request it keeps can be validated', () => {
+    fc.assert(
+      fc.property(
+        request,
+        fc.array(
+          fc.tuple(fc.nat(400), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'cut', 'dup')),
+          {
+            maxLength: 4,
+          },
+        ),
+        (buf, edits) => {
+          let b = Buffer.from(buf);
+          for (const [at, byte, op] of edits) {
+            const i = at % Math.max(1, b.length);
+            if (op === 'set') b[i] = byte;
+            else if (op === 'cut') b = Buffer.concat([b.subarray(0, i), b.subarray(i + 1)]);
+            else b = Buffer.concat([b.subarray(0, i), b.subarray(i)]);
+          }
+          const r = parseMessage(b);
+          if (r.ok && r.message.kind === 'request') {
+            const problem = validateRequest(r.message);
+            if (problem !== undefined) expect(problem.status).toBeGreaterThanOrEqual(400);
+          }
+        },
+      ),
+      { ...RUNS, numRuns: 1500 },
+    );
+  });
+
+  it('parse → serialise → parse gives the same message', () => {
+    fc.assert(
+      fc.property(request, fc.boolean(), (buf, stream) => {
+        const first = parseMessage(buf, { stream });
+        expect(first.ok).toBe(true);
+        if (!first.ok || first.message.kind !== 'request') return;
+        const again = parseMessage(first.message.toBuffer(), { stream });
+        expect(again.ok).toBe(true);
+        if (!again.ok || again.message.kind !== 'request') return;
+        expect(again.message.method).toBe(first.message.method);
+        expect(again.message.uri).toBe(first.message.uri);
+        expect(again.message.headers).toEqual(first.message.headers);
+        expect(Buffer.compare(again.message.body, first.message.body)).toBe(0);
+        expect(again.message.toBuffer().equals(first.message.toBuffer())).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it('the stream framer cuts any split of a run of messages into the same messages', () => {
+    fc.assert(
+      fc.property(
+        fc.array(request, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat(2000), { maxLength: 6 }),
+        (msgs, cuts) => {
+          const all = Buffer.concat(msgs);
+          const points = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((a, b) => a - b);
+          const framer = new StreamFramer(65535);
+          const out: Buffer[] = [];
+          let from = 0;
+          for (const p of [...points, all.length]) {
+            for (const ev of framer.push(all.subarray(from, p)))
+              if (ev.type === 'message') out.push(Buffer.from(ev.data));
+            from = p;
+          }
+          expect(out.map((b) => b.toString('latin1'))).toEqual(msgs.map((b) => b.toString('latin1')));
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
+describe('regressions found by bench/fuzz.mjs', () => {
+  it('a Via with port 0 is answered to the source port (a send to port 0 threw ERR_SOCKET_BAD_PORT)', () => {
+    const r = parseMessage(
+      Buffer.from(
+        'OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n' +
+          'From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n',
+        'latin1',
+      ),
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok || r.message.kind !== 'request') return;
+    const link = {
+      transport: 'udp',
+      reliable: false,
+      localAddress: '127.0.0.1',
+      localPort: 5060,
+      send() {},
+    } as const;
+    expect(responsePort(r.message.topVia, { link, address: '127.0.0.1', port: 40527, family: 4 })).toBe(
+      40527,
+    );
+  });
+});
