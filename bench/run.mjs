@@ -10,7 +10,7 @@
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 2000]
-//             [--kamailio-shm 256]
+//             [--kamailio-shm 1024]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -50,7 +50,7 @@ const { values: args } = parseArgs({
     'hold-calls': { type: 'string', default: '20000' },
     'hold-rate': { type: 'string', default: '2000' },
     'hold-ms': { type: 'string', default: '30000' },
-    'kamailio-shm': { type: 'string', default: '256' },
+    'kamailio-shm': { type: 'string', default: '1024' },
     warmup: { type: 'string', default: '2000' },
   },
 });
