@@ -300,6 +300,15 @@ class ResponseContext {
     return this.proxy.deps;
   }
 
+  /**
+   * Only requests to the pool (not in-dialog ones) count towards a member's health: a BYE that goes
+   * unanswered for a dialog the member has forgotten says nothing about whether it takes new calls,
+   * and holding the member down for it would turn one lost BYE into an outage.
+   */
+  private judgesHealth(target: NextHop & Partial<Target>): boolean {
+    return this.endpoint !== undefined && target.id !== undefined;
+  }
+
   /** RFC 3261 §16.2: a stateful proxy answers an INVITE with 100 Trying right away. */
   sendTrying(): void {
     if (this.inb.req.method !== 'INVITE') return;
@@ -345,7 +354,7 @@ class ResponseContext {
           { target: describe(target), err: err instanceof Error ? err.message : String(err) },
           'pool member unreachable',
         );
-        if (target.id !== undefined) this.deps.health.markFailed(target as Target);
+        if (this.judgesHealth(target)) this.deps.health.markFailed(target as Target);
         this.synthesized ??= { status: 503 };
         this.next();
       },
@@ -407,7 +416,7 @@ class ResponseContext {
       return;
     }
     this.release(a);
-    if (a.target.id !== undefined) {
+    if (this.judgesHealth(a.target)) {
       if (status === 503) this.deps.health.markFailed(a.target as Target, retryAfterSeconds(res));
       else this.deps.health.markSucceeded(a.target as Target);
     }
@@ -429,7 +438,7 @@ class ResponseContext {
   private onFailure(a: Attempt, status: 408 | 503, retryAfter: number | undefined): void {
     if (a !== this.current || this.finalSent) return;
     this.release(a);
-    if (a.target.id !== undefined) this.deps.health.markFailed(a.target as Target, retryAfter);
+    if (this.judgesHealth(a.target)) this.deps.health.markFailed(a.target as Target, retryAfter);
     this.synthesized = { status };
     this.next();
   }

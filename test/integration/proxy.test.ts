@@ -283,4 +283,24 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
     expect(member.received[0]!.headerLines('route')).toEqual(['<sip:fe.contoso.com;lr;ms-route-sig=xyz>']);
     await member.close();
   });
+
+  it('an in-dialog request that times out does not take the member out of service', async () => {
+    // The member answers INVITEs and never answers BYE (as if it had forgotten the dialog).
+    const member = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
+    const s = await start([`sip:127.0.0.1:${member.port};transport=udp`]);
+    expect(status((await call(s.port('udp'), 'bye-1')).at(-1))).toBe(200);
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const final = new Promise<string>((resolve) => sock.on('message', (m) => resolve(m.toString('latin1'))));
+    const bye =
+      `BYE sip:peer@127.0.0.1:${member.port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${sock.address().port};branch=z9hG4bK-bye-1\r\n` +
+      'Max-Forwards: 70\r\nFrom: <sip:legacy@contoso.com>;tag=9\r\nTo: <sip:ocschat@contoso.com>;tag=peer1\r\nCall-ID: bye-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n';
+    sock.send(bye, s.port('udp'), '127.0.0.1');
+    // Timer F is 64*T1 = 6.4 s here; the client then gets 408 for its BYE.
+    expect(status(await final)).toBe(408);
+    sock.close();
+    expect(status((await call(s.port('udp'), 'bye-2')).at(-1))).toBe(200);
+    await member.close();
+  }, 20_000);
 });
