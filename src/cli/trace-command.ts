@@ -81,7 +81,56 @@ function describeWindow(ms: number | undefined, now: number): string {
   return `until ${new Date(ms).toISOString()}`;
 }
 
-function staticReport(config: LoadedConfig, method: string, uri: string, now: number): string {
+/**
+ * Pool member health as the running service reports it on its admin port (pchat_pool_member_up), by
+ * target id (`transport:address:port`); undefined when the admin port is off or does not answer.
+ */
+export async function liveHealth(
+  config: LoadedConfig,
+  timeoutMs = 1000,
+): Promise<Map<string, boolean> | undefined> {
+  const admin = config.server.admin.listen;
+  if (admin === undefined) return undefined;
+  const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}/metrics`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return undefined;
+    const health = new Map<string, boolean>();
+    for (const m of (await res.text()).matchAll(
+      /^pchat_pool_member_up\{[^}]*target="([^"]+)"[^}]*\} (\d+)/gm,
+    )) {
+      health.set(m[1]!, m[2] === '1');
+    }
+    return health;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The health shown next to a static target: matched by its id when the target is an IP literal. */
+function healthOf(uri: string, health: Map<string, boolean> | undefined): string {
+  if (health === undefined) return 'health: unknown (service or admin port not reachable)';
+  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;]+)(?::(\d+))?(?:.*;transport=(\w+))?/i.exec(uri);
+  const host = (m?.[1] ?? '').replace(/^\[|\]$/g, '');
+  const transport = (m?.[3] ?? (uri.startsWith('sips:') ? 'tls' : 'udp')).toLowerCase();
+  const port = m?.[2] ?? (transport === 'tls' ? '5061' : '5060');
+  const up = health.get(`${transport}:${host}:${port}`);
+  if (up === undefined) {
+    const byHost = [...health.entries()].filter(([id]) => id.includes(`:${host}:`));
+    if (byHost.length === 0) return 'health: not probed';
+    return `health: ${byHost.map(([id, u]) => `${id} ${u ? 'up' : 'down'}`).join(', ')}`;
+  }
+  return `health: ${up ? 'up' : 'down'}`;
+}
+
+function staticReport(
+  config: LoadedConfig,
+  method: string,
+  uri: string,
+  now: number,
+  health?: Map<string, boolean>,
+): string {
   const endpoint: Endpoint | undefined = config.table.lookupUri(uri);
   const lines: string[] = [`trace ${method} ${uri}`, `  config:      ${config.files.endpoints}`];
   if (endpoint === undefined) {
@@ -105,7 +154,7 @@ function staticReport(config: LoadedConfig, method: string, uri: string, now: nu
     }
     for (const [n, { t }] of targets.entries()) {
       lines.push(
-        `  ${n === 0 ? 'targets:' : '        '}     ${n + 1}. ${t.uri}${t.q === undefined ? '' : `  q=${t.q}`}  health: not probed (probes come with proxy mode)`,
+        `  ${n === 0 ? 'targets:' : '        '}     ${n + 1}. ${t.uri}${t.q === undefined ? '' : `  q=${t.q}`}  ${healthOf(t.uri, health)}`,
       );
     }
   }
@@ -160,7 +209,11 @@ export function traceCommand(io: CliIo): Command {
         throw new CliError(EXIT.config, `configuration refused:\n${err.message}`);
       throw err;
     }
-    io.out(staticReport(config, flags.method, uri, Date.now()));
+    const endpoint = config.table.lookupUri(uri);
+    // Member health lives in the running service: asked of its admin port, when it has one.
+    const health =
+      endpoint !== undefined && endpoint.pool.targets.length > 0 ? await liveHealth(config) : undefined;
+    io.out(staticReport(config, flags.method, uri, Date.now(), health));
     if (flags.live !== true) return;
     const service = liveTarget(config, flags.target);
     const result = await probe({ ...service, method: flags.method, uri, timeoutMs: Number(flags.timeout) });

@@ -341,11 +341,19 @@ export class Router {
           : this.transactions.createNonInvite(key, route);
       this.handOver(txn);
       const inb = { req, source, via, txn, t0 };
-      if (decision.proxy === 'pool') {
-        this.proxy!.forwardToPool(inb, decision.endpoint, key);
+      try {
+        if (decision.proxy === 'pool') {
+          this.proxy!.forwardToPool(inb, decision.endpoint, key);
+          return;
+        }
+        if (this.proxy!.forwardInDialog(inb, key)) return;
+      } catch (err) {
+        // The transaction exists now: it must end with an answer, or it would be held for ever.
+        this.stats.internalErrors++;
+        this.log.error({ err, callId: req.callId }, 'internal error forwarding request');
+        this.respondVia(txn, req, via, source, { status: 500, outcome: 'internal-error' }, t0);
         return;
       }
-      if (this.proxy!.forwardInDialog(inb, key)) return;
       // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
       decision = { status: 481, outcome: 'no-dialog' };
       this.respondVia(txn, req, via, source, decision, t0);

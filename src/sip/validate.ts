@@ -8,8 +8,16 @@ import type { SipRequest, SipResponse } from './message.js';
 import { parseNameAddr, isWildcardContact } from './name-addr.js';
 import { parseVia } from './via.js';
 import { fastVia, isPlainNameAddr } from './fast-check.js';
-import { splitHeaderValues, parseUint, isGmtDate, isValidCallId } from './header-values.js';
+import { splitHeaderValues, parseUint, isGmtDate, isValidCallId, isToken } from './header-values.js';
 import { parseSipUri, uriScheme } from './uri.js';
+
+/** Comma-separated headers the router reads: Route sets (name-addr) and option tags (tokens). */
+const LIST_HEADERS = [
+  ['route', HeaderBit.route, 'Route header'],
+  ['record-route', HeaderBit['record-route'], 'Record-Route header'],
+  ['require', HeaderBit.require, 'Require header'],
+  ['proxy-require', HeaderBit['proxy-require'], 'Proxy-Require header'],
+] as const;
 
 /** Headers that RFC 3261 §7.3.1 forbids to repeat and §8.1.1 requires in every request. */
 const SINGLE_REQUIRED = [
@@ -97,6 +105,20 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
           throw new SipParseError(reasonOf(err, 'Contact header'));
         }
       }
+    // Headers the router acts on must read cleanly before any transaction exists for the request.
+    for (const [name, bit, what] of LIST_HEADERS) {
+      if (!req.has(bit)) continue;
+      try {
+        for (const line of req.headerLines(name)) {
+          for (const v of splitHeaderValues(line)) {
+            if (name === 'route' || name === 'record-route') parseNameAddr(v, what);
+            else if (!isToken(v)) throw new SipParseError(`Bad ${what}`);
+          }
+        }
+      } catch (err) {
+        throw err instanceof SipParseError ? err : new SipParseError(reasonOf(err, what));
+      }
+    }
     const date = req.has(HeaderBit.date) ? req.header('date') : undefined;
     // RFC 3261 §20.17 allows only GMT; RFC 4475 §3.1.2.12 (baddate).
     if (date !== undefined && !isGmtDate(date)) throw new SipParseError('Bad Date header');

@@ -317,3 +317,24 @@ describe('endpoint matching', () => {
     expect(send(request({ ruri: 'sip:OCSChat@contoso.com:5061;transport=tls' }))[0]!.status).toBe(302);
   });
 });
+
+describe('regressions found by the mutation fuzzer', () => {
+  it('a malformed Route or Require gets 400 and leaves no transaction behind', () => {
+    for (const extra of [
+      'Route: <sip:fe.contoso.com;lr\r\n',
+      'Require: 100rel, <x\r\n',
+      'Proxy-Require: a b\r\n',
+    ]) {
+      const r = send(
+        request({
+          ruri: 'sip:proxied@contoso.com',
+          extra,
+          via: `SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-${extra.length}`,
+        }),
+      );
+      expect(r.map((x) => x.status)).toEqual([400]);
+    }
+    expect(router.transactions.size).toBe(0);
+    expect(router.stats.internalErrors).toBe(0);
+  });
+});
