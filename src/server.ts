@@ -140,6 +140,7 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
   if (JSON.stringify(before.sip) !== JSON.stringify(after.sip)) out.push('sip');
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) out.push('admin');
   if (JSON.stringify(before.proxy) !== JSON.stringify(after.proxy)) out.push('proxy');
+  if (JSON.stringify(before.lookup) !== JSON.stringify(after.lookup)) out.push('lookup');
   // The certificate files themselves are watched and reloaded; which files they are is read once.
   if (JSON.stringify(before.tls) !== JSON.stringify(after.tls)) out.push('tls');
   // access and limits.rate are applied live; the other limits shape listeners and the router.
@@ -203,7 +204,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     lookup: {
       clientTxns: proxySupport.clientTxns,
       probes: () => proxySupport.prober?.states() ?? [],
-      settings: { ...DEFAULT_LOOKUP_SETTINGS, ...opts.lookup },
+      settings: {
+        ...DEFAULT_LOOKUP_SETTINGS,
+        sessionExpires: server.lookup.sessionExpires,
+        idleTimeoutMs: server.lookup.idleTimeout,
+        maxDialogs: server.lookup.maxDialogs,
+        maxBodyBytes: server.lookup.maxBodyBytes,
+        ...opts.lookup,
+      },
     },
     maxMessageSize: server.sip.maxMessageSize,
     serverHeader: server.sip.serverHeader,

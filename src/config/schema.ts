@@ -428,6 +428,18 @@ function listenersNeedTls(
   }
 }
 
+/** Lookup mode: the short dialogs legacy Group Chat clients hold with the Lookup service. */
+const lookupSchema = strictObject({
+  /** Session-Expires (s) in every Lookup 200: legacy clients refresh their chat session from it; 0: none. */
+  sessionExpires: z.int().min(0).max(86_400).default(1800),
+  /** ms a lookup dialog may stay without a request from the client before it is ended with BYE. */
+  idleTimeout: z.int().min(1000).max(3_600_000).default(120_000),
+  /** Lookup dialogs held at most; an INVITE beyond that gets 503 with Retry-After. */
+  maxDialogs: z.int().min(1).max(1_000_000).default(10_000),
+  /** Largest XCCOS INFO body read, in bytes (a cmd:requri envelope is about 120). */
+  maxBodyBytes: z.int().min(256).max(1_048_576).default(16_384),
+});
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -452,6 +464,7 @@ export const serverConfigSchema = strictObject({
   sip: orEmpty({}, sipSchema),
   admin: adminSchema,
   proxy: orEmpty({}, proxySchema),
+  lookup: orEmpty({}, lookupSchema),
   tls: z.preprocess((v) => (v === null ? undefined : v), tlsSchema.optional()),
   limits: orEmpty({}, limitsSchema),
   access: orEmpty({}, accessSchema),

@@ -33,6 +33,7 @@ const DEFAULTS = {
     dns: { servers: [] },
     probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
   },
+  lookup: { sessionExpires: 1800, idleTimeout: 120_000, maxDialogs: 10_000, maxBodyBytes: 16_384 },
   limits: {
     maxHeaders: 256,
     maxLineLength: 8192,
@@ -139,7 +140,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, tls, limits, access, shutdown`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown`,
     ]);
   });
 
