@@ -1,7 +1,11 @@
 // Logger construction: pino JSON lines, pretty on a terminal, credentials redacted.
 
 import { pino, type Logger, type DestinationStream } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+
+// pino-pretty weighs about 10 MB of memory: it is loaded only when a terminal asks for pretty output.
+const requireCjs = createRequire(import.meta.url);
+type PrettyFactory = typeof import('pino-pretty');
 
 export type { Logger } from 'pino';
 
@@ -21,7 +25,11 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
   if (pretty)
     return pino(
       base,
-      pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }),
+      (requireCjs('pino-pretty') as PrettyFactory)({
+        colorize: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,service',
+      }),
     );
   // Buffered, asynchronous writes keep logging off the hot path; flushed on shutdown.
   return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
