@@ -31,8 +31,17 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
         ignore: 'pid,hostname,service',
       }),
     );
-  // Buffered, asynchronous writes keep logging off the hot path; flushed on shutdown.
-  return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  // Buffered, asynchronous writes keep logging off the hot path under load; a quiet service still
+  // shows its lines within a second, and everything is flushed on shutdown.
+  const stdout = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    try {
+      stdout.flush();
+    } catch {
+      // Not ready yet (the file descriptor opens asynchronously) or closing: the next tick flushes.
+    }
+  }, 1000).unref();
+  return pino(base, stdout);
 }
 
 /** Write out anything the logger still buffers (before exit). */

@@ -157,3 +157,25 @@ describe('serve and trace --live', () => {
     expect(silent.err).toContain(`no final answer from udp://127.0.0.1:${port} within 600 ms`);
   }, 30_000);
 });
+
+describe('serve and SIGHUP', () => {
+  it('SIGHUP reloads the configuration and logs the reload with its trigger', async () => {
+    await freshDir('listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n  pretty: false\n');
+    const child = spawn(process.execPath, [CLI, 'serve', '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const waitFor = async (pattern: RegExp): Promise<void> => {
+      for (let i = 0; i < 100 && !pattern.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!pattern.test(out)) throw new Error(`never logged ${pattern}: ${out}`);
+    };
+    try {
+      await waitFor(/"msg":"endpoint table loaded/);
+      child.kill('SIGHUP');
+      await waitFor(/"trigger":"SIGHUP"[^\n]*"msg":"reload applied/);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  }, 20_000);
+});
