@@ -3,14 +3,8 @@
 
 import net from 'node:net';
 import { StreamFramer } from '../sip/framer.js';
-import type {
-  BoundAddress,
-  FramingErrorHandler,
-  Link,
-  MessageHandler,
-  PeerCertificate,
-  Source,
-} from './types.js';
+import { StreamListener } from './stream-listener.js';
+import type { FramingErrorHandler, Link, MessageHandler, PeerCertificate, Source } from './types.js';
 
 export interface TcpOptions {
   readonly host: string;
@@ -197,16 +191,15 @@ export class TcpConnector {
   }
 }
 
-export class TcpListener {
+export class TcpListener extends StreamListener<TcpConnection> {
   readonly transport = 'tcp' as const;
-  private readonly connections = new Set<TcpConnection>();
-  private bound: BoundAddress | undefined;
-  private stopped: Promise<void> | undefined;
 
   private constructor(
     private readonly server: net.Server,
     private readonly opts: TcpOptions,
-  ) {}
+  ) {
+    super(server, 'TCP');
+  }
 
   static async listen(
     opts: TcpOptions,
@@ -240,22 +233,6 @@ export class TcpListener {
     const a = server.address() as net.AddressInfo;
     l.bound = { transport: 'tcp', host: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     return l;
-  }
-
-  get address(): BoundAddress {
-    if (this.bound === undefined) throw new Error('TCP listener not bound');
-    return this.bound;
-  }
-
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
-  /** Takes no new connections; those open stay open (a drain before shutdown). */
-  stopAccepting(): Promise<void> {
-    // net.Server emits 'close' once, after the last connection ends: every later caller awaits that.
-    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
-    return this.stopped;
   }
 
   close(): Promise<void> {

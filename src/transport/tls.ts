@@ -8,7 +8,8 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { describeVerifyError, peerCertificateOf, type CertificateStore } from './certificates.js';
 import { connectionId, TcpConnection, type ConnectionRegistry } from './tcp.js';
-import type { BoundAddress, FramingErrorHandler, MessageHandler } from './types.js';
+import { StreamListener } from './stream-listener.js';
+import type { FramingErrorHandler, MessageHandler } from './types.js';
 
 export interface TlsListenerOptions {
   readonly host: string;
@@ -25,14 +26,13 @@ export interface TlsListenerOptions {
   readonly admit?: (socket: net.Socket) => boolean;
 }
 
-export class TlsListener {
+export class TlsListener extends StreamListener<TcpConnection> {
   readonly transport = 'tls' as const;
-  private readonly connections = new Set<TcpConnection>();
-  private bound: BoundAddress | undefined;
   private unsubscribe: () => void = () => {};
-  private stopped: Promise<void> | undefined;
 
-  private constructor(private readonly server: tls.Server) {}
+  private constructor(server: tls.Server) {
+    super(server, 'TLS');
+  }
 
   static async listen(
     opts: TlsListenerOptions,
@@ -119,22 +119,6 @@ export class TlsListener {
     const a = server.address() as net.AddressInfo;
     l.bound = { transport: 'tls', host: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     return l;
-  }
-
-  get address(): BoundAddress {
-    if (this.bound === undefined) throw new Error('TLS listener not bound');
-    return this.bound;
-  }
-
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
-  /** Takes no new connections; those open stay open (a drain before shutdown). */
-  stopAccepting(): Promise<void> {
-    // Resolves once the last connection has ended too: every later caller awaits the same close.
-    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
-    return this.stopped;
   }
 
   close(): Promise<void> {

@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { CertificateStore } from './certificates.js';
-import type { BoundAddress, Link, MessageHandler, Source } from './types.js';
+import { StreamListener } from './stream-listener.js';
+import type { Link, MessageHandler, Source } from './types.js';
 
 export interface WsListenerOptions {
   readonly transport: 'ws' | 'wss';
@@ -86,17 +87,16 @@ export class WsConnection implements Link {
   }
 }
 
-export class WsListener {
-  private readonly connections = new Set<WsConnection>();
-  private bound: BoundAddress | undefined;
+export class WsListener extends StreamListener<WsConnection> {
   private unsubscribe: () => void = () => {};
-  private stopped: Promise<void> | undefined;
 
   private constructor(
     readonly transport: 'ws' | 'wss',
     private readonly server: http.Server | https.Server,
     private readonly wss: WebSocketServer,
-  ) {}
+  ) {
+    super(server, 'WebSocket');
+  }
 
   static async listen(opts: WsListenerOptions, onMessage: MessageHandler): Promise<WsListener> {
     const store = opts.certificates;
@@ -208,22 +208,6 @@ export class WsListener {
       family: a.family === 'IPv6' ? 6 : 4,
     };
     return l;
-  }
-
-  get address(): BoundAddress {
-    if (this.bound === undefined) throw new Error('WebSocket listener not bound');
-    return this.bound;
-  }
-
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
-  /** Takes no new connections; open WebSockets stay open (a drain before shutdown). */
-  stopAccepting(): Promise<void> {
-    // Resolves once the last connection has ended too: every later caller awaits the same close.
-    this.stopped ??= new Promise((resolve) => this.server.close(() => resolve()));
-    return this.stopped;
   }
 
   close(): Promise<void> {
