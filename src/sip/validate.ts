@@ -61,7 +61,12 @@ function checkSingles(msg: SipRequest | SipResponse): void {
   if (!isValidCallId(msg.callId ?? '')) throw new SipParseError('Bad Call-ID header');
   for (const name of ['from', 'to'] as const) {
     const value = msg.header(name) ?? '';
-    if (isPlainNameAddr(value)) continue;
+    // To is usually exactly the well-known address, untagged: seen before, valid before.
+    if (validNameAddrs.has(value)) continue;
+    if (isPlainNameAddr(value)) {
+      if (name === 'to') validNameAddrs.add(value);
+      continue;
+    }
     try {
       parseNameAddr(value, `${WIRE_NAME[name]} header`);
     } catch (err) {
@@ -128,7 +133,28 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
   }
 }
 
+/**
+ * Values already found valid. This service sees the same few Request-URIs and To values (its
+ * well-known addresses) over and over: a set probe replaces the grammar scan. Bounded; entries are
+ * flat copies, so they do not keep a message's header text alive.
+ */
+class ValidCache {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(value: string): boolean {
+    return this.seen.has(value);
+  }
+  add(value: string): void {
+    if (this.seen.size >= this.max) this.seen.clear();
+    this.seen.add((value + ' ').slice(0, -1));
+  }
+}
+
+const validRequestUris = new ValidCache(1024);
+const validNameAddrs = new ValidCache(1024);
+
 function checkRequestUri(uri: string): void {
+  if (validRequestUris.has(uri)) return;
   const scheme = uriScheme(uri);
   if (scheme === undefined) throw new SipParseError('Malformed Request-URI');
   if (scheme !== 'sip' && scheme !== 'sips') return;
@@ -140,6 +166,7 @@ function checkRequestUri(uri: string): void {
   }
   // RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11, escruri).
   if (parsed.headers.length > 0) throw new SipParseError('Headers not allowed in Request-URI');
+  validRequestUris.add(uri);
 }
 
 /** Returns why a response must be discarded, or undefined when it may be processed. */
