@@ -35,12 +35,21 @@ export async function freeLoopbackPort(): Promise<number> {
   throw new Error('no free port found');
 }
 
-export async function startSippServer(opts: {
-  scenario: string;
-  transport: 'udp' | 'tcp';
-  calls: number;
-  timeoutMs: number;
-}): Promise<SippServer> {
+type SippServerOptions = { scenario: string; transport: 'udp' | 'tcp'; calls: number; timeoutMs: number };
+
+/**
+ * Starts SIPp as a server; if it exits before it is listening (a parallel test took one of the free
+ * ports picked for it first), starts it again on new ports, up to 3 times.
+ */
+export async function startSippServer(opts: SippServerOptions): Promise<SippServer> {
+  for (let attempt = 1; ; attempt++) {
+    const server = await startOnce(opts);
+    if (server !== undefined) return server;
+    if (attempt === 3) throw new Error('SIPp server did not start (ports taken three times)');
+  }
+}
+
+async function startOnce(opts: SippServerOptions): Promise<SippServer | undefined> {
   const port = await freeLoopbackPort();
   const control = await freeLoopbackPort();
   const dir = await mkdtemp(join(tmpdir(), 'sipp-uas-'));
@@ -99,34 +108,40 @@ export async function startSippServer(opts: {
       });
     },
   );
-  // Give SIPp a moment to bind its socket before anyone sends to it.
-  await waitBound(opts.transport, port);
+  // Give SIPp a moment to bind its socket before anyone sends to it; an early exit means it could not.
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const bound = await waitBound(opts.transport, port, () => exited);
+  if (!bound) {
+    child.kill('SIGKILL');
+    await done.catch(() => undefined);
+    return undefined;
+  }
   return { port, done, stop: () => child.kill('SIGTERM') };
 }
 
-async function waitBound(transport: 'udp' | 'tcp', port: number): Promise<void> {
+/**
+ * Waits until something listens on 127.0.0.1:port, read from /proc/net (a probe socket of our own
+ * could take the port from SIPp in the instant before it binds). False when SIPp exited first or
+ * nothing came up within 5 s.
+ */
+async function waitBound(transport: 'udp' | 'tcp', port: number, gone: () => boolean): Promise<boolean> {
   const deadline = Date.now() + 5000;
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   while (Date.now() < deadline) {
-    const inUse =
-      transport === 'tcp'
-        ? await new Promise<boolean>((r) => {
-            const s = net.connect(port, '127.0.0.1');
-            s.once('connect', () => {
-              s.destroy();
-              r(true);
-            });
-            s.once('error', () => r(false));
-          })
-        : await new Promise<boolean>((r) => {
-            const s = dgram.createSocket('udp4');
-            s.once('error', () => r(true));
-            s.bind(port, '127.0.0.1', () => {
-              s.close();
-              r(false);
-            });
-          });
-    if (inUse) return;
+    if (gone()) return false;
+    const table = await readFile(`/proc/net/${transport}`, 'latin1').catch(() => '');
+    // TCP sockets must be in LISTEN (state 0A); a bound UDP socket is listed as it is.
+    const listening = table.split('\n').some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === local && (transport === 'udp' || f[3] === '0A');
+    });
+    if (listening) {
+      // A port taken by another process would also be listed: SIPp, unable to bind, exits at once.
+      await new Promise((r) => setTimeout(r, 100));
+      return !gone();
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`SIPp did not bind ${transport} port ${port}`);
+  return false;
 }

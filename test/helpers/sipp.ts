@@ -85,7 +85,19 @@ export function requireSipp(): string {
 const OUTPUT_LIMIT = 256 * 1024;
 const KILL_GRACE_MS = 3_000;
 
+/**
+ * Runs SIPp once; if one of the free ports picked for it was taken by a parallel test before SIPp
+ * could bind it (SIPp logs "Address already in use"), runs it again on new ports, up to 3 times.
+ */
 export async function runSipp(opts: SippRunOptions): Promise<SippResult> {
+  for (let attempt = 1; ; attempt++) {
+    const result = await runSippOnce(opts);
+    const lostPort = /Address already in use/.test(result.errors + result.stderr);
+    if (!lostPort || attempt === 3) return result;
+  }
+}
+
+async function runSippOnce(opts: SippRunOptions): Promise<SippResult> {
   if (!Number.isInteger(opts.calls) || opts.calls < 1)
     throw new RangeError(`calls must be >= 1, got ${opts.calls}`);
   if (!(opts.timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${opts.timeoutMs}`);
