@@ -1,6 +1,5 @@
 // Header-value helpers: list splitting, CSeq and scalars, token/Call-ID/SIP-date checks, and the grammar error itself.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { headerValues, reasonOf } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
 import { SipGrammarError } from '../../src/sip/grammar-error.js';
 import {
@@ -11,43 +10,6 @@ import {
   parseUint,
   splitHeaderValues,
 } from '../../src/sip/header-values.js';
-
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
-
-/** The unfolded, trimmed values of header `name` (long name; compact forms are matched too) in an RFC 4475 message. */
-function headerValues(message: string, name: string): string[] {
-  const compact: Record<string, string> = {
-    i: 'call-id',
-    l: 'content-length',
-    v: 'via',
-    m: 'contact',
-    f: 'from',
-    t: 'to',
-  };
-  const raw = readFileSync(join(FIXTURES, `${message}.dat`)).toString('latin1');
-  const head = raw.slice(0, raw.indexOf('\r\n\r\n')).replace(/\r\n[ \t]+/g, ' ');
-  const out: string[] = [];
-  for (const line of head.split('\r\n').slice(1)) {
-    const colon = line.indexOf(':');
-    const hname = line
-      .slice(0, colon)
-      .replace(/[ \t]+$/, '')
-      .toLowerCase();
-    if ((compact[hname] ?? hname) === name.toLowerCase())
-      out.push(line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
-  }
-  return out;
-}
-
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
-    throw e;
-  }
-  throw new Error('did not throw');
-}
 
 describe('SipGrammarError', () => {
   it('carries a stable code and the reason as message', () => {

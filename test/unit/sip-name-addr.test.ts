@@ -1,6 +1,6 @@
 // From/To/Contact/Route values: name-addr vs addr-spec, display names, header params, tags, against RFC 3261 §20 and RFC 4475.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { headerValues, reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
 import { SipGrammarError } from '../../src/sip/grammar-error.js';
 import { splitHeaderValues } from '../../src/sip/header-values.js';
@@ -12,44 +12,7 @@ import {
   type NameAddr,
 } from '../../src/sip/name-addr.js';
 
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
-
-/** The unfolded, trimmed values of header `name` (long name; compact forms are matched too) in an RFC 4475 message. */
-function headerValues(message: string, name: string): string[] {
-  const compact: Record<string, string> = {
-    i: 'call-id',
-    l: 'content-length',
-    v: 'via',
-    m: 'contact',
-    f: 'from',
-    t: 'to',
-  };
-  const raw = readFileSync(join(FIXTURES, `${message}.dat`)).toString('latin1');
-  const head = raw.slice(0, raw.indexOf('\r\n\r\n')).replace(/\r\n[ \t]+/g, ' ');
-  const out: string[] = [];
-  for (const line of head.split('\r\n').slice(1)) {
-    const colon = line.indexOf(':');
-    const hname = line
-      .slice(0, colon)
-      .replace(/[ \t]+$/, '')
-      .toLowerCase();
-    if ((compact[hname] ?? hname) === name.toLowerCase())
-      out.push(line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
-  }
-  return out;
-}
-
 const one = (message: string, name: string): string => headerValues(message, name)[0]!;
-
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
-    throw e;
-  }
-  throw new Error('did not throw');
-}
 
 describe('parseNameAddr: accepted forms', () => {
   it('parses a quoted display name, a bracketed URI and header params', () => {

@@ -1,6 +1,7 @@
 // SIP URI grammar: RFC 3261 §19.1 parsing, §19.1.4 comparison, §10.3 AOR keys, and the RFC 4475 URIs.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
 import { SipGrammarError } from '../../src/sip/grammar-error.js';
 import {
@@ -16,23 +17,11 @@ import {
   type SipUri,
 } from '../../src/sip/uri.js';
 
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
-
 /** The Request-URI of an RFC 4475 message (read as latin1: one char per wire byte). */
 function requestUri(message: string): string {
   const raw = readFileSync(join(FIXTURES, `${message}.dat`)).toString('latin1');
   const line = raw.slice(0, raw.indexOf('\r\n'));
   return line.slice(line.indexOf(' ') + 1, line.lastIndexOf(' '));
-}
-
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
-    throw e;
-  }
-  throw new Error('did not throw');
 }
 
 const eq = (a: string, b: string): boolean => uriEquals(parseSipUri(a), parseSipUri(b));

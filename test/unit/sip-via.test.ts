@@ -1,12 +1,11 @@
 // Via values: sent-protocol with LWS, sent-by, and the RFC 3261 / RFC 3581 via-params, against RFC 4475.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
 import { SipGrammarError } from '../../src/sip/grammar-error.js';
 import { splitHeaderValues } from '../../src/sip/header-values.js';
 import { MAGIC_COOKIE, parseVia, type Via } from '../../src/sip/via.js';
-
-const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
 /** Every via-parm of an RFC 4475 message, in order: Via lines (long and compact) unfolded and split on commas. */
 function vias(message: string): string[] {
@@ -23,16 +22,6 @@ function vias(message: string): string[] {
       out.push(...splitHeaderValues(line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')));
   }
   return out;
-}
-
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
-    throw e;
-  }
-  throw new Error('did not throw');
 }
 
 describe('parseVia', () => {
