@@ -2,7 +2,8 @@
 // so they come from the address and port the request was sent to.
 
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { Link, MessageHandler, BoundAddress } from './types.js';
 
 export interface UdpOptions {
@@ -24,7 +25,11 @@ export class UdpListener implements Link {
     onMessage: MessageHandler,
   ) {
     const family = isIPv6(opts.host) ? 6 : 4;
-    this.socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
+    this.socket = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: family === 6,
+      lookup: literalLookup,
+    });
     this.socket.on('message', (msg, rinfo) => {
       onMessage(msg, {
         link: this,
@@ -85,4 +90,23 @@ export class UdpListener implements Link {
       }
     });
   }
+}
+
+/**
+ * Address lookup for sends. The service only ever sends to IP literals (a Via's received/source
+ * address, or a pool member resolved beforehand), and Node's default lookup answers those on the
+ * next tick, which costs a tick-queue round per datagram. This one answers them at once; a name
+ * (never expected here) still goes through the default lookup.
+ */
+function literalLookup(
+  hostname: string,
+  options: LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }
