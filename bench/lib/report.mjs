@@ -56,6 +56,7 @@ function runRow(run) {
     quantile(run, 0.5),
     quantile(run, 0.99),
     fixed(run.cpuMicrosPerCall, 1),
+    run.warmupCpuS === undefined ? 'n/a' : fixed(run.warmupCpuS, 2),
     `${mb(run.peakRssSumKb)} / ${mb(run.peakRssMaxKb)}`,
     run.processes,
     fixed(run.sippCpuPercent),
@@ -88,7 +89,11 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
   out.push(
     `- Load: SIPp \`test/sipp/redirect-uac.xml\` (INVITE → 302 → ACK, Contact and To tag checked) at fixed ` +
       `offered rates ${loads.join(', ')}/s over UDP and ${tcpRate}/s over TCP (one connection), ` +
-      `${env.durationS} s each (calls = rate × duration), one fresh server process per run.`,
+      `${env.durationS} s each (calls = rate × duration), one fresh server process per run` +
+      (env.redirectWarmup > 0
+        ? `, which first takes ${env.redirectWarmup} warm-up calls on the same transport at the same rate ` +
+          '(at most 10,000/s); the warm-up is not counted in any figure below except "warm-up CPU s".'
+        : ' (no warm-up: the figures include start-up and JIT compilation).'),
   );
   out.push(
     `- Kamailio: stateless \`sl_send_reply\` redirect generated from \`bench/kamailio/redirect.cfg.tmpl\`, ` +
@@ -124,6 +129,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
     'p50 ms',
     'p99 ms',
     'CPU µs/call',
+    'warm-up CPU s',
     'peak RSS MB (sum / max)',
     'procs',
     'SIPp CPU %',
