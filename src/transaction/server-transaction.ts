@@ -85,9 +85,14 @@ export class InviteServerTransaction extends ServerTransactionBase {
   readonly kind = 'invite' as const;
   private interval = 0;
   private timerH: TimerHandle | undefined;
+  /** When the INVITE arrived (clock ms). */
+  private readonly startedAt: number;
+  /** An INVITE retransmission arrived, or Timer G resent the final response. */
+  private repeated = false;
 
   constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, hooks: TransactionHooks) {
     super(key, route, clock, timers, hooks, ServerTransactionState.Proceeding);
+    this.startedAt = clock.now();
   }
 
   /** The TU passes a response down (status decides the transition). */
@@ -120,6 +125,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
   private timerG(): void {
     if (this.state !== ServerTransactionState.Completed || this.lastResponse === undefined) return;
+    this.repeated = true;
     this.transmit(this.lastResponse);
     // RFC 3261 §17.2.1: the interval doubles each time, capped at T2.
     this.interval = Math.min(2 * this.interval, this.timers.t2);
@@ -128,6 +134,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
   /** A retransmission of the INVITE arrived. */
   retransmission(): void {
+    this.repeated = true;
     // RFC 3261 §17.2.1: in Proceeding and Completed the most recent response is passed to the transport again.
     if (
       (this.state === ServerTransactionState.Proceeding || this.state === ServerTransactionState.Completed) &&
@@ -147,9 +154,19 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.lastResponse = undefined;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
-    // RFC 3261 §17.2.1: Timer I is T4 for unreliable transports and zero for reliable ones.
-    if (this.route.link.reliable) this.terminate();
-    else this.hooks.confirmed(this.key);
+    // RFC 3261 §17.2.1: Timer I is T4 for unreliable transports and zero for reliable ones. Confirmed
+    // exists to absorb the ACKs of retransmitted finals and INVITE retransmissions still in flight.
+    // When the ACK came within T1/2 of the INVITE and nothing was repeated, there are none: the
+    // client had its answer before its own Timer A (T1) could fire, and we resent nothing. Such a
+    // transaction ends at once, as over a reliable transport, so a busy server keeps no state for
+    // the seconds of Timer I; an ACK arriving after that is dropped as unmatched, which is what
+    // happens to any ACK after Timer I.
+    if (
+      this.route.link.reliable ||
+      (!this.repeated && this.clock.now() - this.startedAt < this.timers.t1 / 2)
+    ) {
+      this.terminate();
+    } else this.hooks.confirmed(this.key);
   }
 
   override dispose(): void {

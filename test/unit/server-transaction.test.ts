@@ -54,6 +54,8 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
     const t = table.createInvite('k', route);
     t.respond(404, R302);
     link.take();
+    // Later than T1/2 after the INVITE: the client may have retransmitted it meanwhile.
+    clock.advance(T1 / 2);
     t.ack();
     expect(t.state).toBe(ServerTransactionState.Confirmed);
     t.retransmission();
@@ -63,6 +65,41 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
     clock.advance(1);
     expect(table.size).toBe(0);
     expect(clock.active).toBe(0);
+  });
+
+  it('an ACK within T1/2 of the INVITE, nothing repeated: Timer I is zero, as over TCP', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    clock.advance(T1 / 2 - 1);
+    t.ack();
+    expect(t.state).toBe(ServerTransactionState.Terminated);
+    expect(table.size).toBe(0);
+    expect(table.get('k')).toBeUndefined();
+    expect(clock.active).toBe(0);
+    expect(link.take()).toHaveLength(1);
+  });
+
+  it('an INVITE retransmission before a quick ACK keeps Confirmed for Timer I', () => {
+    const { clock, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    t.retransmission();
+    t.ack();
+    expect(t.state).toBe(ServerTransactionState.Confirmed);
+    expect(table.get('k')?.state).toBe(ServerTransactionState.Confirmed);
+    clock.advance(T4);
+    expect(table.size).toBe(0);
+  });
+
+  it('a final resent by Timer G keeps Confirmed for Timer I', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    t.respond(302, R302);
+    clock.advance(T1);
+    expect(link.take()).toHaveLength(2);
+    t.ack();
+    expect(table.get('k')?.state).toBe(ServerTransactionState.Confirmed);
   });
 
   it('over TCP: no Timer G, Timer I is zero', () => {
