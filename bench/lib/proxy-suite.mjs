@@ -1,7 +1,7 @@
 // The proxy benchmark: SIPp client → server → SIPp pool member full calls (INVITE/100/200/ACK/BYE/200)
 // over UDP at fixed offered loads, pchat-endpoint (mode proxy, one static pool member) against Kamailio
 // (tm + rr); then the service's memory over a long run and per held INVITE transaction.
-import { readdir, readFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderKamailioProxyConfig } from './kamailio.mjs';
@@ -251,6 +251,9 @@ async function sampleAfterFullGc(pid, adminPort, dir, t0) {
   }
   const t = (Date.now() - t0) / 1000;
   const m = await scrape(adminPort);
+  // BENCH_KEEP_SNAPSHOTS=<dir>: keep the snapshots there, to see what the held calls are made of.
+  if (file !== undefined && process.env.BENCH_KEEP_SNAPSHOTS)
+    await rename(join(dir, file), join(process.env.BENCH_KEEP_SNAPSHOTS, file));
   if (file !== undefined) await rm(join(dir, file), { force: true });
   return {
     t,
