@@ -234,7 +234,7 @@ export class Router {
       this.reject({ status: 513, reason: 'Message Too Large' }, msg, source, t0);
       return;
     }
-    this.request(msg, source, t0);
+    this.request(msg, source, t0, data);
   }
 
   /** Answer a request that cannot be processed, when a response can be routed; else drop it. */
@@ -291,7 +291,7 @@ export class Router {
     this.stats.responsesSent++;
   }
 
-  private request(req: SipRequest, source: Source, t0: number): void {
+  private request(req: SipRequest, source: Source, t0: number, raw: Buffer): void {
     if (req.method === 'ACK') {
       // An ACK is never answered, so it is not validated beyond what matching it needs: one that
       // matches no transaction, malformed or not, is dropped (RFC 3261 §17.2.3).
@@ -340,7 +340,7 @@ export class Router {
           ? this.transactions.createInvite(key, route)
           : this.transactions.createNonInvite(key, route);
       this.handOver(txn);
-      const inb = { req, source, via, txn, t0 };
+      const inb = { req, source, via, txn, t0, raw };
       try {
         if (decision.proxy === 'pool') {
           this.proxy!.forwardToPool(inb, decision.endpoint, key);
@@ -514,9 +514,17 @@ export class Router {
    * transaction (RFC 3261 §17.2.3). True when it was absorbed; anything else takes the full path.
    */
   private absorbAck(data: Buffer): boolean {
-    const head = data.toString('latin1', 0, Math.min(data.length, 1024));
+    // The top Via is nearly always the line after the Request-Line: the first 320 bytes hold it, and
+    // a wider look (1 KiB) is taken only when they do not.
+    let head = data.toString('latin1', 0, Math.min(data.length, 320));
     if (!head.startsWith('ACK ')) return false;
-    const branch = ACK_BRANCH.exec(head)?.[1];
+    let m = ACK_BRANCH.exec(head);
+    // Not found, or found at the cut, where it may go on: look further.
+    if (data.length > 320 && (m === null || m.index + m[0].length === head.length)) {
+      head = data.toString('latin1', 0, Math.min(data.length, 1024));
+      m = ACK_BRANCH.exec(head);
+    }
+    const branch = m?.[1];
     if (branch === undefined || branch.length <= MAGIC_COOKIE.length || !branch.startsWith(MAGIC_COOKIE))
       return false;
     const txn = this.transactions.get(branch);

@@ -281,14 +281,18 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
   const startLine = text.charCodeAt(lineEnd - 1) === CR ? text.slice(0, lineEnd - 1) : text.slice(0, lineEnd);
   const isResponse = startLine.startsWith('SIP/') || /^sip\//i.test(startLine);
 
-  let request: SipRequest | undefined;
+  // Set once the header lines are read: from then on a request is known well enough to address an
+  // error response to it.
+  let headers: HeaderField[] | undefined;
+  let seen = 0;
+  let repeated = 0;
+  let method = '';
+  let uri = '';
+  let version = '';
   try {
     if (startLine.indexOf('\r') >= 0) throw new SipParseError('Bare CR in start line');
-    let method = '';
-    let uri = '';
     let status = 0;
     let reason = '';
-    let version: string;
     let lineError: SipParseError | undefined;
     if (isResponse) {
       [status, reason, version] = parseStatusLine(startLine);
@@ -304,16 +308,21 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
         version = parts[parts.length - 1] ?? '';
       }
     }
-    const { headers, defect, seen, repeated } = parseHeaderLines(text, lineEnd + 1, opts);
-    // From here on a request is known well enough to address an error response to it.
-    if (!isResponse) request = new SipRequest(method, uri, version, headers, EMPTY, seen, repeated);
+    const lines = parseHeaderLines(text, lineEnd + 1, opts);
+    headers = lines.headers;
+    seen = lines.seen;
+    repeated = lines.repeated;
+    const defect = lines.defect;
     if (lineError !== undefined) throw lineError;
     if (defect !== undefined) throw defect;
     if (ends === undefined) throw new SipParseError('Missing blank line after headers');
     const length = contentLength(headers);
     let body: Buffer;
     if (length === undefined) {
-      body = opts.stream === true ? EMPTY : buf.subarray(bodyStart);
+      body = opts.stream === true || bodyStart >= buf.length ? EMPTY : buf.subarray(bodyStart);
+    } else if (length === 0) {
+      // No view of an empty tail: it would keep the whole datagram alive with the message.
+      body = EMPTY;
     } else {
       // RFC 4475 §3.1.2.2 (clerr): over UDP, a body shorter than Content-Length is a 400.
       if (length > buf.length - bodyStart) throw new SipParseError('Content-Length exceeds message');
@@ -323,10 +332,15 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
     if (isResponse) {
       return { ok: true, message: new SipResponse(status, reason, version, headers, body, seen, repeated) };
     }
-    if (body.length > 0) request = new SipRequest(method, uri, version, headers, body, seen, repeated);
-    return { ok: true, message: request! };
+    return { ok: true, message: new SipRequest(method, uri, version, headers, body, seen, repeated) };
   } catch (err) {
     const error = err instanceof SipParseError ? err : new SipParseError('Malformed message');
-    return request === undefined ? { ok: false, error } : { ok: false, error, request };
+    if (isResponse || headers === undefined) return { ok: false, error };
+    // Without its body: what failed may be the framing of that body.
+    return {
+      ok: false,
+      error,
+      request: new SipRequest(method, uri, version, headers, EMPTY, seen, repeated),
+    };
   }
 }

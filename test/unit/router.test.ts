@@ -129,6 +129,28 @@ describe('redirect mode', () => {
     expect(router.transactions.size).toBe(0);
   });
 
+  it("an ACK whose branch runs past the fast path's first look is matched on the whole branch", () => {
+    // The branch starts at byte 80 and crosses byte 320; a second transaction's branch is the part
+    // before byte 320, the one a cut look would find.
+    const long = `z9hG4bK-${'b'.repeat(292)}`;
+    const cut = long.slice(0, 240);
+    const via = (branch: string): string => `SIP/2.0/UDP 127.0.0.1:5070;branch=${branch}`;
+    const [a] = send(request({ via: via(long) }));
+    const [b] = send(request({ via: via(cut) }));
+    expect(a!.topVia.branch).toBe(long);
+    expect(b!.topVia.branch).toBe(cut);
+    const ack = request({ method: 'ACK', via: via(long) })
+      .toString('latin1')
+      .replace('To: <sip:ocschat@contoso.com>', `To: <sip:ocschat@contoso.com>;tag=${a!.toTag}`);
+    expect(ack.indexOf(long) + long.length).toBeGreaterThan(320);
+    expect(send(Buffer.from(ack, 'latin1'))).toEqual([]);
+    expect(router.stats.acksAbsorbed).toBe(1);
+    // Only the other transaction is still waiting for its ACK.
+    clock.advance(DEFAULT_TIMERS.t1);
+    const resent = link.take().map(response);
+    expect(resent.map((r) => r.topVia.branch)).toEqual([cut]);
+  });
+
   it('without an ACK, Timer G retransmits the 302 over UDP', () => {
     send(request());
     clock.advance(DEFAULT_TIMERS.t1);
