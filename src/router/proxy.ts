@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { DecisionFields } from '../log.js';
 import type { Endpoint, Pool } from '../endpoints/endpoint.js';
 import type { Target } from '../pool/types.js';
-import { field, SipRequest, type SipResponse } from '../sip/message.js';
+import { field, flatCopy, retainedRequest, SipRequest, type SipResponse } from '../sip/message.js';
+import { parseMessage } from '../sip/parser.js';
 import { parseSipUri, getUriParam } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues } from '../sip/header-values.js';
@@ -78,6 +79,11 @@ export interface Inbound {
   readonly via: Via;
   readonly txn: ServerTxn;
   readonly t0: number;
+  /**
+   * The bytes the request was parsed from. With them, a proxied request waiting for its answer
+   * keeps only a slim copy (retainedRequest) and is parsed again if it must go to another member.
+   */
+  readonly raw?: Buffer;
 }
 
 export class Proxy {
@@ -244,7 +250,7 @@ export class Proxy {
   }
 
   private track(key: string, ctx: ResponseContext): void {
-    if (ctx.inb.req.method !== 'INVITE') return;
+    if (ctx.method !== 'INVITE') return;
     this.contexts.set(key, ctx);
     ctx.onDone = () => {
       if (this.contexts.get(key) === ctx) this.contexts.delete(key);
@@ -255,7 +261,7 @@ export class Proxy {
 /** One attempt at one target: its client transaction and what came back. */
 interface Attempt {
   readonly target: NextHop & Partial<Target>;
-  readonly request: SipRequest;
+  request: SipRequest;
   readonly sender: Sender;
   txn: ClientTransaction | undefined;
   provisional: boolean;
@@ -278,14 +284,32 @@ class ResponseContext {
   private timerCFired = false;
   private readonly stampedVia: string | undefined;
   private readonly recordRoute: string | undefined;
+  readonly method: string;
+  /** The request: as parsed until it is first sent on, then its slim copy (see `raw`). */
+  private req: SipRequest;
+  private slim = false;
+  private readonly raw: Buffer | undefined;
+  private readonly reliable: boolean;
+  private readonly txn: ServerTxn;
+  private readonly t0: number;
+  private readonly branch: string | undefined;
 
   constructor(
     private readonly proxy: Proxy,
-    readonly inb: Inbound,
+    inb: Inbound,
     private readonly endpoint: Endpoint | undefined,
     private readonly popRoute: boolean,
   ) {
-    this.stampedVia = stampedTopVia(inb.via, inb.source);
+    // Nothing of `inb` is kept whole: its parsed request and Via point into the message's text.
+    this.req = inb.req;
+    this.method = inb.req.method;
+    this.raw = inb.raw === undefined ? undefined : ownBytes(inb.raw);
+    this.reliable = inb.source.link.reliable;
+    this.txn = inb.txn;
+    this.t0 = inb.t0;
+    this.branch = inb.via.branch === undefined ? undefined : flatCopy(inb.via.branch);
+    const stamped = stampedTopVia(inb.via, inb.source);
+    this.stampedVia = stamped === undefined ? undefined : flatCopy(stamped);
     const rrWanted = endpoint?.recordRoute ?? proxy.deps.settings.recordRoute;
     const dialogCreating =
       inb.req.method === 'INVITE' || inb.req.method === 'SUBSCRIBE' || inb.req.method === 'REFER';
@@ -311,13 +335,13 @@ class ResponseContext {
 
   /** RFC 3261 §16.2: a stateful proxy answers an INVITE with 100 Trying right away. */
   sendTrying(): void {
-    if (this.inb.req.method !== 'INVITE') return;
+    if (this.method !== 'INVITE') return;
     this.respondOwn(100);
   }
 
   start(targets: (NextHop & Partial<Target>)[]): void {
     this.targets = targets;
-    if (this.inb.req.method === 'INVITE') this.armTimerC();
+    if (this.method === 'INVITE') this.armTimerC();
     if (targets.length === 0) {
       // No live member: 503 with Retry-After rather than trying dead ones.
       this.synthesized = { status: 503, retryAfter: this.deps.settings.noTargetRetryAfter };
@@ -364,7 +388,14 @@ class ResponseContext {
   private attempt(target: NextHop & Partial<Target>, sender: Sender): void {
     if (this.finalSent) return;
     const via = `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`;
-    const request = forwardedRequest(this.inb.req, {
+    const full = this.fullRequest();
+    if (full === undefined) {
+      this.deps.logger.error({ callId: this.req.callId }, 'proxied request could not be read again');
+      this.synthesized ??= { status: 500 };
+      this.finish();
+      return;
+    }
+    const request = forwardedRequest(full, {
       via,
       recordRoute: this.recordRoute,
       popRoute: this.popRoute,
@@ -398,6 +429,25 @@ class ResponseContext {
       });
     }
     txn.start();
+    // Sent: from now on the attempt (for a CANCEL) and this context (for our own answers) keep slim
+    // copies; a failover to the next member parses the bytes again.
+    attempt.request = txn.sentRequest ?? retainedRequest(req);
+    if (!this.slim && this.raw !== undefined) {
+      this.req = retainedRequest(this.req);
+      this.slim = true;
+    }
+  }
+
+  /** The whole request, to send on: as parsed, or parsed again from its bytes once slimmed. */
+  private fullRequest(): SipRequest | undefined {
+    if (!this.slim || this.raw === undefined) return this.req;
+    // It parsed once under the router's limits; these are only wider.
+    const again = parseMessage(this.raw, {
+      stream: this.reliable,
+      maxHeaders: 1 << 20,
+      maxLineLength: 1 << 30,
+    });
+    return again.ok && again.message.kind === 'request' ? again.message : undefined;
   }
 
   private onResponse(a: Attempt, res: SipResponse): void {
@@ -410,7 +460,7 @@ class ResponseContext {
         this.sendCancel(a);
       }
       // RFC 3261 §16.7 item 2: Timer C is reset on every provisional response.
-      if (this.inb.req.method === 'INVITE') this.armTimerC();
+      if (this.method === 'INVITE') this.armTimerC();
       // RFC 3261 §16.7 item 5: 100 Trying is not forwarded; other provisionals are, at once.
       if (status > 100) this.forwardUpstream(res);
       return;
@@ -525,18 +575,18 @@ class ResponseContext {
   private forwardUpstream(res: SipResponse): void {
     const up = withoutTopVia(res);
     if (up === undefined) return;
-    this.inb.txn.respond(up.status, up.toBuffer());
+    this.txn.respond(up.status, up.toBuffer());
   }
 
   private respondOwn(status: number, retryAfter?: number): void {
-    const data = buildResponse(this.inb.req, {
+    const data = buildResponse(this.req, {
       status,
       ...(retryAfter === undefined ? {} : { extra: `Retry-After: ${retryAfter}\r\n` }),
       ...(status === 100 ? {} : { toTag: this.deps.tags.next() }),
       topVia: this.stampedVia,
       server: this.deps.serverHeader,
     });
-    this.inb.txn.respond(status, data);
+    this.txn.respond(status, data);
   }
 
   private done(status: number, outcome: string, a?: Attempt): void {
@@ -546,10 +596,10 @@ class ResponseContext {
     this.timerC = undefined;
     if (this.current !== undefined) this.release(this.current);
     this.onDone?.();
-    const req = this.inb.req;
+    const req = this.req;
     this.deps.record(status >= 500 ? 'warn' : 'info', {
       callId: req.callId,
-      branch: this.inb.via.branch,
+      branch: this.branch,
       method: req.method,
       ruri: req.uri,
       endpoint: this.endpoint?.sipAddress,
@@ -557,7 +607,7 @@ class ResponseContext {
       status,
       outcome,
       target: a === undefined ? undefined : describe(a.target),
-      latencyUs: Math.round((performance.now() - this.inb.t0) * 1000),
+      latencyUs: Math.round((performance.now() - this.t0) * 1000),
     });
   }
 }
@@ -645,4 +695,15 @@ function viaParam(via: Via, name: string): string | undefined {
 
 function describe(t: NextHop): string {
   return `${t.transport}:${hostPort(t.address, t.port)}`;
+}
+
+/**
+ * Bytes that own their memory: a message framed off a stream is a view into the whole chunk read
+ * from the socket (up to 64 KiB), which a request held for minutes must not keep alive.
+ */
+function ownBytes(b: Buffer): Buffer {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
 }

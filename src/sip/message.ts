@@ -199,3 +199,30 @@ export function field(name: string, value: string): HeaderField {
   const canonical = canonicalName(name);
   return { name: canonical, wire: wireName(canonical), value };
 }
+
+/** A copy of a string that shares no memory with the text it was cut from. */
+export function flatCopy(s: string): string {
+  // V8 copies strings this short when slicing; longer slices point into the whole message text and
+  // would keep it alive. Concatenating and slicing makes V8 flatten into a fresh string.
+  return s.length < 13 ? s : (' ' + s).slice(1);
+}
+
+/** The headers a request kept while it waits for answers still needs (see `retainedRequest`). */
+const RETAINED = new Set(['via', 'route', 'from', 'to', 'call-id', 'cseq']);
+
+/**
+ * A copy of a request holding only what answering it (RFC 3261 §8.2.6: Via, From, To, Call-ID,
+ * CSeq), cancelling it (§9.1) or acknowledging a non-2xx to it (§17.1.1.3: also Route) needs, with
+ * every value copied flat. A transaction waiting minutes for a final response keeps this instead of
+ * the parsed message, whose header text, field objects and body are then free to go.
+ */
+export function retainedRequest(req: SipRequest): SipRequest {
+  const headers: HeaderField[] = [];
+  for (const h of req.headers) {
+    if (RETAINED.has(h.name))
+      headers.push({ name: h.name, wire: flatCopy(h.wire), value: flatCopy(h.value) });
+  }
+  return new SipRequest(flatCopy(req.method), flatCopy(req.uri), flatCopy(req.version), headers, EMPTY_BODY);
+}
+
+const EMPTY_BODY = Buffer.alloc(0);

@@ -2,7 +2,14 @@
 // They retransmit the request over unreliable transports, time out, absorb response retransmissions
 // and, for a non-2xx final response to an INVITE, send the ACK themselves.
 
-import { SIP_VERSION, SipRequest, field, type HeaderField, type SipResponse } from '../sip/message.js';
+import {
+  SIP_VERSION,
+  SipRequest,
+  field,
+  retainedRequest,
+  type HeaderField,
+  type SipResponse,
+} from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
 import { IllegalTransitionError } from './server-transaction.js';
@@ -135,6 +142,11 @@ abstract class ClientTransactionBase {
     this.state = initial;
   }
 
+  /** The request as sent, slimmed to what an ACK or CANCEL for it needs; undefined once ended. */
+  get sentRequest(): SipRequest | undefined {
+    return this.request;
+  }
+
   /** Send the request for the first time and arm the timers of the initial state. */
   start(): void {
     if (this.started || this.state === ClientTransactionState.Terminated) {
@@ -142,6 +154,8 @@ abstract class ClientTransactionBase {
     }
     this.started = true;
     this.data = this.request!.toBuffer();
+    // From here on only the bytes are resent; an ACK or a CANCEL needs a few headers, not the message.
+    this.request = retainedRequest(this.request!);
     if (!this.transmit(this.data)) return;
     this.armInitialTimers();
   }

@@ -7,6 +7,7 @@ import { runSipp, requireSipp } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 import { startPeer } from '../helpers/sip-peer.js';
 import type { ProxyOptions } from '../../src/proxy-setup.js';
+import type { SipRequest } from '../../src/sip/message.js';
 
 function endpoints(targets: string[], extra = ''): string {
   return `endpoints:
@@ -126,6 +127,59 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
     const second = await call(s.port('udp'), 'fo-2');
     expect(status(second.at(-1))).toBe(200);
     expect(bad.received.filter((r) => r.method === 'INVITE')).toHaveLength(1);
+    await bad.close();
+    await good.close();
+  });
+
+  it('after a failover the next member gets the whole request again: headers, extensions and body', async () => {
+    // While the first member is tried, the service keeps only a slim copy of the request; the second
+    // attempt is read again from the bytes the client sent (here over TCP, framed off the stream).
+    const bad = await startPeer('udp', () => [{ status: 503, delayMs: 200 }]);
+    const good = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 486 }] : []));
+    const s = await start([
+      `sip:127.0.0.1:${bad.port};transport=udp`,
+      `sip:127.0.0.1:${good.port};transport=udp`,
+    ]);
+    const net = await import('node:net');
+    const sock = net.connect(s.port('tcp'), '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const body =
+      'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\n';
+    const msg =
+      `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:${sock.localPort};branch=z9hG4bK-slim-1;ms-received-cid=1A00\r\n` +
+      'Max-Forwards: 70\r\nFrom: <sip:legacy@contoso.com>;tag=9\r\nTo: <sip:ocschat@contoso.com>\r\nCall-ID: slim-1\r\n' +
+      'CSeq: 1 INVITE\r\nContact: <sip:legacy@127.0.0.1>\r\nms-keep-alive: UAC;hop-hop=yes\r\nContent-Type: application/sdp\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`;
+    let got = '';
+    const final = new Promise<void>((resolve) => {
+      sock.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (/SIP\/2\.0 486 /.test(got)) resolve();
+      });
+    });
+    // A second message in the same write: the INVITE is a view into a larger chunk.
+    sock.write(
+      msg +
+        'OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-o1\r\nMax-Forwards: 70\r\n' +
+        'From: <sip:a@contoso.com>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n',
+    );
+    await Promise.race([final, new Promise((r) => setTimeout(r, 8000))]);
+    sock.destroy();
+    expect(got).toMatch(/SIP\/2\.0 486 /);
+    const first = bad.received.find((r) => r.method === 'INVITE');
+    const second = good.received.find((r) => r.method === 'INVITE');
+    expect(first).toBeDefined();
+    expect(second).toBeDefined();
+    // Everything but our own Via (new branch) is the same on both attempts, body included.
+    const withoutTopVia = (r: SipRequest): string =>
+      r
+        .toBuffer()
+        .toString('latin1')
+        .replace(/\r\nVia: [^\r]*/, '');
+    expect(withoutTopVia(second!)).toBe(withoutTopVia(first!));
+    expect(second!.body.toString('latin1')).toBe(body);
+    expect(second!.header('ms-keep-alive')).toBe('UAC;hop-hop=yes');
+    expect(second!.headerLines('via')[1]).toContain('ms-received-cid=1A00');
     await bad.close();
     await good.close();
   });
