@@ -200,11 +200,12 @@ export function field(name: string, value: string): HeaderField {
   return { name: canonical, wire: wireName(canonical), value };
 }
 
-/** A copy of a string that shares no memory with the text it was cut from. */
+/** A copy of latin1 text (as message text is decoded) that shares no memory with the text it was cut from. */
 export function flatCopy(s: string): string {
   // V8 copies strings this short when slicing; longer slices point into the whole message text and
-  // would keep it alive. Concatenating and slicing makes V8 flatten into a fresh string.
-  return s.length < 13 ? s : (' ' + s).slice(1);
+  // would keep it alive. Decoding fresh bytes gives one flat string (a slice of a concatenation would
+  // be two: the flattened text and the slice).
+  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** The headers a request kept while it waits for answers still needs (see `retainedRequest`). */

@@ -312,6 +312,8 @@ export class InviteClientTransaction extends ClientTransactionBase {
         // only applies to Calling: from here the TU's Timer C (§16.6) bounds the wait.
         this.transition(ClientTransactionState.Proceeding);
         this.clearTimers();
+        // Nothing is resent from here on: an INVITE may now wait minutes without its bytes.
+        this.data = undefined;
       }
       // RFC 3261 §17.1.1.2: "the provisional response MUST be passed to the TU."
       this.user.onResponse(res);
