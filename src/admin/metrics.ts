@@ -208,19 +208,40 @@ interface MetricValue {
 class DecisionCounter {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly rows = new Map<string, { labels: Record<string, string>; count: number }>();
+  private readonly rows = new Map<
+    string,
+    { labels: Record<string, string>; count: number; status: number }
+  >();
 
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
 
+  /** The row counted last: under load most decisions repeat the one before, and skip the key. */
+  private last: { labels: Record<string, string>; count: number; status: number } | undefined;
+
   inc(method: string, endpoint: string, mode: string, outcome: string, status: number): void {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last.status === status &&
+      last.labels.outcome === outcome &&
+      last.labels.method === method &&
+      last.labels.endpoint === endpoint &&
+      last.labels.mode === mode
+    ) {
+      last.count++;
+      return;
+    }
     const key = `${method}\u0000${endpoint}\u0000${mode}\u0000${outcome}\u0000${status}`;
-    const row = this.rows.get(key);
-    if (row !== undefined) row.count++;
-    else
-      this.rows.set(key, { labels: { method, endpoint, mode, outcome, status: String(status) }, count: 1 });
+    let row = this.rows.get(key);
+    if (row === undefined) {
+      row = { labels: { method, endpoint, mode, outcome, status: String(status) }, count: 0, status };
+      this.rows.set(key, row);
+    }
+    row.count++;
+    this.last = row;
   }
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
@@ -236,6 +257,7 @@ class DecisionCounter {
 
   reset(): void {
     this.rows.clear();
+    this.last = undefined;
   }
 }
 
@@ -254,12 +276,19 @@ class LatencyHistogram {
     private readonly buckets: readonly number[],
   ) {}
 
+  private last:
+    { method: string; outcome: string; counts: Float64Array; sum: number; count: number } | undefined;
+
   observe(method: string, outcome: string, seconds: number): void {
-    const key = `${method}\u0000${outcome}`;
-    let row = this.rows.get(key);
-    if (row === undefined) {
-      row = { method, outcome, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
-      this.rows.set(key, row);
+    let row = this.last;
+    if (row === undefined || row.outcome !== outcome || row.method !== method) {
+      const key = `${method}\u0000${outcome}`;
+      row = this.rows.get(key);
+      if (row === undefined) {
+        row = { method, outcome, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+        this.rows.set(key, row);
+      }
+      this.last = row;
     }
     let i = 0;
     while (i < this.buckets.length && seconds > this.buckets[i]!) i++;
@@ -303,5 +332,6 @@ class LatencyHistogram {
 
   reset(): void {
     this.rows.clear();
+    this.last = undefined;
   }
 }
