@@ -288,7 +288,7 @@ class ResponseContext {
   /** The request: as parsed until it is first sent on, then its slim copy (see `raw`). */
   private req: SipRequest;
   private slim = false;
-  private readonly raw: Buffer | undefined;
+  private raw: Buffer | undefined;
   private readonly reliable: boolean;
   private readonly txn: ServerTxn;
   private readonly t0: number;
@@ -303,7 +303,7 @@ class ResponseContext {
     // Nothing of `inb` is kept whole: its parsed request and Via point into the message's text.
     this.req = inb.req;
     this.method = inb.req.method;
-    this.raw = inb.raw === undefined ? undefined : ownBytes(inb.raw);
+    this.raw = inb.raw;
     this.reliable = inb.source.link.reliable;
     this.txn = inb.txn;
     this.t0 = inb.t0;
@@ -430,10 +430,13 @@ class ResponseContext {
     }
     txn.start();
     // Sent: from now on the attempt (for a CANCEL) and this context (for our own answers) keep slim
-    // copies; a failover to the next member parses the bytes again.
+    // copies; a failover to the next member parses the bytes again. Only an INVITE waits long enough
+    // (minutes, ringing) for that to matter.
+    if (this.method !== 'INVITE') return;
     attempt.request = txn.sentRequest ?? retainedRequest(req);
     if (!this.slim && this.raw !== undefined) {
       this.req = retainedRequest(this.req);
+      this.raw = ownBytes(this.raw);
       this.slim = true;
     }
   }

@@ -220,8 +220,9 @@ const RETAINED = new Set(['via', 'route', 'from', 'to', 'call-id', 'cseq']);
 export function retainedRequest(req: SipRequest): SipRequest {
   const headers: HeaderField[] = [];
   for (const h of req.headers) {
+    // The canonical spelling: a slim copy only feeds messages we build, and it is a constant.
     if (RETAINED.has(h.name))
-      headers.push({ name: h.name, wire: flatCopy(h.wire), value: flatCopy(h.value) });
+      headers.push({ name: h.name, wire: wireName(h.name), value: flatCopy(h.value) });
   }
   return new SipRequest(flatCopy(req.method), flatCopy(req.uri), flatCopy(req.version), headers, EMPTY_BODY);
 }

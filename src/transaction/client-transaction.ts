@@ -154,8 +154,9 @@ abstract class ClientTransactionBase {
     }
     this.started = true;
     this.data = this.request!.toBuffer();
-    // From here on only the bytes are resent; an ACK or a CANCEL needs a few headers, not the message.
-    this.request = retainedRequest(this.request!);
+    // From here on only the bytes are resent; the ACK of a non-2xx needs a few headers, not the
+    // message, and an INVITE may wait minutes for its answer.
+    if (this.kind === 'invite') this.request = retainedRequest(this.request!);
     if (!this.transmit(this.data)) return;
     this.armInitialTimers();
   }
