@@ -33,6 +33,19 @@ export async function startPeer(
   onRequest: (req: SipRequest, answer: (to: SipRequest, status: number) => void) => Reply[],
 ): Promise<SipPeer> {
   const received: SipRequest[] = [];
+  // Delayed replies still pending when the peer is closed are dropped, not sent on a closed socket.
+  const pending = new Set<NodeJS.Timeout>();
+  const later = (fn: () => void, ms: number): void => {
+    const t = setTimeout(() => {
+      pending.delete(t);
+      fn();
+    }, ms);
+    pending.add(t);
+  };
+  const cancelPending = (): void => {
+    for (const t of pending) clearTimeout(t);
+    pending.clear();
+  };
   const handle = (data: Buffer, send: (b: Buffer) => void, close: () => void): void => {
     const r = parseMessage(data, { stream: transport === 'tcp' });
     if (!r.ok || r.message.kind !== 'request') return;
@@ -42,13 +55,13 @@ export async function startPeer(
     const answer = (to: SipRequest, status: number): void => send(reply(to, status));
     for (const rep of onRequest(req, answer)) {
       if (rep === 'close') {
-        setTimeout(close, delay);
+        later(close, delay);
         continue;
       }
       delay += rep.delayMs ?? 0;
       const data = reply(req, rep.status, rep.reason, rep.headers);
       if (delay === 0) send(data);
-      else setTimeout(() => send(data), delay);
+      else later(() => send(data), delay);
     }
   };
   if (transport === 'udp') {
@@ -61,7 +74,15 @@ export async function startPeer(
         () => undefined,
       ),
     );
-    return { port: sock.address().port, received, close: () => new Promise((r) => sock.close(() => r())) };
+    return {
+      port: sock.address().port,
+      received,
+      close: () =>
+        new Promise((r) => {
+          cancelPending();
+          sock.close(() => r());
+        }),
+    };
   }
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -85,6 +106,7 @@ export async function startPeer(
     received,
     close: () =>
       new Promise((r) => {
+        cancelPending();
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
