@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { DecisionFields } from '../log.js';
-import { field, SipRequest, type HeaderField } from '../sip/message.js';
+import { field, flatCopy, SipRequest, type HeaderField } from '../sip/message.js';
 import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import { newBranch } from '../transaction/branch.js';
@@ -221,22 +221,22 @@ export class LookupService {
       ).uri;
       routeSet = [];
       for (const line of req.headerLines('record-route'))
-        for (const v of splitHeaderValues(line)) routeSet.push(detach(v));
+        for (const v of splitHeaderValues(line)) routeSet.push(flatCopy(v));
     } catch {
       this.reply(inb, 400, 'rejected', { reason: 'Bad Contact or Record-Route', endpoint, level: 'warn' });
       return;
     }
     const localTag = this.deps.tags.next();
-    const callId = detach(req.callId ?? '');
+    const callId = flatCopy(req.callId ?? '');
     const d: LookupDialog = {
       key: dialogKey(callId, localTag, fromTag),
       earlyKey: earlyKey(callId, fromTag),
       callId,
       localTag,
-      localParty: `${detach(req.header('to') ?? '')};tag=${localTag}`,
-      remoteParty: detach(req.header('from') ?? ''),
+      localParty: `${flatCopy(req.header('to') ?? '')};tag=${localTag}`,
+      remoteParty: flatCopy(req.header('from') ?? ''),
       endpoint,
-      remoteTarget: detach(remoteTarget),
+      remoteTarget: flatCopy(remoteTarget),
       routeSet,
       remoteCseq: req.cseq.seq,
       localCseq: 0,
@@ -447,7 +447,7 @@ export class LookupService {
     if (contact !== undefined) {
       // RFC 3261 §12.2.2: a target refresh request replaces the remote target with its Contact.
       try {
-        d.remoteTarget = detach(parseNameAddr(splitHeaderValues(contact)[0] ?? '').uri);
+        d.remoteTarget = flatCopy(parseNameAddr(splitHeaderValues(contact)[0] ?? '').uri);
       } catch {
         // A bad Contact on a refresh leaves the old target; the refresh itself still counts.
       }
@@ -737,14 +737,6 @@ function dialogKey(callId: string, localTag: string, remoteTag: string): string 
 
 function earlyKey(callId: string, remoteTag: string): string {
   return `${callId}\u0000${remoteTag}`;
-}
-
-/**
- * A flat copy of a header value: values are slices of the message's whole header text, and a dialog
- * holding one would keep that text alive for the dialog's life.
- */
-function detach(s: string): string {
-  return (s + ' ').slice(0, -1);
 }
 
 /** The media type of a Content-Type value, lower case, without parameters. */

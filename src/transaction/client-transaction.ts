@@ -6,6 +6,7 @@ import {
   SIP_VERSION,
   SipRequest,
   field,
+  flatCopy,
   retainedRequest,
   type HeaderField,
   type SipResponse,
@@ -77,14 +78,6 @@ export function timerD(timers: TimerValues): number {
   return Math.max(TIMER_D_MIN, 64 * timers.t1);
 }
 
-/**
- * A flat copy of a key. The branch is a slice of the request's header text; keeping it as the key
- * would keep that whole text alive until Timer D or K, after the request itself is dropped.
- */
-function detach(key: string): string {
-  return (key + ' ').slice(0, -1);
-}
-
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -132,7 +125,7 @@ abstract class ClientTransactionBase {
         `${request.method} top Via needs a branch starting with ${MAGIC_COOKIE}, got ${branch ?? 'none'}`,
       );
     }
-    this.key = detach(clientTransactionKey(branch, request.method));
+    this.key = flatCopy(clientTransactionKey(branch, request.method));
     this.request = request;
     this.send = opts.send;
     this.reliable = opts.reliable;

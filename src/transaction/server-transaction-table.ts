@@ -1,6 +1,6 @@
 // Server transactions indexed by their RFC 3261 §17.2.3 matching key.
 
-import type { SipRequest } from '../sip/message.js';
+import { flatCopy, type SipRequest } from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
 import {
@@ -28,24 +28,14 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
     // the branch alone is the key: no string to build, flatten and hash per request. Only a client
     // breaking that rule (reusing another's branch) could collide. Everything else keeps sent-by and
     // the method in the key: CANCEL shares the INVITE's branch.
-    if (method === 'INVITE') return detach(branch);
-    return detach(`${method} ${branch}\u0000${via.host}:${via.port ?? ''}`);
+    if (method === 'INVITE') return flatCopy(branch);
+    return flatCopy(`${method} ${branch}\u0000${via.host}:${via.port ?? ''}`);
   }
   const cseq = req.cseq.seq;
   // The ACK of a non-2xx carries the INVITE's Request-URI (RFC 3261 §17.1.1.3), so it is part of the key.
-  return detach(
+  return flatCopy(
     `2543\u0000${req.uri}\u0000${req.fromTag ?? ''}\u0000${req.callId ?? ''}\u0000${cseq}\u0000${req.topViaText ?? ''}\u0000${method}`,
   );
-}
-
-/**
- * A flat copy of a key. Header values are slices of the message's whole header text, and a key
- * built from them (sliced or concatenated) would keep that text alive for as long as the
- * transaction lives: measured, about 450 bytes per transaction instead of about 100. Slicing a
- * concatenation makes V8 flatten it into a fresh string that references nothing else.
- */
-function detach(key: string): string {
-  return (key + ' ').slice(0, -1);
 }
 
 export class ServerTransactionTable {
