@@ -15,7 +15,7 @@ import {
   type TargetTransport,
 } from './pool/index.js';
 import { DEFAULT_PROXY_SETTINGS, type ProxyDeps, type ProxySettings } from './router/proxy.js';
-import { field, SipRequest } from './sip/message.js';
+import { EMPTY_BODY, field, SipRequest } from './sip/message.js';
 import { newBranch } from './transaction/branch.js';
 import type { Clock, TimerValues } from './transaction/clock.js';
 import { ClientTransactionTable } from './transaction/client-transaction-table.js';
@@ -169,7 +169,7 @@ export class ProxySupport {
         field('call-id', `probe-${newBranch().slice(7)}`),
         field('cseq', '1 OPTIONS'),
       ],
-      Buffer.alloc(0),
+      EMPTY_BODY,
     );
     return new Promise<ProbeResult>((resolve) => {
       const txn = this.clientTxns.createNonInvite({

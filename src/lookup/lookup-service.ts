@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { DecisionFields } from '../log.js';
-import { field, flatCopy, SipRequest, type HeaderField } from '../sip/message.js';
+import { EMPTY_BODY, field, flatCopy, SipRequest, type HeaderField } from '../sip/message.js';
 import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import { newBranch } from '../transaction/branch.js';
@@ -597,7 +597,7 @@ export class LookupService {
       uri,
       'SIP/2.0',
       headers,
-      body === undefined ? Buffer.alloc(0) : Buffer.from(body, 'utf8'),
+      body === undefined ? EMPTY_BODY : Buffer.from(body, 'utf8'),
     );
     const callId = d.callId;
     const txn = this.deps.clientTxns.createNonInvite({

@@ -7,7 +7,14 @@ import type { Logger } from 'pino';
 import type { DecisionFields } from '../log.js';
 import type { Endpoint, Pool } from '../endpoints/endpoint.js';
 import type { Target } from '../pool/types.js';
-import { field, flatCopy, retainedRequest, SipRequest, type SipResponse } from '../sip/message.js';
+import {
+  EMPTY_BODY,
+  field,
+  flatCopy,
+  retainedRequest,
+  SipRequest,
+  type SipResponse,
+} from '../sip/message.js';
 import { parseMessage } from '../sip/parser.js';
 import { parseSipUri, getUriParam } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
@@ -636,7 +643,7 @@ function cancelFor(invite: SipRequest): SipRequest {
     field('cseq', `${invite.cseq.seq} CANCEL`),
   ];
   for (const r of invite.headerLines('route')) headers.push(field('route', r));
-  return new SipRequest('CANCEL', invite.uri, invite.version, headers, Buffer.alloc(0));
+  return new SipRequest('CANCEL', invite.uri, invite.version, headers, EMPTY_BODY);
 }
 
 /** Replace the first value of the client's Via (now second in the copy) with its stamped form. */

@@ -20,6 +20,9 @@ export interface HeaderField {
 
 export const SIP_VERSION = 'SIP/2.0';
 
+/** The body of a message without one (shared: bodies are never written to). */
+export const EMPTY_BODY: Buffer = Buffer.alloc(0);
+
 abstract class SipMessageBase {
   private viaCache: Via | undefined;
   private cseqCache: { seq: number; method: string } | undefined;
@@ -226,5 +229,3 @@ export function retainedRequest(req: SipRequest): SipRequest {
   }
   return new SipRequest(flatCopy(req.method), flatCopy(req.uri), flatCopy(req.version), headers, EMPTY_BODY);
 }
-
-const EMPTY_BODY = Buffer.alloc(0);

@@ -2,7 +2,7 @@
 // Content-Length. Header values are kept as text and interpreted lazily by the message accessors.
 
 import { canonicalName, headerBit } from './headers.js';
-import { SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
+import { EMPTY_BODY, SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
 import { isToken, trimWs } from './header-values.js';
 
@@ -27,7 +27,6 @@ export type ParseResult =
       readonly request?: SipRequest;
     };
 
-const EMPTY = Buffer.alloc(0);
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const LFLF = Buffer.from('\n\n', 'latin1');
 const CR = 13;
@@ -319,10 +318,10 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
     const length = contentLength(headers);
     let body: Buffer;
     if (length === undefined) {
-      body = opts.stream === true || bodyStart >= buf.length ? EMPTY : buf.subarray(bodyStart);
+      body = opts.stream === true || bodyStart >= buf.length ? EMPTY_BODY : buf.subarray(bodyStart);
     } else if (length === 0) {
       // No view of an empty tail: it would keep the whole datagram alive with the message.
-      body = EMPTY;
+      body = EMPTY_BODY;
     } else {
       // RFC 4475 §3.1.2.2 (clerr): over UDP, a body shorter than Content-Length is a 400.
       if (length > buf.length - bodyStart) throw new SipParseError('Content-Length exceeds message');
@@ -340,7 +339,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
     return {
       ok: false,
       error,
-      request: new SipRequest(method, uri, version, headers, EMPTY, seen, repeated),
+      request: new SipRequest(method, uri, version, headers, EMPTY_BODY, seen, repeated),
     };
   }
 }

@@ -3,6 +3,7 @@
 // and, for a non-2xx final response to an INVITE, send the ACK themselves.
 
 import {
+  EMPTY_BODY,
   SIP_VERSION,
   SipRequest,
   field,
@@ -479,7 +480,6 @@ function checkAckSources(request: SipRequest): void {
 
 const ACK_MAX_FORWARDS = field('max-forwards', '70');
 const ACK_CONTENT_LENGTH = field('content-length', '0');
-const NO_BODY = Buffer.alloc(0);
 
 /**
  * The ACK for a non-2xx final response to `invite` (RFC 3261 §17.1.1.3): the Request-URI, Call-ID,
@@ -506,5 +506,5 @@ export function buildAck(invite: SipRequest, response: SipResponse): Buffer {
   // request, but the method parameter MUST be equal to "ACK"."
   headers.push(field('cseq', `${invite.cseq.seq} ACK`));
   headers.push(ACK_CONTENT_LENGTH);
-  return new SipRequest('ACK', invite.uri, SIP_VERSION, headers, NO_BODY).toBuffer();
+  return new SipRequest('ACK', invite.uri, SIP_VERSION, headers, EMPTY_BODY).toBuffer();
 }
