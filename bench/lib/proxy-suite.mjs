@@ -252,9 +252,11 @@ async function sampleAfterFullGc(pid, adminPort, dir, t0) {
   const t = (Date.now() - t0) / 1000;
   const m = await scrape(adminPort);
   // BENCH_KEEP_SNAPSHOTS=<dir>: keep the snapshots there, to see what the held calls are made of.
-  if (file !== undefined && process.env.BENCH_KEEP_SNAPSHOTS)
-    await rename(join(dir, file), join(process.env.BENCH_KEEP_SNAPSHOTS, file));
-  if (file !== undefined) await rm(join(dir, file), { force: true });
+  const keep = process.env.BENCH_KEEP_SNAPSHOTS;
+  if (file !== undefined) {
+    if (keep) await rename(join(dir, file), join(keep, file));
+    else await rm(join(dir, file), { force: true });
+  }
   return {
     t,
     tSignal,

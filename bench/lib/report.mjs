@@ -36,13 +36,19 @@ function quantile(run, q) {
   return 'n/a';
 }
 
-function runRow(run) {
-  const notOk = run.calls - run.successful;
-  const failures = Object.entries(run.failures)
+/** SIPp's failure counters that are not zero, e.g. "MaxUDPRetrans 3, CallTimeout 1". */
+const failureKinds = (run) =>
+  Object.entries(run.failures)
     .map(([k, v]) => `${k.replace(/^Failed/, '')} ${v}`)
     .join(', ');
+
+const serverName = (run) => (run.server === 'ours' ? 'pchat-endpoint' : 'kamailio');
+
+function runRow(run) {
+  const notOk = run.calls - run.successful;
+  const failures = failureKinds(run);
   return [
-    run.server === 'ours' ? 'pchat-endpoint' : 'kamailio',
+    serverName(run),
     run.level,
     run.transport.toUpperCase(),
     run.offeredRate,
@@ -206,11 +212,9 @@ const byeQuantile = (run, q) => quantile({ buckets: run.buckets2 }, q);
 
 function proxyRunRow(run) {
   const notOk = run.calls - run.successful;
-  const failures = Object.entries(run.failures)
-    .map(([k, v]) => `${k.replace(/^Failed/, '')} ${v}`)
-    .join(', ');
+  const failures = failureKinds(run);
   return [
-    run.server === 'ours' ? 'pchat-endpoint' : 'kamailio',
+    serverName(run),
     run.level,
     run.offeredRate,
     fixed(run.achievedRate),

@@ -113,6 +113,22 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
   }
   const status = (m: string | undefined): number => Number((m ?? '').slice(8, 11));
 
+  /** A pool member that rings (180) until CANCELled, then answers 200 and, `ms` later, 487. */
+  function startRingingMember(ms: number): ReturnType<typeof startPeer> {
+    let pending: SipRequest | undefined;
+    return startPeer('udp', (req, answer) => {
+      if (req.method === 'INVITE') {
+        pending = req;
+        return [{ status: 180 }];
+      }
+      if (req.method === 'CANCEL') {
+        if (pending) setTimeout(() => answer(pending!, 487), ms);
+        return [{ status: 200 }];
+      }
+      return [];
+    });
+  }
+
   it('a member answering 503 is failed over to the next one, and held down afterwards', async () => {
     const bad = await startPeer('udp', () => [{ status: 503, headers: 'Retry-After: 120\r\n' }]);
     const good = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 200 }] : []));
@@ -238,18 +254,7 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
   });
 
   it('CANCEL before the answer: 200 to the CANCEL, the member is cancelled, the client gets 487', async () => {
-    let pending: import('../../src/sip/message.js').SipRequest | undefined;
-    const member = await startPeer('udp', (req, answer) => {
-      if (req.method === 'INVITE') {
-        pending = req;
-        return [{ status: 180 }];
-      }
-      if (req.method === 'CANCEL') {
-        if (pending) setTimeout(() => answer(pending!, 487), 20);
-        return [{ status: 200 }];
-      }
-      return [];
-    });
+    const member = await startRingingMember(20);
     const s = await start([`sip:127.0.0.1:${member.port};transport=udp`]);
     const uac = await runSipp({
       scenario: 'cancel-uac',
@@ -266,18 +271,7 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
   });
 
   it('Timer C (RFC 3261 §16.6 item 11): a member that rings forever is CANCELled and the client gets 408', async () => {
-    let pending: import('../../src/sip/message.js').SipRequest | undefined;
-    const member = await startPeer('udp', (req, answer) => {
-      if (req.method === 'INVITE') {
-        pending = req;
-        return [{ status: 180 }];
-      }
-      if (req.method === 'CANCEL') {
-        if (pending) setTimeout(() => answer(pending!, 487), 10);
-        return [{ status: 200 }];
-      }
-      return [];
-    });
+    const member = await startRingingMember(10);
     const s = await start([`sip:127.0.0.1:${member.port};transport=udp`], { timerCMs: 400 });
     const r = await call(s.port('udp'), 'timerc-1');
     expect(r.map(status)).toEqual([100, 180, 408]);
