@@ -4,11 +4,11 @@
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startServer, type RunningServer } from '../../src/server.js';
 import type { ProxyOptions } from '../../src/proxy-setup.js';
 import type { DnsLike } from '../../src/pool/index.js';
+import { jsonLines } from './log-lines.js';
 
 /** Tests never resolve through the system resolver: any DNS query made by accident fails loudly. */
 export const NO_DNS: DnsLike = {
@@ -46,13 +46,7 @@ export async function startTestService(
   );
   await writeFile(join(dir, 'endpoints.yaml'), opts.endpoints ?? DEFAULT_ENDPOINTS);
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   const server = await startServer({
     configDir: dir,
     logger: pino({ level: 'debug' }, sink),

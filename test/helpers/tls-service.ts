@@ -4,13 +4,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { startServer, type RunningServer } from '../../src/server.js';
 import type { ProxyOptions } from '../../src/proxy-setup.js';
 import type { TransportName } from '../../src/transport/types.js';
 import { DEFAULT_ENDPOINTS, NO_DNS } from './service.js';
+import { jsonLines } from './log-lines.js';
 
 export interface TlsTestService {
   readonly server: RunningServer;
@@ -39,13 +39,7 @@ export async function startTlsService(opts: {
   );
   await writeFile(join(dir, 'endpoints.yaml'), opts.endpoints ?? DEFAULT_ENDPOINTS);
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   const server = await startServer({
     configDir: dir,
     logger: pino({ level: 'debug' }, sink),

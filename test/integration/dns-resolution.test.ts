@@ -1,7 +1,6 @@
 // Pool resolution against a real DNS server (dnsmasq on 127.0.0.1): NAPTR → SRV → A as the wire
 // gives them, through node:dns, and the last answer served stale once the server is gone.
 
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/endpoints/endpoint.js';
@@ -10,6 +9,7 @@ import { PoolResolver } from '../../src/pool/pool-resolver.js';
 import type { Target } from '../../src/pool/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const D = 'pcpool.test.example';
 
@@ -71,16 +71,7 @@ afterAll(async () => {
 
 function resolverWith(random: number) {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n'))
-          if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
+  const logger = pino({ level: 'info' }, jsonLines(lines));
   const clock = new FakeClock();
   const resolver = new PoolResolver({
     dns: createDnsResolver([server().address], 300),

@@ -4,12 +4,12 @@
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { probe } from '../../src/cli/sip-probe.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { requireSipp, runSipp } from '../helpers/sipp.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const SERVER = 'listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n';
 const endpoints = (extra = '', mode = 'redirect'): string =>
@@ -27,13 +27,7 @@ afterEach(async () => {
 
 async function start(configDir: string): Promise<RunningServer> {
   lines = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   server = await startServer({ configDir, logger: pino({ level: 'info' }, sink), reloadDebounceMs: 50 });
   return server;
 }

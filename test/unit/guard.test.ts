@@ -3,7 +3,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { AccessPolicy, certificateNames } from '../../src/guard/access-policy.js';
 import { Guard, type GuardSettings } from '../../src/guard/guard.js';
@@ -11,6 +10,7 @@ import { LogThrottle } from '../../src/guard/log-throttle.js';
 import { NetworkList, networkProblem } from '../../src/guard/networks.js';
 import { RateLimiter } from '../../src/guard/rate-limiter.js';
 import type { Link, PeerCertificate, Source } from '../../src/transport/types.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const LINK: Link = {
   transport: 'udp',
@@ -32,13 +32,7 @@ function source(address: string, peerCertificate?: PeerCertificate): Source {
 
 function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   return { logger: pino({ level: 'debug' }, sink), lines };
 }
 

@@ -3,7 +3,6 @@
 // round-robin and health, RFC 4028 session timers, bad bodies, and dialogs that are abandoned.
 
 import { describe, it, expect, beforeEach } from 'vitest';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Router } from '../../src/router/router.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
@@ -16,6 +15,7 @@ import type { ProbeStates } from '../../src/lookup/handout.js';
 import type { Target } from '../../src/pool/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const T = { t1: 500, t2: 4000, t4: 5000 };
 
@@ -52,13 +52,7 @@ function start(settings: Partial<LookupSettings> = {}, transport: 'udp' | 'tcp' 
   clock = new FakeClock();
   lines = [];
   probes = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   const table = EndpointTable.fromConfig(parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml'));
   clientTxns = new ClientTransactionTable(clock, T);
   router = new Router({

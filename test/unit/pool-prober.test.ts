@@ -1,13 +1,13 @@
 // HealthProber: up/down thresholds, timeouts, accepted codes, state kept across setTargets, and a
 // log line per member from the first probe on, with a scripted probe and a fake clock.
 
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { HealthProber, acceptCodesFrom, type ProbeResult } from '../../src/pool/health-prober.js';
 import { TargetHealth } from '../../src/pool/target-health.js';
 import type { Target } from '../../src/pool/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const target = (n: number): Target => ({
   transport: 'tls',
@@ -25,16 +25,7 @@ const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 function setup(opts: { acceptCodes?: (code: number) => boolean } = {}) {
   const clock = new FakeClock();
   const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n'))
-          if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
+  const logger = pino({ level: 'info' }, jsonLines(lines));
   const health = new TargetHealth({ clock, logger, holdDownMs: 30_000 });
   /** What each target answers next; a function result is called per probe. */
   const answers = new Map<string, ProbeResult | 'hang'>();

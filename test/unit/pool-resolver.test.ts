@@ -1,7 +1,6 @@
 // PoolResolver: RFC 3263 NAPTR/SRV/A resolution, TTL caching, stale answers on DNS failure and static
 // overrides, against an in-memory DNS with a fake clock.
 
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/endpoints/endpoint.js';
@@ -9,6 +8,7 @@ import { PoolResolutionError } from '../../src/pool/errors.js';
 import { PoolResolver, type PoolResolverOptions } from '../../src/pool/pool-resolver.js';
 import type { AddressRecord, DnsLike, NaptrRecord, SrvRecord, Target } from '../../src/pool/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 class DnsError extends Error {
   constructor(readonly code: string) {
@@ -70,13 +70,7 @@ const srv = (name: string, port: number, priority: number, weight: number, ttl?:
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   return { logger: pino({ level: 'debug' }, sink), lines };
 }
 

@@ -5,7 +5,6 @@ import { describe, it, expect, beforeEach } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Writable } from 'node:stream';
 import { Router } from '../../src/router/router.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
 import { parseEndpointsConfig } from '../../src/config/load.js';
@@ -14,6 +13,7 @@ import type { SipResponse } from '../../src/sip/message.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
 import { DEFAULT_TIMERS } from '../../src/transaction/clock.js';
+import { jsonLines } from '../helpers/log-lines.js';
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
@@ -69,13 +69,7 @@ beforeEach(() => {
   link = new MemoryLink('udp');
   clock = new FakeClock();
   lines = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const sink = jsonLines(lines);
   const table = EndpointTable.fromConfig(parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml'));
   router = new Router({
     table: () => table,
