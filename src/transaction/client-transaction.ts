@@ -249,8 +249,11 @@ const INVITE_TRANSITIONS: Record<ClientTransactionState, readonly ClientTransact
 /** RFC 3261 §17.1.1, Figure 5. */
 export class InviteClientTransaction extends ClientTransactionBase {
   readonly kind = 'invite' as const;
-  /** The ACK for the non-2xx final response, resent for each retransmission of that response. */
-  private ack: Buffer | undefined;
+  /**
+   * The ACK for the non-2xx final response, resent for each retransmission of that response: as
+   * latin1 text, so the 32 s of Timer D do not pin the 8 KiB Buffer pool slab it was cut from.
+   */
+  private ack: string | undefined;
 
   constructor(opts: ClientTransactionOptions, forget?: ForgetHook) {
     if (opts.request.method !== 'INVITE') {
@@ -298,7 +301,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
       // RFC 3261 §17.1.1.2: "Any retransmissions of the final response that are received while in
       // the "Completed" state MUST cause the ACK to be re-passed to the transport layer for
       // retransmission, but the newly received response MUST NOT be passed up to the TU."
-      if (status >= 300 && this.ack !== undefined) this.resendAck(this.ack);
+      if (status >= 300 && this.ack !== undefined) this.resendAck(Buffer.from(this.ack, 'latin1'));
       return;
     }
     if (status < 200) {
@@ -341,7 +344,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.finish(() => this.user.onResponse(res));
       return;
     }
-    this.ack = ack;
+    this.ack = ack.toString('latin1');
     this.endTimer = this.clock.setTimer(timerD(this.timers), this.timerDFired);
     this.user.onResponse(res);
   }

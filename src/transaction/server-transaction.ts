@@ -35,9 +35,19 @@ export interface TransactionHooks {
   confirmed(key: string): void;
 }
 
+/**
+ * A response kept for retransmission, as latin1 text (one byte per character, so every byte
+ * survives). Not the Buffer it was sent from: a small Buffer is a slice of an 8 KiB pool shared with
+ * whatever else was allocated around it, and a transaction holding it for seconds or minutes (Timer
+ * J, a ringing INVITE's 100 Trying) would keep that whole slab alive.
+ */
+function retained(data: Buffer): string {
+  return data.toString('latin1');
+}
+
 abstract class ServerTransactionBase {
   state: ServerTransactionState;
-  protected lastResponse: Buffer | undefined;
+  protected lastResponse: string | undefined;
   protected timer: TimerHandle | undefined;
 
   constructor(
@@ -53,11 +63,16 @@ abstract class ServerTransactionBase {
 
   /** The final or last provisional response sent, if any. */
   get response(): Buffer | undefined {
-    return this.lastResponse;
+    return this.lastResponse === undefined ? undefined : Buffer.from(this.lastResponse, 'latin1');
   }
 
   protected transmit(data: Buffer): void {
     this.route.link.send(data, this.route.address, this.route.port);
+  }
+
+  /** Send the kept response again. */
+  protected retransmit(): void {
+    if (this.lastResponse !== undefined) this.transmit(Buffer.from(this.lastResponse, 'latin1'));
   }
 
   protected arm(ms: number, fn: () => void): void {
@@ -104,7 +119,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     }
     this.transmit(data);
     if (status < 200) {
-      this.lastResponse = data;
+      this.lastResponse = retained(data);
       return;
     }
     if (status < 300) {
@@ -112,7 +127,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
       this.terminate();
       return;
     }
-    this.lastResponse = data;
+    this.lastResponse = retained(data);
     this.state = ServerTransactionState.Completed;
     // RFC 3261 §17.2.1: "Timer H MUST be set to fire in 64*T1 seconds for all transports."
     this.timerH = this.clock.setTimer(64 * this.timers.t1, () => this.terminate());
@@ -126,7 +141,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
   private timerG(): void {
     if (this.state !== ServerTransactionState.Completed || this.lastResponse === undefined) return;
     this.repeated = true;
-    this.transmit(this.lastResponse);
+    this.retransmit();
     // RFC 3261 §17.2.1: the interval doubles each time, capped at T2.
     this.interval = Math.min(2 * this.interval, this.timers.t2);
     this.arm(this.interval, () => this.timerG());
@@ -140,7 +155,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
       (this.state === ServerTransactionState.Proceeding || this.state === ServerTransactionState.Completed) &&
       this.lastResponse !== undefined
     ) {
-      this.transmit(this.lastResponse);
+      this.retransmit();
     }
   }
 
@@ -196,7 +211,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
       );
     }
     this.transmit(data);
-    this.lastResponse = data;
+    this.lastResponse = retained(data);
     if (status < 200) {
       this.state = ServerTransactionState.Proceeding;
       return;
@@ -210,7 +225,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
   retransmission(): void {
     // RFC 3261 §17.2.2: in Trying, retransmissions are discarded; afterwards the last response is resent.
     if (this.state === ServerTransactionState.Trying) return;
-    if (this.lastResponse !== undefined) this.transmit(this.lastResponse);
+    this.retransmit();
   }
 }
 

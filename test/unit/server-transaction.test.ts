@@ -46,7 +46,29 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
     t.retransmission();
     const sent = link.sent.map((s) => s.data);
     expect(sent).toHaveLength(2);
-    expect(sent[1]).toBe(sent[0]);
+    expect(sent[1]).toEqual(sent[0]);
+  });
+
+  it('keeps a copy of the response: every byte survives, and the Buffer it was sent from is not held', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    // A reason phrase in UTF-8 and a byte that is no UTF-8 at all: kept and resent byte for byte.
+    const original = Buffer.concat([
+      Buffer.from('SIP/2.0 486 Besetzt – später\r\nX: '),
+      Buffer.from([0xff, 0x80]),
+      Buffer.from('\r\n\r\n'),
+    ]);
+    const sentFrom = Buffer.from(original);
+    t.respond(486, sentFrom);
+    // The caller's Buffer (a slice of Node's shared pool in real use) is free to be reused at once.
+    sentFrom.fill(0x41);
+    clock.advance(T1);
+    const [first, again] = link.sent.map((s) => s.data);
+    expect(first).toBe(sentFrom);
+    expect(again).toEqual(original);
+    t.retransmission();
+    expect(link.sent.at(-1)!.data).toEqual(original);
+    expect(t.response).toEqual(original);
   });
 
   it('ACK moves to Confirmed: no more retransmissions, Timer I (T4) frees the transaction', () => {
@@ -131,6 +153,21 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
 });
 
 describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
+  it('a request retransmission in Completed gets a copy of the final response, byte for byte', () => {
+    const { link, table, route } = setup();
+    const t = table.createNonInvite('k', route);
+    const original = Buffer.concat([
+      Buffer.from('SIP/2.0 200 OK\r\nX: '),
+      Buffer.from([0xc3, 0xa9, 0xfe]),
+      Buffer.from('\r\n\r\n'),
+    ]);
+    const sentFrom = Buffer.from(original);
+    t.respond(200, sentFrom);
+    sentFrom.fill(0);
+    t.retransmission();
+    expect(link.sent.at(-1)!.data).toEqual(original);
+  });
+
   it('keeps the response for Timer J (64*T1) over UDP and resends it on retransmission', () => {
     const { clock, link, table, route } = setup();
     const t = table.createNonInvite('k', route);
