@@ -11,7 +11,9 @@ import {
   EMPTY_BODY,
   field,
   flatCopy,
+  fullRequest as unpacked,
   retainedRequest,
+  RetainedRequest,
   SipRequest,
   type SipResponse,
 } from '../sip/message.js';
@@ -259,26 +261,50 @@ export class Proxy {
   private track(key: string, ctx: ResponseContext): void {
     if (ctx.method !== 'INVITE') return;
     this.contexts.set(key, ctx);
-    ctx.onDone = () => {
-      if (this.contexts.get(key) === ctx) this.contexts.delete(key);
-    };
+    ctx.key = key;
+  }
+
+  /** A tracked context sent its final response: a CANCEL can no longer find it. */
+  untrack(key: string, ctx: ResponseContext): void {
+    if (this.contexts.get(key) === ctx) this.contexts.delete(key);
   }
 }
 
-/** One attempt at one target: its client transaction and what came back. */
-interface Attempt {
-  readonly target: NextHop & Partial<Target>;
-  request: SipRequest;
-  readonly sender: Sender;
-  txn: ClientTransaction | undefined;
-  provisional: boolean;
-  cancelSent: boolean;
-  unsubscribe: (() => void) | undefined;
+/**
+ * One attempt at one target: its client transaction and what came back. It is the transaction's
+ * user, passing what happens to the response context with itself as the attempt it is about.
+ */
+class Attempt implements ClientTransactionUser {
+  txn: ClientTransaction | undefined = undefined;
+  provisional = false;
+  cancelSent = false;
+  unsubscribe: (() => void) | undefined = undefined;
+
+  constructor(
+    private readonly ctx: ResponseContext,
+    readonly target: NextHop & Partial<Target>,
+    /** As sent; packed once the client transaction has sent it (an INVITE). */
+    public request: SipRequest | RetainedRequest,
+    readonly sender: Sender,
+  ) {}
+
+  onResponse(res: SipResponse): void {
+    this.ctx.onResponse(this, res);
+  }
+
+  onTimeout(): void {
+    this.ctx.onFailure(this, 408, undefined);
+  }
+
+  onTransportError(): void {
+    this.ctx.onFailure(this, 503, undefined);
+  }
 }
 
 /** RFC 3261 §16.7: the response context of one proxied request. */
 class ResponseContext {
-  onDone: (() => void) | undefined;
+  /** The INVITE server transaction key it is tracked under for CANCEL (Proxy.track). */
+  key: string | undefined;
   private targets: (NextHop & Partial<Target>)[] = [];
   private index = 0;
   private current: Attempt | undefined;
@@ -292,10 +318,13 @@ class ResponseContext {
   private readonly stampedVia: string | undefined;
   private readonly recordRoute: string | undefined;
   readonly method: string;
-  /** The request: as parsed until it is first sent on, then its slim copy (see `raw`). */
-  private req: SipRequest;
-  private slim = false;
-  private raw: Buffer | undefined;
+  /** The request: as parsed until it is first sent on, then its packed copy (see `raw`). */
+  private req: SipRequest | RetainedRequest;
+  /**
+   * The client's bytes: the Buffer received until the request is first sent on, then a latin1 copy
+   * (one flat string, no ArrayBuffer around it, and nothing shared with a stream's 64 KiB read chunk).
+   */
+  private raw: Buffer | string | undefined;
   private readonly reliable: boolean;
   private readonly txn: ServerTxn;
   private readonly t0: number;
@@ -408,22 +437,9 @@ class ResponseContext {
       popRoute: this.popRoute,
     });
     const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
-    const attempt: Attempt = {
-      target,
-      request: req,
-      sender,
-      txn: undefined,
-      provisional: false,
-      cancelSent: false,
-      unsubscribe: undefined,
-    };
+    const attempt = new Attempt(this, target, req, sender);
     this.current = attempt;
-    const user: ClientTransactionUser = {
-      onResponse: (res) => this.onResponse(attempt, res),
-      onTimeout: () => this.onFailure(attempt, 408, undefined),
-      onTransportError: () => this.onFailure(attempt, 503, undefined),
-    };
-    const opts = { request: req, send: sender.send, reliable: sender.reliable, user };
+    const opts = { request: req, send: sender.send, reliable: sender.reliable, user: attempt };
     const txn =
       req.method === 'INVITE'
         ? this.deps.clientTxns.createInvite(opts)
@@ -441,18 +457,19 @@ class ResponseContext {
     // (minutes, ringing) for that to matter.
     if (this.method !== 'INVITE') return;
     attempt.request = txn.sentRequest ?? retainedRequest(req);
-    if (!this.slim && this.raw !== undefined) {
+    if (!(this.req instanceof RetainedRequest) && this.raw !== undefined) {
       this.req = retainedRequest(this.req);
-      this.raw = ownBytes(this.raw);
-      this.slim = true;
+      this.raw = typeof this.raw === 'string' ? this.raw : this.raw.toString('latin1');
     }
   }
 
   /** The whole request, to send on: as parsed, or parsed again from its bytes once slimmed. */
   private fullRequest(): SipRequest | undefined {
-    if (!this.slim || this.raw === undefined) return this.req;
+    if (!(this.req instanceof RetainedRequest)) return this.req;
+    if (this.raw === undefined) return undefined;
     // It parsed once under the router's limits; these are only wider.
-    const again = parseMessage(this.raw, {
+    const bytes = typeof this.raw === 'string' ? Buffer.from(this.raw, 'latin1') : this.raw;
+    const again = parseMessage(bytes, {
       stream: this.reliable,
       maxHeaders: 1 << 20,
       maxLineLength: 1 << 30,
@@ -460,7 +477,7 @@ class ResponseContext {
     return again.ok && again.message.kind === 'request' ? again.message : undefined;
   }
 
-  private onResponse(a: Attempt, res: SipResponse): void {
+  onResponse(a: Attempt, res: SipResponse): void {
     if (a !== this.current || this.finalSent) return;
     const status = res.status;
     if (status < 200) {
@@ -495,7 +512,7 @@ class ResponseContext {
     this.finish();
   }
 
-  private onFailure(a: Attempt, status: 408 | 503, retryAfter: number | undefined): void {
+  onFailure(a: Attempt, status: 408 | 503, retryAfter: number | undefined): void {
     if (a !== this.current || this.finalSent) return;
     this.release(a);
     if (this.judgesHealth(a.target)) this.deps.health.markFailed(a.target as Target, retryAfter);
@@ -549,7 +566,7 @@ class ResponseContext {
       this.release(a);
       this.finish();
     });
-    const cancel = cancelFor(a.request);
+    const cancel = cancelFor(unpacked(a.request));
     const txn = this.deps.clientTxns.createNonInvite({
       request: cancel,
       send: a.sender.send,
@@ -561,20 +578,22 @@ class ResponseContext {
 
   private armTimerC(): void {
     if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
-    this.timerC = this.deps.clock.setTimer(this.deps.settings.timerCMs, () => {
-      this.timerC = undefined;
-      if (this.finalSent) return;
-      this.timerCFired = true;
-      const a = this.current;
-      // RFC 3261 §16.8: with a provisional, CANCEL the branch; without, behave as if 408 came back.
-      if (a?.txn !== undefined && a.provisional) {
-        this.cancelled = true;
-        this.sendCancel(a);
-      } else if (a !== undefined) {
-        a.txn?.dispose();
-        this.onFailure(a, 408, undefined);
-      }
-    });
+    this.timerC = this.deps.clock.setTimer(this.deps.settings.timerCMs, ResponseContext.timerCExpired, this);
+  }
+
+  private static timerCExpired(this: void, t: ResponseContext): void {
+    t.timerC = undefined;
+    if (t.finalSent) return;
+    t.timerCFired = true;
+    const a = t.current;
+    // RFC 3261 §16.8: with a provisional, CANCEL the branch; without, behave as if 408 came back.
+    if (a?.txn !== undefined && a.provisional) {
+      t.cancelled = true;
+      t.sendCancel(a);
+    } else if (a !== undefined) {
+      a.txn?.dispose();
+      t.onFailure(a, 408, undefined);
+    }
   }
 
   private release(a: Attempt): void {
@@ -589,7 +608,7 @@ class ResponseContext {
   }
 
   private respondOwn(status: number, retryAfter?: number): void {
-    const data = buildResponse(this.req, {
+    const data = buildResponse(unpacked(this.req), {
       status,
       ...(retryAfter === undefined ? {} : { extra: `Retry-After: ${retryAfter}\r\n` }),
       ...(status === 100 ? {} : { toTag: this.deps.tags.next() }),
@@ -605,7 +624,7 @@ class ResponseContext {
     if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
     this.timerC = undefined;
     if (this.current !== undefined) this.release(this.current);
-    this.onDone?.();
+    if (this.key !== undefined) this.proxy.untrack(this.key, this);
     const req = this.req;
     this.deps.record(status >= 500 ? 'warn' : 'info', {
       callId: req.callId,
@@ -705,15 +724,4 @@ function viaParam(via: Via, name: string): string | undefined {
 
 function describe(t: NextHop): string {
   return `${t.transport}:${hostPort(t.address, t.port)}`;
-}
-
-/**
- * Bytes that own their memory: a message framed off a stream is a view into the whole chunk read
- * from the socket (up to 64 KiB), which a request held for minutes must not keep alive.
- */
-function ownBytes(b: Buffer): Buffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
-  const copy = Buffer.allocUnsafeSlow(b.length);
-  b.copy(copy);
-  return copy;
 }

@@ -215,17 +215,58 @@ export function flatCopy(s: string): string {
 const RETAINED = new Set(['via', 'route', 'from', 'to', 'call-id', 'cseq']);
 
 /**
- * A copy of a request holding only what answering it (RFC 3261 §8.2.6: Via, From, To, Call-ID,
- * CSeq), cancelling it (§9.1) or acknowledging a non-2xx to it (§17.1.1.3: also Route) needs, with
- * every value copied flat. A transaction waiting minutes for a final response keeps this instead of
- * the parsed message, whose header text, field objects and body are then free to go.
+ * A request reduced to what answering it (RFC 3261 §8.2.6: Via, From, To, Call-ID, CSeq),
+ * cancelling it (§9.1) or acknowledging a non-2xx to it (§17.1.1.3: also Route) needs, packed into
+ * one flat string of header lines. A transaction waiting minutes for a final response keeps this
+ * instead of the parsed message: one string instead of a message object, its header list, a field
+ * object and a string per header. `unpack()` gives the request back when one of those answers is
+ * due, which is rare next to the waiting.
  */
-export function retainedRequest(req: SipRequest): SipRequest {
-  const headers: HeaderField[] = [];
-  for (const h of req.headers) {
-    // The canonical spelling: a slim copy only feeds messages we build, and it is a constant.
-    if (RETAINED.has(h.name))
-      headers.push({ name: h.name, wire: wireName(h.name), value: flatCopy(h.value) });
+export class RetainedRequest {
+  constructor(
+    readonly method: string,
+    readonly uri: string,
+    readonly version: string,
+    /** "Wire-Name: value\r\n" per header, in wire order (values never hold CR or LF). */
+    private readonly lines: string,
+  ) {}
+
+  /** The Call-ID (for logging), without unpacking the rest. */
+  get callId(): string | undefined {
+    const text = this.lines;
+    const at = text.startsWith('Call-ID: ') ? 0 : text.indexOf('\r\nCall-ID: ') + 2;
+    if (at === 1) return undefined;
+    const from = at + 'Call-ID: '.length;
+    return text.slice(from, text.indexOf('\r\n', from));
   }
-  return new SipRequest(flatCopy(req.method), flatCopy(req.uri), flatCopy(req.version), headers, EMPTY_BODY);
+
+  /** The kept headers as a request with no body (a new object each call). */
+  unpack(): SipRequest {
+    const headers: HeaderField[] = [];
+    const text = this.lines;
+    let at = 0;
+    while (at < text.length) {
+      const end = text.indexOf('\r\n', at);
+      const colon = text.indexOf(': ', at);
+      const wire = text.slice(at, colon);
+      headers.push({ name: canonicalName(wire), wire, value: text.slice(colon + 2, end) });
+      at = end + 2;
+    }
+    return new SipRequest(this.method, this.uri, this.version, headers, EMPTY_BODY);
+  }
+}
+
+/** A request's RetainedRequest: its kept headers under their canonical spelling, copied flat. */
+export function retainedRequest(req: SipRequest): RetainedRequest {
+  let lines = '';
+  for (const h of req.headers) {
+    // The canonical spelling: a kept copy only feeds messages we build, and it is a constant.
+    if (RETAINED.has(h.name)) lines += wireName(h.name) + ': ' + h.value + '\r\n';
+  }
+  return new RetainedRequest(flatCopy(req.method), flatCopy(req.uri), flatCopy(req.version), flatCopy(lines));
+}
+
+/** The request itself, or a kept one unpacked. */
+export function fullRequest(req: SipRequest | RetainedRequest): SipRequest {
+  return req instanceof RetainedRequest ? req.unpack() : req;
 }

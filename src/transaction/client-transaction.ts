@@ -8,7 +8,9 @@ import {
   SipRequest,
   field,
   flatCopy,
+  fullRequest,
   retainedRequest,
+  type RetainedRequest,
   type HeaderField,
   type SipResponse,
 } from '../sip/message.js';
@@ -87,8 +89,8 @@ abstract class ClientTransactionBase {
   abstract readonly kind: 'invite' | 'non-invite';
   state: ClientTransactionState;
   readonly key: string;
-  /** Held until the final response: the INVITE one builds its ACK from it. */
-  protected request: SipRequest | undefined;
+  /** Held until the final response: the INVITE one builds its ACK from it (kept packed once sent). */
+  protected request: SipRequest | RetainedRequest | undefined;
   /** The request's bytes, retransmitted by Timers A and E. */
   protected data: Buffer | undefined;
   /** Timer A or E. */
@@ -136,8 +138,8 @@ abstract class ClientTransactionBase {
     this.state = initial;
   }
 
-  /** The request as sent, slimmed to what an ACK or CANCEL for it needs; undefined once ended. */
-  get sentRequest(): SipRequest | undefined {
+  /** The request as sent, packed to what an ACK or CANCEL for it needs (INVITE); undefined once ended. */
+  get sentRequest(): SipRequest | RetainedRequest | undefined {
     return this.request;
   }
 
@@ -147,10 +149,11 @@ abstract class ClientTransactionBase {
       throw new IllegalTransitionError(`${this.kind} client transaction cannot start in state ${this.state}`);
     }
     this.started = true;
-    this.data = this.request!.toBuffer();
+    const request = this.request as SipRequest;
+    this.data = request.toBuffer();
     // From here on only the bytes are resent; the ACK of a non-2xx needs a few headers, not the
     // message, and an INVITE may wait minutes for its answer.
-    if (this.kind === 'invite') this.request = retainedRequest(this.request!);
+    if (this.kind === 'invite') this.request = retainedRequest(request);
     if (!this.transmit(this.data)) return;
     this.armInitialTimers();
   }
@@ -268,32 +271,32 @@ export class InviteClientTransaction extends ClientTransactionBase {
   protected armInitialTimers(): void {
     // RFC 3261 §17.1.1.2: "For any transport, the client transaction MUST start timer B with a value
     // of 64*T1 seconds."
-    this.endTimer = this.clock.setTimer(64 * this.timers.t1, this.timerB);
+    this.endTimer = this.clock.setTimer(64 * this.timers.t1, InviteClientTransaction.timerB, this);
     if (!this.reliable) {
       // RFC 3261 §17.1.1.2: "If an unreliable transport is being used, the client transaction MUST
       // start timer A with a value of T1."
       this.interval = this.timers.t1;
-      this.retransmitTimer = this.clock.setTimer(this.interval, this.timerA);
+      this.retransmitTimer = this.clock.setTimer(this.interval, InviteClientTransaction.timerA, this);
     }
   }
 
-  private readonly timerA = (): void => {
-    this.retransmitTimer = undefined;
-    if (this.state !== ClientTransactionState.Calling || this.data === undefined) return;
-    if (!this.transmit(this.data)) return;
+  private static timerA(this: void, t: InviteClientTransaction): void {
+    t.retransmitTimer = undefined;
+    if (t.state !== ClientTransactionState.Calling || t.data === undefined) return;
+    if (!t.transmit(t.data)) return;
     // RFC 3261 §17.1.1.2: "the request is retransmitted with intervals that double after each
     // transmission" (no T2 cap for INVITE: Timer B ends it after six retransmissions).
-    this.interval *= 2;
-    this.retransmitTimer = this.clock.setTimer(this.interval, this.timerA);
-  };
+    t.interval *= 2;
+    t.retransmitTimer = t.clock.setTimer(t.interval, InviteClientTransaction.timerA, t);
+  }
 
-  private readonly timerB = (): void => {
-    this.endTimer = undefined;
+  private static timerB(this: void, t: InviteClientTransaction): void {
+    t.endTimer = undefined;
     // RFC 3261 §17.1.1.2: "If the client transaction is still in the "Calling" state when timer B
     // fires, the client transaction SHOULD inform the TU that a timeout has occurred."
-    if (this.state !== ClientTransactionState.Calling) return;
-    this.finish(() => this.user.onTimeout());
-  };
+    if (t.state !== ClientTransactionState.Calling) return;
+    t.finish(() => t.user.onTimeout());
+  }
 
   protected onResponse(res: SipResponse): void {
     const status = res.status;
@@ -326,7 +329,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
     }
     this.transition(ClientTransactionState.Completed);
     this.clearTimers();
-    const ack = buildAck(this.request!, res);
+    const ack = buildAck(fullRequest(this.request!), res);
     // Nothing is retransmitted any more but the ACK: the request can go.
     this.request = undefined;
     this.data = undefined;
@@ -345,7 +348,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
       return;
     }
     this.ack = ack.toString('latin1');
-    this.endTimer = this.clock.setTimer(timerD(this.timers), this.timerDFired);
+    this.endTimer = this.clock.setTimer(timerD(this.timers), InviteClientTransaction.timerDFired, this);
     this.user.onResponse(res);
   }
 
@@ -357,10 +360,10 @@ export class InviteClientTransaction extends ClientTransactionBase {
     }
   }
 
-  private readonly timerDFired = (): void => {
-    this.endTimer = undefined;
-    if (this.state === ClientTransactionState.Completed) this.finish();
-  };
+  private static timerDFired(this: void, t: InviteClientTransaction): void {
+    t.endTimer = undefined;
+    if (t.state === ClientTransactionState.Completed) t.finish();
+  }
 
   protected override releaseMore(): void {
     this.ack = undefined;
@@ -395,43 +398,40 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
 
   protected armInitialTimers(): void {
     // RFC 3261 §17.1.2.2: "the client transaction MUST set timer F to fire in 64*T1 seconds."
-    this.endTimer = this.clock.setTimer(64 * this.timers.t1, this.timerF);
+    this.endTimer = this.clock.setTimer(64 * this.timers.t1, NonInviteClientTransaction.timerF, this);
     if (!this.reliable) {
       // RFC 3261 §17.1.2.2: "If an unreliable transport is in use, the client transaction MUST set
       // timer E to fire in T1 seconds."
       this.interval = this.timers.t1;
-      this.retransmitTimer = this.clock.setTimer(this.interval, this.timerE);
+      this.retransmitTimer = this.clock.setTimer(this.interval, NonInviteClientTransaction.timerE, this);
     }
   }
 
-  private readonly timerE = (): void => {
-    this.retransmitTimer = undefined;
-    const state = this.state;
+  private static timerE(this: void, t: NonInviteClientTransaction): void {
+    t.retransmitTimer = undefined;
+    const state = t.state;
     if (
       (state !== ClientTransactionState.Trying && state !== ClientTransactionState.Proceeding) ||
-      this.data === undefined
+      t.data === undefined
     ) {
       return;
     }
-    if (!this.transmit(this.data)) return;
+    if (!t.transmit(t.data)) return;
     // RFC 3261 §17.1.2.2: in Trying, "timer E is reset with a value of MIN(2*T1, T2)" and doubles
     // up to T2; "If Timer E fires while in the "Proceeding" state, ... Timer E MUST be reset with a
     // value of T2 seconds."
-    this.interval =
-      state === ClientTransactionState.Proceeding
-        ? this.timers.t2
-        : Math.min(2 * this.interval, this.timers.t2);
-    this.retransmitTimer = this.clock.setTimer(this.interval, this.timerE);
-  };
+    t.interval =
+      state === ClientTransactionState.Proceeding ? t.timers.t2 : Math.min(2 * t.interval, t.timers.t2);
+    t.retransmitTimer = t.clock.setTimer(t.interval, NonInviteClientTransaction.timerE, t);
+  }
 
-  private readonly timerF = (): void => {
-    this.endTimer = undefined;
+  private static timerF(this: void, t: NonInviteClientTransaction): void {
+    t.endTimer = undefined;
     // RFC 3261 §17.1.2.2: "If Timer F fires while the client transaction is still in the "Trying"
     // state, the client transaction SHOULD inform the TU about the timeout"; likewise in Proceeding.
-    if (this.state !== ClientTransactionState.Trying && this.state !== ClientTransactionState.Proceeding)
-      return;
-    this.finish(() => this.user.onTimeout());
-  };
+    if (t.state !== ClientTransactionState.Trying && t.state !== ClientTransactionState.Proceeding) return;
+    t.finish(() => t.user.onTimeout());
+  }
 
   protected onResponse(res: SipResponse): void {
     // RFC 3261 §17.1.2.2: in Completed, "any retransmissions of the final response ... are
@@ -455,14 +455,14 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
     this.clearTimers();
     this.request = undefined;
     this.data = undefined;
-    this.endTimer = this.clock.setTimer(this.timers.t4, this.timerK);
+    this.endTimer = this.clock.setTimer(this.timers.t4, NonInviteClientTransaction.timerK, this);
     this.user.onResponse(res);
   }
 
-  private readonly timerK = (): void => {
-    this.endTimer = undefined;
-    if (this.state === ClientTransactionState.Completed) this.finish();
-  };
+  private static timerK(this: void, t: NonInviteClientTransaction): void {
+    t.endTimer = undefined;
+    if (t.state === ClientTransactionState.Completed) t.finish();
+  }
 }
 
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;

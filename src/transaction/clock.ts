@@ -5,15 +5,20 @@ export type TimerHandle = { readonly __timer: unique symbol } | object;
 export interface Clock {
   /** Milliseconds on a monotonic scale. */
   now(): number;
-  /** Run `fn` once after `ms` milliseconds. Timers never keep the process alive. */
+  /**
+   * Run `fn` once after `ms` milliseconds, with `arg` when given (so a long-lived object can arm a
+   * static handler with itself, needing no closure of its own per timer). Timers never keep the
+   * process alive.
+   */
   setTimer(ms: number, fn: () => void): TimerHandle;
+  setTimer<T>(ms: number, fn: (arg: T) => void, arg: T): TimerHandle;
   clearTimer(handle: TimerHandle): void;
 }
 
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
+  setTimer(ms: number, fn: (arg: unknown) => void, arg?: unknown) {
+    const t = setTimeout(fn, ms, arg);
     t.unref();
     return t;
   },

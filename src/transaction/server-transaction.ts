@@ -75,9 +75,14 @@ abstract class ServerTransactionBase {
     if (this.lastResponse !== undefined) this.transmit(Buffer.from(this.lastResponse, 'latin1'));
   }
 
-  protected arm(ms: number, fn: () => void): void {
+  protected arm(ms: number, fn: (t: this) => void): void {
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
-    this.timer = this.clock.setTimer(ms, fn);
+    this.timer = this.clock.setTimer(ms, fn, this);
+  }
+
+  /** Timer H or J fired, or a timer that ends the transaction. */
+  protected static end(this: void, t: ServerTransactionBase): void {
+    t.terminate();
   }
 
   protected terminate(): void {
@@ -130,21 +135,21 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.lastResponse = retained(data);
     this.state = ServerTransactionState.Completed;
     // RFC 3261 §17.2.1: "Timer H MUST be set to fire in 64*T1 seconds for all transports."
-    this.timerH = this.clock.setTimer(64 * this.timers.t1, () => this.terminate());
+    this.timerH = this.clock.setTimer(64 * this.timers.t1, ServerTransactionBase.end, this);
     if (!this.route.link.reliable) {
       // RFC 3261 §17.2.1: for unreliable transports, Timer G is set to fire in T1 seconds.
       this.interval = this.timers.t1;
-      this.arm(this.interval, () => this.timerG());
+      this.arm(this.interval, InviteServerTransaction.timerG);
     }
   }
 
-  private timerG(): void {
-    if (this.state !== ServerTransactionState.Completed || this.lastResponse === undefined) return;
-    this.repeated = true;
-    this.retransmit();
+  private static timerG(this: void, t: InviteServerTransaction): void {
+    if (t.state !== ServerTransactionState.Completed || t.lastResponse === undefined) return;
+    t.repeated = true;
+    t.retransmit();
     // RFC 3261 §17.2.1: the interval doubles each time, capped at T2.
-    this.interval = Math.min(2 * this.interval, this.timers.t2);
-    this.arm(this.interval, () => this.timerG());
+    t.interval = Math.min(2 * t.interval, t.timers.t2);
+    t.arm(t.interval, InviteServerTransaction.timerG);
   }
 
   /** A retransmission of the INVITE arrived. */
@@ -219,7 +224,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     this.state = ServerTransactionState.Completed;
     // RFC 3261 §17.2.2: Timer J is 64*T1 for unreliable transports and zero for reliable ones.
     if (this.route.link.reliable) this.terminate();
-    else this.arm(64 * this.timers.t1, () => this.terminate());
+    else this.arm(64 * this.timers.t1, ServerTransactionBase.end);
   }
 
   retransmission(): void {

@@ -6,7 +6,8 @@ import type { Clock, TimerHandle } from './clock.js';
 
 interface Entry {
   at: number;
-  fn: (() => void) | undefined;
+  fn: ((arg: unknown) => void) | undefined;
+  arg: unknown;
   prev: Entry | undefined;
   next: Entry | undefined;
   slot: number;
@@ -38,12 +39,14 @@ export class TimerWheel implements Clock {
     return this.pending;
   }
 
-  setTimer(ms: number, fn: () => void): TimerHandle {
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  setTimer<T>(ms: number, fn: (arg: T) => void, arg: T): TimerHandle;
+  setTimer(ms: number, fn: (arg: unknown) => void, arg?: unknown): TimerHandle {
     const at = this.clock() + ms;
     const tick = Math.max(Math.ceil(at / RESOLUTION), this.cursor);
     const slot = tick & MASK;
     const head = this.slots[slot];
-    const e: Entry = { at, fn, prev: undefined, next: head, slot };
+    const e: Entry = { at, fn, arg, prev: undefined, next: head, slot };
     if (head !== undefined) head.prev = e;
     this.slots[slot] = e;
     if (this.pending++ === 0) this.start();
@@ -63,6 +66,7 @@ export class TimerWheel implements Clock {
     e.prev = undefined;
     e.next = undefined;
     e.fn = undefined;
+    e.arg = undefined;
     if (--this.pending === 0) this.stop();
   }
 
@@ -95,8 +99,9 @@ export class TimerWheel implements Clock {
           continue;
         }
         const fn = e.fn!;
+        const arg = e.arg;
         this.unlink(e);
-        fn();
+        fn(arg);
         // The callback may have cleared or added timers: walk the slot again from its head.
         e = this.slots[slot];
       }

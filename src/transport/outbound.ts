@@ -49,6 +49,11 @@ function advertised(address: string, family: 4 | 6): string {
 }
 
 export class Outbound {
+  /**
+   * UDP senders by next hop object: a pool member's target lives as long as its resolution, and
+   * each of the calls sent to it shares one sender instead of holding a copy (and a closure) of its own.
+   */
+  private readonly udpSenders = new WeakMap<NextHop, Sender>();
   private tls: { readonly listeners: readonly TlsListener[]; readonly connector: TlsConnector } | undefined;
 
   constructor(
@@ -77,15 +82,19 @@ export class Outbound {
   /** A sender for a next hop; rejects with TransportUnavailableError when we cannot reach it. */
   async sender(hop: NextHop): Promise<Sender> {
     if (hop.transport === 'udp') {
+      const known = this.udpSenders.get(hop);
+      if (known !== undefined) return known;
       const l = this.udp.find((u) => u.address.family === hop.family);
       if (l === undefined) throw new TransportUnavailableError(`no UDP listener for IPv${hop.family}`);
-      return {
+      const sender: Sender = {
         transport: 'udp',
         reliable: false,
         sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
         connection: undefined,
         send: (data) => l.send(data, hop.address, hop.port),
       };
+      this.udpSenders.set(hop, sender);
+      return sender;
     }
     if (hop.transport === 'tcp') {
       const l = this.tcp.find((t) => t.address.family === hop.family);

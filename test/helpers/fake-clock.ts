@@ -5,7 +5,8 @@ import type { Clock, TimerHandle } from '../../src/transaction/clock.js';
 interface Pending {
   at: number;
   seq: number;
-  fn: () => void;
+  fn: (arg: unknown) => void;
+  arg: unknown;
   cancelled: boolean;
 }
 
@@ -18,8 +19,10 @@ export class FakeClock implements Clock {
     return this.time;
   }
 
-  setTimer(ms: number, fn: () => void): TimerHandle {
-    const p: Pending = { at: this.time + ms, seq: this.seq++, fn, cancelled: false };
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  setTimer<T>(ms: number, fn: (arg: T) => void, arg: T): TimerHandle;
+  setTimer(ms: number, fn: (arg: unknown) => void, arg?: unknown): TimerHandle {
+    const p: Pending = { at: this.time + ms, seq: this.seq++, fn, arg, cancelled: false };
     this.pending.push(p);
     return p;
   }
@@ -45,7 +48,7 @@ export class FakeClock implements Clock {
       if (next === undefined) break;
       this.time = next.at;
       next.cancelled = true;
-      next.fn();
+      next.fn(next.arg);
     }
     this.time = end;
   }

@@ -14,6 +14,23 @@ function wheel() {
 }
 
 describe('TimerWheel', () => {
+  it('passes a timer its argument, and lets go of it once fired or cleared', () => {
+    const { w, move } = wheel();
+    const got: string[] = [];
+    const handler = (who: { name: string }): void => void got.push(who.name);
+    const a = { name: 'a' };
+    const b = { name: 'b' };
+    const ha = w.setTimer(10, handler, a);
+    const hb = w.setTimer(20, handler, b);
+    move(15);
+    expect(got).toEqual(['a']);
+    expect((ha as { arg?: unknown }).arg).toBeUndefined();
+    w.clearTimer(hb);
+    expect((hb as { arg?: unknown }).arg).toBeUndefined();
+    move(20);
+    expect(got).toEqual(['a']);
+  });
+
   it('fires each timer once, not before its time and within one tick after', () => {
     const { w, move } = wheel();
     const fired: string[] = [];
