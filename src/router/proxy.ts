@@ -34,7 +34,7 @@ import type { ConnectionRegistry } from '../transport/tcp.js';
 import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
 import type { Source } from '../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
-import { buildResponse, stampedTopVia, type TagFactory } from './response.js';
+import { responseText, stampedTopVia, type TagFactory } from './response.js';
 
 export interface ProxySettings {
   /** Add Record-Route to dialog-creating requests (per endpoint `recordRoute` overrides). */
@@ -608,7 +608,7 @@ class ResponseContext {
   }
 
   private respondOwn(status: number, retryAfter?: number): void {
-    const data = buildResponse(unpacked(this.req), {
+    const data = responseText(unpacked(this.req), {
       status,
       ...(retryAfter === undefined ? {} : { extra: `Retry-After: ${retryAfter}\r\n` }),
       ...(status === 100 ? {} : { toTag: this.deps.tags.next() }),

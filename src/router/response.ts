@@ -106,8 +106,16 @@ export interface ResponseParts {
   readonly server: string;
 }
 
-/** Serialise a response to `req`; header values are copied as received (latin1, byte-exact). */
+/** Serialise a response to `req` as bytes (see `responseText`). */
 export function buildResponse(req: SipRequest, parts: ResponseParts): Buffer {
+  return Buffer.from(responseText(req, parts), 'latin1');
+}
+
+/**
+ * A response to `req` as latin1 text, one character per byte; header values are copied as received,
+ * so the bytes are exact. A server transaction sends it and keeps the text for retransmissions.
+ */
+export function responseText(req: SipRequest, parts: ResponseParts): string {
   const reason = sanitizeReason(parts.reason ?? REASON[parts.status] ?? 'Unknown');
   let s = `SIP/2.0 ${parts.status} ${reason}\r\n`;
   let firstVia = true;
@@ -148,7 +156,7 @@ export function buildResponse(req: SipRequest, parts: ResponseParts): Buffer {
   if (parts.extra !== undefined) s += parts.extra;
   if (parts.server.length > 0) s += 'Server: ' + parts.server + '\r\n';
   s += 'Content-Length: 0\r\n\r\n';
-  return Buffer.from(s, 'latin1');
+  return s;
 }
 
 /** True when To has no tag; a To too malformed to read is echoed unchanged (its 400 says why). */

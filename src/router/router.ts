@@ -21,7 +21,7 @@ import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
 import type { Admission } from '../guard/guard.js';
 import { LogThrottle } from '../guard/log-throttle.js';
-import { buildResponse, responsePort, stampedTopVia, TagFactory } from './response.js';
+import { buildResponse, responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 import { Proxy, type ProxyDeps } from './proxy.js';
 import { LookupService, type LookupDeps } from '../lookup/lookup-service.js';
@@ -359,7 +359,7 @@ export class Router {
       this.respondVia(txn, req, via, source, decision, t0);
       return;
     }
-    const data = buildResponse(req, {
+    const data = responseText(req, {
       status: decision.status,
       ...(decision.reason === undefined ? {} : { reason: decision.reason }),
       ...(decision.extra === undefined ? {} : { extra: decision.extra }),
@@ -385,7 +385,7 @@ export class Router {
 
   /** Send our own answer through a transaction already created, and log the decision. */
   private respondVia(
-    txn: { respond(status: number, data: Buffer): void },
+    txn: { respond(status: number, data: Buffer | string): void },
     req: SipRequest,
     via: Via,
     source: Source,
@@ -394,7 +394,7 @@ export class Router {
   ): void {
     txn.respond(
       decision.status,
-      buildResponse(req, {
+      responseText(req, {
         status: decision.status,
         toTag: this.tags.next(),
         topVia: stampedTopVia(via, source),

@@ -41,8 +41,13 @@ export interface TransactionHooks {
  * whatever else was allocated around it, and a transaction holding it for seconds or minutes (Timer
  * J, a ringing INVITE's 100 Trying) would keep that whole slab alive.
  */
-function retained(data: Buffer): string {
-  return data.toString('latin1');
+function retained(data: Buffer | string): string {
+  return typeof data === 'string' ? data : data.toString('latin1');
+}
+
+/** What a response is sent as: given as latin1 text (one character per byte) or as bytes. */
+function bytesOf(data: Buffer | string): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
 }
 
 abstract class ServerTransactionBase {
@@ -115,14 +120,14 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.startedAt = clock.now();
   }
 
-  /** The TU passes a response down (status decides the transition). */
-  respond(status: number, data: Buffer): void {
+  /** The TU passes a response down (status decides the transition), as bytes or latin1 text. */
+  respond(status: number, data: Buffer | string): void {
     if (this.state !== ServerTransactionState.Proceeding) {
       throw new IllegalTransitionError(
         `INVITE server transaction cannot send ${status} in state ${this.state}`,
       );
     }
-    this.transmit(data);
+    this.transmit(bytesOf(data));
     if (status < 200) {
       this.lastResponse = retained(data);
       return;
@@ -209,13 +214,13 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     super(key, route, clock, timers, hooks, ServerTransactionState.Trying);
   }
 
-  respond(status: number, data: Buffer): void {
+  respond(status: number, data: Buffer | string): void {
     if (this.state !== ServerTransactionState.Trying && this.state !== ServerTransactionState.Proceeding) {
       throw new IllegalTransitionError(
         `non-INVITE server transaction cannot send ${status} in state ${this.state}`,
       );
     }
-    this.transmit(data);
+    this.transmit(bytesOf(data));
     this.lastResponse = retained(data);
     if (status < 200) {
       this.state = ServerTransactionState.Proceeding;

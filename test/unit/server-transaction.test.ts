@@ -150,6 +150,17 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
     t.respond(302, R302);
     expect(() => t.respond(404, R302)).toThrow(IllegalTransitionError);
   });
+  it('takes a response as latin1 text: sends its bytes and resends the same', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('k', route);
+    const text = 'SIP/2.0 302 Moved Temporarily\r\nX: caf\xe9\xff\r\n\r\n';
+    t.respond(302, text);
+    clock.advance(T1);
+    const [first, again] = link.sent.map((s) => s.data);
+    expect(first).toEqual(Buffer.from(text, 'latin1'));
+    expect(first![first!.length - 5]).toBe(0xff);
+    expect(again).toEqual(first);
+  });
 });
 
 describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
