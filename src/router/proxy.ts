@@ -423,7 +423,8 @@ class ResponseContext {
 
   private attempt(target: NextHop & Partial<Target>, sender: Sender): void {
     if (this.finalSent) return;
-    const via = `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`;
+    const branch = newBranch();
+    const via = `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${branch}`;
     const full = this.fullRequest();
     if (full === undefined) {
       this.deps.logger.error({ callId: this.req.callId }, 'proxied request could not be read again');
@@ -439,7 +440,7 @@ class ResponseContext {
     const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
     const attempt = new Attempt(this, target, req, sender);
     this.current = attempt;
-    const opts = { request: req, send: sender.send, reliable: sender.reliable, user: attempt };
+    const opts = { request: req, branch, send: sender.send, reliable: sender.reliable, user: attempt };
     const txn =
       req.method === 'INVITE'
         ? this.deps.clientTxns.createInvite(opts)

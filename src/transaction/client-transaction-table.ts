@@ -36,16 +36,25 @@ export class ClientTransactionTable {
 
   /** A new INVITE transaction, registered under its key; the caller then calls start(). */
   createInvite(opts: ClientTransactionRequest): InviteClientTransaction {
-    return this.add(
-      new InviteClientTransaction({ ...opts, clock: this.clock, timers: this.timers }, this.forget),
-    );
+    return this.add(new InviteClientTransaction(this.options(opts), this.forget));
   }
 
   /** A new non-INVITE transaction (CANCEL, OPTIONS, BYE, …), registered under its key. */
   createNonInvite(opts: ClientTransactionRequest): NonInviteClientTransaction {
-    return this.add(
-      new NonInviteClientTransaction({ ...opts, clock: this.clock, timers: this.timers }, this.forget),
-    );
+    return this.add(new NonInviteClientTransaction(this.options(opts), this.forget));
+  }
+
+  /** The caller's options with the table's clock and timers, as one object of one shape. */
+  private options(opts: ClientTransactionRequest): ClientTransactionOptions {
+    return {
+      request: opts.request,
+      branch: opts.branch,
+      send: opts.send,
+      reliable: opts.reliable,
+      clock: this.clock,
+      timers: this.timers,
+      user: opts.user,
+    };
   }
 
   private add<T extends ClientTransaction>(t: T): T {

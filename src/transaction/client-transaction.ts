@@ -55,6 +55,11 @@ export interface ClientTransactionUser {
 export interface ClientTransactionOptions {
   /** The request as sent, with our Via on top (its branch is the key). */
   readonly request: SipRequest;
+  /**
+   * The branch of that Via, when the caller made it (a proxy does): it is then the key as given,
+   * with no need to read the Via back. It must be the Via's branch and carry the magic cookie.
+   */
+  readonly branch?: string | undefined;
   /** Bound to one destination; may throw synchronously on a transport error. */
   readonly send: (data: Buffer) => void;
   /** Stream transports: no retransmissions (Timers A/E), Timers D/K zero. */
@@ -113,13 +118,15 @@ abstract class ClientTransactionBase {
     private readonly forget: ForgetHook | undefined,
   ) {
     const { request } = opts;
-    let branch: string | undefined;
-    try {
-      branch = request.topVia.branch;
-    } catch (err) {
-      throw new ClientTransactionArgumentError(
-        `${request.method} has no usable top Via: ${toError(err).message}`,
-      );
+    let branch = opts.branch;
+    if (branch === undefined) {
+      try {
+        branch = request.topVia.branch;
+      } catch (err) {
+        throw new ClientTransactionArgumentError(
+          `${request.method} has no usable top Via: ${toError(err).message}`,
+        );
+      }
     }
     // RFC 3261 §8.1.1.7: the branch "MUST always begin with the characters "z9hG4bK"". Responses are
     // matched by it alone (§17.1.3), so a request without one could never be answered.
@@ -128,7 +135,9 @@ abstract class ClientTransactionBase {
         `${request.method} top Via needs a branch starting with ${MAGIC_COOKIE}, got ${branch ?? 'none'}`,
       );
     }
-    this.key = flatCopy(clientTransactionKey(branch, request.method));
+    // A branch read from the Via is a slice of its text: copied, so the key holds only itself.
+    const key = clientTransactionKey(branch, request.method);
+    this.key = opts.branch === undefined ? flatCopy(key) : key;
     this.request = request;
     this.send = opts.send;
     this.reliable = opts.reliable;

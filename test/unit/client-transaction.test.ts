@@ -558,6 +558,32 @@ describe('response matching by the table (RFC 3261 §17.1.3)', () => {
 });
 
 describe('lifecycle guards and arguments', () => {
+  it('takes the branch its caller made as the key, without reading the Via back', () => {
+    const r = rig();
+    const branch = newBranch();
+    const t = r.table.createNonInvite({
+      request: request('BYE', branch),
+      branch,
+      send: r.send,
+      reliable: false,
+      user: r.user,
+    });
+    t.start();
+    expect(t.key).toBe(`BYE ${branch}`);
+    expect(r.table.dispatch(response(200, 'BYE', branch))).toBe(true);
+    expect(r.events).toEqual(['response 200@0']);
+    // A given branch is held to the same rule as one read from the Via.
+    expect(() =>
+      r.table.createInvite({
+        request: request('INVITE'),
+        branch: 'no-cookie',
+        send: r.send,
+        reliable: false,
+        user: r.user,
+      }),
+    ).toThrow(ClientTransactionArgumentError);
+  });
+
   it('dispose() (Timer C) stops silently: no callbacks, no sends, no timers, responses no longer match', () => {
     const r = rig();
     const t = r.invite();
