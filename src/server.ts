@@ -22,7 +22,7 @@ import { TcpListener } from './transport/tcp.js';
 import { TlsConnector, TlsListener } from './transport/tls.js';
 import type { BoundAddress, Source } from './transport/types.js';
 import { UdpListener } from './transport/udp.js';
-import { WsListener } from './transport/ws.js';
+import type { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
 
@@ -406,7 +406,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           );
           break;
         case 'ws':
-        case 'wss':
+        case 'wss': {
+          // Loaded only when a WebSocket listener is configured: the ws package and its code weigh
+          // about 2 MB of heap in every process that would never use them.
+          const { WsListener } = await import('./transport/ws.js');
           ws.push(
             await WsListener.listen(
               {
@@ -424,6 +427,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
             ),
           );
           break;
+        }
       }
     }
     if (server.admin.listen !== undefined) {
