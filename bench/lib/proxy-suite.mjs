@@ -412,11 +412,13 @@ async function holdRun(cfg) {
 /** @param {ProxySuiteConfig} cfg */
 export async function runProxySuite(cfg) {
   const runs = [];
-  for (const server of cfg.servers) {
-    for (const level of cfg.levels) {
-      for (const rate of cfg.loads) runs.push(await measure(server, level, rate, cfg));
-    }
+  // Both servers take each load back to back, so drift of the machine between runs shifts both
+  // sides of a ratio alike; the report lists each server's runs together.
+  for (const level of cfg.levels) {
+    for (const rate of cfg.loads)
+      for (const server of cfg.servers) runs.push(await measure(server, level, rate, cfg));
   }
+  runs.sort((a, b) => cfg.servers.indexOf(a.server) - cfg.servers.indexOf(b.server));
   const withOurs = cfg.servers.includes('ours');
   const memory = withOurs && cfg.memoryCalls > 0 ? await memoryRun(cfg) : undefined;
   const hold = withOurs && cfg.holdCalls > 0 ? await holdRun(cfg) : undefined;

@@ -106,6 +106,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       `children=${env.kamailioChildren} (UDP) and tcp_children=${env.kamailioChildren}: one receiver per core; ` +
       `"info" adds one xlog line per decision (like the service's info log), "warn" logs none.`,
   );
+  out.push('- Order: for each log level, transport and load, the service and then Kamailio, back to back.');
   out.push(
     '- CPU µs/call: utime+stime of every server process (Kamailio: the whole process tree) over the run, ' +
       'divided by successful calls (each call is one INVITE and one ACK). Peak RSS: VmHWM, sum / largest ' +
@@ -328,7 +329,8 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
       `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls (at the run's ` +
-      `rate, at most 1000/s) that are not counted.`,
+      `rate, at most 1000/s) that are not counted. For each log level and load, the service and then Kamailio, ` +
+      'back to back.',
   );
   out.push(
     `- pchat-endpoint: \`serve --config-dir\` with \`mode: proxy\` and one static pool target ` +
