@@ -4,7 +4,7 @@
 // section to bench/RESULTS.md.
 //
 // node bench/run.mjs [--suite redirect|proxy] [--only ours|kamailio] [--levels info,warn]
-//   [--kamailio-children 2] [--no-write]
+//   [--kamailio-children 2] [--repeat 1] [--no-write]
 //   redirect: [--duration 10] [--loads 5000,10000,20000] [--tcp-rate 10000]
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     levels: { type: 'string', default: 'info,warn' },
     'kamailio-children': { type: 'string', default: '2' },
+    // Rounds per load: each round runs both servers back to back, and the report pairs them by round.
+    repeat: { type: 'string', default: '1' },
     'no-write': { type: 'boolean', default: false },
     'proxy-duration': { type: 'string', default: '10' },
     'proxy-loads': { type: 'string', default: '500,1000,2000,3000' },
@@ -70,6 +72,8 @@ const memoryCalls = Number(args['memory-calls']);
 const memoryRate = Number(args['memory-rate']);
 const levels = args.levels.split(',');
 const kamailioChildren = Number(args['kamailio-children']);
+const repeat = Number(args.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat: expected a whole number, at least 1');
 if (!(redirectWarmup >= 0)) throw new Error('--redirect-warmup: expected a number, 0 to skip the warm-up');
 if (!(memoryCalls >= 0)) throw new Error('--memory-calls: expected a number, 0 to skip the memory run');
 for (const [name, n] of Object.entries({ durationS, tcpRate, memoryRate, kamailioChildren })) {
@@ -80,6 +84,7 @@ if (loads.some((n) => !(n > 0))) throw new Error('--loads: expected positive num
 /** The proxy suite's settings, each a positive number except the counts (0 skips that run). */
 const proxyCfg = {
   levels,
+  repeat,
   loads: args['proxy-loads'].split(',').map(Number),
   durationS: Number(args['proxy-duration']),
   kamailioChildren,
@@ -310,7 +315,9 @@ async function redirectSuite() {
     cells.push({ level, transport: 'tcp', rate: tcpRate });
   }
   for (const c of cells)
-    for (const server of servers) runs.push(await measure(server, c.level, c.transport, c.rate));
+    for (let round = 1; round <= repeat; round++)
+      for (const server of servers)
+        runs.push({ ...(await measure(server, c.level, c.transport, c.rate)), round });
   runs.sort((a, b) => servers.indexOf(a.server) - servers.indexOf(b.server));
   const memory = servers.includes('ours') && memoryCalls > 0 ? await memoryRun('info') : undefined;
   const report = markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate });

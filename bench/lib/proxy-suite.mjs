@@ -56,7 +56,7 @@ async function logSummary(server, logFile) {
 
 /**
  * The configuration shared by every run of the suite.
- * @typedef {{ levels: string[], loads: number[], durationS: number, kamailioChildren: number,
+ * @typedef {{ levels: string[], repeat: number, loads: number[], durationS: number, kamailioChildren: number,
  *   kamailioShmMb: number, recordRoute: boolean, memoryCalls: number, memoryRate: number,
  *   holdCalls: number, holdRate: number, holdMs: number, drainS: number, warmupCalls: number,
  *   servers: string[] }} ProxySuiteConfig
@@ -416,7 +416,8 @@ export async function runProxySuite(cfg) {
   // sides of a ratio alike; the report lists each server's runs together.
   for (const level of cfg.levels) {
     for (const rate of cfg.loads)
-      for (const server of cfg.servers) runs.push(await measure(server, level, rate, cfg));
+      for (let round = 1; round <= cfg.repeat; round++)
+        for (const server of cfg.servers) runs.push({ ...(await measure(server, level, rate, cfg)), round });
   }
   runs.sort((a, b) => cfg.servers.indexOf(a.server) - cfg.servers.indexOf(b.server));
   const withOurs = cfg.servers.includes('ours');

@@ -106,7 +106,10 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       `children=${env.kamailioChildren} (UDP) and tcp_children=${env.kamailioChildren}: one receiver per core; ` +
       `"info" adds one xlog line per decision (like the service's info log), "warn" logs none.`,
   );
-  out.push('- Order: for each log level, transport and load, the service and then Kamailio, back to back.');
+  out.push(
+    '- Order: for each log level, transport and load, the service and then Kamailio, back to back ' +
+      `(${Math.max(...runs.map((r) => r.round ?? 1))} round(s) of the pair; \`--repeat\`).`,
+  );
   out.push(
     '- CPU µs/call: utime+stime of every server process (Kamailio: the whole process tree) over the run, ' +
       'divided by successful calls (each call is one INVITE and one ACK). Peak RSS: VmHWM, sum / largest ' +
@@ -155,12 +158,16 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
           r.server === 'kamailio' &&
           r.level === o.level &&
           r.transport === o.transport &&
-          r.offeredRate === o.offeredRate,
+          r.offeredRate === o.offeredRate &&
+          r.round === o.round,
       ),
     }))
     .filter((p) => p.k);
   if (pairs.length > 0) {
-    out.push('Ratios ours / Kamailio (same log level, transport and offered load):');
+    const byRound = pairs.some(({ o }) => o.round > 1);
+    out.push(
+      `Ratios ours / Kamailio (same log level, transport and offered load${byRound ? ', and round' : ''}):`,
+    );
     out.push('');
     out.push(
       table(
@@ -168,6 +175,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
           'log',
           'transport',
           'offered/s',
+          ...(byRound ? ['round'] : []),
           'achieved rate',
           'CPU µs/call',
           'peak RSS vs Kamailio sum',
@@ -177,6 +185,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
           o.level,
           o.transport.toUpperCase(),
           o.offeredRate,
+          ...(byRound ? [o.round] : []),
           ratio(o.achievedRate, k.achievedRate),
           ratio(o.cpuMicrosPerCall, k.cpuMicrosPerCall),
           ratio(o.peakRssMaxKb, k.peakRssSumKb),
@@ -330,7 +339,7 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
       `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls (at the run's ` +
       `rate, at most 1000/s) that are not counted. For each log level and load, the service and then Kamailio, ` +
-      'back to back.',
+      `back to back, ${cfg.repeat ?? 1} round(s) of the pair (\`--repeat\`).`,
   );
   out.push(
     `- pchat-endpoint: \`serve --config-dir\` with \`mode: proxy\` and one static pool target ` +
@@ -383,17 +392,25 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
     .filter((r) => r.server === 'ours')
     .map((o) => ({
       o,
-      k: runs.find((r) => r.server === 'kamailio' && r.level === o.level && r.offeredRate === o.offeredRate),
+      k: runs.find(
+        (r) =>
+          r.server === 'kamailio' &&
+          r.level === o.level &&
+          r.offeredRate === o.offeredRate &&
+          r.round === o.round,
+      ),
     }))
     .filter((p) => p.k);
   if (pairs.length > 0) {
-    out.push('Ratios ours / Kamailio (same log level and offered load):');
+    const byRound = pairs.some(({ o }) => o.round > 1);
+    out.push(`Ratios ours / Kamailio (same log level and offered load${byRound ? ', and round' : ''}):`);
     out.push('');
     out.push(
       table(
         [
           'log',
           'offered/s',
+          ...(byRound ? ['round'] : []),
           'achieved rate',
           'not successful (ours / kamailio)',
           'CPU µs/call',
@@ -403,6 +420,7 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
         pairs.map(({ o, k }) => [
           o.level,
           o.offeredRate,
+          ...(byRound ? [o.round] : []),
           ratio(o.achievedRate, k.achievedRate),
           `${o.calls - o.successful} / ${k.calls - k.successful}`,
           ratio(o.cpuMicrosPerCall, k.cpuMicrosPerCall),
