@@ -11,7 +11,7 @@ import {
   EMPTY_BODY,
   field,
   flatCopy,
-  fullRequest as unpacked,
+  asRequest,
   retainedRequest,
   RetainedRequest,
   SipRequest,
@@ -460,7 +460,8 @@ class ResponseContext {
     attempt.request = txn.sentRequest ?? retainedRequest(req);
     if (!(this.req instanceof RetainedRequest) && this.raw !== undefined) {
       this.req = retainedRequest(this.req);
-      this.raw = typeof this.raw === 'string' ? this.raw : this.raw.toString('latin1');
+      // Still the Buffer received: this is the first send.
+      this.raw = (this.raw as Buffer).toString('latin1');
     }
   }
 
@@ -567,7 +568,7 @@ class ResponseContext {
       this.release(a);
       this.finish();
     });
-    const cancel = cancelFor(unpacked(a.request));
+    const cancel = cancelFor(asRequest(a.request));
     const txn = this.deps.clientTxns.createNonInvite({
       request: cancel,
       send: a.sender.send,
@@ -609,7 +610,7 @@ class ResponseContext {
   }
 
   private respondOwn(status: number, retryAfter?: number): void {
-    const data = responseText(unpacked(this.req), {
+    const data = responseText(asRequest(this.req), {
       status,
       ...(retryAfter === undefined ? {} : { extra: `Retry-After: ${retryAfter}\r\n` }),
       ...(status === 100 ? {} : { toTag: this.deps.tags.next() }),

@@ -267,6 +267,6 @@ export function retainedRequest(req: SipRequest): RetainedRequest {
 }
 
 /** The request itself, or a kept one unpacked. */
-export function fullRequest(req: SipRequest | RetainedRequest): SipRequest {
+export function asRequest(req: SipRequest | RetainedRequest): SipRequest {
   return req instanceof RetainedRequest ? req.unpack() : req;
 }

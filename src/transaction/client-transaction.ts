@@ -8,7 +8,7 @@ import {
   SipRequest,
   field,
   flatCopy,
-  fullRequest,
+  asRequest,
   retainedRequest,
   type RetainedRequest,
   type HeaderField,
@@ -338,7 +338,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
     }
     this.transition(ClientTransactionState.Completed);
     this.clearTimers();
-    const ack = buildAck(fullRequest(this.request!), res);
+    const ack = buildAck(asRequest(this.request!), res);
     // Nothing is retransmitted any more but the ACK: the request can go.
     this.request = undefined;
     this.data = undefined;

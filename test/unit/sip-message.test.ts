@@ -3,7 +3,7 @@
 
 import { describe, it, expect } from 'vitest';
 import { parseMessage } from '../../src/sip/parser.js';
-import { fullRequest, retainedRequest, RetainedRequest, SipRequest } from '../../src/sip/message.js';
+import { asRequest, retainedRequest, RetainedRequest, SipRequest } from '../../src/sip/message.js';
 import { buildResponse } from '../../src/router/response.js';
 
 function request(text: string): SipRequest {
@@ -84,8 +84,8 @@ describe('RetainedRequest', () => {
     expect(a.headers).toEqual(b.headers);
   });
 
-  it('fullRequest gives a parsed request back as it is and unpacks a kept one', () => {
-    expect(fullRequest(INVITE)).toBe(INVITE);
-    expect(fullRequest(retainedRequest(INVITE)).callId).toBe('call-1@127.0.0.1');
+  it('asRequest gives a parsed request back as it is and unpacks a kept one', () => {
+    expect(asRequest(INVITE)).toBe(INVITE);
+    expect(asRequest(retainedRequest(INVITE)).callId).toBe('call-1@127.0.0.1');
   });
 });
