@@ -2,8 +2,12 @@
 # as the unprivileged "node" user with only production dependencies and the compiled JavaScript.
 
 FROM node:20-bookworm-slim AS build
+# npm ci builds the UDP binding (native/) with node-gyp: it needs a compiler and python3.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY native/udp.c native/binding.gyp native/build.mjs ./native/
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -16,6 +20,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native/build/Release/pchat_udp.node ./native/build/Release/pchat_udp.node
 # The shipped example listens on loopback only; the image's default config listens on every
 # interface. Mount a folder over /etc/pchat-endpoint (read-write, for the CLI and live reload).
 COPY docs/deploy/config /etc/pchat-endpoint

@@ -21,7 +21,7 @@ import { CertificateStore } from './transport/certificates.js';
 import { TcpListener } from './transport/tcp.js';
 import { TlsConnector, TlsListener } from './transport/tls.js';
 import type { BoundAddress, Source } from './transport/types.js';
-import { UdpListener } from './transport/udp.js';
+import { listenUdp, type UdpListener } from './transport/udp.js';
 import type { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
@@ -365,7 +365,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const idleTimeoutMs = server.limits.tcp.idleTimeout;
       switch (l.transport) {
         case 'udp':
-          udp.push(await UdpListener.listen({ host: l.host, port: l.port, onError }, onMessage));
+          udp.push(
+            await listenUdp(
+              {
+                host: l.host,
+                port: l.port,
+                engine: server.sip.udpEngine,
+                onError,
+                onFallback: (why) =>
+                  logger.info({ why }, 'UDP: native engine not available, using node:dgram'),
+              },
+              onMessage,
+            ),
+          );
           break;
         case 'tcp':
           tcp.push(
@@ -455,8 +467,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     ...tls.map((t) => t.address),
     ...ws.map((w) => w.address),
   ];
-  for (const a of addresses())
-    logger.info({ transport: a.transport, host: a.host, port: a.port }, 'listening');
+  for (const a of addresses()) {
+    const engine = a.transport === 'udp' ? udp.find((u) => u.address === a)?.engine : undefined;
+    logger.info({ transport: a.transport, host: a.host, port: a.port, engine }, 'listening');
+  }
   if (admin !== undefined)
     logger.info({ admin: admin.address }, `admin port on http://${hostPort(admin.address)}/`);
   logger.info(

@@ -168,6 +168,9 @@ const sipSchema = strictObject({
     .string()
     .default('pchat-endpoint')
     .superRefine(check((v) => (hasControlCharacter(v) ? 'must not contain control characters' : undefined))),
+  // UDP sockets: the service's own binding (batched reads, built at install on Linux) or node:dgram;
+  // `auto` takes the binding when it loads and says so in the log when it falls back.
+  udpEngine: z.enum(['auto', 'native', 'dgram']).default('auto'),
 }).superRefine((sip, ctx) => {
   // RFC 3261 §17.1.2.2: T2 caps the retransmission interval, which starts at T1.
   if (sip.t2 < sip.t1) {

@@ -1,10 +1,15 @@
-// UDP listener: one socket per configured address; the socket is also the link responses leave by,
-// so they come from the address and port the request was sent to.
+// UDP listeners: one socket per configured address; the socket is also the link responses leave by,
+// so they come from the address and port the request was sent to. Two engines behave the same: the
+// service's own binding (udp-native.ts, batched reads) where it is built, else node:dgram (here).
 
 import dgram from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import type { Link, MessageHandler, BoundAddress } from './types.js';
+import { NativeUdpListener, nativeUdp, nativeUdpProblem } from './udp-native.js';
+
+/** Which socket implementation a UDP listener uses; `auto` takes the native one when it loads. */
+export type UdpEngineChoice = 'auto' | 'native' | 'dgram';
 
 export interface UdpOptions {
   readonly host: string;
@@ -14,9 +19,38 @@ export interface UdpOptions {
   readonly onError?: (err: Error) => void;
 }
 
-export class UdpListener implements Link {
+/** A bound UDP socket, whichever engine runs it. */
+export interface UdpListener extends Link {
+  readonly transport: 'udp';
+  readonly reliable: false;
+  readonly engine: 'native' | 'dgram';
+  readonly address: BoundAddress;
+  close(): Promise<void>;
+}
+
+/**
+ * Bind a UDP listener with the engine asked for. `native` fails when the binding cannot load;
+ * `auto` falls back to node:dgram then (and says why through `onFallback`).
+ */
+export async function listenUdp(
+  opts: UdpOptions & { readonly engine?: UdpEngineChoice; readonly onFallback?: (why: string) => void },
+  onMessage: MessageHandler,
+): Promise<UdpListener> {
+  const engine = opts.engine ?? 'auto';
+  if (engine !== 'dgram') {
+    const binding = nativeUdp();
+    if (binding !== undefined) return NativeUdpListener.listen(binding, opts, onMessage);
+    const why = nativeUdpProblem() ?? 'not loaded';
+    if (engine === 'native') throw new Error(`UDP engine "native" is not available: ${why}`);
+    opts.onFallback?.(why);
+  }
+  return DgramUdpListener.listen(opts, onMessage);
+}
+
+export class DgramUdpListener implements UdpListener {
   readonly transport = 'udp' as const;
-  readonly reliable = false;
+  readonly reliable = false as const;
+  readonly engine = 'dgram' as const;
   private socket: dgram.Socket;
   private bound: BoundAddress | undefined;
 
@@ -41,8 +75,8 @@ export class UdpListener implements Link {
     this.socket.on('error', (err) => opts.onError?.(err));
   }
 
-  static async listen(opts: UdpOptions, onMessage: MessageHandler): Promise<UdpListener> {
-    const l = new UdpListener(opts, onMessage);
+  static async listen(opts: UdpOptions, onMessage: MessageHandler): Promise<DgramUdpListener> {
+    const l = new DgramUdpListener(opts, onMessage);
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => reject(err);
       l.socket.once('error', fail);

@@ -93,13 +93,28 @@ const statusOf = (msg: string): number => Number(msg.slice(8, 11));
 let svc: TestService;
 beforeAll(async () => {
   svc = await startTestService({
-    listen: ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0', 'udp://[::1]:0', 'tcp://[::1]:0'],
+    listen: ['tcp://127.0.0.1:0', 'tcp://[::1]:0'],
     sip: 'sip:\n  maxMessageSize: 4096\n',
   });
 });
 afterAll(async () => svc.stop());
 
-describe('UDP', () => {
+// Both UDP engines run every UDP test: the service's own binding (batched reads) and node:dgram.
+describe.each(['native', 'dgram'] as const)('UDP (%s engine)', (engine) => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService({
+      listen: ['udp://127.0.0.1:0', 'udp://[::1]:0'],
+      sip: `sip:\n  maxMessageSize: 4096\n  udpEngine: ${engine}\n`,
+    });
+  });
+  afterAll(async () => svc.stop());
+
+  it('runs on the engine configured', () => {
+    const listening = svc.lines.filter((l) => l.msg === 'listening' && l.transport === 'udp');
+    expect(listening.map((l) => l.engine)).toEqual([engine, engine]);
+  });
+
   it('answers an INVITE with 302 from the port it was sent to', async () => {
     const c = await udpClient();
     c.send(invite({ via: `SIP/2.0/UDP 127.0.0.1:${c.port};branch=z9hG4bK-u1` }), svc.port('udp'));

@@ -22,7 +22,14 @@ const DEFAULTS = {
     { transport: 'tcp', host: '127.0.0.1', port: 5060, family: 4 },
   ],
   log: { level: 'info', pretty: 'auto' },
-  sip: { maxMessageSize: 65535, t1: 500, t2: 4000, t4: 5000, serverHeader: 'pchat-endpoint' },
+  sip: {
+    maxMessageSize: 65535,
+    t1: 500,
+    t2: 4000,
+    t4: 5000,
+    serverHeader: 'pchat-endpoint',
+    udpEngine: 'auto',
+  },
   admin: { listen: undefined },
   proxy: {
     recordRoute: false,
@@ -139,8 +146,14 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:7:7: sip.t1: expected a whole number, got 0.5`,
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
-      `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader`,
+      `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader, udpEngine`,
       `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown`,
+    ]);
+  });
+
+  it('an unknown UDP engine', () => {
+    expect(refusal('sip:\n  udpEngine: epoll\n')).toEqual([
+      `${FILE}:2:14: sip.udpEngine: expected one of "auto", "native", "dgram", got "epoll"`,
     ]);
   });
 
