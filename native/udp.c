@@ -4,8 +4,11 @@
 // JavaScript callback per datagram, and one more recvmsg(2) per wake-up to learn the queue is empty;
 // at tens of thousands of datagrams a second that is a large share of a SIP server's CPU.
 //
-// Sends go out at once with sendto(2). A send the kernel refuses for want of buffer space (EAGAIN)
-// is copied to a bounded queue and written when the socket becomes writable again, as libuv does.
+// Sends made while JavaScript handles a batch are copied aside and go out together with sendmmsg(2)
+// when it returns: one system call, and the peer is woken once for several datagrams rather than
+// once each. Other sends (timers, DNS answers) go out at once with sendto(2). A send the kernel
+// refuses for want of buffer space (EAGAIN) is copied to a bounded queue and written when the
+// socket becomes writable again, as libuv does.
 //
 // The shared buffer (an ArrayBuffer made by the caller) is laid out as
 //   [BATCH slots of SLOT_SIZE bytes][BATCH × 4 int32 of metadata][BATCH × ADDR_TEXT bytes]
@@ -36,6 +39,9 @@
 #define ROUNDS 8
 // Bytes queued for sending while the kernel buffer is full; past this, datagrams are dropped.
 #define QUEUE_LIMIT (8 * 1024 * 1024)
+// Sends held back while a batch is handled: at most this many datagrams and bytes before a flush.
+#define SEND_BATCH 64
+#define SEND_SPACE (256 * 1024)
 
 typedef struct queued {
   struct queued *next;
@@ -66,6 +72,13 @@ typedef struct {
   struct sockaddr_storage from[BATCH];
   struct sockaddr_storage last;
   socklen_t last_len;
+  int in_batch; // JavaScript is handling a batch: sends are held back until it returns
+  int pending;  // sends held back
+  size_t pending_bytes;
+  char *send_space;
+  struct mmsghdr send_msgs[SEND_BATCH];
+  struct iovec send_iov[SEND_BATCH];
+  struct sockaddr_storage send_to[SEND_BATCH];
   queued_t *queue_head;
   queued_t *queue_tail;
   size_t queued_bytes;
@@ -103,6 +116,7 @@ static void release(udp_t *u) {
     free(q);
     q = next;
   }
+  free(u->send_space);
   free(u);
 }
 
@@ -114,9 +128,13 @@ static void on_poll_closed(uv_handle_t *handle) {
   release(u);
 }
 
+static void flush_pending(udp_t *u);
+
 // Stop reading and writing, drop the references to JavaScript, and let libuv close the handle.
 static void shut(udp_t *u) {
   if (u->closing) return;
+  // What the batch being handled has sent so far still goes.
+  flush_pending(u);
   u->closing = 1;
   if (u->callback != NULL) napi_delete_reference(u->env, u->callback);
   if (u->shared_ref != NULL) napi_delete_reference(u->env, u->shared_ref);
@@ -211,7 +229,10 @@ static void deliver(udp_t *u, int count) {
   napi_value callback, global, argv[1], result;
   if (napi_get_reference_value(env, u->callback, &callback) == napi_ok && callback != NULL &&
       napi_get_global(env, &global) == napi_ok && napi_create_int32(env, count, &argv[0]) == napi_ok) {
+    u->in_batch = 1;
     napi_status status = napi_make_callback(env, u->async, global, callback, 1, argv, &result);
+    u->in_batch = 0;
+    flush_pending(u);
     if (status == napi_pending_exception) {
       napi_value error;
       // Handed to process 'uncaughtException', as an exception thrown from any I/O callback is.
@@ -456,6 +477,57 @@ static void enqueue(udp_t *u, const char *data, size_t len, const struct sockadd
   set_events(u, UV_READABLE | UV_WRITABLE);
 }
 
+// Send what the batch held back, in order; what the kernel has no room for goes to the queue.
+static void flush_pending(udp_t *u) {
+  int done = 0;
+  while (done < u->pending && !u->closing) {
+    if (u->queue_head != NULL) {
+      for (; done < u->pending; done++)
+        enqueue(u, u->send_iov[done].iov_base, u->send_iov[done].iov_len, &u->send_to[done],
+                u->send_msgs[done].msg_hdr.msg_namelen);
+      break;
+    }
+    int r = sendmmsg(u->fd, u->send_msgs + done, (unsigned int)(u->pending - done), MSG_DONTWAIT);
+    if (r >= 0) {
+      done += r;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      enqueue(u, u->send_iov[done].iov_base, u->send_iov[done].iov_len, &u->send_to[done],
+              u->send_msgs[done].msg_hdr.msg_namelen);
+    } else {
+      u->sends_dropped++;
+    }
+    done++;
+  }
+  u->pending = 0;
+  u->pending_bytes = 0;
+}
+
+// Hold a send back until the batch is handled; 0, or -1 when it must go at once instead.
+static int hold(udp_t *u, const char *data, size_t len, const struct sockaddr_storage *to,
+                socklen_t to_len) {
+  if (len > SEND_SPACE) return -1;
+  if (u->send_space == NULL && (u->send_space = malloc(SEND_SPACE)) == NULL) return -1;
+  if (u->pending == SEND_BATCH || u->pending_bytes + len > SEND_SPACE) flush_pending(u);
+  int i = u->pending++;
+  char *copy = u->send_space + u->pending_bytes;
+  memcpy(copy, data, len);
+  u->pending_bytes += len;
+  memcpy(&u->send_to[i], to, sizeof u->send_to[i]);
+  u->send_iov[i].iov_base = copy;
+  u->send_iov[i].iov_len = len;
+  u->send_msgs[i].msg_hdr.msg_name = &u->send_to[i];
+  u->send_msgs[i].msg_hdr.msg_namelen = to_len;
+  u->send_msgs[i].msg_hdr.msg_iov = &u->send_iov[i];
+  u->send_msgs[i].msg_hdr.msg_iovlen = 1;
+  u->send_msgs[i].msg_hdr.msg_control = NULL;
+  u->send_msgs[i].msg_hdr.msg_controllen = 0;
+  u->send_msgs[i].msg_hdr.msg_flags = 0;
+  return 0;
+}
+
 // send(handle, buffer, port, address) -> 0 sent or queued, or a negative errno when refused
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -478,7 +550,9 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   else if (port <= 0 || port > 65535 || !parse_address(u->family, host, port, &to, &to_len))
     rc = -EINVAL;
   else if (u->queue_head != NULL) enqueue(u, data, len, &to, to_len); // keep the order
-  else {
+  else if (u->in_batch && hold(u, data, len, &to, to_len) == 0) {
+    // goes out when the batch has been handled
+  } else {
     ssize_t r;
     do r = sendto(u->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&to, to_len);
     while (r < 0 && errno == EINTR);

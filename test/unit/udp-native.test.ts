@@ -118,6 +118,27 @@ describe.runIf(process.platform === 'linux')('native UDP binding', () => {
     }
   });
 
+  it('replies sent while a batch is handled all arrive, in order, however many there are', async () => {
+    // The first datagram gets more replies than one sendmmsg takes (64): the held sends are flushed
+    // midway through the batch as well as at its end.
+    const replies = (i: number): number => (i === 0 ? 70 : 3);
+    let l: NativeUdpListener | undefined = undefined;
+    const opened = listen('127.0.0.1', (data, source) => {
+      const i = Number(data.toString());
+      for (let k = 0; k < replies(i); k++) l!.send(Buffer.from(`${i}.${k}`), source.address, source.port);
+    });
+    l = opened.l;
+    const c = await client();
+    const n = 10;
+    for (let i = 0; i < n; i++) c.send(Buffer.from(String(i)), l.localPort, '127.0.0.1');
+    const expected = Array.from({ length: n }, (_, i) =>
+      Array.from({ length: replies(i) }, (_, k) => `${i}.${k}`),
+    ).flat();
+    await until(() => c.inbox.length === expected.length, `${expected.length} replies`);
+    expect(c.inbox.map((b) => b.toString())).toEqual(expected);
+    expect(l.counters()).toEqual({ sendsQueued: 0, sendsDropped: 0, receiveErrors: 0 });
+  });
+
   it('a handler that throws loses nothing else of the batch, and the error is reported', async () => {
     let calls = 0;
     const { l, errors } = listen('127.0.0.1', () => {
