@@ -278,7 +278,12 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
   let lineEnd = text.indexOf('\n');
   if (lineEnd < 0) lineEnd = text.length;
   const startLine = text.charCodeAt(lineEnd - 1) === CR ? text.slice(0, lineEnd - 1) : text.slice(0, lineEnd);
-  const isResponse = startLine.startsWith('SIP/') || /^sip\//i.test(startLine);
+  // A Status-Line starts with the SIP-Version, whose "SIP" is case-insensitive (RFC 3261 §7.1).
+  const isResponse =
+    (text.charCodeAt(0) | 0x20) === 0x73 &&
+    (text.charCodeAt(1) | 0x20) === 0x69 &&
+    (text.charCodeAt(2) | 0x20) === 0x70 &&
+    text.charCodeAt(3) === 0x2f;
 
   // Set once the header lines are read: from then on a request is known well enough to address an
   // error response to it.
