@@ -77,8 +77,9 @@ function checkSingles(msg: SipRequest | SipResponse): void {
 
 /** A From or To value; `remember` keeps plain ones (untagged To values repeat request after request). */
 function checkNameAddr(value: string, what: string, remember: boolean): void {
-  // To is usually exactly the well-known address, untagged: seen before, valid before.
-  if (validNameAddrs.has(value)) return;
+  // To is usually exactly the well-known address, untagged: seen before, valid before. A From value
+  // carries a fresh tag each time, so probing for it would only cost a hash of the value.
+  if (remember && validNameAddrs.has(value)) return;
   if (isPlainNameAddr(value)) {
     if (remember) validNameAddrs.add(value);
     return;
