@@ -9,7 +9,7 @@ import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { parseMessage, type ParseOptions } from '../sip/parser.js';
 import type { SipParseError } from '../sip/errors.js';
-import type { SipRequest } from '../sip/message.js';
+import { flatCopy, type SipRequest } from '../sip/message.js';
 import { validateRequest } from '../sip/validate.js';
 import { uriScheme, parseSipUri } from '../sip/uri.js';
 import { splitHeaderValues } from '../sip/header-values.js';
@@ -116,6 +116,11 @@ export class Router {
   private readonly parseDatagram: ParseOptions;
   private readonly parseStream: ParseOptions;
   private readonly shedLog = new LogThrottle(1000);
+  // The last Request-URI that named an endpoint, and that endpoint: most requests repeat one of a
+  // few well-known addresses, and comparing the text is cheaper than scanning and hashing it again.
+  private lastTable: EndpointTable | undefined;
+  private lastUri: string | undefined;
+  private lastEndpoint: Endpoint | undefined;
   private readonly tags = new TagFactory();
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
@@ -571,11 +576,20 @@ export class Router {
   }
 
   private decide(req: SipRequest, _source: Source): Decision {
-    const scheme = uriScheme(req.uri);
-    // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
-    if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
     const table = this.opts.table();
-    const endpoint = table.lookupUri(req.uri);
+    let endpoint: Endpoint | undefined;
+    if (req.uri === this.lastUri && table === this.lastTable) endpoint = this.lastEndpoint;
+    else {
+      const scheme = uriScheme(req.uri);
+      // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
+      if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
+      endpoint = table.lookupUri(req.uri);
+      if (endpoint !== undefined) {
+        this.lastTable = table;
+        this.lastUri = flatCopy(req.uri);
+        this.lastEndpoint = endpoint;
+      }
+    }
     if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri)) {
       // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
       return { status: 200, outcome: 'options', extra: ALLOW + 'Accept: application/sdp\r\n' };

@@ -43,23 +43,27 @@ export function fastVia(value: string): Via | undefined {
   if (m === null) return undefined;
   const params: [string, string | undefined][] = [];
   let branch: string | undefined;
+  // The parameters, each ";name" or ";name=value" (the expression admits no other ";" or "=").
   const text = m[4]!;
-  if (text.length > 0) {
-    for (const part of text.slice(1).split(';')) {
-      const eq = part.indexOf('=');
-      const name = eq < 0 ? part : part.slice(0, eq);
-      const v = eq < 0 ? undefined : part.slice(eq + 1);
-      params.push([name, v]);
-      const kind = name.toLowerCase();
-      if (kind === 'branch') {
-        if (v === undefined) return undefined;
-        branch ??= v;
-      } else if (kind === 'rport') {
-        if (v !== undefined && !(/^[0-9]{1,5}$/.test(v) && Number(v) <= 65535)) return undefined;
-      } else if (kind === 'received' || kind === 'ttl' || kind === 'maddr') {
-        // Parameters with a grammar of their own are left to the full parser.
-        return undefined;
-      }
+  const n = text.length;
+  for (let at = 0; at < n;) {
+    let next = text.indexOf(';', at + 1);
+    if (next < 0) next = n;
+    const eq = text.indexOf('=', at + 1);
+    const hasValue = eq >= 0 && eq < next;
+    const name = text.slice(at + 1, hasValue ? eq : next);
+    const v = hasValue ? text.slice(eq + 1, next) : undefined;
+    at = next;
+    params.push([name, v]);
+    const kind = name.toLowerCase();
+    if (kind === 'branch') {
+      if (v === undefined) return undefined;
+      branch ??= v;
+    } else if (kind === 'rport') {
+      if (v !== undefined && !(/^[0-9]{1,5}$/.test(v) && Number(v) <= 65535)) return undefined;
+    } else if (kind === 'received' || kind === 'ttl' || kind === 'maddr') {
+      // Parameters with a grammar of their own are left to the full parser.
+      return undefined;
     }
   }
   return {

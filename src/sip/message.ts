@@ -57,6 +57,11 @@ abstract class SipMessageBase {
     return (this.seen & bit) !== 0;
   }
 
+  /** Is every header of these bits (HeaderBit, or-ed) present, none of them more than once. */
+  hasEachOnce(bits: number): boolean {
+    return (this.seen & bits) === bits && (this.repeated & bits) === 0;
+  }
+
   /** 0, 1, or 2 for "more than once", for a header with a HeaderBit. */
   presence(bit: number): 0 | 1 | 2 {
     return (this.seen & bit) === 0 ? 0 : (this.repeated & bit) === 0 ? 1 : 2;

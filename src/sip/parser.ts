@@ -87,6 +87,8 @@ export function parseHeaderLines(
   text: string,
   firstLineEnd: number,
   opts: ParseOptions,
+  /** Where the header section ends in `text` (the text may go on with the body). */
+  len = text.length,
 ): { headers: HeaderField[]; defect: SipParseError | undefined; seen: number; repeated: number } {
   const maxLine = opts.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
   const maxHeaders = opts.maxHeaders ?? DEFAULT_MAX_HEADERS;
@@ -100,12 +102,11 @@ export function parseHeaderLines(
   let repeated = 0;
   let bit: number;
   let pos = firstLineEnd;
-  const len = text.length;
   // Offset of the next CR in the text; only CRs right before LF are legal (RFC 3261 §7.3.1).
   let nextCr = text.indexOf('\r', pos);
   while (pos < len) {
     let end = text.indexOf('\n', pos);
-    if (end < 0) end = len;
+    if (end < 0 || end > len) end = len;
     let lineEnd = end;
     if (lineEnd > pos && text.charCodeAt(lineEnd - 1) === CR) lineEnd--;
     const start = pos;
@@ -176,12 +177,15 @@ export function parseHeaderLines(
   return { headers: out, defect, seen, repeated };
 }
 
-/** [wire spelling, canonical name, bit] of the headers nearly every message has, in their usual spelling. */
-type Known = readonly [wire: string, canonical: string, bit: number];
+/**
+ * [wire spelling, canonical name, bit, first char code] of the headers nearly every message has, in
+ * their usual spelling.
+ */
+type Known = readonly [wire: string, canonical: string, bit: number, first: number];
 const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<Known>> = (() => {
   const table: Known[][] = [];
   const add = (wire: string, canonical: string): void => {
-    (table[wire.length] ??= []).push([wire, canonical, headerBit(canonical)]);
+    (table[wire.length] ??= []).push([wire, canonical, headerBit(canonical), wire.charCodeAt(0)]);
   };
   for (const [wire, canonical] of [
     ['Via', 'via'],
@@ -220,7 +224,12 @@ const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<Known>> = (() => {
 function knownHeader(text: string, start: number, length: number): Known | undefined {
   const candidates = KNOWN_BY_LENGTH[length];
   if (candidates === undefined) return undefined;
-  for (const c of candidates) if (text.startsWith(c[0], start)) return c;
+  // Several names share a length (Call-ID, Contact, Subject, Expires): the first char sorts most out.
+  const first = text.charCodeAt(start);
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
+    if (c[3] === first && text.startsWith(c[0], start)) return c;
+  }
   return undefined;
 }
 
@@ -271,14 +280,36 @@ function parseStatusLine(line: string): [status: number, reason: string, version
 export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult {
   const start = skipLeadingCrlf(buf);
   if (start >= buf.length) return { ok: false, error: new SipParseError('Empty message') };
-  const ends = findHeaderEnd(buf, start);
-  const headEnd = ends === undefined ? buf.length : ends[0];
-  const bodyStart = ends === undefined ? buf.length : ends[1];
-  const text = buf.toString('latin1', start, headEnd);
-  let lineEnd = text.indexOf('\n');
-  if (lineEnd < 0) lineEnd = text.length;
+  // The message from its start line on, body included, as latin1 text (one char per byte): the blank
+  // line is then found by string search, as findHeaderEnd finds it in the bytes, without two calls
+  // into the Buffer binding. The header section is text[0, headLen).
+  const text = buf.toString('latin1', start);
+  let headLen = text.length;
+  let bodyStart = buf.length;
+  let framed = false;
+  const firstLf = text.indexOf('\n');
+  if (firstLf >= 0) {
+    let blank = -1;
+    let skip = 4;
+    if (firstLf > 0 && text.charCodeAt(firstLf - 1) === CR) blank = text.indexOf('\r\n\r\n', firstLf - 1);
+    if (blank < 0) {
+      blank = text.indexOf('\n\n');
+      skip = 2;
+    }
+    if (blank >= 0) {
+      headLen = blank;
+      bodyStart = start + blank + skip;
+      framed = true;
+    }
+  }
+  const lineEnd = firstLf >= 0 && firstLf < headLen ? firstLf : headLen;
   const startLine = text.charCodeAt(lineEnd - 1) === CR ? text.slice(0, lineEnd - 1) : text.slice(0, lineEnd);
-  const isResponse = startLine.startsWith('SIP/') || /^sip\//i.test(startLine);
+  // A Status-Line starts with the SIP-Version, whose "SIP" is case-insensitive (RFC 3261 §7.1).
+  const isResponse =
+    (text.charCodeAt(0) | 0x20) === 0x73 &&
+    (text.charCodeAt(1) | 0x20) === 0x69 &&
+    (text.charCodeAt(2) | 0x20) === 0x70 &&
+    text.charCodeAt(3) === 0x2f;
 
   // Set once the header lines are read: from then on a request is known well enough to address an
   // error response to it.
@@ -307,14 +338,14 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult 
         version = parts[parts.length - 1] ?? '';
       }
     }
-    const lines = parseHeaderLines(text, lineEnd + 1, opts);
+    const lines = parseHeaderLines(text, lineEnd + 1, opts, headLen);
     headers = lines.headers;
     seen = lines.seen;
     repeated = lines.repeated;
     const defect = lines.defect;
     if (lineError !== undefined) throw lineError;
     if (defect !== undefined) throw defect;
-    if (ends === undefined) throw new SipParseError('Missing blank line after headers');
+    if (!framed) throw new SipParseError('Missing blank line after headers');
     const length = contentLength(headers);
     let body: Buffer;
     if (length === undefined) {

@@ -37,6 +37,8 @@ function checkVias(msg: SipRequest | SipResponse): void {
   if (!msg.has(HeaderBit.via)) throw new SipParseError('Missing Via header');
   try {
     void msg.topVia;
+    // The usual message has one Via line holding one value, and topVia has just parsed it.
+    if (msg.presence(HeaderBit.via) === 1 && (msg.header('via') ?? '').indexOf(',') < 0) return;
     let first = true;
     for (const line of msg.headerLines('via')) {
       // The common case, one value on the first Via line, has been parsed by topVia already.
@@ -52,31 +54,40 @@ function checkVias(msg: SipRequest | SipResponse): void {
   }
 }
 
+/** The SINGLE_REQUIRED headers as one mask: most messages have each exactly once. */
+const SINGLE_REQUIRED_BITS = HeaderBit['call-id'] | HeaderBit.from | HeaderBit.to | HeaderBit.cseq;
+
 function checkSingles(msg: SipRequest | SipResponse): void {
-  for (const [name, bit] of SINGLE_REQUIRED) {
-    const n = msg.presence(bit);
-    if (n === 0) throw new SipParseError(`Missing ${WIRE_NAME[name]} header`);
-    if (n > 1) throw new SipParseError(`Multiple ${WIRE_NAME[name]} headers`);
+  if (!msg.hasEachOnce(SINGLE_REQUIRED_BITS)) {
+    for (const [name, bit] of SINGLE_REQUIRED) {
+      const n = msg.presence(bit);
+      if (n === 0) throw new SipParseError(`Missing ${WIRE_NAME[name]} header`);
+      if (n > 1) throw new SipParseError(`Multiple ${WIRE_NAME[name]} headers`);
+    }
   }
   if (!isValidCallId(msg.callId ?? '')) throw new SipParseError('Bad Call-ID header');
-  for (const name of ['from', 'to'] as const) {
-    const value = msg.header(name) ?? '';
-    // To is usually exactly the well-known address, untagged: seen before, valid before.
-    if (validNameAddrs.has(value)) continue;
-    if (isPlainNameAddr(value)) {
-      if (name === 'to') validNameAddrs.add(value);
-      continue;
-    }
-    try {
-      parseNameAddr(value, `${WIRE_NAME[name]} header`);
-    } catch (err) {
-      throw new SipParseError(reasonOf(err, `${WIRE_NAME[name]} header`));
-    }
-  }
+  checkNameAddr(msg.header('from') ?? '', 'From header', false);
+  checkNameAddr(msg.header('to') ?? '', 'To header', true);
   try {
     void msg.cseq;
   } catch (err) {
     throw new SipParseError(reasonOf(err, 'CSeq header'));
+  }
+}
+
+/** A From or To value; `remember` keeps plain ones (untagged To values repeat request after request). */
+function checkNameAddr(value: string, what: string, remember: boolean): void {
+  // To is usually exactly the well-known address, untagged: seen before, valid before. A From value
+  // carries a fresh tag each time, so probing for it would only cost a hash of the value.
+  if (remember && validNameAddrs.has(value)) return;
+  if (isPlainNameAddr(value)) {
+    if (remember) validNameAddrs.add(value);
+    return;
+  }
+  try {
+    parseNameAddr(value, what);
+  } catch (err) {
+    throw new SipParseError(reasonOf(err, what));
   }
 }
 
@@ -100,36 +111,46 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
       }
     }
     checkRequestUri(req.uri);
-    if (req.has(HeaderBit.contact))
-      for (const line of req.headerLines('contact')) {
-        if (line.indexOf(',') < 0 && isPlainNameAddr(line)) continue;
-        try {
-          if (isWildcardContact(line)) continue;
-          for (const v of splitHeaderValues(line)) parseNameAddr(v, 'Contact header');
-        } catch (err) {
-          throw new SipParseError(reasonOf(err, 'Contact header'));
-        }
-      }
+    const contact = req.presence(HeaderBit.contact);
+    if (contact === 1) checkContact(req.header('contact') ?? '');
+    else if (contact === 2) for (const line of req.headerLines('contact')) checkContact(line);
     // Headers the router acts on must read cleanly before any transaction exists for the request.
-    for (const [name, bit, what] of LIST_HEADERS) {
-      if (!req.has(bit)) continue;
-      try {
-        for (const line of req.headerLines(name)) {
-          for (const v of splitHeaderValues(line)) {
-            if (name === 'route' || name === 'record-route') parseNameAddr(v, what);
-            else if (!isToken(v)) throw new SipParseError(`Bad ${what}`);
-          }
-        }
-      } catch (err) {
-        throw err instanceof SipParseError ? err : new SipParseError(reasonOf(err, what));
-      }
-    }
+    if (req.has(LIST_BITS)) checkListHeaders(req);
     const date = req.has(HeaderBit.date) ? req.header('date') : undefined;
     // RFC 3261 §20.17 allows only GMT; RFC 4475 §3.1.2.12 (baddate).
     if (date !== undefined && !isGmtDate(date)) throw new SipParseError('Bad Date header');
     return undefined;
   } catch (err) {
     return err instanceof SipParseError ? err : new SipParseError('Malformed request');
+  }
+}
+
+function checkContact(line: string): void {
+  if (line.indexOf(',') < 0 && isPlainNameAddr(line)) return;
+  try {
+    if (isWildcardContact(line)) return;
+    for (const v of splitHeaderValues(line)) parseNameAddr(v, 'Contact header');
+  } catch (err) {
+    throw new SipParseError(reasonOf(err, 'Contact header'));
+  }
+}
+
+/** Any of the LIST_HEADERS: one test spares most requests the loop. */
+const LIST_BITS = LIST_HEADERS.reduce((bits, [, bit]) => bits | bit, 0);
+
+function checkListHeaders(req: SipRequest): void {
+  for (const [name, bit, what] of LIST_HEADERS) {
+    if (!req.has(bit)) continue;
+    try {
+      for (const line of req.headerLines(name)) {
+        for (const v of splitHeaderValues(line)) {
+          if (name === 'route' || name === 'record-route') parseNameAddr(v, what);
+          else if (!isToken(v)) throw new SipParseError(`Bad ${what}`);
+        }
+      }
+    } catch (err) {
+      throw err instanceof SipParseError ? err : new SipParseError(reasonOf(err, what));
+    }
   }
 }
 
@@ -140,13 +161,17 @@ export function validateRequest(req: SipRequest): SipParseError | undefined {
  */
 class ValidCache {
   private readonly seen = new Set<string>();
+  // The value added last: comparing with it spares hashing the probe, which is a fresh string each time.
+  private last: string | undefined;
   constructor(private readonly max: number) {}
   has(value: string): boolean {
-    return this.seen.has(value);
+    return value === this.last || this.seen.has(value);
   }
   add(value: string): void {
     if (this.seen.size >= this.max) this.seen.clear();
-    this.seen.add((value + ' ').slice(0, -1));
+    const copy = (value + ' ').slice(0, -1);
+    this.seen.add(copy);
+    this.last = copy;
   }
 }
 

@@ -38,12 +38,21 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
   );
 }
 
+/**
+ * A key no request maps to, held in the table for good. V8 reallocates a Map's storage each time it
+ * becomes empty; under load transactions end one by one and the table would empty after nearly every
+ * call. Its value, deadline 0, is long past, so `get` would not match it either.
+ */
+const ANCHOR = '';
+
 export class ServerTransactionTable {
   /**
    * Live transactions, and Confirmed INVITE transactions as their Timer I deadline (a number) under
    * the same key: the ACK turns one into the other with a single write, and a lookup is one probe.
    */
-  private readonly byKey = new Map<string, InviteServerTransaction | NonInviteServerTransaction | number>();
+  private readonly byKey = new Map<string, InviteServerTransaction | NonInviteServerTransaction | number>([
+    [ANCHOR, 0],
+  ]);
   /** The same keys in deadline order (all share one duration, T4), consumed from `head`. */
   private queueKeys: string[] = [];
   private queueAt: number[] = [];
@@ -69,7 +78,7 @@ export class ServerTransactionTable {
 
   /** Transactions held, Confirmed ones included. */
   get size(): number {
-    return this.byKey.size;
+    return this.byKey.size - 1;
   }
 
   get(key: string): ServerTransaction | undefined {
@@ -120,6 +129,7 @@ export class ServerTransactionTable {
   clear(): void {
     for (const t of [...this.byKey.values()]) if (typeof t !== 'number') t.dispose();
     this.byKey.clear();
+    this.byKey.set(ANCHOR, 0);
     this.queueKeys = [];
     this.queueAt = [];
     this.head = 0;

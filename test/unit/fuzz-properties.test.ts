@@ -3,7 +3,7 @@
 // same message; aorKeyFromText agrees with aorKey(parseSipUri(...)) on valid and broken URIs alike.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseMessage } from '../../src/sip/parser.js';
+import { findHeaderEnd, parseHeaderLines, parseMessage, skipLeadingCrlf } from '../../src/sip/parser.js';
 import { StreamFramer } from '../../src/sip/framer.js';
 import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
 import { validateRequest } from '../../src/sip/validate.js';
@@ -173,6 +173,43 @@ describe('parser properties', () => {
         },
       ),
       { ...RUNS, numRuns: 1500 },
+    );
+  });
+
+  it('frames the header section where findHeaderEnd finds the blank line in the bytes', () => {
+    // parseMessage searches the decoded text; findHeaderEnd (which the stream framer uses) the bytes.
+    const piece = fc.constantFrom(
+      'INVITE sip:a@b SIP/2.0',
+      'SIP/2.0 200 OK',
+      '\r\n',
+      '\n',
+      '\r',
+      '\r\n\r\n',
+      '\n\n',
+      '\r\n\n',
+      'Via: SIP/2.0/UDP h;branch=z9hG4bK1',
+      'Call-ID: x',
+      'X: y',
+      ' folded',
+      ':',
+      'body',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 14 }), (pieces) => {
+        const buf = Buffer.from(pieces.join(''), 'latin1');
+        const r = parseMessage(buf);
+        const start = skipLeadingCrlf(buf);
+        if (start >= buf.length) return;
+        const ends = findHeaderEnd(buf, start);
+        const head = buf.toString('latin1', start, ends === undefined ? buf.length : ends[0]);
+        const nl = head.indexOf('\n');
+        const expected = parseHeaderLines(head, nl < 0 ? head.length : nl + 1, {});
+        const got = r.ok ? r.message : r.request;
+        if (got !== undefined) expect(got.headers).toEqual(expected.headers);
+        if (ends === undefined) expect(r.ok).toBe(false);
+        if (r.ok) expect(r.message.body.equals(buf.subarray(ends![1]))).toBe(true);
+      }),
+      { ...RUNS, numRuns: 3000 },
     );
   });
 

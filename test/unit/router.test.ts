@@ -332,6 +332,39 @@ describe('endpoint matching', () => {
   it('a Request-URI with a port still names the endpoint (Front Ends relay with one)', () => {
     expect(send(request({ ruri: 'sip:OCSChat@contoso.com:5061;transport=tls' }))[0]!.status).toBe(302);
   });
+
+  it('the endpoint remembered for the last Request-URI is used for that URI and that table only', () => {
+    const contactOf = (ruri: string, branch: string): string | undefined =>
+      send(request({ ruri, via: `SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-${branch}` }))[0]!.header(
+        'contact',
+      );
+    let table = EndpointTable.fromConfig(parseEndpointsConfig(ENDPOINTS, 'endpoints.yaml'));
+    router = new Router({
+      table: () => table,
+      logger: pino({ level: 'silent' }),
+      clock,
+      timers: DEFAULT_TIMERS,
+      maxMessageSize: 4096,
+      serverHeader: 'pchat-endpoint',
+    });
+    expect(contactOf('sip:ocschat@contoso.com', '1')).toBe('<sip:ocschat@pcpool.contoso.com>');
+    expect(contactOf('sip:ocschat@contoso.com', '2')).toBe('<sip:ocschat@pcpool.contoso.com>');
+    expect(contactOf('sip:persistentchat@contoso.com', '3')).toContain('pc1.contoso.com');
+    expect(contactOf('sip:ocschat@contoso.com', '4')).toBe('<sip:ocschat@pcpool.contoso.com>');
+    expect(send(request({ ruri: 'sip:nobody@contoso.com' }))[0]!.status).toBe(404);
+    expect(
+      send(request({ ruri: 'tel:+14085551212', via: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-5' }))[0]!
+        .status,
+    ).toBe(416);
+    // A reload: the same Request-URI now names another pool.
+    table = EndpointTable.fromConfig(
+      parseEndpointsConfig(
+        ENDPOINTS.replace('poolFqdn: pcpool.contoso.com', 'poolFqdn: other.contoso.com'),
+        'endpoints.yaml',
+      ),
+    );
+    expect(contactOf('sip:ocschat@contoso.com', '6')).toBe('<sip:ocschat@other.contoso.com>');
+  });
 });
 
 describe('regressions found by the mutation fuzzer', () => {

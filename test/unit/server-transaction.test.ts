@@ -196,3 +196,19 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     expect(table.size).toBe(0);
   });
 });
+
+describe('server transaction table', () => {
+  it('counts transactions only, through emptying and clearing, and matches no key it was not given', () => {
+    const { table, route } = setup('tcp');
+    expect(table.size).toBe(0);
+    expect(table.get('')).toBeUndefined();
+    table.createNonInvite('a', route).respond(200, R302);
+    expect(table.size).toBe(0);
+    table.createInvite('b', route);
+    expect(table.size).toBe(1);
+    table.clear();
+    expect(table.size).toBe(0);
+    expect(table.get('')).toBeUndefined();
+    expect(table.get('b')).toBeUndefined();
+  });
+});
