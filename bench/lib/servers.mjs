@@ -10,6 +10,8 @@ import { freePort, waitForSip } from './net.mjs';
 import { processTree } from './proc.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** Node flags the service is run with, as `npm start`, the Dockerfile and the systemd unit give them. */
+export const SERVICE_NODE_FLAGS = ['--max-semi-space-size=8'];
 
 /** Everything started here and not stopped yet: { child, pids } (pids: a forked tree to reap too). */
 const running = new Set();
@@ -61,10 +63,14 @@ export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp
   await writeFile(join(configDir, 'endpoints.yaml'), endpointsYaml);
   const logFile = join(dir, 'server.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config-dir', configDir], {
-    cwd: dir,
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    process.execPath,
+    [...SERVICE_NODE_FLAGS, ...nodeArgs, CLI, 'serve', '--config-dir', configDir],
+    {
+      cwd: dir,
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   running.add({ child, pids: [] });
   await waitForSip('127.0.0.1', port).catch((err) => {

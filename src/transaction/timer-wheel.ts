@@ -49,7 +49,8 @@ export class TimerWheel implements Clock {
     const e: Entry = { at, fn, arg, prev: undefined, next: head, slot };
     if (head !== undefined) head.prev = e;
     this.slots[slot] = e;
-    if (this.pending++ === 0) this.start();
+    this.pending++;
+    if (this.ticker === undefined) this.start();
     return e;
   }
 
@@ -67,7 +68,10 @@ export class TimerWheel implements Clock {
     e.next = undefined;
     e.fn = undefined;
     e.arg = undefined;
-    if (--this.pending === 0) this.stop();
+    // The ticker stops at its next tick if nothing is pending by then: a redirect arms and clears
+    // its timers within a millisecond, and stopping and restarting a Node interval for each one
+    // would cost more than the tick.
+    this.pending--;
   }
 
   private start(): void {
@@ -80,6 +84,11 @@ export class TimerWheel implements Clock {
   private stop(): void {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
+  }
+
+  /** Is the Node interval behind the wheel running (tests). */
+  get ticking(): boolean {
+    return this.ticker !== undefined;
   }
 
   /** Fire every timer that is due. */
@@ -107,6 +116,7 @@ export class TimerWheel implements Clock {
       }
     }
     this.cursor = Math.max(this.cursor, last + 1);
+    if (this.pending === 0) this.stop();
   }
 
   /** Drop every pending timer (shutdown). */

@@ -80,12 +80,26 @@ describe('Dockerfile', () => {
       scripts: Record<string, string>;
     };
     expect(readme).toContain('npm ci && npm start');
-    expect(pkg.scripts['start']).toBe('npm run build && node dist/cli/main.js serve');
+    expect(pkg.scripts['start']).toBe('npm run build && node --max-semi-space-size=8 dist/cli/main.js serve');
     expect(dockerfile).toMatch(/^RUN npm ci$/m);
     expect(dockerfile).toMatch(/^RUN npm run build\b/m);
     expect(dockerfile).toContain('ENTRYPOINT ["node", "dist/cli/main.js"]\nCMD ["serve"]');
     expect((dockerfile.match(/^FROM /gm) ?? []).length).toBeGreaterThanOrEqual(2);
     const lastUser = [...dockerfile.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1];
     expect(lastUser).toBe('node');
+  });
+
+  it('runs the service with the Node flags npm start, the systemd unit and the benchmark use', async () => {
+    const flags = '--max-semi-space-size=8';
+    const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
+    const unit = await readFile(join(ROOT, 'docs/pchat-endpoint.service'), 'utf8');
+    const servers = await readFile(join(ROOT, 'bench/lib/servers.mjs'), 'utf8');
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['start']).toContain(`node ${flags} dist/cli/main.js serve`);
+    expect(dockerfile).toMatch(new RegExp(`^\\s*NODE_OPTIONS=${flags}\\b`, 'm'));
+    expect(unit).toMatch(new RegExp(`^ExecStart=/usr/bin/node ${flags} \\S+/dist/cli/main\\.js serve$`, 'm'));
+    expect(servers).toContain(`SERVICE_NODE_FLAGS = ['${flags}']`);
   });
 });

@@ -96,4 +96,25 @@ describe('TimerWheel', () => {
     move(60_000);
     expect(n).toBe(100);
   });
+
+  it('keeps its Node interval while timers come and go, and stops it at the first tick with none', () => {
+    const { w, move } = wheel();
+    expect(w.ticking).toBe(false);
+    const a = w.setTimer(500, () => {});
+    expect(w.ticking).toBe(true);
+    w.clearTimer(a);
+    // Cleared, nothing pending: still ticking until the next tick looks.
+    expect(w.size).toBe(0);
+    expect(w.ticking).toBe(true);
+    const b = w.setTimer(500, () => {});
+    w.clearTimer(b);
+    move(10);
+    expect(w.ticking).toBe(false);
+    let fired = 0;
+    w.setTimer(20, () => fired++);
+    expect(w.ticking).toBe(true);
+    move(30);
+    expect(fired).toBe(1);
+    expect(w.ticking).toBe(false);
+  });
 });
