@@ -76,6 +76,7 @@ typedef struct {
   int pending;  // sends held back
   size_t pending_bytes;
   char *send_space;
+  char *text_space; // a datagram given as text and sent at once is written out here first
   struct mmsghdr send_msgs[SEND_BATCH];
   struct iovec send_iov[SEND_BATCH];
   struct sockaddr_storage send_to[SEND_BATCH];
@@ -117,6 +118,7 @@ static void release(udp_t *u) {
     q = next;
   }
   free(u->send_space);
+  free(u->text_space);
   free(u);
 }
 
@@ -505,15 +507,10 @@ static void flush_pending(udp_t *u) {
   u->pending_bytes = 0;
 }
 
-// Hold a send back until the batch is handled; 0, or -1 when it must go at once instead.
-static int hold(udp_t *u, const char *data, size_t len, const struct sockaddr_storage *to,
-                socklen_t to_len) {
-  if (len > SEND_SPACE) return -1;
-  if (u->send_space == NULL && (u->send_space = malloc(SEND_SPACE)) == NULL) return -1;
-  if (u->pending == SEND_BATCH || u->pending_bytes + len > SEND_SPACE) flush_pending(u);
+// Record the datagram of `len` bytes at the free end of the send space as held back.
+static void hold_at(udp_t *u, size_t len, const struct sockaddr_storage *to, socklen_t to_len) {
   int i = u->pending++;
   char *copy = u->send_space + u->pending_bytes;
-  memcpy(copy, data, len);
   u->pending_bytes += len;
   memcpy(&u->send_to[i], to, sizeof u->send_to[i]);
   u->send_iov[i].iov_base = copy;
@@ -525,10 +522,20 @@ static int hold(udp_t *u, const char *data, size_t len, const struct sockaddr_st
   u->send_msgs[i].msg_hdr.msg_control = NULL;
   u->send_msgs[i].msg_hdr.msg_controllen = 0;
   u->send_msgs[i].msg_hdr.msg_flags = 0;
+}
+
+// Hold a send back until the batch is handled; 0, or -1 when it must go at once instead.
+static int hold(udp_t *u, const char *data, size_t len, const struct sockaddr_storage *to,
+                socklen_t to_len) {
+  if (len > SEND_SPACE) return -1;
+  if (u->send_space == NULL && (u->send_space = malloc(SEND_SPACE)) == NULL) return -1;
+  if (u->pending == SEND_BATCH || u->pending_bytes + len > SEND_SPACE) flush_pending(u);
+  memcpy(u->send_space + u->pending_bytes, data, len);
+  hold_at(u, len, to, to_len);
   return 0;
 }
 
-// send(handle, buffer, port, address) -> 0 sent or queued, or a negative errno when refused
+// send(handle, buffer or latin1 string, port, address) -> 0 sent or queued, or a negative errno
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], result;
@@ -540,7 +547,15 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int32_t port;
   char host[INET6_ADDRSTRLEN + 32];
   size_t host_len;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[1], &type));
+  int text = type == napi_string;
+  if (text) {
+    // Latin1 text: one byte per character, written straight where it is sent from.
+    CHECK(napi_get_value_string_latin1(env, argv[1], NULL, 0, &len));
+  } else {
+    CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  }
   CHECK(napi_get_value_int32(env, argv[2], &port));
   CHECK(napi_get_value_string_latin1(env, argv[3], host, sizeof host, &host_len));
   int rc = 0;
@@ -549,18 +564,39 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if (u->closing) rc = -EBADF;
   else if (port <= 0 || port > 65535 || !parse_address(u->family, host, port, &to, &to_len))
     rc = -EINVAL;
-  else if (u->queue_head != NULL) enqueue(u, data, len, &to, to_len); // keep the order
-  else if (u->in_batch && hold(u, data, len, &to, to_len) == 0) {
-    // goes out when the batch has been handled
+  else if (len > SLOT_SIZE) rc = -EMSGSIZE;
+  else if (text && u->in_batch && u->queue_head == NULL && len + 1 <= SEND_SPACE &&
+           (u->send_space != NULL || (u->send_space = malloc(SEND_SPACE)) != NULL)) {
+    // Held back like any send in a batch, written into the send space without a copy between.
+    if (u->pending == SEND_BATCH || u->pending_bytes + len + 1 > SEND_SPACE) flush_pending(u);
+    size_t written = 0;
+    CHECK(napi_get_value_string_latin1(env, argv[1], u->send_space + u->pending_bytes, len + 1,
+                                       &written));
+    hold_at(u, written, &to, to_len);
   } else {
-    ssize_t r;
-    do r = sendto(u->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&to, to_len);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) enqueue(u, data, len, &to, to_len);
-      else {
-        u->sends_dropped++;
-        rc = -errno;
+    if (text) {
+      if (u->text_space == NULL && (u->text_space = malloc(SLOT_SIZE + 1)) == NULL) {
+        napi_throw_error(env, "ENOMEM", "out of memory");
+        return NULL;
+      }
+      size_t written = 0;
+      CHECK(napi_get_value_string_latin1(env, argv[1], u->text_space, SLOT_SIZE + 1, &written));
+      data = u->text_space;
+      len = written;
+    }
+    if (u->queue_head != NULL) enqueue(u, data, len, &to, to_len); // keep the order
+    else if (u->in_batch && hold(u, data, len, &to, to_len) == 0) {
+      // goes out when the batch has been handled
+    } else {
+      ssize_t r;
+      do r = sendto(u->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&to, to_len);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) enqueue(u, data, len, &to, to_len);
+        else {
+          u->sends_dropped++;
+          rc = -errno;
+        }
       }
     }
   }

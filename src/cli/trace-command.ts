@@ -33,7 +33,7 @@ export function staticAnswer(config: LoadedConfig, method: string, uri: string, 
     reliable: false,
     localAddress: '127.0.0.1',
     localPort: 5060,
-    send: (data) => void sent.push(data),
+    send: (data) => void sent.push(typeof data === 'string' ? Buffer.from(data, 'latin1') : data),
   };
   const clock = new TimerWheel();
   const router = new Router({

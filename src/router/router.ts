@@ -21,7 +21,7 @@ import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
 import type { Admission } from '../guard/guard.js';
 import { LogThrottle } from '../guard/log-throttle.js';
-import { buildResponse, responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
+import { responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 import { Proxy, type ProxyDeps } from './proxy.js';
 import { LookupService, type LookupDeps } from '../lookup/lookup-service.js';
@@ -284,7 +284,7 @@ export class Router {
     reason?: string,
     extra?: string,
   ): void {
-    const data = buildResponse(req, {
+    const data = responseText(req, {
       status,
       ...(reason === undefined ? {} : { reason }),
       ...(extra === undefined ? {} : { extra }),

@@ -45,11 +45,6 @@ function retained(data: Buffer | string): string {
   return typeof data === 'string' ? data : data.toString('latin1');
 }
 
-/** What a response is sent as: given as latin1 text (one character per byte) or as bytes. */
-function bytesOf(data: Buffer | string): Buffer {
-  return typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
-}
-
 abstract class ServerTransactionBase {
   state: ServerTransactionState;
   protected lastResponse: string | undefined;
@@ -71,13 +66,14 @@ abstract class ServerTransactionBase {
     return this.lastResponse === undefined ? undefined : Buffer.from(this.lastResponse, 'latin1');
   }
 
-  protected transmit(data: Buffer): void {
+  /** Links take latin1 text as well as bytes: the kept text goes out without a Buffer made for it. */
+  protected transmit(data: Buffer | string): void {
     this.route.link.send(data, this.route.address, this.route.port);
   }
 
   /** Send the kept response again. */
   protected retransmit(): void {
-    if (this.lastResponse !== undefined) this.transmit(Buffer.from(this.lastResponse, 'latin1'));
+    if (this.lastResponse !== undefined) this.transmit(this.lastResponse);
   }
 
   protected arm(ms: number, fn: (t: this) => void): void {
@@ -127,7 +123,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
         `INVITE server transaction cannot send ${status} in state ${this.state}`,
       );
     }
-    this.transmit(bytesOf(data));
+    this.transmit(data);
     if (status < 200) {
       this.lastResponse = retained(data);
       return;
@@ -220,7 +216,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
         `non-INVITE server transaction cannot send ${status} in state ${this.state}`,
       );
     }
-    this.transmit(bytesOf(data));
+    this.transmit(data);
     this.lastResponse = retained(data);
     if (status < 200) {
       this.state = ServerTransactionState.Proceeding;

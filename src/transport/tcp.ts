@@ -84,8 +84,10 @@ export class TcpConnection implements Link {
     return !this.socket.destroyed && this.socket.writable;
   }
 
-  send(data: Buffer): void {
-    if (this.open) this.socket.write(data);
+  send(data: Buffer | string): void {
+    if (!this.open) return;
+    if (typeof data === 'string') this.socket.write(data, 'latin1');
+    else this.socket.write(data);
   }
 
   close(): void {
@@ -93,6 +95,16 @@ export class TcpConnection implements Link {
   }
 
   private receive(chunk: Buffer): void {
+    // What the messages of one chunk answer leaves in one write.
+    this.socket.cork();
+    try {
+      this.frame(chunk);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private frame(chunk: Buffer): void {
     for (const ev of this.framer.push(chunk)) {
       if (ev.type === 'message') this.onMessage(ev.data, this.source);
       else if (ev.type === 'ping') this.send(CRLF);

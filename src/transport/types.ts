@@ -12,8 +12,11 @@ export interface Link {
   /** Local address and port the link is bound to (for Via and Record-Route). */
   readonly localAddress: string;
   readonly localPort: number;
-  /** Send bytes; address/port are used by datagram links and ignored by connections. */
-  send(data: Buffer, address: string, port: number): void;
+  /**
+   * Send bytes, given as a Buffer or as latin1 text (one character per byte, as the service builds
+   * its own responses); address/port are used by datagram links and ignored by connections.
+   */
+  send(data: Buffer | string, address: string, port: number): void;
 }
 
 /**

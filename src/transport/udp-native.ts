@@ -20,8 +20,8 @@ interface Binding {
     onBatch: (count: number) => void,
   ): object;
   localPort(handle: object): number;
-  /** 0 when sent or queued, a negative errno when refused. */
-  send(handle: object, data: Uint8Array, port: number, address: string): number;
+  /** 0 when sent or queued, a negative errno when refused. A string is sent as latin1. */
+  send(handle: object, data: Uint8Array | string, port: number, address: string): number;
   /** [sends queued for want of buffer space, sends dropped, receive errors]. */
   counters(handle: object): [number, number, number];
   close(handle: object): void;
@@ -160,7 +160,7 @@ export class NativeUdpListener {
     }
   };
 
-  send(data: Buffer, address: string, port: number): void {
+  send(data: Buffer | string, address: string, port: number): void {
     const rc = this.native.send(this.handle, data, port, address);
     if (rc === 0) return;
     // EINVAL: not an IP literal. The service sends to addresses it was given or resolved, so a

@@ -110,9 +110,9 @@ export class DgramUdpListener implements UdpListener {
     return this.address.port;
   }
 
-  send(data: Buffer, address: string, port: number): void {
+  send(data: Buffer | string, address: string, port: number): void {
     // Send errors surface as the socket's 'error' event; no per-send callback on the hot path.
-    this.socket.send(data, port, address);
+    this.socket.send(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, port, address);
   }
 
   close(): Promise<void> {

@@ -74,8 +74,9 @@ export class WsConnection implements Link {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  send(data: Buffer): void {
+  send(text: Buffer | string): void {
     if (!this.open) return;
+    const data = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
     // Text frames must hold UTF-8 (RFC 6455 §5.6); a message that is not (a binary body) goes as a
     // binary frame, which RFC 7118 allows for SIP as well.
     this.ws.send(data, { binary: !isUtf8(data) });

@@ -10,8 +10,9 @@ export class MemoryLink implements Link {
     readonly localAddress = '127.0.0.1',
     readonly localPort = 5060,
   ) {}
-  send(data: Buffer, address: string, port: number): void {
-    this.sent.push({ data, address, port });
+  send(data: Buffer | string, address: string, port: number): void {
+    // Latin1 text is recorded as the bytes it stands for, as a real link would send them.
+    this.sent.push({ data: typeof data === 'string' ? Buffer.from(data, 'latin1') : data, address, port });
   }
   /** Texts of everything sent so far, and forget them. */
   take(): string[] {

@@ -139,6 +139,20 @@ describe.runIf(process.platform === 'linux')('native UDP binding', () => {
     expect(l.counters()).toEqual({ sendsQueued: 0, sendsDropped: 0, receiveErrors: 0 });
   });
 
+  it('sends latin1 text as the bytes it stands for, in a batch and outside one', async () => {
+    // Every byte value, as the service's kept responses carry them (UTF-8 reason phrases included).
+    const text = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join('');
+    let l: NativeUdpListener | undefined = undefined;
+    const opened = listen('127.0.0.1', (_data, source) => l!.send(text, source.address, source.port));
+    l = opened.l;
+    const c = await client();
+    c.send(Buffer.from('hi'), l.localPort, '127.0.0.1');
+    await until(() => c.inbox.length === 1, 'the reply sent in the batch');
+    l.send(text, '127.0.0.1', c.address().port);
+    await until(() => c.inbox.length === 2, 'the reply sent outside a batch');
+    for (const b of c.inbox) expect(b.equals(Buffer.from(text, 'latin1'))).toBe(true);
+  });
+
   it('a handler that throws loses nothing else of the batch, and the error is reported', async () => {
     let calls = 0;
     const { l, errors } = listen('127.0.0.1', () => {
