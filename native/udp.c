@@ -524,13 +524,21 @@ static void hold_at(udp_t *u, size_t len, const struct sockaddr_storage *to, soc
   u->send_msgs[i].msg_hdr.msg_flags = 0;
 }
 
+// Room for `len` bytes at the free end of the send space, flushing what is held first when it is
+// full; NULL when the datagram cannot be held and must go at once instead.
+static char *reserve(udp_t *u, size_t len) {
+  if (len > SEND_SPACE) return NULL;
+  if (u->send_space == NULL && (u->send_space = malloc(SEND_SPACE)) == NULL) return NULL;
+  if (u->pending == SEND_BATCH || u->pending_bytes + len > SEND_SPACE) flush_pending(u);
+  return u->send_space + u->pending_bytes;
+}
+
 // Hold a send back until the batch is handled; 0, or -1 when it must go at once instead.
 static int hold(udp_t *u, const char *data, size_t len, const struct sockaddr_storage *to,
                 socklen_t to_len) {
-  if (len > SEND_SPACE) return -1;
-  if (u->send_space == NULL && (u->send_space = malloc(SEND_SPACE)) == NULL) return -1;
-  if (u->pending == SEND_BATCH || u->pending_bytes + len > SEND_SPACE) flush_pending(u);
-  memcpy(u->send_space + u->pending_bytes, data, len);
+  char *room = reserve(u, len);
+  if (room == NULL) return -1;
+  memcpy(room, data, len);
   hold_at(u, len, to, to_len);
   return 0;
 }
@@ -561,17 +569,16 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int rc = 0;
   struct sockaddr_storage to;
   socklen_t to_len;
+  char *room;
   if (u->closing) rc = -EBADF;
   else if (port <= 0 || port > 65535 || !parse_address(u->family, host, port, &to, &to_len))
     rc = -EINVAL;
   else if (len > SLOT_SIZE) rc = -EMSGSIZE;
-  else if (text && u->in_batch && u->queue_head == NULL && len + 1 <= SEND_SPACE &&
-           (u->send_space != NULL || (u->send_space = malloc(SEND_SPACE)) != NULL)) {
-    // Held back like any send in a batch, written into the send space without a copy between.
-    if (u->pending == SEND_BATCH || u->pending_bytes + len + 1 > SEND_SPACE) flush_pending(u);
+  else if (text && u->in_batch && u->queue_head == NULL && (room = reserve(u, len + 1)) != NULL) {
+    // Held back like any send in a batch, written into the send space without a copy between
+    // (len + 1: the conversion writes a terminating NUL, which is not sent).
     size_t written = 0;
-    CHECK(napi_get_value_string_latin1(env, argv[1], u->send_space + u->pending_bytes, len + 1,
-                                       &written));
+    CHECK(napi_get_value_string_latin1(env, argv[1], room, len + 1, &written));
     hold_at(u, written, &to, to_len);
   } else {
     if (text) {

@@ -8,6 +8,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { createRequire } from 'node:module';
 import { isIP, isIPv6 } from 'node:net';
 import type { BoundAddress, MessageHandler, Source } from './types.js';
+import type { UdpOptions } from './udp.js';
 
 /** What native/udp.c exports. */
 interface Binding {
@@ -58,13 +59,6 @@ export function nativeUdpProblem(): string | undefined {
   return loadProblem;
 }
 
-export interface NativeUdpOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly bufferSize?: number;
-  readonly onError?: (err: Error) => void;
-}
-
 /** Counters of the socket's own: what the kernel refused or the queue had to drop. */
 export interface NativeUdpCounters {
   readonly sendsQueued: number;
@@ -78,7 +72,6 @@ export class NativeUdpListener {
   readonly engine = 'native' as const;
   readonly address: BoundAddress;
   private readonly handle: object;
-  private readonly shared: ArrayBuffer;
   private readonly bytes: Buffer;
   private readonly meta: Int32Array;
   private readonly textBase: number;
@@ -89,21 +82,22 @@ export class NativeUdpListener {
 
   private constructor(
     private readonly native: Binding,
-    private readonly opts: NativeUdpOptions,
+    private readonly opts: UdpOptions,
     private readonly onMessage: MessageHandler,
   ) {
     const c = native.constants;
     this.family = isIPv6(opts.host) ? 6 : 4;
-    this.shared = new ArrayBuffer(c.sharedSize);
-    this.bytes = Buffer.from(this.shared);
-    this.meta = new Int32Array(this.shared, c.batch * c.slotSize, c.batch * c.metaInts);
+    // Shared with the binding, which keeps a reference to it as long as the socket is open.
+    const shared = new ArrayBuffer(c.sharedSize);
+    this.bytes = Buffer.from(shared);
+    this.meta = new Int32Array(shared, c.batch * c.slotSize, c.batch * c.metaInts);
     this.textBase = c.batch * c.slotSize + c.batch * c.metaInts * 4;
     this.handle = native.open(
       this.family,
       opts.host,
       opts.port,
       opts.bufferSize ?? 4 * 1024 * 1024,
-      this.shared,
+      shared,
       this.onBatch,
     );
     this.address = {
@@ -115,7 +109,7 @@ export class NativeUdpListener {
   }
 
   /** Bind a socket; throws (EADDRINUSE, EADDRNOTAVAIL...) as dgram's bind would reject. */
-  static listen(binding: Binding, opts: NativeUdpOptions, onMessage: MessageHandler): NativeUdpListener {
+  static listen(binding: Binding, opts: UdpOptions, onMessage: MessageHandler): NativeUdpListener {
     return new NativeUdpListener(binding, opts, onMessage);
   }
 
