@@ -265,8 +265,6 @@ export const CONFIRMED_INVITE = {
  * layer for retransmission"), in one object instead of the transaction, its route and a timer.
  */
 export class CompletedNonInvite {
-  readonly kind = 'non-invite' as const;
-  readonly state = ServerTransactionState.Completed;
   private readonly link: Link;
   private readonly address: string;
   private readonly port: number;
@@ -281,6 +279,15 @@ export class CompletedNonInvite {
     this.link = route.link;
     this.address = route.address;
     this.port = route.port;
+  }
+
+  // Getters, not fields: tens of thousands of these are held at once, each as small as it can be.
+  get kind(): 'non-invite' {
+    return 'non-invite';
+  }
+
+  get state(): ServerTransactionState.Completed {
+    return ServerTransactionState.Completed;
   }
 
   retransmission(): void {
