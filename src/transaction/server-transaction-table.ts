@@ -3,6 +3,7 @@
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
+import { KeyTable } from './key-table.js';
 import {
   CONFIRMED_INVITE,
   InviteServerTransaction,
@@ -38,21 +39,12 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
   );
 }
 
-/**
- * A key no request maps to, held in the table for good. V8 reallocates a Map's storage each time it
- * becomes empty; under load transactions end one by one and the table would empty after nearly every
- * call. Its value, deadline 0, is long past, so `get` would not match it either.
- */
-const ANCHOR = '';
-
 export class ServerTransactionTable {
   /**
    * Live transactions, and Confirmed INVITE transactions as their Timer I deadline (a number) under
    * the same key: the ACK turns one into the other with a single write, and a lookup is one probe.
    */
-  private readonly byKey = new Map<string, InviteServerTransaction | NonInviteServerTransaction | number>([
-    [ANCHOR, 0],
-  ]);
+  private readonly byKey = new KeyTable<InviteServerTransaction | NonInviteServerTransaction | number>();
   /** The same keys in deadline order (all share one duration, T4), consumed from `head`. */
   private queueKeys: string[] = [];
   private queueAt: number[] = [];
@@ -78,7 +70,7 @@ export class ServerTransactionTable {
 
   /** Transactions held, Confirmed ones included. */
   get size(): number {
-    return this.byKey.size - 1;
+    return this.byKey.size;
   }
 
   get(key: string): ServerTransaction | undefined {
@@ -127,9 +119,8 @@ export class ServerTransactionTable {
 
   /** Drop every transaction (shutdown). */
   clear(): void {
-    for (const t of [...this.byKey.values()]) if (typeof t !== 'number') t.dispose();
+    for (const t of this.byKey.values()) if (typeof t !== 'number') t.dispose();
     this.byKey.clear();
-    this.byKey.set(ANCHOR, 0);
     this.queueKeys = [];
     this.queueAt = [];
     this.head = 0;
