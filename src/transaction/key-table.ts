@@ -11,6 +11,8 @@
 // the slots are reused in place: nothing is left behind that links to what comes next, and a
 // deleted entry lets go of its key and value at once.
 
+import { randomBytes } from 'node:crypto';
+
 /** Marks a slot whose entry was deleted; probing goes on past it. */
 const DELETED = null;
 
@@ -162,9 +164,21 @@ function roundUp(n: number): number {
   return c;
 }
 
-/** FNV-1a over the UTF-16 code units: keys are branches and short joins of header values. */
+/**
+ * A per-process random start, so that nobody can pick branches that all land in one run of slots:
+ * a peer chooses the keys (its branches), and a table probed linearly is only as fast as its hash
+ * is unpredictable.
+ */
+const SEED = randomBytes(4).readUInt32LE(0);
+
+/** FNV-1a over the UTF-16 code units from a random start, then murmur3's finaliser to spread the bits. */
 function hash(s: string): number {
-  let h = 0x811c9dc5;
+  let h = SEED ^ 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
