@@ -23,6 +23,7 @@ import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
 import { newBranch } from '../transaction/branch.js';
+import { KeyTable } from '../transaction/key-table.js';
 import type { Clock, TimerHandle } from '../transaction/clock.js';
 import type { ClientTransaction, ClientTransactionUser } from '../transaction/client-transaction.js';
 import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
@@ -99,7 +100,7 @@ export class Proxy {
   /** Pool members we have sent to, by "address|port": in-dialog requests may go to them directly. */
   private readonly knownHops = new Map<string, Target>();
   /** Live response contexts by the INVITE server transaction key, for CANCEL (§16.10). */
-  private readonly contexts = new Map<string, ResponseContext>();
+  private readonly contexts = new KeyTable<ResponseContext>();
   private ownSentByCache: { count: number; values: Set<string> } | undefined;
 
   constructor(readonly deps: ProxyDeps) {}

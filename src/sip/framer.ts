@@ -1,7 +1,7 @@
 // Cuts a byte stream (TCP, TLS) into SIP messages by the blank line and Content-Length (RFC 3261 §18.3).
 
 import { SipParseError } from './errors.js';
-import { findHeaderEnd } from './parser.js';
+import { findHeaderEndInText } from './parser.js';
 
 export type FrameEvent =
   | { readonly type: 'message'; readonly data: Buffer }
@@ -32,35 +32,42 @@ export class StreamFramer {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const events: FrameEvent[] = [];
     const buf = this.pending;
+    // The bytes as latin1 text, one char per byte, so that offsets agree: the searches below are
+    // string searches, which run without a call into the Buffer binding for each.
+    const text = buf.toString('latin1');
+    const len = text.length;
     let pos = 0;
     for (;;) {
       // Keep-alives and stray CRLFs between messages (RFC 3261 §7.5).
       let skip = pos;
-      while (skip < buf.length && (buf[skip] === 13 || buf[skip] === 10)) skip++;
-      if (skip - pos >= 4 && buf.toString('latin1', pos, pos + 4) === '\r\n\r\n')
-        events.push({ type: 'ping' });
+      while (skip < len) {
+        const c = text.charCodeAt(skip);
+        if (c !== 13 && c !== 10) break;
+        skip++;
+      }
+      if (skip - pos >= 4 && text.startsWith('\r\n\r\n', pos)) events.push({ type: 'ping' });
       // A lone CR or LF at the end may be the start of a ping: keep it until more arrives.
-      if (skip === buf.length) {
+      if (skip === len) {
         pos = skip - pos >= 4 || skip === pos ? skip : pos;
         break;
       }
       pos = skip;
-      const ends = findHeaderEnd(buf, pos);
+      const ends = findHeaderEndInText(text, pos);
       if (ends === undefined) {
-        if (buf.length - pos > this.maxMessageSize)
+        if (len - pos > this.maxMessageSize)
           return this.fail(events, new SipParseError('Message Too Large', 513));
         break;
       }
       const [headEnd, bodyStart] = ends;
-      const head = buf.toString('latin1', pos, headEnd);
+      const head = text.slice(pos, headEnd);
       let length = 0;
       let seen = false;
       CONTENT_LENGTH.lastIndex = 0;
       for (let m = CONTENT_LENGTH.exec(head); m !== null; m = CONTENT_LENGTH.exec(head)) {
-        const text = (m[1] ?? '').trim();
-        if (!/^[0-9]{1,10}$/.test(text))
+        const value = (m[1] ?? '').trim();
+        if (!/^[0-9]{1,10}$/.test(value))
           return this.fail(events, new SipParseError('Bad Content-Length'), buf.subarray(pos, bodyStart));
-        const n = Number(text);
+        const n = Number(value);
         if (seen && n !== length)
           return this.fail(
             events,

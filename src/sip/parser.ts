@@ -56,6 +56,18 @@ export function findHeaderEnd(buf: Buffer, from: number): [number, number] | und
   return lf >= 0 ? [lf, lf + 2] : undefined;
 }
 
+/** findHeaderEnd over the same bytes decoded as latin1 text (one char per byte, so the offsets agree). */
+export function findHeaderEndInText(text: string, from: number): [number, number] | undefined {
+  const firstLf = text.indexOf('\n', from);
+  if (firstLf < 0) return undefined;
+  if (firstLf > from && text.charCodeAt(firstLf - 1) === CR) {
+    const crlf = text.indexOf('\r\n\r\n', firstLf - 1);
+    if (crlf >= 0) return [crlf, crlf + 4];
+  }
+  const lf = text.indexOf('\n\n', from);
+  return lf >= 0 ? [lf, lf + 2] : undefined;
+}
+
 /** Parse the Content-Length values of a header list: undefined when absent, throws when bad. */
 export function contentLength(headers: readonly HeaderField[]): number | undefined {
   let length: number | undefined;

@@ -2,6 +2,7 @@
 
 import type { SipResponse } from '../sip/message.js';
 import type { Clock, TimerValues } from './clock.js';
+import { KeyTable } from './key-table.js';
 import {
   InviteClientTransaction,
   NonInviteClientTransaction,
@@ -19,7 +20,7 @@ export class DuplicateTransactionError extends Error {
 export type ClientTransactionRequest = Omit<ClientTransactionOptions, 'clock' | 'timers'>;
 
 export class ClientTransactionTable {
-  private readonly byKey = new Map<string, ClientTransaction>();
+  private readonly byKey = new KeyTable<ClientTransaction>();
   private readonly forget: ForgetHook = (t) => {
     if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
   };
@@ -90,7 +91,7 @@ export class ClientTransactionTable {
 
   /** Drop every transaction silently (shutdown): no callbacks, no timers left. */
   clear(): void {
-    for (const t of [...this.byKey.values()]) t.dispose();
+    for (const t of this.byKey.values()) t.dispose();
     this.byKey.clear();
   }
 }

@@ -3,6 +3,7 @@
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
+import { KeyTable } from './key-table.js';
 import {
   CompletedNonInvite,
   CONFIRMED_INVITE,
@@ -38,13 +39,6 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
     `2543\u0000${req.uri}\u0000${req.fromTag ?? ''}\u0000${req.callId ?? ''}\u0000${cseq}\u0000${req.topViaText ?? ''}\u0000${method}`,
   );
 }
-
-/**
- * A key no request maps to, held in the table for good. V8 reallocates a Map's storage each time it
- * becomes empty; under load transactions end one by one and the table would empty after nearly every
- * call. Its value, deadline 0, is long past, so `get` would not match it either.
- */
-const ANCHOR = '';
 
 /**
  * Keys that all expire after one duration, hence in the order they were added: two flat arrays
@@ -111,10 +105,9 @@ export class ServerTransactionTable {
    * Completed non-INVITE ones as a CompletedNonInvite, under the same key: one write turns one into
    * the other, and a lookup is one probe.
    */
-  private readonly byKey = new Map<
-    string,
+  private readonly byKey = new KeyTable<
     InviteServerTransaction | NonInviteServerTransaction | CompletedNonInvite | number
-  >([[ANCHOR, 0]]);
+  >();
   /** Timer I of Confirmed INVITE transactions (all T4). */
   private readonly confirmedInvites: ExpiryQueue;
   /** Timer J of Completed non-INVITE transactions (all 64*T1). */
@@ -150,7 +143,7 @@ export class ServerTransactionTable {
 
   /** Transactions held, Confirmed and Completed ones included. */
   get size(): number {
-    return this.byKey.size - 1;
+    return this.byKey.size;
   }
 
   get(key: string): ServerTransaction | undefined {
@@ -174,10 +167,9 @@ export class ServerTransactionTable {
 
   /** Drop every transaction (shutdown). */
   clear(): void {
-    for (const t of [...this.byKey.values()])
+    for (const t of this.byKey.values())
       if (typeof t !== 'number' && !(t instanceof CompletedNonInvite)) t.dispose();
     this.byKey.clear();
-    this.byKey.set(ANCHOR, 0);
     this.confirmedInvites.clear();
     this.completedNonInvites.clear();
   }

@@ -28,6 +28,9 @@ export class TcpConnection implements Link {
   readonly source: Source;
   private readonly framer: StreamFramer;
   private readonly closeHandlers = new Set<(err: Error | undefined) => void>();
+  /** Answers held while a received chunk is handled (see receive); undefined otherwise. */
+  private gathered: (Buffer | string)[] | undefined;
+  private readonly spare: (Buffer | string)[] = [];
 
   constructor(
     private readonly socket: net.Socket,
@@ -86,6 +89,12 @@ export class TcpConnection implements Link {
 
   send(data: Buffer | string): void {
     if (!this.open) return;
+    const gathered = this.gathered;
+    if (gathered !== undefined) gathered.push(data);
+    else this.write(data);
+  }
+
+  private write(data: Buffer | string): void {
     if (typeof data === 'string') this.socket.write(data, 'latin1');
     else this.socket.write(data);
   }
@@ -95,13 +104,32 @@ export class TcpConnection implements Link {
   }
 
   private receive(chunk: Buffer): void {
-    // What the messages of one chunk answer leaves in one write.
-    this.socket.cork();
+    // What the messages of one chunk answer leaves in one write: one pass through the socket's
+    // stream machinery for the lot, rather than one per answer.
+    const gathered = this.spare;
+    this.gathered = gathered;
     try {
       this.frame(chunk);
     } finally {
-      this.socket.uncork();
+      this.gathered = undefined;
+      this.flush(gathered);
     }
+  }
+
+  /** Writes what was gathered, as one latin1 string when it is all text. */
+  private flush(gathered: (Buffer | string)[]): void {
+    const n = gathered.length;
+    if (n === 0) return;
+    if (this.open) {
+      if (n === 1) this.write(gathered[0]!);
+      else if (gathered.every((d) => typeof d === 'string')) this.socket.write(gathered.join(''), 'latin1');
+      else {
+        this.socket.cork();
+        for (const d of gathered) this.write(d);
+        this.socket.uncork();
+      }
+    }
+    gathered.length = 0;
   }
 
   private frame(chunk: Buffer): void {
@@ -111,6 +139,7 @@ export class TcpConnection implements Link {
       else {
         this.onFramingError(ev.error, ev.data, this.source);
         // RFC 4475 §3.1.2.3: framing is lost, so the connection is closed once the answer is out.
+        if (this.gathered !== undefined) this.flush(this.gathered);
         this.socket.end();
       }
     }

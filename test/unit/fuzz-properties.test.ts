@@ -3,7 +3,13 @@
 // same message; aorKeyFromText agrees with aorKey(parseSipUri(...)) on valid and broken URIs alike.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { findHeaderEnd, parseHeaderLines, parseMessage, skipLeadingCrlf } from '../../src/sip/parser.js';
+import {
+  findHeaderEnd,
+  findHeaderEndInText,
+  parseHeaderLines,
+  parseMessage,
+  skipLeadingCrlf,
+} from '../../src/sip/parser.js';
 import { StreamFramer } from '../../src/sip/framer.js';
 import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
 import { validateRequest } from '../../src/sip/validate.js';
@@ -201,6 +207,8 @@ describe('parser properties', () => {
         const start = skipLeadingCrlf(buf);
         if (start >= buf.length) return;
         const ends = findHeaderEnd(buf, start);
+        // The stream framer searches the bytes decoded as latin1: it must find the same offsets.
+        expect(findHeaderEndInText(buf.toString('latin1'), start)).toEqual(ends);
         const head = buf.toString('latin1', start, ends === undefined ? buf.length : ends[0]);
         const nl = head.indexOf('\n');
         const expected = parseHeaderLines(head, nl < 0 ? head.length : nl + 1, {});
