@@ -280,25 +280,38 @@ class Attempt implements ClientTransactionUser {
   provisional = false;
   cancelSent = false;
   unsubscribe: (() => void) | undefined = undefined;
+  /** The INVITE as sent, packed, for its CANCEL; nothing for other methods, which are not cancelled. */
+  request: SipRequest | RetainedRequest | undefined = undefined;
+  /**
+   * Undefined once the attempt is over (released): its transaction may be held seconds longer
+   * absorbing retransmissions (Timer K, D) and must not keep the context, the request and
+   * everything they point to alive with it.
+   */
+  private ctx: ResponseContext | undefined;
 
   constructor(
-    private readonly ctx: ResponseContext,
+    ctx: ResponseContext,
     readonly target: NextHop & Partial<Target>,
-    /** As sent; packed once the client transaction has sent it (an INVITE). */
-    public request: SipRequest | RetainedRequest,
     readonly sender: Sender,
-  ) {}
+  ) {
+    this.ctx = ctx;
+  }
+
+  /** The context has no more use for this attempt: whatever the transaction reports is moot. */
+  detach(): void {
+    this.ctx = undefined;
+  }
 
   onResponse(res: SipResponse): void {
-    this.ctx.onResponse(this, res);
+    this.ctx?.onResponse(this, res);
   }
 
   onTimeout(): void {
-    this.ctx.onFailure(this, 408, undefined);
+    this.ctx?.onFailure(this, 408, undefined);
   }
 
   onTransportError(): void {
-    this.ctx.onFailure(this, 503, undefined);
+    this.ctx?.onFailure(this, 503, undefined);
   }
 }
 
@@ -439,7 +452,7 @@ class ResponseContext {
       popRoute: this.popRoute,
     });
     const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
-    const attempt = new Attempt(this, target, req, sender);
+    const attempt = new Attempt(this, target, sender);
     this.current = attempt;
     const opts = { request: req, branch, send: sender.send, reliable: sender.reliable, user: attempt };
     const txn =
@@ -569,7 +582,7 @@ class ResponseContext {
       this.release(a);
       this.finish();
     });
-    const cancel = cancelFor(asRequest(a.request));
+    const cancel = cancelFor(asRequest(a.request!));
     const txn = this.deps.clientTxns.createNonInvite({
       request: cancel,
       send: a.sender.send,
@@ -599,9 +612,11 @@ class ResponseContext {
     }
   }
 
+  /** The attempt has its outcome (or is abandoned): nothing it reports from now on is heard. */
   private release(a: Attempt): void {
     a.unsubscribe?.();
     a.unsubscribe = undefined;
+    a.detach();
   }
 
   private forwardUpstream(res: SipResponse): void {

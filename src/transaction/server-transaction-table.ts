@@ -5,6 +5,7 @@ import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
 import { KeyTable } from './key-table.js';
 import {
+  CompletedNonInvite,
   CONFIRMED_INVITE,
   InviteServerTransaction,
   NonInviteServerTransaction,
@@ -39,44 +40,117 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
   );
 }
 
+/**
+ * Keys that all expire after one duration, hence in the order they were added: two flat arrays
+ * consumed from `head` and one clock timer for the earliest, instead of a timer per key.
+ */
+class ExpiryQueue {
+  private keys: string[] = [];
+  private ats: number[] = [];
+  private head = 0;
+  private timer: TimerHandle | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly duration: number,
+    /** Called for each key that is due, with the deadline it was added with. */
+    private readonly expire: (key: string, at: number) => void,
+  ) {}
+
+  /** Queue `key`; returns its deadline. */
+  add(key: string): number {
+    const at = this.clock.now() + this.duration;
+    this.keys.push(key);
+    this.ats.push(at);
+    if (this.timer === undefined) this.timer = this.clock.setTimer(this.duration, this.sweep);
+    return at;
+  }
+
+  /** Expire every key that is due; re-armed for the next one. */
+  private readonly sweep = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    const keys = this.keys;
+    const ats = this.ats;
+    let h = this.head;
+    while (h < keys.length && ats[h]! <= now) {
+      this.expire(keys[h]!, ats[h]!);
+      h++;
+    }
+    if (h === keys.length) {
+      this.keys = [];
+      this.ats = [];
+      h = 0;
+    } else if (h > 4096 && h * 2 > keys.length) {
+      this.keys = keys.slice(h);
+      this.ats = ats.slice(h);
+      h = 0;
+    }
+    this.head = h;
+    if (h < this.keys.length) this.timer = this.clock.setTimer(this.ats[h]! - now, this.sweep);
+  };
+
+  clear(): void {
+    this.keys = [];
+    this.ats = [];
+    this.head = 0;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+}
+
 export class ServerTransactionTable {
   /**
-   * Live transactions, and Confirmed INVITE transactions as their Timer I deadline (a number) under
-   * the same key: the ACK turns one into the other with a single write, and a lookup is one probe.
+   * Live transactions; Confirmed INVITE transactions as their Timer I deadline (a number) and
+   * Completed non-INVITE ones as a CompletedNonInvite, under the same key: one write turns one into
+   * the other, and a lookup is one probe.
    */
-  private readonly byKey = new KeyTable<InviteServerTransaction | NonInviteServerTransaction | number>();
-  /** The same keys in deadline order (all share one duration, T4), consumed from `head`. */
-  private queueKeys: string[] = [];
-  private queueAt: number[] = [];
-  private head = 0;
-  private sweepTimer: TimerHandle | undefined;
+  private readonly byKey = new KeyTable<
+    InviteServerTransaction | NonInviteServerTransaction | CompletedNonInvite | number
+  >();
+  /** Timer I of Confirmed INVITE transactions (all T4). */
+  private readonly confirmedInvites: ExpiryQueue;
+  /** Timer J of Completed non-INVITE transactions (all 64*T1). */
+  private readonly completedNonInvites: ExpiryQueue;
   private readonly hooks: TransactionHooks = {
-    terminated: (key) => {
-      this.byKey.delete(key);
+    terminated: (t) => {
+      if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
     },
     confirmed: (key) => {
-      const at = this.clock.now() + this.timers.t4;
-      this.byKey.set(key, at);
-      this.queueKeys.push(key);
-      this.queueAt.push(at);
-      if (this.sweepTimer === undefined) this.sweepTimer = this.clock.setTimer(this.timers.t4, this.sweep);
+      this.byKey.set(key, this.confirmedInvites.add(key));
+    },
+    completed: (t) => {
+      const response = t.finalResponse;
+      if (response === undefined || this.byKey.get(t.key) !== t) return;
+      this.byKey.set(t.key, new CompletedNonInvite(response, t.route, this.completedNonInvites.add(t.key)));
     },
   };
 
   constructor(
     private readonly clock: Clock,
     private readonly timers: TimerValues,
-  ) {}
+  ) {
+    // A key reused since (a misbehaving client's branch) holds something else now: it is left alone.
+    this.confirmedInvites = new ExpiryQueue(clock, timers.t4, (key, at) => {
+      if (this.byKey.get(key) === at) this.byKey.delete(key);
+    });
+    // RFC 3261 §17.2.2: Timer J, 64*T1 for unreliable transports.
+    this.completedNonInvites = new ExpiryQueue(clock, 64 * timers.t1, (key, at) => {
+      const v = this.byKey.get(key);
+      if (v instanceof CompletedNonInvite && v.expiresAt === at) this.byKey.delete(key);
+    });
+  }
 
-  /** Transactions held, Confirmed ones included. */
+  /** Transactions held, Confirmed and Completed ones included. */
   get size(): number {
     return this.byKey.size;
   }
 
   get(key: string): ServerTransaction | undefined {
     const t = this.byKey.get(key);
-    if (typeof t !== 'number') return t;
-    return t > this.clock.now() ? CONFIRMED_INVITE : undefined;
+    if (typeof t === 'number') return t > this.clock.now() ? CONFIRMED_INVITE : undefined;
+    if (t instanceof CompletedNonInvite) return t.expiresAt > this.clock.now() ? t : undefined;
+    return t;
   }
 
   createInvite(key: string, route: ResponseRoute): InviteServerTransaction {
@@ -91,40 +165,12 @@ export class ServerTransactionTable {
     return t;
   }
 
-  /** Timer I for every Confirmed transaction that is due; re-armed for the next one. */
-  private readonly sweep = (): void => {
-    this.sweepTimer = undefined;
-    const now = this.clock.now();
-    const keys = this.queueKeys;
-    const ats = this.queueAt;
-    let h = this.head;
-    while (h < keys.length && ats[h]! <= now) {
-      const key = keys[h]!;
-      // A key reused since (a misbehaving client's branch) holds something else now: leave it.
-      if (this.byKey.get(key) === ats[h]) this.byKey.delete(key);
-      h++;
-    }
-    if (h === keys.length) {
-      this.queueKeys = [];
-      this.queueAt = [];
-      h = 0;
-    } else if (h > 4096 && h * 2 > keys.length) {
-      this.queueKeys = keys.slice(h);
-      this.queueAt = ats.slice(h);
-      h = 0;
-    }
-    this.head = h;
-    if (h < this.queueKeys.length) this.sweepTimer = this.clock.setTimer(this.queueAt[h]! - now, this.sweep);
-  };
-
   /** Drop every transaction (shutdown). */
   clear(): void {
-    for (const t of this.byKey.values()) if (typeof t !== 'number') t.dispose();
+    for (const t of this.byKey.values())
+      if (typeof t !== 'number' && !(t instanceof CompletedNonInvite)) t.dispose();
     this.byKey.clear();
-    this.queueKeys = [];
-    this.queueAt = [];
-    this.head = 0;
-    if (this.sweepTimer !== undefined) this.clock.clearTimer(this.sweepTimer);
-    this.sweepTimer = undefined;
+    this.confirmedInvites.clear();
+    this.completedNonInvites.clear();
   }
 }

@@ -25,14 +25,20 @@ export interface ResponseRoute {
 
 /** What a transaction tells the table that holds it. */
 export interface TransactionHooks {
-  /** The transaction is over: forget it. */
-  terminated(key: string): void;
+  /** The transaction is over: forget it (unless the table holds something else under its key now). */
+  terminated(t: ServerTransactionBase): void;
   /**
    * An INVITE transaction entered Confirmed over an unreliable transport. Until Timer I (T4) fires,
    * the only thing left to do is absorb ACKs and INVITE retransmissions, which the table does with
    * the key alone, so the transaction object itself can go.
    */
   confirmed(key: string): void;
+  /**
+   * A non-INVITE transaction entered Completed over an unreliable transport. Until Timer J (64*T1)
+   * fires, the only thing left to do is answer request retransmissions with the final response, which
+   * the table does from the response and its destination alone, so the transaction object can go.
+   */
+  completed(t: NonInviteServerTransaction): void;
 }
 
 /**
@@ -45,7 +51,7 @@ function retained(data: Buffer | string): string {
   return typeof data === 'string' ? data : data.toString('latin1');
 }
 
-abstract class ServerTransactionBase {
+export abstract class ServerTransactionBase {
   state: ServerTransactionState;
   protected lastResponse: string | undefined;
   protected timer: TimerHandle | undefined;
@@ -92,7 +98,7 @@ abstract class ServerTransactionBase {
     this.timer = undefined;
     this.lastResponse = undefined;
     this.state = ServerTransactionState.Terminated;
-    this.hooks.terminated(this.key);
+    this.hooks.terminated(this);
   }
 
   /** Stop now (shutdown); no further retransmissions. */
@@ -223,9 +229,15 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
       return;
     }
     this.state = ServerTransactionState.Completed;
-    // RFC 3261 §17.2.2: Timer J is 64*T1 for unreliable transports and zero for reliable ones.
+    // RFC 3261 §17.2.2: Timer J is 64*T1 for unreliable transports and zero for reliable ones. The
+    // table runs Timer J on a compact copy (CompletedNonInvite); this object stays Completed.
     if (this.route.link.reliable) this.terminate();
-    else this.arm(64 * this.timers.t1, ServerTransactionBase.end);
+    else this.hooks.completed(this);
+  }
+
+  /** The final response sent, as kept for retransmission (latin1 text). */
+  get finalResponse(): string | undefined {
+    return this.state === ServerTransactionState.Completed ? this.lastResponse : undefined;
   }
 
   retransmission(): void {
@@ -246,5 +258,42 @@ export const CONFIRMED_INVITE = {
   ack(): void {},
 } as const;
 
+/**
+ * A non-INVITE transaction in Completed over UDP, kept by the table until Timer J: what a request
+ * retransmission needs (RFC 3261 §17.2.2: "any retransmissions of the request received while in the
+ * Completed state MUST cause the server transaction to pass the final response to the transport
+ * layer for retransmission"), in one object instead of the transaction, its route and a timer.
+ */
+export class CompletedNonInvite {
+  private readonly link: Link;
+  private readonly address: string;
+  private readonly port: number;
+
+  constructor(
+    /** The final response as sent (latin1 text). */
+    readonly response: string,
+    route: ResponseRoute,
+    /** When Timer J fires (clock ms). */
+    readonly expiresAt: number,
+  ) {
+    this.link = route.link;
+    this.address = route.address;
+    this.port = route.port;
+  }
+
+  // Getters, not fields: tens of thousands of these are held at once, each as small as it can be.
+  get kind(): 'non-invite' {
+    return 'non-invite';
+  }
+
+  get state(): ServerTransactionState.Completed {
+    return ServerTransactionState.Completed;
+  }
+
+  retransmission(): void {
+    this.link.send(this.response, this.address, this.port);
+  }
+}
+
 export type ServerTransaction =
-  InviteServerTransaction | NonInviteServerTransaction | typeof CONFIRMED_INVITE;
+  InviteServerTransaction | NonInviteServerTransaction | CompletedNonInvite | typeof CONFIRMED_INVITE;

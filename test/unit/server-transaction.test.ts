@@ -190,6 +190,66 @@ describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
     expect(table.size).toBe(0);
   });
 
+  it('§17.2.2: Completed over UDP is held by the table alone: a retransmission gets the same bytes until Timer J', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createNonInvite('k', route);
+    const original = Buffer.from([...Buffer.from('SIP/2.0 200 OK\r\nX: '), 0xe9, 0xff, 13, 10, 13, 10]);
+    t.respond(200, original);
+    // No timer of the transaction's own: the table's Timer J queue is the only one armed.
+    expect(clock.active).toBe(1);
+    clock.advance(64 * T1 - 1);
+    const held = table.get('k');
+    expect(held).not.toBe(t);
+    expect(held?.kind).toBe('non-invite');
+    expect(held?.state).toBe(ServerTransactionState.Completed);
+    held!.retransmission();
+    held!.retransmission();
+    expect(link.sent.map((s) => [s.data, s.address, s.port])).toEqual([
+      [original, '127.0.0.1', 5070],
+      [original, '127.0.0.1', 5070],
+      [original, '127.0.0.1', 5070],
+    ]);
+    expect(table.size).toBe(1);
+    clock.advance(1);
+    expect(table.get('k')).toBeUndefined();
+    expect(table.size).toBe(0);
+    expect(clock.active).toBe(0);
+  });
+
+  it('§17.2.2: Timer J of each Completed transaction counts from its own final response', () => {
+    const { clock, table, route } = setup();
+    table.createNonInvite('a', route).respond(200, R302);
+    clock.advance(1000);
+    table.createNonInvite('b', route).respond(404, R302);
+    const c = table.createNonInvite('c', route);
+    clock.advance(64 * T1 - 1000);
+    expect(table.get('a')).toBeUndefined();
+    expect(table.get('b')).toBeDefined();
+    // Still Trying: no Timer J yet.
+    expect(table.get('c')).toBe(c);
+    c.respond(200, R302);
+    clock.advance(999);
+    expect(table.size).toBe(2);
+    clock.advance(1);
+    expect(table.size).toBe(1);
+    clock.advance(64 * T1);
+    expect(table.size).toBe(0);
+    expect(clock.active).toBe(0);
+  });
+
+  it('a key reused after Completed is not dropped by the earlier Timer J, nor by disposing the old transaction', () => {
+    const { clock, table, route } = setup();
+    const old = table.createNonInvite('k', route);
+    old.respond(200, R302);
+    const again = table.createNonInvite('k', route);
+    old.dispose();
+    expect(table.get('k')).toBe(again);
+    clock.advance(64 * T1);
+    expect(table.get('k')).toBe(again);
+    table.clear();
+    expect(table.size).toBe(0);
+  });
+
   it('is freed at once over TCP', () => {
     const { table, route } = setup('tcp');
     table.createNonInvite('k', route).respond(200, R302);
