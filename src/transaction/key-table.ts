@@ -38,6 +38,11 @@ export class KeyTable<V> {
     return this.live;
   }
 
+  /** Slots allocated (diagnostics and tests). */
+  get capacity(): number {
+    return this.keys.length;
+  }
+
   get(key: string): V | undefined {
     const keys = this.keys;
     const mask = this.mask;
@@ -89,6 +94,8 @@ export class KeyTable<V> {
     this.keys[i] = DELETED;
     this.vals[i] = undefined;
     this.live--;
+    // After a burst, give the room back once few entries are left.
+    if (this.live * 16 < this.keys.length && this.keys.length > MIN_CAPACITY) this.rebuild();
     return true;
   }
 

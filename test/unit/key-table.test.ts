@@ -48,6 +48,16 @@ describe('KeyTable', () => {
     }
   });
 
+  it('grows for a burst and gives the room back as the burst drains', () => {
+    const t = new KeyTable<number>();
+    const first = t.capacity;
+    for (let n = 0; n < 100_000; n++) t.set(`b${n}`, n);
+    expect(t.capacity).toBeGreaterThanOrEqual(200_000);
+    for (let n = 0; n < 100_000; n++) expect(t.delete(`b${n}`)).toBe(true);
+    expect(t.size).toBe(0);
+    expect(t.capacity).toBe(first);
+  });
+
   it('tells keys apart that share a prefix, differ in case, or are empty', () => {
     const t = new KeyTable<string>();
     for (const k of [
