@@ -32,8 +32,10 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
       }),
     );
   // Buffered, asynchronous writes keep logging off the hot path under load; a quiet service still
-  // shows its lines within a second, and everything is flushed on shutdown.
-  const stdout = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // shows its lines within a second, and everything is flushed on shutdown. Each write goes through
+  // libuv's thread pool (a thread woken, then the loop woken to hear it is done), so the buffer is
+  // large: with 4 KiB, logging at info cost about 5 % more CPU per proxied call at 500 calls/s.
+  const stdout = pino.destination({ dest: 1, sync: false, minLength: 16384, maxWrite: 65536 });
   setInterval(() => {
     try {
       stdout.flush();
