@@ -148,13 +148,10 @@ export class KeyTable<V> {
         liveVals.push(oldVals[i] as V);
       }
     }
-    if (capacity === oldKeys.length) {
-      oldKeys.fill(undefined);
-      oldVals.fill(undefined);
-    } else {
-      // New arrays; the old ones are emptied first so that they hold nothing alive if they linger.
-      oldKeys.fill(undefined);
-      oldVals.fill(undefined);
+    // Emptied in any case: arrays given up must hold nothing alive if they linger.
+    oldKeys.fill(undefined);
+    oldVals.fill(undefined);
+    if (capacity !== oldKeys.length) {
       this.keys = new Array<string | null | undefined>(capacity).fill(undefined);
       this.vals = new Array<V | undefined>(capacity).fill(undefined);
       this.mask = capacity - 1;
