@@ -27,8 +27,6 @@ export type ParseResult =
       readonly request?: SipRequest;
     };
 
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-const LFLF = Buffer.from('\n\n', 'latin1');
 const CR = 13;
 const LF = 10;
 
@@ -40,30 +38,19 @@ export function skipLeadingCrlf(buf: Buffer, from = 0): number {
 }
 
 /**
- * Locate the blank line ending the header section. Returns [headerEnd, bodyStart] or undefined.
+ * Locate the blank line ending the header section in a message's bytes decoded as latin1 text (one
+ * char per byte, so offsets are byte offsets). Returns [headerEnd, bodyStart] or undefined.
  * Bare-LF line endings are accepted as a courtesy to sloppy peers.
  */
-export function findHeaderEnd(buf: Buffer, from: number): [number, number] | undefined {
-  const firstLf = buf.indexOf(LF, from);
-  if (firstLf < 0) return undefined;
-  if (firstLf > from && buf[firstLf - 1] === CR) {
-    // CRLF line endings, as RFC 3261 §7 prescribes: one search for the blank line.
-    const crlf = buf.indexOf(CRLFCRLF, firstLf - 1);
-    if (crlf >= 0) return [crlf, crlf + 4];
-  }
-  const lf = buf.indexOf(LFLF, from);
-  // "\r\n\n" counts as a blank line too.
-  return lf >= 0 ? [lf, lf + 2] : undefined;
-}
-
-/** findHeaderEnd over the same bytes decoded as latin1 text (one char per byte, so the offsets agree). */
 export function findHeaderEndInText(text: string, from: number): [number, number] | undefined {
   const firstLf = text.indexOf('\n', from);
   if (firstLf < 0) return undefined;
   if (firstLf > from && text.charCodeAt(firstLf - 1) === CR) {
+    // CRLF line endings, as RFC 3261 §7 prescribes: one search for the blank line.
     const crlf = text.indexOf('\r\n\r\n', firstLf - 1);
     if (crlf >= 0) return [crlf, crlf + 4];
   }
+  // "\r\n\n" counts as a blank line too.
   const lf = text.indexOf('\n\n', from);
   return lf >= 0 ? [lf, lf + 2] : undefined;
 }
@@ -292,28 +279,14 @@ function parseStatusLine(line: string): [status: number, reason: string, version
 export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult {
   const start = skipLeadingCrlf(buf);
   if (start >= buf.length) return { ok: false, error: new SipParseError('Empty message') };
-  // The message from its start line on, body included, as latin1 text (one char per byte): the blank
-  // line is then found by string search, as findHeaderEnd finds it in the bytes, without two calls
-  // into the Buffer binding. The header section is text[0, headLen).
+  // The message from its start line on, body included, as latin1 text (one char per byte), in which
+  // the blank line is found by string search. The header section is text[0, headLen).
   const text = buf.toString('latin1', start);
-  let headLen = text.length;
-  let bodyStart = buf.length;
-  let framed = false;
+  const ends = findHeaderEndInText(text, 0);
+  const framed = ends !== undefined;
+  const headLen = ends === undefined ? text.length : ends[0];
+  const bodyStart = ends === undefined ? buf.length : start + ends[1];
   const firstLf = text.indexOf('\n');
-  if (firstLf >= 0) {
-    let blank = -1;
-    let skip = 4;
-    if (firstLf > 0 && text.charCodeAt(firstLf - 1) === CR) blank = text.indexOf('\r\n\r\n', firstLf - 1);
-    if (blank < 0) {
-      blank = text.indexOf('\n\n');
-      skip = 2;
-    }
-    if (blank >= 0) {
-      headLen = blank;
-      bodyStart = start + blank + skip;
-      framed = true;
-    }
-  }
   const lineEnd = firstLf >= 0 && firstLf < headLen ? firstLf : headLen;
   const startLine = text.charCodeAt(lineEnd - 1) === CR ? text.slice(0, lineEnd - 1) : text.slice(0, lineEnd);
   // A Status-Line starts with the SIP-Version, whose "SIP" is case-insensitive (RFC 3261 §7.1).

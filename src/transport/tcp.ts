@@ -28,9 +28,9 @@ export class TcpConnection implements Link {
   readonly source: Source;
   private readonly framer: StreamFramer;
   private readonly closeHandlers = new Set<(err: Error | undefined) => void>();
-  /** Answers held while a received chunk is handled (see receive); undefined otherwise. */
-  private gathered: (Buffer | string)[] | undefined;
-  private readonly spare: (Buffer | string)[] = [];
+  /** Answers held while a received chunk is handled (see receive), written when it is done. */
+  private readonly gathered: (Buffer | string)[] = [];
+  private gathering = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -89,8 +89,7 @@ export class TcpConnection implements Link {
 
   send(data: Buffer | string): void {
     if (!this.open) return;
-    const gathered = this.gathered;
-    if (gathered !== undefined) gathered.push(data);
+    if (this.gathering) this.gathered.push(data);
     else this.write(data);
   }
 
@@ -106,18 +105,18 @@ export class TcpConnection implements Link {
   private receive(chunk: Buffer): void {
     // What the messages of one chunk answer leaves in one write: one pass through the socket's
     // stream machinery for the lot, rather than one per answer.
-    const gathered = this.spare;
-    this.gathered = gathered;
+    this.gathering = true;
     try {
       this.frame(chunk);
     } finally {
-      this.gathered = undefined;
-      this.flush(gathered);
+      this.gathering = false;
+      this.flush();
     }
   }
 
   /** Writes what was gathered, as one latin1 string when it is all text. */
-  private flush(gathered: (Buffer | string)[]): void {
+  private flush(): void {
+    const gathered = this.gathered;
     const n = gathered.length;
     if (n === 0) return;
     if (this.open) {
@@ -139,7 +138,7 @@ export class TcpConnection implements Link {
       else {
         this.onFramingError(ev.error, ev.data, this.source);
         // RFC 4475 §3.1.2.3: framing is lost, so the connection is closed once the answer is out.
-        if (this.gathered !== undefined) this.flush(this.gathered);
+        this.flush();
         this.socket.end();
       }
     }
