@@ -118,7 +118,10 @@ export class ProxySupport {
   routerDeps(): Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> {
     return {
       clientTxns: this.clientTxns,
-      targets: { resolve: (pool) => this.resolver.resolve(pool) },
+      targets: {
+        resolve: (pool) => this.resolver.resolve(pool),
+        cached: (pool) => this.resolver.cached(pool),
+      },
       health: this.health,
       outbound: this.outbound,
       connections: this.connections,

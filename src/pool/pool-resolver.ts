@@ -139,16 +139,24 @@ export class PoolResolver {
    * and nothing, not even an expired answer within maxStaleMs, could stand in.
    */
   resolve(pool: Pool, transport?: TargetTransport): Promise<Target[]> {
+    const ready = this.cached(pool, transport);
+    if (ready !== undefined) return Promise.resolve(ready);
+    return this.plan(pool, transport ?? this.defaultTransport, pool.targets.length > 0);
+  }
+
+  /**
+   * What `resolve` would give from a plan still within its TTL, without waiting for a promise: the
+   * per-request path of a proxy whose pool is known. Undefined when the plan must be (re)made.
+   */
+  cached(pool: Pool, transport?: TargetTransport): Target[] | undefined {
     const choice = transport ?? this.defaultTransport;
-    const isStatic = pool.targets.length > 0;
-    const plan = isStatic
-      ? this.staticPlans.get(pool)?.get(choice)
-      : this.dnsPlans.get(`${choice} ${pool.fqdn}`);
-    if (plan !== undefined && this.clock.now() < plan.until) {
-      this.noteStale(pool.fqdn, plan.stale, plan.staleError);
-      return Promise.resolve(this.draw(plan.segments));
-    }
-    return this.plan(pool, choice, isStatic);
+    const plan =
+      pool.targets.length > 0
+        ? this.staticPlans.get(pool)?.get(choice)
+        : this.dnsPlans.get(`${choice} ${pool.fqdn}`);
+    if (plan === undefined || !(this.clock.now() < plan.until)) return undefined;
+    this.noteStale(pool.fqdn, plan.stale, plan.staleError);
+    return this.draw(plan.segments);
   }
 
   private async plan(pool: Pool, choice: TransportChoice, isStatic: boolean): Promise<Target[]> {

@@ -55,6 +55,8 @@ export const DEFAULT_PROXY_SETTINGS: ProxySettings = {
 /** Where pool targets come from (the pool layer: static targets or RFC 3263 resolution). */
 export interface TargetSource {
   resolve(pool: Pool): Promise<readonly Target[]>;
+  /** The targets at once when they are known and fresh (no promise turn per request), else undefined. */
+  cached(pool: Pool): readonly Target[] | undefined;
 }
 
 /** Failover bookkeeping and probe results (the pool layer's TargetHealth). */
@@ -147,11 +149,13 @@ export class Proxy {
     const ctx = new ResponseContext(this, inb, endpoint, route !== undefined && this.isOwnRoute(route));
     this.track(key, ctx);
     ctx.sendTrying();
+    const known = this.deps.targets.cached(endpoint.pool);
+    if (known !== undefined) {
+      this.startOn(ctx, known);
+      return;
+    }
     this.deps.targets.resolve(endpoint.pool).then(
-      (targets) => {
-        for (const t of targets) this.knownHops.set(`${t.address}|${t.port}`, t);
-        ctx.start(this.deps.health.order(targets));
-      },
+      (targets) => this.startOn(ctx, targets),
       (err: unknown) => {
         this.deps.logger.warn(
           { pool: endpoint.poolFqdn, err: err instanceof Error ? err.message : String(err) },
@@ -160,6 +164,11 @@ export class Proxy {
         ctx.start([]);
       },
     );
+  }
+
+  private startOn(ctx: ResponseContext, targets: readonly Target[]): void {
+    for (const t of targets) this.knownHops.set(`${t.address}|${t.port}`, t);
+    ctx.start(this.deps.health.order(targets));
   }
 
   /**
@@ -188,16 +197,22 @@ export class Proxy {
   forwardAck(req: SipRequest): boolean {
     const hop = this.inDialogHop(req);
     if (hop === undefined) return false;
-    void this.deps.outbound.sender(hop.target).then(
-      (sender) => {
-        const copy = forwardedRequest(req, {
-          via: `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`,
-          popRoute: hop.popRoute,
-        });
-        sender.send(copy.toBuffer());
-      },
-      (err: unknown) => this.deps.logger.debug({ err: String(err) }, 'ACK could not be forwarded'),
-    );
+    const send = (sender: Sender): void => {
+      const copy = forwardedRequest(req, {
+        via: `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`,
+        popRoute: hop.popRoute,
+      });
+      sender.send(copy.toBuffer());
+    };
+    const ready = this.deps.outbound.readySender(hop.target);
+    if (ready !== undefined) send(ready);
+    else {
+      this.deps.outbound
+        .sender(hop.target)
+        .then(send, (err: unknown) =>
+          this.deps.logger.debug({ err: String(err) }, 'ACK could not be forwarded'),
+        );
+    }
     return true;
   }
 
@@ -227,12 +242,15 @@ export class Proxy {
     const port = rport !== undefined && rport !== '' ? Number(rport) : (next.port ?? 5060);
     const data = up.toBuffer();
     if (next.transport === 'UDP') {
-      void this.deps.outbound
-        .sender({ transport: 'udp', address, port, family: address.includes(':') ? 6 : 4 })
-        .then(
-          (s) => s.send(data),
-          () => undefined,
-        );
+      const sender = this.deps.outbound.readySender({
+        transport: 'udp',
+        address,
+        port,
+        family: address.includes(':') ? 6 : 4,
+      });
+      // No UDP listener of that family: nowhere to send it from.
+      if (sender === undefined) return false;
+      sender.send(data);
       return true;
     }
     const conn = this.deps.connections.find(address, port);
@@ -421,6 +439,12 @@ class ResponseContext {
       return;
     }
     const target = this.targets[this.index++]!;
+    // A UDP member (the usual pool) is sent to at once; a stream may first have to connect.
+    const ready = this.deps.outbound.readySender(target);
+    if (ready !== undefined) {
+      this.attempt(target, ready);
+      return;
+    }
     this.deps.outbound.sender(target).then(
       (sender) => this.attempt(target, sender),
       (err: unknown) => {

@@ -79,21 +79,33 @@ export class Outbound {
     );
   }
 
+  /**
+   * A sender for a UDP next hop, at once: a request to a UDP pool member needs no promise turn.
+   * Undefined for a stream transport (it may have to connect) and when no UDP listener has the hop's
+   * family (`sender` says why).
+   */
+  readySender(hop: NextHop): Sender | undefined {
+    if (hop.transport !== 'udp') return undefined;
+    const known = this.udpSenders.get(hop);
+    if (known !== undefined) return known;
+    const l = this.udp.find((u) => u.address.family === hop.family);
+    if (l === undefined) return undefined;
+    const sender: Sender = {
+      transport: 'udp',
+      reliable: false,
+      sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
+      connection: undefined,
+      send: (data) => l.send(data, hop.address, hop.port),
+    };
+    this.udpSenders.set(hop, sender);
+    return sender;
+  }
+
   /** A sender for a next hop; rejects with TransportUnavailableError when we cannot reach it. */
   async sender(hop: NextHop): Promise<Sender> {
     if (hop.transport === 'udp') {
-      const known = this.udpSenders.get(hop);
-      if (known !== undefined) return known;
-      const l = this.udp.find((u) => u.address.family === hop.family);
-      if (l === undefined) throw new TransportUnavailableError(`no UDP listener for IPv${hop.family}`);
-      const sender: Sender = {
-        transport: 'udp',
-        reliable: false,
-        sentBy: hostPort(advertised(l.address.host, l.address.family), l.address.port),
-        connection: undefined,
-        send: (data) => l.send(data, hop.address, hop.port),
-      };
-      this.udpSenders.set(hop, sender);
+      const sender = this.readySender(hop);
+      if (sender === undefined) throw new TransportUnavailableError(`no UDP listener for IPv${hop.family}`);
       return sender;
     }
     if (hop.transport === 'tcp') {

@@ -260,6 +260,35 @@ describe('PoolResolver: caching', () => {
     expect((await resolver.resolve(pool('pcpool.test.example'), 'tls'))[0]?.port).toBe(5042);
   });
 
+  it('gives a fresh plan at once through cached(), and nothing before the first resolution or after the TTL', async () => {
+    const { dns, clock, resolver } = setup();
+    dns.srv.set('_sips._tcp.pcpool.test.example', [srv('pc1.test.example', 5041, 0, 0, 120)]);
+    dns.a.set('pc1.test.example', [{ address: '127.0.0.11', ttl: 30 }]);
+    const p = pool('pcpool.test.example');
+    expect(resolver.cached(p, 'tls')).toBeUndefined();
+    await resolver.resolve(p, 'tls');
+    const queries = dns.queries.length;
+    expect(brief(resolver.cached(p, 'tls')!)).toEqual(['tls 127.0.0.11:5041']);
+    // Another transport has a plan of its own.
+    expect(resolver.cached(p, 'tcp')).toBeUndefined();
+    clock.advance(29_999);
+    expect(brief(resolver.cached(p, 'tls')!)).toEqual(['tls 127.0.0.11:5041']);
+    clock.advance(1);
+    expect(resolver.cached(p, 'tls')).toBeUndefined();
+    // cached() never asks DNS itself.
+    expect(dns.queries.length).toBe(queries);
+  });
+
+  it('gives static targets through cached() once planned, per pool object (a reload plans anew)', async () => {
+    const { resolver } = setup();
+    const p = pool('pcpool.test.example', [{ uri: 'sip:127.0.0.5:5060;transport=udp', q: undefined }]);
+    expect(resolver.cached(p)).toBeUndefined();
+    await resolver.resolve(p);
+    expect(brief(resolver.cached(p)!)).toEqual(['udp 127.0.0.5:5060']);
+    const reloaded = pool('pcpool.test.example', [{ uri: 'sip:127.0.0.6:5060;transport=udp', q: undefined }]);
+    expect(resolver.cached(reloaded)).toBeUndefined();
+  });
+
   it('shares one query among concurrent resolutions', async () => {
     const { dns, resolver } = setup();
     lyncZone(dns);

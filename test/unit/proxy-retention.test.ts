@@ -51,6 +51,7 @@ function rig() {
   const outbound = {
     listenerCount: 1,
     sentByValues: () => ['127.0.0.1:5060'],
+    readySender: () => sender,
     sender: () => Promise.resolve(sender),
   } as unknown as Outbound;
   const clientTxns = new ClientTransactionTable(clock, T);
@@ -63,7 +64,7 @@ function rig() {
     serverHeader: 'pchat-endpoint',
     proxy: {
       clientTxns,
-      targets: { resolve: () => Promise.resolve([MEMBER]) },
+      targets: { resolve: () => Promise.resolve([MEMBER]), cached: () => [MEMBER] },
       health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
       outbound,
       connections: new ConnectionRegistry(),
