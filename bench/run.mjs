@@ -9,7 +9,7 @@
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
-//             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 2000]
+//             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
 //             [--kamailio-shm 1024]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -54,7 +54,7 @@ const { values: args } = parseArgs({
     'hold-rate': { type: 'string', default: '2000' },
     'hold-ms': { type: 'string', default: '30000' },
     'kamailio-shm': { type: 'string', default: '1024' },
-    warmup: { type: 'string', default: '2000' },
+    warmup: { type: 'string', default: '15000' },
   },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {

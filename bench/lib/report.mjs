@@ -82,6 +82,45 @@ function table(header, rows) {
 const ratio = (a, b) =>
   Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a';
 
+/**
+ * CPU per call over every round of one configuration (each server's CPU seconds summed, over its
+ * successful calls summed), ours against Kamailio: one run varies by about ±10 % at low rates here,
+ * and the pooled figure is what the rounds say together.
+ * @param {any[]} runs
+ * @param {(r: any) => string} keyOf the configuration (log level, transport, load) as text
+ */
+function pooledCpu(runs, keyOf) {
+  const by = new Map();
+  for (const r of runs) {
+    if (!(r.serverCpuS >= 0) || !(r.successful > 0)) continue;
+    const key = keyOf(r);
+    const acc = by.get(key) ?? { ours: { cpu: 0, calls: 0, n: 0 }, kamailio: { cpu: 0, calls: 0, n: 0 } };
+    const side = r.server === 'ours' ? acc.ours : acc.kamailio;
+    side.cpu += r.serverCpuS;
+    side.calls += r.successful;
+    side.n++;
+    by.set(key, acc);
+  }
+  const rows = [];
+  for (const [key, { ours, kamailio }] of by) {
+    if (ours.n < 2 || kamailio.n < 2) continue;
+    const o = (ours.cpu * 1e6) / ours.calls;
+    const k = (kamailio.cpu * 1e6) / kamailio.calls;
+    rows.push([key, `${ours.n} / ${kamailio.n}`, o.toFixed(1), k.toFixed(1), ratio(o, k)]);
+  }
+  return rows;
+}
+
+function pushPooled(out, rows) {
+  if (rows.length === 0) return;
+  out.push('CPU per call over all rounds (CPU summed over calls summed, per server):');
+  out.push('');
+  out.push(
+    table(['configuration', 'rounds (ours / Kamailio)', 'ours µs/call', 'Kamailio µs/call', 'ratio'], rows),
+  );
+  out.push('');
+}
+
 export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate }) {
   const out = [];
   out.push(`## ${env.date.slice(0, 10)} — redirect load, pchat-endpoint vs Kamailio (${env.date})`);
@@ -194,6 +233,10 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       ),
     );
     out.push('');
+    pushPooled(
+      out,
+      pooledCpu(runs, (r) => `${r.level} ${r.transport.toUpperCase()} ${r.offeredRate}/s`),
+    );
   }
 
   if (memory) {
@@ -337,8 +380,8 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
     `- Load: SIPp \`test/sipp/bench-proxy-uac.xml\` (INVITE → 100 → 200 → ACK → BYE → 200) through the server to ` +
       `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
-      `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls (at the run's ` +
-      `rate, at most 1000/s) that are not counted. For each log level and load, the service and then Kamailio, ` +
+      `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls at 1000/s ` +
+      `that are not counted. For each log level and load, the service and then Kamailio, ` +
       `back to back, ${cfg.repeat ?? 1} round(s) of the pair (\`--repeat\`).`,
   );
   out.push(
@@ -430,6 +473,10 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       ),
     );
     out.push('');
+    pushPooled(
+      out,
+      pooledCpu(runs, (r) => `${r.level} ${r.offeredRate}/s`),
+    );
   }
 
   const troubled = runs.filter((r) => r.calls !== r.successful || r.serverLog.length > 0);
