@@ -738,8 +738,22 @@ function uriOf(nameAddr: string): string | undefined {
   }
 }
 
+/**
+ * The last URI hopOf read and its hop: the in-dialog requests of a pool's calls (ACK, BYE) mostly
+ * name the same few members, one after another. The hop is shared, which also lets Outbound keep one
+ * sender for it.
+ */
+let lastHop: { readonly uriText: string; readonly hop: NextHop } | undefined;
+
 /** A next hop named directly by a SIP URI with an IP host (no DNS on the in-dialog path). */
 function hopOf(uriText: string): NextHop | undefined {
+  if (lastHop?.uriText === uriText) return lastHop.hop;
+  const hop = readHop(uriText);
+  if (hop !== undefined) lastHop = { uriText, hop };
+  return hop;
+}
+
+function readHop(uriText: string): NextHop | undefined {
   try {
     const uri = parseSipUri(uriText);
     const host = uri.host.replace(/^\[|\]$/g, '');
