@@ -189,7 +189,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       maxMessageSize: server.sip.maxMessageSize,
       udp,
       tcp,
-      onMessage: (data, source) => router.onMessage(data, source),
+      onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
       onMemberChange: (t, up) => serviceMetrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
     },
@@ -360,7 +360,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     for (const l of server.listen) {
       // Each listener's access policy and flood checks ride along with every message it receives.
       const lg = guard.forListener(listenerId(l));
-      const onMessage = (data: Buffer, source: Source): void => router.onMessage(data, source, lg.admit);
+      const onMessage = (data: Buffer, source: Source, head?: string): void =>
+        router.onMessage(data, source, head, lg.admit);
       const maxMessageSize = server.sip.maxMessageSize;
       const idleTimeoutMs = server.limits.tcp.idleTimeout;
       switch (l.transport) {

@@ -163,10 +163,11 @@ export class Router {
   }
 
   /**
-   * Entry point for every message a transport receives. Never throws. `admit` is the listener's
-   * access and flood check; messages on our own outbound connections come without one.
+   * Entry point for every message a transport receives. Never throws. `head` is the header section
+   * as text when a stream transport's framing has decoded it (see MessageHandler). `admit` is the
+   * listener's access and flood check; messages on our own outbound connections come without one.
    */
-  readonly onMessage = (data: Buffer, source: Source, admit?: Admit): void => {
+  readonly onMessage = (data: Buffer, source: Source, head?: string, admit?: Admit): void => {
     try {
       // A response (starting "SIP/") only matters if it matches a transaction of ours: not checked.
       if (
@@ -179,7 +180,7 @@ export class Router {
           return;
         }
       }
-      this.receive(data, source);
+      this.receive(data, source, head);
     } catch (err) {
       this.stats.internalErrors++;
       this.log.error({ err, peer: `${source.address}:${source.port}` }, 'internal error handling message');
@@ -206,11 +207,11 @@ export class Router {
     }
   };
 
-  private receive(data: Buffer, source: Source): void {
+  private receive(data: Buffer, source: Source, head: string | undefined): void {
     // Half of all requests under load are ACKs for our final responses: absorb those without a full parse.
-    if (data[0] === 0x41 && this.absorbAck(data)) return;
+    if (data[0] === 0x41 && this.absorbAck(data, head)) return;
     const t0 = performance.now();
-    const result = parseMessage(data, source.link.reliable ? this.parseStream : this.parseDatagram);
+    const result = parseMessage(data, source.link.reliable ? this.parseStream : this.parseDatagram, head);
     if (!result.ok) {
       this.stats.parseErrors++;
       this.reject(result.error, result.request, source, t0);
@@ -518,14 +519,15 @@ export class Router {
    * Fast path for the ACK of one of our non-2xx finals: the branch of the first Via names the INVITE
    * transaction (RFC 3261 §17.2.3). True when it was absorbed; anything else takes the full path.
    */
-  private absorbAck(data: Buffer): boolean {
+  private absorbAck(data: Buffer, decoded: string | undefined): boolean {
     // The top Via is nearly always the line after the Request-Line: the first 320 bytes hold it, and
-    // a wider look (1 KiB) is taken only when they do not.
-    let head = data.toString('latin1', 0, Math.min(data.length, 320));
+    // a wider look (1 KiB) is taken only when they do not. A stream's framing has decoded the whole
+    // header section already.
+    let head = decoded ?? data.toString('latin1', 0, Math.min(data.length, 320));
     if (!head.startsWith('ACK ')) return false;
     let m = ACK_BRANCH.exec(head);
     // Not found, or found at the cut, where it may go on: look further.
-    if (data.length > 320 && (m === null || m.index + m[0].length === head.length)) {
+    if (decoded === undefined && data.length > 320 && (m === null || m.index + m[0].length === head.length)) {
       head = data.toString('latin1', 0, Math.min(data.length, 1024));
       m = ACK_BRANCH.exec(head);
     }

@@ -1,10 +1,15 @@
 // Cuts a byte stream (TCP, TLS) into SIP messages by the blank line and Content-Length (RFC 3261 §18.3).
 
 import { SipParseError } from './errors.js';
-import { findHeaderEndInText } from './parser.js';
+import { findHeaderEnd } from './parser.js';
 
 export type FrameEvent =
-  | { readonly type: 'message'; readonly data: Buffer }
+  | {
+      readonly type: 'message';
+      readonly data: Buffer;
+      /** The message's header section through its blank line, as latin1 text (for parseMessage). */
+      readonly head: string;
+    }
   /** A CRLFCRLF keep-alive ping between messages (RFC 5626 §3.5.1). */
   | { readonly type: 'ping' }
   /** Framing is lost: the stream must be closed after answering `data` if it can be read. */
@@ -14,6 +19,8 @@ export type FrameEvent =
 const CONTENT_LENGTH = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)/gi;
 
 const EMPTY = Buffer.alloc(0);
+const CR = 13;
+const LF = 10;
 
 export class StreamFramer {
   private pending: Buffer = EMPTY;
@@ -32,34 +39,40 @@ export class StreamFramer {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const events: FrameEvent[] = [];
     const buf = this.pending;
-    // The bytes as latin1 text, one char per byte, so that offsets agree: the searches below are
-    // string searches, which run without a call into the Buffer binding for each.
-    const text = buf.toString('latin1');
-    const len = text.length;
+    const len = buf.length;
     let pos = 0;
     for (;;) {
       // Keep-alives and stray CRLFs between messages (RFC 3261 §7.5).
       let skip = pos;
       while (skip < len) {
-        const c = text.charCodeAt(skip);
-        if (c !== 13 && c !== 10) break;
+        const c = buf[skip];
+        if (c !== CR && c !== LF) break;
         skip++;
       }
-      if (skip - pos >= 4 && text.startsWith('\r\n\r\n', pos)) events.push({ type: 'ping' });
+      if (
+        skip - pos >= 4 &&
+        buf[pos] === CR &&
+        buf[pos + 1] === LF &&
+        buf[pos + 2] === CR &&
+        buf[pos + 3] === LF
+      )
+        events.push({ type: 'ping' });
       // A lone CR or LF at the end may be the start of a ping: keep it until more arrives.
       if (skip === len) {
         pos = skip - pos >= 4 || skip === pos ? skip : pos;
         break;
       }
       pos = skip;
-      const ends = findHeaderEndInText(text, pos);
+      // The blank line is found in the bytes; only then is the header section decoded, once, and
+      // that text goes on with the message so that the parser need not decode it again.
+      const ends = findHeaderEnd(buf, pos);
       if (ends === undefined) {
         if (len - pos > this.maxMessageSize)
           return this.fail(events, new SipParseError('Message Too Large', 513));
         break;
       }
-      const [headEnd, bodyStart] = ends;
-      const head = text.slice(pos, headEnd);
+      const bodyStart = ends[1];
+      const head = buf.toString('latin1', pos, bodyStart);
       let length = 0;
       let seen = false;
       CONTENT_LENGTH.lastIndex = 0;
@@ -80,11 +93,11 @@ export class StreamFramer {
       const total = bodyStart - pos + length;
       if (total > this.maxMessageSize)
         return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
-      if (buf.length < bodyStart + length) break;
-      events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length) });
+      if (len < bodyStart + length) break;
+      events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length), head });
       pos = bodyStart + length;
     }
-    this.pending = pos >= buf.length ? EMPTY : pos === 0 ? buf : buf.subarray(pos);
+    this.pending = pos >= len ? EMPTY : pos === 0 ? buf : buf.subarray(pos);
     return events;
   }
 

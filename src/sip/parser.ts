@@ -55,6 +55,24 @@ export function findHeaderEndInText(text: string, from: number): [number, number
   return lf >= 0 ? [lf, lf + 2] : undefined;
 }
 
+/**
+ * The same search in the bytes themselves, for the stream framer, which decodes each message's header
+ * section only once it has found where it ends. Must agree with findHeaderEndInText.
+ */
+export function findHeaderEnd(buf: Buffer, from: number): [number, number] | undefined {
+  const firstLf = buf.indexOf(LF, from);
+  if (firstLf < 0) return undefined;
+  if (firstLf > from && buf[firstLf - 1] === CR) {
+    const crlf = buf.indexOf(CRLF_CRLF, firstLf - 1);
+    if (crlf >= 0) return [crlf, crlf + 4];
+  }
+  const lf = buf.indexOf(LF_LF, from);
+  return lf >= 0 ? [lf, lf + 2] : undefined;
+}
+
+const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LF_LF = Buffer.from('\n\n', 'latin1');
+
 /** Parse the Content-Length values of a header list: undefined when absent, throws when bad. */
 export function contentLength(headers: readonly HeaderField[]): number | undefined {
   let length: number | undefined;
@@ -275,13 +293,16 @@ function parseStatusLine(line: string): [status: number, reason: string, version
 /**
  * Parse one message held in `buf` (a whole datagram, or one message framed off a stream).
  * Never throws: every failure comes back as { ok: false, error } with the status to answer.
+ * `head`: the message's header section through its blank line, already decoded as latin1 (the stream
+ * framer has it); `buf` must then start with the start line.
  */
-export function parseMessage(buf: Buffer, opts: ParseOptions = {}): ParseResult {
-  const start = skipLeadingCrlf(buf);
+export function parseMessage(buf: Buffer, opts: ParseOptions = {}, head?: string): ParseResult {
+  const start = head === undefined ? skipLeadingCrlf(buf) : 0;
   if (start >= buf.length) return { ok: false, error: new SipParseError('Empty message') };
-  // The message from its start line on, body included, as latin1 text (one char per byte), in which
-  // the blank line is found by string search. The header section is text[0, headLen).
-  const text = buf.toString('latin1', start);
+  // The message from its start line on as latin1 text (one char per byte), in which the blank line
+  // is found by string search; the header section is text[0, headLen). Only the header section is
+  // read as text: the body is taken from the bytes.
+  const text = head ?? buf.toString('latin1', start);
   const ends = findHeaderEndInText(text, 0);
   const framed = ends !== undefined;
   const headLen = ends === undefined ? text.length : ends[0];

@@ -48,7 +48,9 @@ export class TcpConnection implements Link {
       family: socket.remoteFamily === 'IPv6' ? 6 : 4,
       ...(secure?.peerCertificate === undefined ? {} : { peerCertificate: secure.peerCertificate }),
     };
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    if (secure !== undefined || !readIntoShared(socket, this.receiveShared)) {
+      socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    }
     let failure: Error | undefined;
     socket.on('error', (err) => (failure = err));
     socket.on('close', () => {
@@ -102,6 +104,13 @@ export class TcpConnection implements Link {
     this.socket.destroy();
   }
 
+  /** Bytes read into the shared buffer: copied out, since the next read of any connection reuses it. */
+  private readonly receiveShared = (n: number, shared: Buffer): void => {
+    const chunk = Buffer.allocUnsafe(n);
+    shared.copy(chunk, 0, 0, n);
+    this.receive(chunk);
+  };
+
   private receive(chunk: Buffer): void {
     // What the messages of one chunk answer leaves in one write: one pass through the socket's
     // stream machinery for the lot, rather than one per answer.
@@ -133,7 +142,7 @@ export class TcpConnection implements Link {
 
   private frame(chunk: Buffer): void {
     for (const ev of this.framer.push(chunk)) {
-      if (ev.type === 'message') this.onMessage(ev.data, this.source);
+      if (ev.type === 'message') this.onMessage(ev.data, this.source, ev.head);
       else if (ev.type === 'ping') this.send(CRLF);
       else {
         this.onFramingError(ev.error, ev.data, this.source);
@@ -143,6 +152,39 @@ export class TcpConnection implements Link {
       }
     }
   }
+}
+
+/**
+ * The buffer every plain TCP connection reads into. Without it, each read allocates a 64 KiB buffer,
+ * shrinks it to what was read and wraps it in a stream chunk. A read is handled to the end before
+ * the next one starts, so one buffer serves every connection.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** The socket's `onread` fields (node:net), found once by their names. */
+let onreadFields: { buffer: symbol; callback: symbol } | null | undefined;
+
+/**
+ * Have the socket read into SHARED_READ_BUFFER and call `callback` with each read's length, which
+ * is what net.connect's `onread` option does; a socket that net.Server accepted has no such option,
+ * so the fields it sets are set here, before the first read. Returns false, and changes nothing,
+ * when this Node does not have them: the socket then delivers 'data' events as usual.
+ */
+export function readIntoShared(socket: net.Socket, callback: (n: number, buf: Buffer) => void): boolean {
+  if (onreadFields === undefined) {
+    const symbols = Object.getOwnPropertySymbols(socket);
+    const buffer = symbols.find((s) => s.description === 'kBuffer');
+    const cb = symbols.find((s) => s.description === 'kBufferCb');
+    onreadFields = buffer !== undefined && cb !== undefined ? { buffer, callback: cb } : null;
+  }
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } | null })._handle;
+  if (onreadFields === null || typeof handle?.useUserBuffer !== 'function') return false;
+  const fields = socket as unknown as Record<symbol, unknown>;
+  if (fields[onreadFields.buffer] !== null || fields[onreadFields.callback] !== null) return false;
+  fields[onreadFields.buffer] = SHARED_READ_BUFFER;
+  fields[onreadFields.callback] = callback;
+  handle.useUserBuffer(SHARED_READ_BUFFER);
+  return true;
 }
 
 // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.

@@ -42,8 +42,12 @@ export interface Source {
   readonly peerCertificate?: PeerCertificate;
 }
 
-/** Called for each message received (a whole datagram, or one message framed off a stream). */
-export type MessageHandler = (data: Buffer, source: Source) => void;
+/**
+ * Called for each message received (a whole datagram, or one message framed off a stream). Stream
+ * transports also hand over `head`, the header section through its blank line as latin1 text, which
+ * their framing has decoded already.
+ */
+export type MessageHandler = (data: Buffer, source: Source, head?: string) => void;
 
 /**
  * Called when a stream's framing is lost (bad or conflicting Content-Length, over-size message).

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { readIntoShared } from '../../src/transport/tcp.js';
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
@@ -245,6 +246,54 @@ describe('TCP', () => {
     const data = await c.waitFor((d) => (d.match(/SIP\/2\.0 /g) ?? []).length >= 2);
     expect(data).toMatch(/^SIP\/2\.0 404 [^]*\r\n\r\n\r\nSIP\/2\.0 302 /);
     c.close();
+  });
+
+  it('messages split across reads on several connections at once are put together per connection', async () => {
+    // Every plain TCP connection reads into one shared buffer: what a read leaves unframed must be
+    // a copy, or the next connection's read would overwrite it (the Call-IDs would come back wrong).
+    const clients = await Promise.all([1, 2, 3, 4].map(() => tcpClient(svc.port('tcp'))));
+    const msgs = clients.map((c, i) =>
+      invite({
+        via: `SIP/2.0/TCP 127.0.0.1:${c.localPort};branch=z9hG4bK-shared${i}`,
+        callId: `shared-${i}-${'abcdefghij'.repeat(3)}`,
+        body: `v=0\r\ns=${i}\r\n`,
+      }),
+    );
+    const cut = (m: string): number => m.indexOf('Call-ID: ') + 20;
+    for (const [i, c] of clients.entries()) {
+      c.sock.write(msgs[i]!.slice(0, cut(msgs[i]!)));
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    for (const [i, c] of [...clients.entries()].reverse()) {
+      c.sock.write(msgs[i]!.slice(cut(msgs[i]!)));
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    for (const [i, c] of clients.entries()) {
+      const r = await c.waitFor((d) => d.includes('\r\n\r\n'));
+      expect(statusOf(r)).toBe(302);
+      expect(r).toContain(`\r\nCall-ID: shared-${i}-${'abcdefghij'.repeat(3)}\r\n`);
+      c.close();
+    }
+  });
+
+  it('a connection reads into the shared buffer once it is set up for it, and only once', async () => {
+    const accepted = new Promise<net.Socket>((resolve) => {
+      const server = net.createServer((s) => {
+        server.close();
+        resolve(s);
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const c = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+        c.on('connect', () => c.end('hello'));
+      });
+    });
+    const socket = await accepted;
+    const reads: string[] = [];
+    expect(readIntoShared(socket, (n, buf) => void reads.push(buf.toString('latin1', 0, n)))).toBe(true);
+    expect(readIntoShared(socket, () => undefined)).toBe(false);
+    await new Promise((r) => socket.once('end', r));
+    expect(reads.join('')).toBe('hello');
+    socket.destroy();
   });
 
   it('over IPv6 too', async () => {

@@ -4,26 +4,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  findHeaderEnd,
   findHeaderEndInText,
   parseHeaderLines,
   parseMessage,
   skipLeadingCrlf,
 } from '../../src/sip/parser.js';
 
-/**
- * The blank line ending the header section, found in the bytes: the reference the text search that
- * the parser and the stream framer use (findHeaderEndInText) must agree with.
- */
-function findHeaderEnd(buf: Buffer, from: number): [number, number] | undefined {
-  const firstLf = buf.indexOf(10, from);
-  if (firstLf < 0) return undefined;
-  if (firstLf > from && buf[firstLf - 1] === 13) {
-    const crlf = buf.indexOf('\r\n\r\n', firstLf - 1, 'latin1');
-    if (crlf >= 0) return [crlf, crlf + 4];
-  }
-  const lf = buf.indexOf('\n\n', from, 'latin1');
-  return lf >= 0 ? [lf, lf + 2] : undefined;
-}
 import { StreamFramer } from '../../src/sip/framer.js';
 import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
 import { validateRequest } from '../../src/sip/validate.js';
@@ -197,7 +184,7 @@ describe('parser properties', () => {
   });
 
   it('frames the header section where findHeaderEnd finds the blank line in the bytes', () => {
-    // parseMessage and the stream framer search the decoded text; findHeaderEnd searches the bytes.
+    // parseMessage searches the decoded text; the stream framer (findHeaderEnd) searches the bytes.
     const piece = fc.constantFrom(
       'INVITE sip:a@b SIP/2.0',
       'SIP/2.0 200 OK',
@@ -221,7 +208,7 @@ describe('parser properties', () => {
         const start = skipLeadingCrlf(buf);
         if (start >= buf.length) return;
         const ends = findHeaderEnd(buf, start);
-        // The stream framer searches the bytes decoded as latin1: it must find the same offsets.
+        // The text search and the byte search must find the same offsets.
         expect(findHeaderEndInText(buf.toString('latin1'), start)).toEqual(ends);
         const head = buf.toString('latin1', start, ends === undefined ? buf.length : ends[0]);
         const nl = head.indexOf('\n');
@@ -266,8 +253,15 @@ describe('parser properties', () => {
           const out: Buffer[] = [];
           let from = 0;
           for (const p of [...points, all.length]) {
-            for (const ev of framer.push(all.subarray(from, p)))
-              if (ev.type === 'message') out.push(Buffer.from(ev.data));
+            for (const ev of framer.push(all.subarray(from, p))) {
+              if (ev.type !== 'message') continue;
+              out.push(Buffer.from(ev.data));
+              // The header text handed on is the message's own, and parsing with it changes nothing.
+              expect(ev.data.toString('latin1').startsWith(ev.head)).toBe(true);
+              expect(parseMessage(ev.data, { stream: true }, ev.head)).toEqual(
+                parseMessage(ev.data, { stream: true }),
+              );
+            }
             from = p;
           }
           expect(out.map((b) => b.toString('latin1'))).toEqual(msgs.map((b) => b.toString('latin1')));

@@ -53,6 +53,15 @@ describe('StreamFramer', () => {
     }
   });
 
+  it('each message carries its header section, through the blank line, as text', () => {
+    for (const at of [0, 7, 200, stream.length - 3]) {
+      const heads = frameAll([stream.subarray(0, at), stream.subarray(at)]).flatMap((e) =>
+        e.type === 'message' ? [e.head] : [],
+      );
+      expect(heads, `split at ${at}`).toEqual(expected.map((m) => m.slice(0, m.indexOf('\r\n\r\n') + 4)));
+    }
+  });
+
   it('byte-by-byte delivery gives the same messages', () => {
     const chunks = [...stream].map((b) => Buffer.from([b]));
     const got = frameAll(chunks)
