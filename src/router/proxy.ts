@@ -98,6 +98,47 @@ export interface Inbound {
   readonly raw?: Buffer;
 }
 
+/** White space as a regular expression's \\s has it, within latin1 (header text is decoded so). */
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 0xa0;
+}
+
+/**
+ * Is the sent-by of a Via value (the text after the protocol and white space, up to ";" or white
+ * space) one of `own` (lower-cased), compared without regard to case. Reads the value in place: it
+ * runs for every request.
+ */
+export function namesOwnSentBy(via: string, own: ReadonlySet<string>): boolean {
+  const n = via.length;
+  let i = 0;
+  while (i < n && !isSpace(via.charCodeAt(i))) i++;
+  if (i === 0) return false;
+  const gap = i;
+  while (i < n && isSpace(via.charCodeAt(i))) i++;
+  if (i === gap) return false;
+  const start = i;
+  while (i < n) {
+    const c = via.charCodeAt(i);
+    if (c === 0x3b || isSpace(c)) break;
+    i++;
+  }
+  const length = i - start;
+  if (length === 0) return false;
+  for (const o of own) {
+    if (o.length !== length) continue;
+    let j = 0;
+    for (; j < length; j++) {
+      const c = via.charCodeAt(start + j);
+      const w = o.charCodeAt(j);
+      if (c === w) continue;
+      // ASCII letters in either case; anything else (rare in a sent-by) as toLowerCase() has it.
+      if (c >= 0x41 && c <= 0x5a ? c + 32 !== w : c < 0x80 || via[start + j]!.toLowerCase() !== o[j]) break;
+    }
+    if (j === length) return true;
+  }
+  return false;
+}
+
 export class Proxy {
   /** Pool members we have sent to, by "address|port": in-dialog requests may go to them directly. */
   private readonly knownHops = new Map<string, Target>();
@@ -121,11 +162,11 @@ export class Proxy {
 
   /** RFC 3261 §16.3 item 4: a request that already carries our Via has looped. */
   isLoop(req: SipRequest): boolean {
+    const own = this.ownSentBy;
     for (const line of req.headerLines('via')) {
-      for (const v of line.indexOf(',') < 0 ? [line] : splitHeaderValues(line)) {
-        const sentBy = /^\S+\s+([^;\s]+)/.exec(v)?.[1]?.toLowerCase();
-        if (sentBy !== undefined && this.ownSentBy.has(sentBy)) return true;
-      }
+      if (line.indexOf(',') < 0) {
+        if (namesOwnSentBy(line, own)) return true;
+      } else for (const v of splitHeaderValues(line)) if (namesOwnSentBy(v, own)) return true;
     }
     return false;
   }

@@ -15,9 +15,6 @@ export type FrameEvent =
   /** Framing is lost: the stream must be closed after answering `data` if it can be read. */
   | { readonly type: 'error'; readonly error: SipParseError; readonly data: Buffer | undefined };
 
-// Content-Length or its compact form "l" at the start of a header line; the value may be folded.
-const CONTENT_LENGTH = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)/gi;
-
 const EMPTY = Buffer.alloc(0);
 const CR = 13;
 const LF = 10;
@@ -73,23 +70,8 @@ export class StreamFramer {
       }
       const bodyStart = ends[1];
       const head = buf.toString('latin1', pos, bodyStart);
-      let length = 0;
-      let seen = false;
-      CONTENT_LENGTH.lastIndex = 0;
-      for (let m = CONTENT_LENGTH.exec(head); m !== null; m = CONTENT_LENGTH.exec(head)) {
-        const value = (m[1] ?? '').trim();
-        if (!/^[0-9]{1,10}$/.test(value))
-          return this.fail(events, new SipParseError('Bad Content-Length'), buf.subarray(pos, bodyStart));
-        const n = Number(value);
-        if (seen && n !== length)
-          return this.fail(
-            events,
-            new SipParseError('Conflicting Content-Length'),
-            buf.subarray(pos, bodyStart),
-          );
-        seen = true;
-        length = n;
-      }
+      const length = streamContentLength(head);
+      if (typeof length !== 'number') return this.fail(events, length, buf.subarray(pos, bodyStart));
       const total = bodyStart - pos + length;
       if (total > this.maxMessageSize)
         return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
@@ -107,4 +89,91 @@ export class StreamFramer {
     events.push({ type: 'error', error, data });
     return events;
   }
+}
+
+const CONTENT_LENGTH = 'content-length';
+
+/**
+ * The body length a header section announces for stream framing (RFC 3261 §18.3): its Content-Length
+ * (or "l") headers, in any case and possibly folded, 0 when there is none; an error when a value is
+ * not 1 to 10 digits or two values differ (RFC 4475 §3.3.9). Reads the text line by line, without a
+ * regular expression: this runs for every message on every stream.
+ */
+export function streamContentLength(head: string): number | SipParseError {
+  const n = head.length;
+  let length = 0;
+  let seen = false;
+  let p = 0;
+  while (p < n) {
+    // A header name at the start of the text or of a line.
+    const c = head.charCodeAt(p) | 0x20;
+    let q = c === 0x6c ? p + 1 : c === 0x63 && isContentLengthAt(head, p) ? p + CONTENT_LENGTH.length : -1;
+    if (q >= 0) {
+      while (q < n && isWsp(head.charCodeAt(q))) q++;
+      if (q < n && head.charCodeAt(q) === 0x3a) {
+        q++;
+        while (q < n && isWsp(head.charCodeAt(q))) q++;
+        // The value may start on a continuation line.
+        let f = q < n && head.charCodeAt(q) === CR ? q + 1 : q;
+        if (f + 1 < n && head.charCodeAt(f) === LF && isWsp(head.charCodeAt(f + 1))) {
+          f += 2;
+          while (f < n && isWsp(head.charCodeAt(f))) f++;
+          q = f;
+        }
+        let e = q;
+        while (e < n) {
+          const d = head.charCodeAt(e);
+          if (d === CR || d === LF) break;
+          e++;
+        }
+        let value = digitsValue(head, q, e);
+        if (value < 0) {
+          // Not plain digits: other white space around them (trim() knows it all), or bad.
+          const text = head.slice(q, e).trim();
+          if (!/^[0-9]{1,10}$/.test(text)) return new SipParseError('Bad Content-Length');
+          value = Number(text);
+        }
+        if (seen && value !== length) return new SipParseError('Conflicting Content-Length');
+        seen = true;
+        length = value;
+        p = e;
+      }
+    }
+    const nl = head.indexOf('\n', p);
+    if (nl < 0) break;
+    p = nl + 1;
+  }
+  return length;
+}
+
+function isWsp(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** "content-length" in any case at `at`. */
+function isContentLengthAt(text: string, at: number): boolean {
+  if (text.length - at < CONTENT_LENGTH.length) return false;
+  for (let i = 0; i < CONTENT_LENGTH.length; i++) {
+    const want = CONTENT_LENGTH.charCodeAt(i);
+    const got = text.charCodeAt(at + i);
+    // '-' exactly; letters either case (CR | 0x20 would pass for '-').
+    if (want === 0x2d ? got !== want : (got | 0x20) !== want) return false;
+  }
+  return true;
+}
+
+/** 1 to 10 digits, then only SP or HTAB, in text[from, to): their value; else -1. */
+function digitsValue(text: string, from: number, to: number): number {
+  let i = from;
+  let value = 0;
+  while (i < to) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    value = value * 10 + d;
+    i++;
+  }
+  const digits = i - from;
+  if (digits === 0 || digits > 10) return -1;
+  while (i < to && isWsp(text.charCodeAt(i))) i++;
+  return i === to ? value : -1;
 }

@@ -11,10 +11,11 @@ import {
   skipLeadingCrlf,
 } from '../../src/sip/parser.js';
 
-import { StreamFramer } from '../../src/sip/framer.js';
+import { StreamFramer, streamContentLength } from '../../src/sip/framer.js';
 import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
 import { validateRequest } from '../../src/sip/validate.js';
 import { responsePort } from '../../src/router/response.js';
+import { namesOwnSentBy } from '../../src/router/proxy.js';
 
 // Fixed seeds keep `npm test` reproducible; a failure prints the seed and path to replay it.
 const RUNS = { numRuns: 400, seed: 4475 };
@@ -238,6 +239,93 @@ describe('parser properties', () => {
         expect(again.message.toBuffer().equals(first.message.toBuffer())).toBe(true);
       }),
       RUNS,
+    );
+  });
+
+  it('the framer reads Content-Length as the regular expression that states the rule does', () => {
+    // The rule: Content-Length or "l" at the start of the text or of a line, any case, the value
+    // possibly on a continuation line; trimmed, 1 to 10 digits; two different values conflict.
+    const RULE = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n]*)/gi;
+    const reference = (head: string): number | string => {
+      let length = 0;
+      let seen = false;
+      for (const m of head.matchAll(RULE)) {
+        const value = (m[1] ?? '').trim();
+        if (!/^[0-9]{1,10}$/.test(value)) return 'Bad Content-Length';
+        const n = Number(value);
+        if (seen && n !== length) return 'Conflicting Content-Length';
+        seen = true;
+        length = n;
+      }
+      return length;
+    };
+    // Header lines made of the parts that matter (name, white space, colon, fold, value), and, for
+    // good measure, runs of loose fragments.
+    const line = fc
+      .tuple(
+        fc.constantFrom(
+          'Content-Length',
+          'content-LENGTH',
+          'Content\rLength',
+          'Content-Lengthy',
+          'l',
+          'L',
+          'lr',
+          'Content-Type',
+          'X',
+        ),
+        fc.constantFrom('', ' ', '\t', ' \t'),
+        fc.constantFrom(':', '', ';'),
+        fc.constantFrom('', ' ', '\t ', '\xa0'),
+        fc.constantFrom('', '', '\r\n ', '\n\t', '\r\n', '\r', '\r\n\r\n '),
+        fc.constantFrom('0', '7', '12', '007', '9999999999', '12345678901', '-1', '', 'x', '1 2', '5\v'),
+        fc.constantFrom('', ' ', '\t', '\xa0'),
+        fc.constantFrom('\r\n', '\n', '\r\n ', '\r\n'),
+      )
+      .map((parts) => parts.join(''));
+    const fragment = fc.constantFrom('Content-Length', 'l', ':', ' ', '\r\n', '\n', '\r', '7', '-', 'x');
+    const head = fc.oneof(
+      fc.array(line, { maxLength: 5 }).map((ls) => 'INVITE sip:a@b SIP/2.0\r\n' + ls.join('')),
+      fc.array(fragment, { maxLength: 24 }).map((fs) => fs.join('')),
+    );
+    fc.assert(
+      fc.property(head, (text) => {
+        const got = streamContentLength(text);
+        expect(typeof got === 'number' ? got : got.message).toEqual(reference(text));
+      }),
+      { ...RUNS, numRuns: 5000 },
+    );
+  });
+
+  it('loop detection finds our sent-by in a Via value as the regular expression that states it does', () => {
+    const own = new Set(['127.0.0.1:5060', 'pchat.contoso.com:5061', '[::1]:5060', 'hé:1']);
+    const reference = (via: string): boolean => {
+      const sentBy = /^\S+\s+([^;\s]+)/.exec(via)?.[1]?.toLowerCase();
+      return sentBy !== undefined && own.has(sentBy);
+    };
+    const via = fc
+      .tuple(
+        fc.constantFrom('SIP/2.0/UDP', 'SIP/2.0/TCP', '', 'x'),
+        fc.constantFrom(' ', '\t', '  ', '', '\xa0', '\v'),
+        fc.constantFrom(
+          '127.0.0.1:5060',
+          '127.0.0.1:5070',
+          'PChat.Contoso.COM:5061',
+          'pchat.contoso.com:5061',
+          '[::1]:5060',
+          'HÉ:1',
+          'hÉ:1',
+          '127.0.0.1',
+          '',
+        ),
+        fc.constantFrom('', ';branch=z9hG4bK1', ' ;rport', '\xa0;x', ';'),
+      )
+      .map((p) => p.join(''));
+    fc.assert(
+      fc.property(via, (v) => {
+        expect(namesOwnSentBy(v, own)).toBe(reference(v));
+      }),
+      { ...RUNS, numRuns: 3000 },
     );
   });
 
