@@ -600,7 +600,8 @@ export class Router {
     if (this.proxy?.isLoop(req) === true) return { status: 482, outcome: 'loop' };
     const mf = req.header('max-forwards');
     // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
-    if (mf !== undefined && Number(mf) === 0)
+    // Validated as 1*DIGIT: only a value starting with "0" can be zero.
+    if (mf !== undefined && mf.charCodeAt(0) === 0x30 && Number(mf) === 0)
       return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
     const proxying = endpoint?.mode === 'proxy' || endpoint === undefined;
     // A UAS looks at Require (RFC 3261 §8.2.2.3), a proxy at Proxy-Require (§16.3 item 5).

@@ -78,9 +78,16 @@ export function contentLength(headers: readonly HeaderField[]): number | undefin
   let length: number | undefined;
   for (const h of headers) {
     if (h.name !== 'content-length') continue;
+    // 1 to 10 digits, read without a regular expression or a string-to-number conversion.
     const v = h.value;
-    if (!/^[0-9]{1,10}$/.test(v)) throw new SipParseError('Bad Content-Length');
-    const n = Number(v);
+    const digits = v.length;
+    if (digits === 0 || digits > 10) throw new SipParseError('Bad Content-Length');
+    let n = 0;
+    for (let i = 0; i < digits; i++) {
+      const d = v.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) throw new SipParseError('Bad Content-Length');
+      n = n * 10 + d;
+    }
     if (n > 0xffffffff) throw new SipParseError('Bad Content-Length');
     // RFC 4475 §3.3.9: conflicting values are a framing error.
     if (length !== undefined && length !== n) throw new SipParseError('Conflicting Content-Length');

@@ -89,3 +89,25 @@ describe('RetainedRequest', () => {
     expect(asRequest(retainedRequest(INVITE)).callId).toBe('call-1@127.0.0.1');
   });
 });
+
+describe('Content-Length (RFC 3261 §20.14)', () => {
+  const withLength = (value: string, body = ''): Buffer =>
+    Buffer.from(
+      'OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\n' +
+        `To: <sip:a@b>\r\nCall-ID: cl\r\nCSeq: 1 OPTIONS\r\nContent-Length: ${value}\r\n\r\n${body}`,
+      'latin1',
+    );
+  it.each([
+    ['0', '', 0],
+    ['007', 'abcdefg', 7],
+    ['3', 'abcdef', 3],
+  ])('%s reads as a length of %s', (value, body, length) => {
+    const r = parseMessage(withLength(value, body));
+    expect(r.ok && r.message.body.length).toBe(length);
+  });
+  it.each(['', '12345678901', '4294967296', '-1', '5a', '+5', '0x5', '1e2'])('%j is a 400', (value) => {
+    const r = parseMessage(withLength(value, 'x'.repeat(10)));
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error.message).toBe('Bad Content-Length');
+  });
+});
