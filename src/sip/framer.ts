@@ -1,6 +1,7 @@
 // Cuts a byte stream (TCP, TLS) into SIP messages by the blank line and Content-Length (RFC 3261 §18.3).
 
 import { SipParseError } from './errors.js';
+import { digitsValue } from './header-values.js';
 import { findHeaderEnd } from './parser.js';
 
 export type FrameEvent =
@@ -160,20 +161,4 @@ function isContentLengthAt(text: string, at: number): boolean {
     if (want === 0x2d ? got !== want : (got | 0x20) !== want) return false;
   }
   return true;
-}
-
-/** 1 to 10 digits, then only SP or HTAB, in text[from, to): their value; else -1. */
-function digitsValue(text: string, from: number, to: number): number {
-  let i = from;
-  let value = 0;
-  while (i < to) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) break;
-    value = value * 10 + d;
-    i++;
-  }
-  const digits = i - from;
-  if (digits === 0 || digits > 10) return -1;
-  while (i < to && isWsp(text.charCodeAt(i))) i++;
-  return i === to ? value : -1;
 }

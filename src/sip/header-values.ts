@@ -269,3 +269,19 @@ function fourDigits(s: string, i: number): number {
   const lo = twoDigits(s, i + 2);
   return hi < 0 || lo < 0 ? -1 : hi * 100 + lo;
 }
+
+/** 1 to 10 digits, then only SP or HTAB, in text[from, to): their value; else -1. */
+export function digitsValue(text: string, from: number, to: number): number {
+  let i = from;
+  let value = 0;
+  while (i < to) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    value = value * 10 + d;
+    i++;
+  }
+  const digits = i - from;
+  if (digits === 0 || digits > 10) return -1;
+  while (i < to && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  return i === to ? value : -1;
+}

@@ -4,7 +4,7 @@
 import { canonicalName, headerBit } from './headers.js';
 import { EMPTY_BODY, SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
-import { isToken, trimWs } from './header-values.js';
+import { digitsValue, isToken, trimWs } from './header-values.js';
 
 export interface ParseOptions {
   /** Stream transports (TCP/TLS): a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -78,17 +78,9 @@ export function contentLength(headers: readonly HeaderField[]): number | undefin
   let length: number | undefined;
   for (const h of headers) {
     if (h.name !== 'content-length') continue;
-    // 1 to 10 digits, read without a regular expression or a string-to-number conversion.
-    const v = h.value;
-    const digits = v.length;
-    if (digits === 0 || digits > 10) throw new SipParseError('Bad Content-Length');
-    let n = 0;
-    for (let i = 0; i < digits; i++) {
-      const d = v.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) throw new SipParseError('Bad Content-Length');
-      n = n * 10 + d;
-    }
-    if (n > 0xffffffff) throw new SipParseError('Bad Content-Length');
+    // 1 to 10 digits (the value is trimmed), read without a regular expression or Number().
+    const n = digitsValue(h.value, 0, h.value.length);
+    if (n < 0 || n > 0xffffffff) throw new SipParseError('Bad Content-Length');
     // RFC 4475 §3.3.9: conflicting values are a framing error.
     if (length !== undefined && length !== n) throw new SipParseError('Conflicting Content-Length');
     length = n;
