@@ -1,7 +1,7 @@
 // Cuts a byte stream (TCP, TLS) into SIP messages by the blank line and Content-Length (RFC 3261 §18.3).
 
 import { SipParseError } from './errors.js';
-import { digitsValue } from './header-values.js';
+import { digitsValue, isWsp } from './header-values.js';
 import { findHeaderEnd } from './parser.js';
 
 export type FrameEvent =
@@ -145,10 +145,6 @@ export function streamContentLength(head: string): number | SipParseError {
     p = nl + 1;
   }
   return length;
-}
-
-function isWsp(c: number): boolean {
-  return c === 32 || c === 9;
 }
 
 /** "content-length" in any case at `at`. */

@@ -270,6 +270,11 @@ function fourDigits(s: string, i: number): number {
   return hi < 0 || lo < 0 ? -1 : hi * 100 + lo;
 }
 
+/** Is the char code SP or HTAB (WSP, RFC 5234). */
+export function isWsp(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
 /** 1 to 10 digits, then only SP or HTAB, in text[from, to): their value; else -1. */
 export function digitsValue(text: string, from: number, to: number): number {
   let i = from;
@@ -282,6 +287,6 @@ export function digitsValue(text: string, from: number, to: number): number {
   }
   const digits = i - from;
   if (digits === 0 || digits > 10) return -1;
-  while (i < to && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  while (i < to && isWsp(text.charCodeAt(i))) i++;
   return i === to ? value : -1;
 }

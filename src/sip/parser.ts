@@ -4,7 +4,7 @@
 import { canonicalName, headerBit } from './headers.js';
 import { EMPTY_BODY, SipRequest, SipResponse, type HeaderField, type SipMessage } from './message.js';
 import { SipParseError } from './errors.js';
-import { digitsValue, isToken, trimWs } from './header-values.js';
+import { digitsValue, isToken, isWsp, trimWs } from './header-values.js';
 
 export interface ParseOptions {
   /** Stream transports (TCP/TLS): a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -86,11 +86,6 @@ export function contentLength(headers: readonly HeaderField[]): number | undefin
     length = n;
   }
   return length;
-}
-
-/** Is the char code SP or HTAB. */
-function isWsp(c: number): boolean {
-  return c === 32 || c === 9;
 }
 
 /**
