@@ -35,14 +35,28 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
   // shows its lines within a second, and everything is flushed on shutdown. Each write goes through
   // libuv's thread pool (a thread woken, then the loop woken to hear it is done), so the buffer is
   // large: with 4 KiB, logging at info cost about 5 % more CPU per proxied call at 500 calls/s.
-  const stdout = pino.destination({ dest: 1, sync: false, minLength: 16384, maxWrite: 65536 });
+  // Lines are handed over as bytes: in its text mode the destination measures the UTF-8 length of
+  // the whole pending buffer on every line (up to 16 KiB each time, about 3 µs a line here); in
+  // byte mode it keeps a running count (under 1 µs a line with the encoding).
+  const boom = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 16384,
+    maxWrite: 65536,
+    contentMode: 'buffer',
+  });
   setInterval(() => {
     try {
-      stdout.flush();
+      boom.flush();
     } catch {
       // Not ready yet (the file descriptor opens asynchronously) or closing: the next tick flushes.
     }
   }, 1000).unref();
+  const stdout: DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void } = {
+    write: (line: string) => boom.write(Buffer.from(line, 'utf8') as unknown as string),
+    flush: (cb) => boom.flush(cb),
+    flushSync: () => boom.flushSync(),
+  };
   return pino(base, stdout);
 }
 
@@ -53,6 +67,20 @@ export function flushLogger(logger: Logger): void {
   } catch {
     // A destination that cannot flush synchronously has nothing left to lose.
   }
+}
+
+/**
+ * `JSON.stringify(s)` for a string. Decision fields (Call-IDs, URIs, methods) almost never hold a
+ * character JSON escapes, and a scan in optimised code is cheaper than a call into the runtime's
+ * serialiser (which showed as 1.4 % of the service's samples at info, 500 proxied calls/s).
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Controls, '"', '\\', and surrogates (a lone one is written as \uXXXX): the full serialiser.
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
 }
 
 /** The fields of the one line logged per routing decision. */
@@ -84,7 +112,7 @@ export function decisionLogger(logger: Logger): (level: 'info' | 'warn', f: Deci
   const messageKey = (logger as unknown as Record<symbol, string>)[pino.symbols.messageKeySym] ?? 'msg';
   const tail = `,${JSON.stringify(messageKey)}:"decision"}\n`;
   const str = (key: string, v: string | undefined): string =>
-    v === undefined ? '' : `,"${key}":${JSON.stringify(v)}`;
+    v === undefined ? '' : `,"${key}":${jsonString(v)}`;
   return (level, f) => {
     if (!logger.isLevelEnabled(level)) return;
     stream.write(

@@ -3,7 +3,8 @@
 import { describe, it, expect } from 'vitest';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { decisionLogger, type DecisionFields } from '../../src/log.js';
+import fc from 'fast-check';
+import { decisionLogger, jsonString, type DecisionFields } from '../../src/log.js';
 
 function capture(level = 'info') {
   const lines: string[] = [];
@@ -71,5 +72,22 @@ describe('decision lines', () => {
     await new Promise((r) => setImmediate(r));
     expect(c.lines).toHaveLength(1);
     expect(JSON.parse(c.lines[0]!)).toMatchObject({ level: 40, msg: 'decision', status: 302 });
+  });
+});
+
+describe('jsonString', () => {
+  it('writes any string exactly as JSON.stringify does', () => {
+    // Every UTF-16 code unit, lone surrogates included, and the characters that need escaping often.
+    const unit = fc.oneof(
+      fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+      fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\ud800', '\udfff', '\u2028', 'é', 'a'),
+    );
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 40 }), (s) => jsonString(s) === JSON.stringify(s)),
+      { numRuns: 5000 },
+    );
+    expect(jsonString('sip:ocschat@contoso.com')).toBe('"sip:ocschat@contoso.com"');
+    expect(jsonString('a"b')).toBe('"a\\"b"');
+    expect(jsonString('\ud83d\ude00')).toBe('"\ud83d\ude00"');
   });
 });
