@@ -77,8 +77,10 @@ function checkSingles(msg: SipRequest | SipResponse): void {
 
 /** A From or To value; `remember` keeps plain ones (untagged To values repeat request after request). */
 function checkNameAddr(value: string, what: string, remember: boolean): void {
-  // To is usually exactly the well-known address, untagged: seen before, valid before. A From value
-  // carries a fresh tag each time, so probing for it would only cost a hash of the value.
+  // To is usually exactly the well-known address, untagged: seen before, valid before. A From value,
+  // or a To value in a dialog, carries a fresh tag each time, so probing for it (and remembering it)
+  // would only cost a hash of the value and churn the cache.
+  if (remember && value.indexOf('tag=') >= 0) remember = false;
   if (remember && validNameAddrs.has(value)) return;
   if (isPlainNameAddr(value)) {
     if (remember) validNameAddrs.add(value);
