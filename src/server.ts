@@ -163,14 +163,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let table: EndpointTable = initial.table;
   const guard = new Guard(guardSettingsFrom(server), { logger });
   // Metrics read the router only when scraped, so they can be made before it.
-  const serviceMetrics: ServiceMetrics = new ServiceMetrics({
-    get stats(): RouterStats {
-      return router.stats;
+  const serviceMetrics: ServiceMetrics = new ServiceMetrics(
+    {
+      get stats(): RouterStats {
+        return router.stats;
+      },
+      transactionsInFlight: () => router.transactions.size,
+      endpoints: () => table.size,
+      guard,
     },
-    transactionsInFlight: () => router.transactions.size,
-    endpoints: () => table.size,
-    guard,
-  });
+    { processMetrics: server.admin.listen !== undefined },
+  );
   const clock = opts.clock ?? new TimerWheel();
   const timers = { t1: server.sip.t1, t2: server.sip.t2, t4: server.sip.t4 };
   const udp: UdpListener[] = [];

@@ -2,16 +2,19 @@
 // what a scrape shows must still be every decision under its own labels.
 
 import { describe, it, expect } from 'vitest';
-import { ServiceMetrics } from '../../src/admin/metrics.js';
+import { ServiceMetrics, type MetricsOptions } from '../../src/admin/metrics.js';
 import type { RouterStats } from '../../src/router/router.js';
 import type { DecisionFields } from '../../src/log.js';
 
-function metrics(): ServiceMetrics {
-  return new ServiceMetrics({
-    stats: new Proxy({} as RouterStats, { get: () => 0 }),
-    transactionsInFlight: () => 0,
-    endpoints: () => 1,
-  });
+function metrics(opts?: MetricsOptions): ServiceMetrics {
+  return new ServiceMetrics(
+    {
+      stats: new Proxy({} as RouterStats, { get: () => 0 }),
+      transactionsInFlight: () => 0,
+      endpoints: () => 1,
+    },
+    opts,
+  );
 }
 
 const decision = (outcome: string, status: number, latencyUs: number, method = 'INVITE'): DecisionFields => ({
@@ -75,5 +78,18 @@ describe('decision metrics', () => {
       ),
     ).toBe(1);
     expect(value(text, 'pchat_response_time_seconds_count{method="INVITE",outcome="redirect"}')).toBe(1);
+  });
+});
+
+describe('process metrics', () => {
+  it('are collected by default and left out when nothing can scrape them', async () => {
+    const on = await scrape(metrics());
+    expect(on).toMatch(/^process_cpu_user_seconds_total /m);
+    expect(on).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
+    const off = await scrape(metrics({ processMetrics: false }));
+    expect(off).not.toMatch(/^process_/m);
+    expect(off).not.toMatch(/^nodejs_/m);
+    // The service's own metrics are there either way.
+    expect(off).toMatch(/^pchat_endpoints /m);
   });
 });

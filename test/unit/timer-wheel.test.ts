@@ -1,6 +1,6 @@
 // The timer wheel behind the system clock, driven by a hand-moved time source.
 
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi, afterEach } from 'vitest';
 import { TimerWheel } from '../../src/transaction/timer-wheel.js';
 
 function wheel() {
@@ -97,7 +97,7 @@ describe('TimerWheel', () => {
     expect(n).toBe(100);
   });
 
-  it('keeps its Node interval while timers come and go, and stops it after a second of ticks with none', () => {
+  it('keeps its Node interval while timers come and go, and stops it after 100 ms of ticks with none', () => {
     const { w, move } = wheel();
     expect(w.ticking).toBe(false);
     const a = w.setTimer(500, () => {});
@@ -109,23 +109,84 @@ describe('TimerWheel', () => {
     move(10);
     expect(w.ticking).toBe(true);
     // Timers armed and cleared between ticks (a redirect over TCP) leave every tick with none.
-    for (let i = 0; i < 99; i++) {
+    for (let i = 0; i < 9; i++) {
       w.clearTimer(w.setTimer(500, () => {}));
       move(10);
       expect(w.ticking, `tick ${i}`).toBe(true);
     }
     move(10);
     expect(w.ticking).toBe(false);
-    // A timer pending at a tick starts the idle second over.
+    expect(w.sleeping).toBe(false);
+    // A timer due soon at a tick starts the quiet time over.
     let fired = 0;
     w.setTimer(20, () => fired++);
     expect(w.ticking).toBe(true);
     move(10);
     move(20);
     expect(fired).toBe(1);
-    move(990);
+    move(90);
     expect(w.ticking).toBe(true);
     move(10);
     expect(w.ticking).toBe(false);
+    w.clear();
+  });
+});
+
+describe('TimerWheel on Node timers', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('waits on one Node timeout while its timers are far off, and still fires each on time', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    const w = new TimerWheel();
+    let ticks = 0;
+    const advance = w.advance.bind(w);
+    w.advance = () => {
+      ticks++;
+      advance();
+    };
+    const start = performance.now();
+    const fired: [string, number][] = [];
+    const at = (name: string) => () => void fired.push([name, performance.now() - start]);
+    w.setTimer(2_000, at('probe'));
+    w.setTimer(30_000, at('timer J'));
+    vi.advanceTimersByTime(200);
+    // 100 ms of ticks with nothing due within the next ten: asleep on one timeout.
+    expect(w.ticking).toBe(false);
+    expect(w.sleeping).toBe(true);
+    expect(vi.getTimerCount()).toBe(1);
+    // A nearer timer wakes it; a later one does not.
+    w.setTimer(40_000, at('later'));
+    expect(w.sleeping).toBe(true);
+    w.setTimer(300, at('near'));
+    expect(w.ticking).toBe(true);
+    vi.advanceTimersByTime(45_000);
+    expect(fired.map(([n]) => n)).toEqual(['near', 'probe', 'timer J', 'later']);
+    const due: Record<string, number> = { near: 500, probe: 2_000, 'timer J': 30_000, later: 40_200 };
+    for (const [name, t] of fired) {
+      expect(t, name).toBeGreaterThanOrEqual(due[name]!);
+      expect(t, name).toBeLessThanOrEqual(due[name]! + 2 * 10);
+    }
+    // Ticking all along would have been 4,500 ticks; each wake ticks for about 100 ms.
+    expect(ticks).toBeLessThan(100);
+    // Nothing pending: no Node timer left at all.
+    expect(w.size).toBe(0);
+    expect(w.ticking || w.sleeping).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('ticks without sleeping while timers fall due every few ticks', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    const w = new TimerWheel();
+    let fired = 0;
+    // A timer falling due every 30 ms for two seconds (a proxy under light load).
+    for (let i = 1; i <= 66; i++) w.setTimer(i * 30, () => fired++);
+    for (let t = 0; t < 2_000; t += 10) {
+      vi.advanceTimersByTime(10);
+      expect(w.sleeping, `at ${t} ms`).toBe(false);
+    }
+    expect(fired).toBe(66);
+    w.clear();
   });
 });
