@@ -138,7 +138,9 @@ describe('TimerWheel on Node timers', () => {
   });
 
   it('waits on one Node timeout while its timers are far off, and still fires each on time', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'],
+    });
     const w = new TimerWheel();
     let ticks = 0;
     const advance = w.advance.bind(w);
@@ -177,7 +179,9 @@ describe('TimerWheel on Node timers', () => {
   });
 
   it('ticks without sleeping while timers fall due every few ticks', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'],
+    });
     const w = new TimerWheel();
     let fired = 0;
     // A timer falling due every 30 ms for two seconds (a proxy under light load).
