@@ -3,7 +3,7 @@
 // Every other header line and the body pass through unchanged.
 
 import { field, SipRequest, SipResponse, type HeaderField } from '../sip/message.js';
-import { splitHeaderValues } from '../sip/header-values.js';
+import { splitFirstElement } from '../sip/header-values.js';
 import { HeaderBit } from '../sip/headers.js';
 
 export interface ForwardOptions {
@@ -31,8 +31,8 @@ export function forwardedRequest(req: SipRequest, opts: ForwardOptions): SipRequ
     }
     if (popRoute && h.name === 'route') {
       popRoute = false;
-      const rest = h.value.indexOf(',') < 0 ? [] : splitHeaderValues(h.value).slice(1);
-      if (rest.length > 0) headers.push({ name: h.name, wire: h.wire, value: rest.join(', ') });
+      const rest = h.value.indexOf(',') < 0 ? undefined : splitFirstElement(h.value)[1];
+      if (rest !== undefined) headers.push({ name: h.name, wire: h.wire, value: rest });
       continue;
     }
     headers.push(h);
@@ -54,9 +54,9 @@ export function withoutTopVia(res: SipResponse): SipResponse | undefined {
   for (const h of res.headers) {
     if (h.name === 'via' && !removed) {
       removed = true;
-      const rest = h.value.indexOf(',') < 0 ? [] : splitHeaderValues(h.value).slice(1);
-      if (rest.length > 0) {
-        headers.push({ name: h.name, wire: h.wire, value: rest.join(', ') });
+      const rest = h.value.indexOf(',') < 0 ? undefined : splitFirstElement(h.value)[1];
+      if (rest !== undefined) {
+        headers.push({ name: h.name, wire: h.wire, value: rest });
         remaining++;
       }
       continue;
@@ -73,7 +73,7 @@ export function firstRoute(req: SipRequest): string | undefined {
   if (!req.has(HeaderBit.route)) return undefined;
   const line = req.header('route');
   if (line === undefined) return undefined;
-  return line.indexOf(',') < 0 ? line : splitHeaderValues(line)[0];
+  return line.indexOf(',') < 0 ? line : splitFirstElement(line)[0];
 }
 
 /** The Retry-After of a response in seconds, when it has a plain delta-seconds value. */

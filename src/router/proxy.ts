@@ -20,7 +20,7 @@ import {
 import { parseMessage } from '../sip/parser.js';
 import { parseSipUri, getUriParam } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
-import { splitHeaderValues } from '../sip/header-values.js';
+import { splitHeaderValues, splitFirstElement } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
 import { newBranch } from '../transaction/branch.js';
 import { KeyTable } from '../transaction/key-table.js';
@@ -759,8 +759,8 @@ function withStampedVia(req: SipRequest, stamped: string): SipRequest {
       return h;
     }
     done = true;
-    const rest = h.value.indexOf(',') < 0 ? [] : splitHeaderValues(h.value).slice(1);
-    return { name: h.name, wire: h.wire, value: [stamped, ...rest].join(', ') };
+    const rest = h.value.indexOf(',') < 0 ? undefined : splitFirstElement(h.value)[1];
+    return { name: h.name, wire: h.wire, value: rest === undefined ? stamped : `${stamped}, ${rest}` };
   });
   return new SipRequest(req.method, req.uri, req.version, headers, req.body);
 }

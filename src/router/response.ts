@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { SipRequest } from '../sip/message.js';
-import { splitHeaderValues } from '../sip/header-values.js';
+import { splitFirstElement } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
 import type { Source } from '../transport/types.js';
 
@@ -127,8 +127,8 @@ export function responseText(req: SipRequest, parts: ResponseParts): string {
     switch (h.name) {
       case 'via':
         if (firstVia && parts.topVia !== undefined) {
-          const rest = h.value.indexOf(',') < 0 ? [] : splitHeaderValues(h.value).slice(1);
-          s += 'Via: ' + [parts.topVia, ...rest].join(', ') + '\r\n';
+          const rest = h.value.indexOf(',') < 0 ? undefined : splitFirstElement(h.value)[1];
+          s += 'Via: ' + (rest === undefined ? parts.topVia : `${parts.topVia}, ${rest}`) + '\r\n';
         } else s += 'Via: ' + h.value + '\r\n';
         firstVia = false;
         break;

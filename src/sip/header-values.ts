@@ -182,6 +182,37 @@ export function splitHeaderValues(value: string): string[] {
   return out;
 }
 
+/**
+ * The first element of a list-valued header line, and the text of the rest (undefined when there
+ * is none), by the rules of splitHeaderValues but without splitting the rest: a proxy reads and
+ * takes off the top Via of every response, and the rest passes on as it came.
+ */
+export function splitFirstElement(value: string): [first: string, rest: string | undefined] {
+  const n = value.length;
+  let i = 0;
+  while (i < n) {
+    const c = codeAt(value, i);
+    if (c === DQUOTE) {
+      i = skipQuotedLoose(value, i);
+      if (i < 0) throw new SipGrammarError('Bad header value: unterminated quoted string');
+      continue;
+    }
+    if (c === 0x3c) {
+      const close = value.indexOf('>', i + 1);
+      if (close < 0) throw new SipGrammarError('Bad header value: unterminated <');
+      i = close + 1;
+      continue;
+    }
+    if (c === 0x2c) break;
+    i++;
+  }
+  const first = trimWs(value, 0, i);
+  const rest = i < n ? trimWs(value, i + 1, n) : undefined;
+  if (first.length === 0 || rest?.length === 0)
+    throw new SipGrammarError('Bad header value: empty list element');
+  return [first, rest];
+}
+
 function pushElement(out: string[], value: string, start: number, end: number): void {
   const element = trimWs(value, start, end);
   if (element.length === 0) throw new SipGrammarError('Bad header value: empty list element');

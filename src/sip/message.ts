@@ -1,7 +1,7 @@
 // The SIP message model: start line, header fields in wire order, body. Values are parsed on demand.
 
 import { canonicalName, headerBit, wireName } from './headers.js';
-import { splitHeaderValues, parseCSeq } from './header-values.js';
+import { splitHeaderValues, splitFirstElement, parseCSeq } from './header-values.js';
 import { parseVia, type Via } from './via.js';
 import { fastVia } from './fast-check.js';
 import { getTag } from './name-addr.js';
@@ -114,7 +114,7 @@ abstract class SipMessageBase {
     const first = this.header('via');
     if (first === undefined) return undefined;
     // Most Via lines hold one value; only split when a comma may separate several.
-    return first.indexOf(',') < 0 ? first : splitHeaderValues(first)[0];
+    return first.indexOf(',') < 0 ? first : splitFirstElement(first)[0];
   }
 
   /** The top Via, parsed once. Throws SipGrammarError if malformed or absent. */

@@ -16,6 +16,7 @@ import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip
 import { validateRequest } from '../../src/sip/validate.js';
 import { responsePort } from '../../src/router/response.js';
 import { namesOwnSentBy } from '../../src/router/proxy.js';
+import { splitFirstElement, splitHeaderValues } from '../../src/sip/header-values.js';
 
 // Fixed seeds keep `npm test` reproducible; a failure prints the seed and path to replay it.
 const RUNS = { numRuns: 400, seed: 4475 };
@@ -356,6 +357,43 @@ describe('parser properties', () => {
         },
       ),
       RUNS,
+    );
+  });
+});
+
+describe('list header properties', () => {
+  it('splitFirstElement gives the first element of splitHeaderValues, and a rest that splits into the others', () => {
+    // Lines built from the characters that matter to splitting: commas, quotes, escapes, <>, spaces.
+    const piece = fc.constantFrom(
+      ',',
+      '"',
+      '\\',
+      '<',
+      '>',
+      ' ',
+      '\t',
+      ';',
+      '=',
+      'a',
+      'SIP/2.0/UDP h:1',
+      'x,y',
+    );
+    const line = fc.array(piece, { maxLength: 14 }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(line, (l) => {
+        let all: string[] | undefined;
+        try {
+          all = splitHeaderValues(l);
+        } catch {
+          all = undefined;
+        }
+        if (all === undefined || all.length === 0) return; // malformed or empty: callers have validated
+        const [first, rest] = splitFirstElement(l);
+        expect(first).toBe(all[0]);
+        if (all.length === 1) expect(rest).toBeUndefined();
+        else expect(splitHeaderValues(rest!)).toEqual(all.slice(1));
+      }),
+      { numRuns: 3000, seed: 4475 },
     );
   });
 });

@@ -26,7 +26,7 @@ const RFC4475: Record<string, string | null> = {
   badbranch: null,
   baddate: '400 Bad Date header',
   baddn: '400 Missing blank line after headers',
-  badinv01: '400 Bad header value: empty list element',
+  badinv01: '400 Bad Via: empty parameter',
   badvers: '505 Version Not Supported',
   bcast: null,
   bext01: null,
