@@ -3,7 +3,9 @@
 
 import { describe, it, expect } from 'vitest';
 import { parseMessage } from '../../src/sip/parser.js';
-import { asRequest, retainedRequest, RetainedRequest, SipRequest } from '../../src/sip/message.js';
+import { asRequest, flatCopy, retainedRequest, RetainedRequest, SipRequest } from '../../src/sip/message.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { buildResponse } from '../../src/router/response.js';
 
 function request(text: string): SipRequest {
@@ -109,5 +111,26 @@ describe('Content-Length (RFC 3261 §20.14)', () => {
     const r = parseMessage(withLength(value, 'x'.repeat(10)));
     expect(r.ok).toBe(false);
     expect(!r.ok && r.error.message).toBe('Bad Content-Length');
+  });
+});
+
+describe('flatCopy', () => {
+  it('keeps the copied text, not the message it was sliced from', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const kept: string[] = [];
+    const message = (i: number): string =>
+      `INVITE sip:${i}@x SIP/2.0\r\n` + `X-Pad: ${i}`.padEnd(20_000, 'x');
+    for (let i = 0; i < 2000; i++) {
+      // A 20 kB message of its own each time; what is kept is a 40-character slice of it.
+      kept.push(flatCopy(message(i).slice(11, 51)));
+    }
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    // 2,000 messages are 40 MB; the copies are 2,000 strings of 41 characters.
+    expect(grown).toBeLessThan(4_000_000);
+    expect(kept[7]).toBe(message(7).slice(11, 51));
   });
 });
