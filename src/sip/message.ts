@@ -211,10 +211,10 @@ export function field(name: string, value: string): HeaderField {
 /** A copy of latin1 text (as message text is decoded) that shares no memory with the text it was cut from. */
 export function flatCopy(s: string): string {
   // V8 copies strings this short when slicing; longer slices point into the whole message text and
-  // would keep it alive. Slicing a concatenation flattens it into a string of its own first, so the
-  // result holds s.length + 1 characters and a slice header, not the message. (A round trip through
-  // a Buffer gives one flat string, 32 bytes smaller, at three to four times the cost.)
-  return s.length < 13 ? s : (s + ' ').slice(0, -1);
+  // would keep it alive. Decoding fresh bytes gives one flat string. (Slicing a concatenation is
+  // three to four times faster but keeps two objects, the flattened text and the slice: about
+  // 0.2 kB more live heap per held INVITE in the held-calls benchmark.)
+  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** The headers a request kept while it waits for answers still needs (see `retainedRequest`). */
