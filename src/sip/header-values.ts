@@ -157,29 +157,12 @@ export function splitHeaderValues(value: string): string[] {
   const n = value.length;
   const out: string[] = [];
   if (skipWs(value, 0) === n) return out;
-  let start = 0;
-  let i = 0;
-  while (i < n) {
-    const c = codeAt(value, i);
-    if (c === DQUOTE) {
-      i = skipQuotedLoose(value, i);
-      if (i < 0) throw new SipGrammarError('Bad header value: unterminated quoted string');
-      continue;
-    }
-    if (c === 0x3c) {
-      const close = value.indexOf('>', i + 1);
-      if (close < 0) throw new SipGrammarError('Bad header value: unterminated <');
-      i = close + 1;
-      continue;
-    }
-    if (c === 0x2c) {
-      pushElement(out, value, start, i);
-      start = i + 1;
-    }
-    i++;
+  for (let start = 0; ;) {
+    const end = elementEnd(value, start);
+    pushElement(out, value, start, end);
+    if (end === n) return out;
+    start = end + 1;
   }
-  pushElement(out, value, start, n);
-  return out;
 }
 
 /**
@@ -189,7 +172,18 @@ export function splitHeaderValues(value: string): string[] {
  */
 export function splitFirstElement(value: string): [first: string, rest: string | undefined] {
   const n = value.length;
-  let i = 0;
+  const end = elementEnd(value, 0);
+  const first = trimWs(value, 0, end);
+  const rest = end < n ? trimWs(value, end + 1, n) : undefined;
+  if (first.length === 0 || rest?.length === 0)
+    throw new SipGrammarError('Bad header value: empty list element');
+  return [first, rest];
+}
+
+/** Where the list element starting at `from` ends: its top-level comma, or the end of the line. */
+function elementEnd(value: string, from: number): number {
+  const n = value.length;
+  let i = from;
   while (i < n) {
     const c = codeAt(value, i);
     if (c === DQUOTE) {
@@ -203,14 +197,10 @@ export function splitFirstElement(value: string): [first: string, rest: string |
       i = close + 1;
       continue;
     }
-    if (c === 0x2c) break;
+    if (c === 0x2c) return i;
     i++;
   }
-  const first = trimWs(value, 0, i);
-  const rest = i < n ? trimWs(value, i + 1, n) : undefined;
-  if (first.length === 0 || rest?.length === 0)
-    throw new SipGrammarError('Bad header value: empty list element');
-  return [first, rest];
+  return n;
 }
 
 function pushElement(out: string[], value: string, start: number, end: number): void {
