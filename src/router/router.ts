@@ -90,7 +90,40 @@ type Decision =
   | { readonly lookup: 'invite'; readonly endpoint: Endpoint; readonly proxy?: undefined };
 
 /** The branch of the first value of the first Via line of a message (compact form too). */
-const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
+export const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
+
+/**
+ * The branch of a Via written the usual way on the line after the Request-Line
+ * ("Via: SIP/2.0/UDP host;…;branch=…", the branch in its first value), found with a few string
+ * searches; undefined for anything else, which ACK_BRANCH then reads.
+ */
+export function firstLineViaBranch(head: string): string | undefined {
+  const line = head.indexOf('\n') + 1;
+  if (line === 0 || !head.startsWith('Via: ', line)) return undefined;
+  // The line must end in CRLF, with no other CR in it. One cut off where the text ends may go on:
+  // not read here.
+  const lineEnd = head.indexOf('\n', line) - 1;
+  if (lineEnd < line || head.indexOf('\r', line) !== lineEnd) return undefined;
+  const at = head.indexOf(';branch=', line);
+  if (at < 0 || at > lineEnd) return undefined;
+  // A comma before it: the branch is not the first value's.
+  const comma = head.indexOf(',', line);
+  if (comma >= 0 && comma < at) return undefined;
+  // An earlier parameter that may be a branch written otherwise ("; branch", "BRANCH =").
+  for (let semi = head.indexOf(';', line); semi < at; semi = head.indexOf(';', semi + 1)) {
+    let c = head.charCodeAt(semi + 1);
+    for (let k = semi + 2; c === 0x20 || c === 0x09; k++) c = head.charCodeAt(k);
+    if ((c | 0x20) === 0x62) return undefined;
+  }
+  const start = at + 8;
+  let end = start;
+  // The value ends where ACK_BRANCH's [^;,\s]+ does (latin1: \s is also VT, FF and NBSP).
+  for (; end < lineEnd; end++) {
+    const c = head.charCodeAt(end);
+    if (c === 0x3b || c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0) break;
+  }
+  return end === start ? undefined : head.slice(start, end);
+}
 
 const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
 
@@ -525,13 +558,20 @@ export class Router {
     // header section already.
     let head = decoded ?? data.toString('latin1', 0, Math.min(data.length, 320));
     if (!head.startsWith('ACK ')) return false;
-    let m = ACK_BRANCH.exec(head);
-    // Not found, or found at the cut, where it may go on: look further.
-    if (decoded === undefined && data.length > 320 && (m === null || m.index + m[0].length === head.length)) {
-      head = data.toString('latin1', 0, Math.min(data.length, 1024));
-      m = ACK_BRANCH.exec(head);
+    let branch = firstLineViaBranch(head);
+    if (branch === undefined) {
+      let m = ACK_BRANCH.exec(head);
+      // Not found, or found at the cut, where it may go on: look further.
+      if (
+        decoded === undefined &&
+        data.length > 320 &&
+        (m === null || m.index + m[0].length === head.length)
+      ) {
+        head = data.toString('latin1', 0, Math.min(data.length, 1024));
+        m = ACK_BRANCH.exec(head);
+      }
+      branch = m?.[1];
     }
-    const branch = m?.[1];
     if (branch === undefined || branch.length <= MAGIC_COOKIE.length || !branch.startsWith(MAGIC_COOKIE))
       return false;
     const txn = this.transactions.get(branch);
