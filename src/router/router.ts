@@ -636,14 +636,16 @@ export class Router {
       // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
       return { status: 200, outcome: 'options', extra: ALLOW + 'Accept: application/sdp\r\n' };
     }
-    // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us.
-    if (this.proxy?.isLoop(req) === true) return { status: 482, outcome: 'loop' };
+    // Sent on by the proxy: its own endpoints, and requests for no endpoint (in a dialog it routes).
+    const proxying = endpoint?.mode === 'proxy' || endpoint === undefined;
+    // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us. Only a request
+    // the proxy would send on can go round again: a redirect or a lookup answer ends it here.
+    if (proxying && this.proxy?.isLoop(req) === true) return { status: 482, outcome: 'loop' };
     const mf = req.header('max-forwards');
     // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
     // Validated as 1*DIGIT: only a value starting with "0" can be zero.
     if (mf !== undefined && mf.charCodeAt(0) === 0x30 && Number(mf) === 0)
       return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
-    const proxying = endpoint?.mode === 'proxy' || endpoint === undefined;
     // A UAS looks at Require (RFC 3261 §8.2.2.3), a proxy at Proxy-Require (§16.3 item 5).
     const unsupported = requiredExtensions(
       req,
@@ -669,7 +671,11 @@ export class Router {
       return { status: 404, outcome: 'unknown' };
     }
     if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
-    const retryAfter = maintenanceRetryAfter(endpoint, (this.opts.wallClock ?? Date.now)());
+    // The clock is read only when a window is set (most endpoints never have one).
+    const retryAfter =
+      endpoint.maintenanceUntil === undefined && endpoint.pool.maintenanceUntil === undefined
+        ? undefined
+        : maintenanceRetryAfter(endpoint, (this.opts.wallClock ?? Date.now)());
     if (retryAfter !== undefined) {
       // RFC 3261 §21.5.4: 503 with Retry-After while the endpoint or its pool is in a cutover window.
       return { status: 503, outcome: 'maintenance', extra: `Retry-After: ${retryAfter}\r\n`, endpoint };
