@@ -2,7 +2,7 @@
 
 import { SipParseError } from './errors.js';
 import { digitsValue, isWsp } from './header-values.js';
-import { findHeaderEnd } from './parser.js';
+import { findHeaderEndInText } from './parser.js';
 
 export type FrameEvent =
   | {
@@ -23,6 +23,8 @@ const LF = 10;
 export class StreamFramer {
   private pending: Buffer = EMPTY;
   private failed = false;
+  /** The length of the message at the start of `pending` once its header section has been read. */
+  private awaiting = 0;
 
   constructor(private readonly maxMessageSize: number) {}
 
@@ -35,48 +37,48 @@ export class StreamFramer {
   push(chunk: Buffer): FrameEvent[] {
     if (this.failed) return [];
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const events: FrameEvent[] = [];
     const buf = this.pending;
     const len = buf.length;
+    // The body of a message already measured is still arriving: nothing to read again yet.
+    if (len < this.awaiting) return [];
+    this.awaiting = 0;
+    const events: FrameEvent[] = [];
+    // The bytes as latin1 text (one char per byte, so offsets are the same), decoded once: the blank
+    // line is found by string search, and each message's header section is a slice of this text.
+    const text = buf.toString('latin1', 0, len);
     let pos = 0;
     for (;;) {
       // Keep-alives and stray CRLFs between messages (RFC 3261 §7.5).
       let skip = pos;
       while (skip < len) {
-        const c = buf[skip];
+        const c = text.charCodeAt(skip);
         if (c !== CR && c !== LF) break;
         skip++;
       }
-      if (
-        skip - pos >= 4 &&
-        buf[pos] === CR &&
-        buf[pos + 1] === LF &&
-        buf[pos + 2] === CR &&
-        buf[pos + 3] === LF
-      )
-        events.push({ type: 'ping' });
+      if (skip - pos >= 4 && text.startsWith('\r\n\r\n', pos)) events.push({ type: 'ping' });
       // A lone CR or LF at the end may be the start of a ping: keep it until more arrives.
       if (skip === len) {
         pos = skip - pos >= 4 || skip === pos ? skip : pos;
         break;
       }
       pos = skip;
-      // The blank line is found in the bytes; only then is the header section decoded, once, and
-      // that text goes on with the message so that the parser need not decode it again.
-      const ends = findHeaderEnd(buf, pos);
+      const ends = findHeaderEndInText(text, pos);
       if (ends === undefined) {
         if (len - pos > this.maxMessageSize)
           return this.fail(events, new SipParseError('Message Too Large', 513));
         break;
       }
       const bodyStart = ends[1];
-      const head = buf.toString('latin1', pos, bodyStart);
+      const head = text.slice(pos, bodyStart);
       const length = streamContentLength(head);
       if (typeof length !== 'number') return this.fail(events, length, buf.subarray(pos, bodyStart));
       const total = bodyStart - pos + length;
       if (total > this.maxMessageSize)
         return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
-      if (len < bodyStart + length) break;
+      if (len < bodyStart + length) {
+        this.awaiting = total;
+        break;
+      }
       events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length), head });
       pos = bodyStart + length;
     }

@@ -55,24 +55,6 @@ export function findHeaderEndInText(text: string, from: number): [number, number
   return lf >= 0 ? [lf, lf + 2] : undefined;
 }
 
-/**
- * The same search in the bytes themselves, for the stream framer, which decodes each message's header
- * section only once it has found where it ends. Must agree with findHeaderEndInText.
- */
-export function findHeaderEnd(buf: Buffer, from: number): [number, number] | undefined {
-  const firstLf = buf.indexOf(LF, from);
-  if (firstLf < 0) return undefined;
-  if (firstLf > from && buf[firstLf - 1] === CR) {
-    const crlf = buf.indexOf(CRLF_CRLF, firstLf - 1);
-    if (crlf >= 0) return [crlf, crlf + 4];
-  }
-  const lf = buf.indexOf(LF_LF, from);
-  return lf >= 0 ? [lf, lf + 2] : undefined;
-}
-
-const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
-const LF_LF = Buffer.from('\n\n', 'latin1');
-
 /** Parse the Content-Length values of a header list: undefined when absent, throws when bad. */
 export function contentLength(headers: readonly HeaderField[]): number | undefined {
   let length: number | undefined;

@@ -4,7 +4,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  findHeaderEnd,
   findHeaderEndInText,
   parseHeaderLines,
   parseMessage,
@@ -186,8 +185,8 @@ describe('parser properties', () => {
     );
   });
 
-  it('frames the header section where findHeaderEnd finds the blank line in the bytes', () => {
-    // parseMessage searches the decoded text; the stream framer (findHeaderEnd) searches the bytes.
+  it('the stream framer cuts the header section where parseMessage finds the blank line', () => {
+    // The framer searches the whole read as text, parseMessage each message's text: same offsets.
     const piece = fc.constantFrom(
       'INVITE sip:a@b SIP/2.0',
       'SIP/2.0 200 OK',
@@ -210,9 +209,14 @@ describe('parser properties', () => {
         const r = parseMessage(buf);
         const start = skipLeadingCrlf(buf);
         if (start >= buf.length) return;
-        const ends = findHeaderEnd(buf, start);
-        // The text search and the byte search must find the same offsets.
-        expect(findHeaderEndInText(buf.toString('latin1'), start)).toEqual(ends);
+        const ends = findHeaderEndInText(buf.toString('latin1'), start);
+        // Framed with no Content-Length (body length 0), the first message is the header section alone.
+        const framed = new StreamFramer(1 << 20).push(buf).find((e) => e.type !== 'ping');
+        if (ends === undefined) expect(framed).toBeUndefined();
+        else if (framed?.type === 'message') {
+          expect(framed.head).toBe(buf.toString('latin1', start, ends[1]));
+          expect(framed.data.equals(buf.subarray(start, ends[1]))).toBe(true);
+        }
         const head = buf.toString('latin1', start, ends === undefined ? buf.length : ends[0]);
         const nl = head.indexOf('\n');
         const expected = parseHeaderLines(head, nl < 0 ? head.length : nl + 1, {});
