@@ -133,4 +133,12 @@ describe('flatCopy', () => {
     expect(grown).toBeLessThan(4_000_000);
     expect(kept[7]).toBe(message(7).slice(11, 51));
   });
+
+  it('copies text of any length, latin1 included', () => {
+    const text = 'Via: SIP/2.0/TCP h;branch=z9hG4bK\u00e9\u00ff-'.repeat(200);
+    for (const len of [0, 12, 13, 40, 1024, 1025, text.length]) {
+      const slice = text.slice(3, 3 + len);
+      expect(flatCopy(slice)).toBe(slice);
+    }
+  });
 });
