@@ -17,6 +17,9 @@ export type FrameEvent =
   | { readonly type: 'error'; readonly error: SipParseError; readonly data: Buffer | undefined };
 
 const EMPTY = Buffer.alloc(0);
+// Every blank line (CRLF CRLF, or LF LF) contains one of these.
+const LF_LF = Buffer.from('\n\n', 'latin1');
+const LF_CRLF = Buffer.from('\n\r\n', 'latin1');
 const CR = 13;
 const LF = 10;
 
@@ -25,6 +28,8 @@ export class StreamFramer {
   private failed = false;
   /** The length of the message at the start of `pending` once its header section has been read. */
   private awaiting = 0;
+  /** Bytes at the start of `pending` searched already: they hold no blank line. */
+  private searched = 0;
 
   constructor(private readonly maxMessageSize: number) {}
 
@@ -42,6 +47,17 @@ export class StreamFramer {
     // The body of a message already measured is still arriving: nothing to read again yet.
     if (len < this.awaiting) return [];
     this.awaiting = 0;
+    // A header section still incomplete: only the new bytes (and the three before them, where a
+    // blank line may begin) are searched, in the bytes, before anything is decoded again.
+    if (this.searched > 0) {
+      const from = Math.max(0, this.searched - 3);
+      if (buf.indexOf(LF_LF, from) < 0 && buf.indexOf(LF_CRLF, from) < 0) {
+        if (len > this.maxMessageSize) return this.fail([], new SipParseError('Message Too Large', 513));
+        this.searched = len;
+        return [];
+      }
+      this.searched = 0;
+    }
     const events: FrameEvent[] = [];
     // The bytes as latin1 text (one char per byte, so offsets are the same), decoded once: the blank
     // line is found by string search, and each message's header section is a slice of this text.
@@ -66,6 +82,7 @@ export class StreamFramer {
       if (ends === undefined) {
         if (len - pos > this.maxMessageSize)
           return this.fail(events, new SipParseError('Message Too Large', 513));
+        this.searched = len - pos;
         break;
       }
       const bodyStart = ends[1];

@@ -1,6 +1,6 @@
 // Stream framing: a byte stream split at every offset yields exactly the same messages.
 
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StreamFramer, type FrameEvent } from '../../src/sip/framer.js';
@@ -59,6 +59,23 @@ describe('StreamFramer', () => {
         e.type === 'message' ? [e.head] : [],
       );
       expect(heads, `split at ${at}`).toEqual(expected.map((m) => m.slice(0, m.indexOf('\r\n\r\n') + 4)));
+    }
+  });
+
+  it('a header section arriving in pieces is decoded once it is complete, not on every piece', () => {
+    const whole = Buffer.from(msg('x'.repeat(40), 'X-Pad: ' + 'p'.repeat(3000) + '\r\n'), 'latin1');
+    const decode = vi.spyOn(Buffer.prototype, 'toString');
+    try {
+      const f = new StreamFramer(65535);
+      const got: FrameEvent[] = [];
+      for (let at = 0; at < whole.length; at += 10) got.push(...f.push(whole.subarray(at, at + 10)));
+      expect(got.map((e) => (e.type === 'message' ? e.data.toString('latin1') : e.type))).toEqual([
+        whole.toString('latin1'),
+      ]);
+      // About 310 pieces: the first is decoded, then only the one that completes the blank line.
+      expect(decode.mock.calls.length).toBeLessThan(20);
+    } finally {
+      decode.mockRestore();
     }
   });
 
