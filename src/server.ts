@@ -20,6 +20,7 @@ import { TimerWheel } from './transaction/timer-wheel.js';
 import { CertificateStore } from './transport/certificates.js';
 import { TcpListener } from './transport/tcp.js';
 import { TlsConnector, TlsListener } from './transport/tls.js';
+import type { FramedHead } from './sip/parser.js';
 import type { BoundAddress, Source } from './transport/types.js';
 import { listenUdp, type UdpListener } from './transport/udp.js';
 import type { WsListener } from './transport/ws.js';
@@ -363,7 +364,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     for (const l of server.listen) {
       // Each listener's access policy and flood checks ride along with every message it receives.
       const lg = guard.forListener(listenerId(l));
-      const onMessage = (data: Buffer, source: Source, head?: string): void =>
+      const onMessage = (data: Buffer, source: Source, head?: FramedHead): void =>
         router.onMessage(data, source, head, lg.admit);
       const maxMessageSize = server.sip.maxMessageSize;
       const idleTimeoutMs = server.limits.tcp.idleTimeout;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { decisionLogger, type DecisionFields } from '../log.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { parseMessage, type ParseOptions } from '../sip/parser.js';
+import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
 import type { SipParseError } from '../sip/errors.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { validateRequest } from '../sip/validate.js';
@@ -197,10 +197,10 @@ export class Router {
 
   /**
    * Entry point for every message a transport receives. Never throws. `head` is the header section
-   * as text when a stream transport's framing has decoded it (see MessageHandler). `admit` is the
+   * when a stream transport's framing has read it (see MessageHandler). `admit` is the
    * listener's access and flood check; messages on our own outbound connections come without one.
    */
-  readonly onMessage = (data: Buffer, source: Source, head?: string, admit?: Admit): void => {
+  readonly onMessage = (data: Buffer, source: Source, head?: FramedHead, admit?: Admit): void => {
     try {
       // A response (starting "SIP/") only matters if it matches a transaction of ours: not checked.
       if (
@@ -240,9 +240,9 @@ export class Router {
     }
   };
 
-  private receive(data: Buffer, source: Source, head: string | undefined): void {
+  private receive(data: Buffer, source: Source, head: FramedHead | undefined): void {
     // Half of all requests under load are ACKs for our final responses: absorb those without a full parse.
-    if (data[0] === 0x41 && this.absorbAck(data, head)) return;
+    if (data[0] === 0x41 && this.absorbAck(data, head?.text)) return;
     const t0 = performance.now();
     const result = parseMessage(data, source.link.reliable ? this.parseStream : this.parseDatagram, head);
     if (!result.ok) {

@@ -2,14 +2,20 @@
 
 import { SipParseError } from './errors.js';
 import { digitsValue, isWsp } from './header-values.js';
-import { findHeaderEndInText } from './parser.js';
+import {
+  contentLength,
+  findHeaderEndInText,
+  parseHeaderLines,
+  type FramedHead,
+  type ParseOptions,
+} from './parser.js';
 
 export type FrameEvent =
   | {
       readonly type: 'message';
       readonly data: Buffer;
-      /** The message's header section through its blank line, as latin1 text (for parseMessage). */
-      readonly head: string;
+      /** The message's header section, as text and (for parseMessage) read into lines. */
+      readonly head: FramedHead;
     }
   /** A CRLFCRLF keep-alive ping between messages (RFC 5626 §3.5.1). */
   | { readonly type: 'ping' }
@@ -30,6 +36,9 @@ export class StreamFramer {
   private awaiting = 0;
   /** Bytes at the start of `pending` searched already: they hold no blank line. */
   private searched = 0;
+  /** The header section of the message at the start of `pending` while `awaiting` its body. */
+  private held: FramedHead | undefined;
+  private heldLength = 0;
 
   constructor(private readonly maxMessageSize: number) {}
 
@@ -47,6 +56,8 @@ export class StreamFramer {
     // The body of a message already measured is still arriving: nothing to read again yet.
     if (len < this.awaiting) return [];
     this.awaiting = 0;
+    const held = this.held;
+    this.held = undefined;
     // A header section still incomplete: only the new bytes (and the three before them, where a
     // blank line may begin) are searched, in the bytes, before anything is decoded again.
     if (this.searched > 0) {
@@ -78,22 +89,31 @@ export class StreamFramer {
         break;
       }
       pos = skip;
-      const ends = findHeaderEndInText(text, pos);
-      if (ends === undefined) {
-        if (len - pos > this.maxMessageSize)
-          return this.fail(events, new SipParseError('Message Too Large', 513));
-        this.searched = len - pos;
-        break;
+      let head: FramedHead;
+      let length: number | SipParseError;
+      if (pos === 0 && held !== undefined) {
+        // The message whose body was awaited: its header section has been read.
+        head = held;
+        length = this.heldLength;
+      } else {
+        const ends = findHeaderEndInText(text, pos);
+        if (ends === undefined) {
+          if (len - pos > this.maxMessageSize)
+            return this.fail(events, new SipParseError('Message Too Large', 513));
+          this.searched = len - pos;
+          break;
+        }
+        ({ head, length } = readFramedHead(text, pos, ends[0], ends[1]));
       }
-      const bodyStart = ends[1];
-      const head = text.slice(pos, bodyStart);
-      const length = streamContentLength(head);
+      const bodyStart = pos + head.text.length;
       if (typeof length !== 'number') return this.fail(events, length, buf.subarray(pos, bodyStart));
       const total = bodyStart - pos + length;
       if (total > this.maxMessageSize)
         return this.fail(events, new SipParseError('Message Too Large', 513), buf.subarray(pos, bodyStart));
       if (len < bodyStart + length) {
         this.awaiting = total;
+        this.held = head;
+        this.heldLength = length;
         break;
       }
       events.push({ type: 'message', data: buf.subarray(pos, bodyStart + length), head });
@@ -109,6 +129,42 @@ export class StreamFramer {
     events.push({ type: 'error', error, data });
     return events;
   }
+}
+
+/** Options under which parseHeaderLines stops at nothing: the limits are applied afterwards. */
+const NO_LIMITS: ParseOptions = { maxLineLength: Infinity, maxHeaders: Infinity };
+
+/**
+ * The header section a stream's framing found in text[start, bodyStart), blank line at `end`, and the
+ * body length it announces (RFC 3261 §18.3), or why that length cannot be read. The lines are read
+ * here once, for the framing's Content-Length and for parseMessage after it, except in an ACK: most
+ * ACKs are matched to their transaction by the top Via alone, without the rest of a parse.
+ */
+export function readFramedHead(
+  text: string,
+  start: number,
+  end: number,
+  bodyStart: number,
+): { head: FramedHead; length: number | SipParseError } {
+  const headText = text.slice(start, bodyStart);
+  const headEnd = end - start;
+  if (text.startsWith('ACK ', start)) {
+    return { head: { text: headText, end: headEnd, lines: undefined }, length: streamContentLength(headText) };
+  }
+  const firstLf = headText.indexOf('\n');
+  const lines = parseHeaderLines(headText, firstLf < headEnd ? firstLf + 1 : headEnd, NO_LIMITS, headEnd);
+  let length: number | SipParseError | undefined;
+  if (lines.defect === undefined) {
+    try {
+      length = contentLength(lines.headers) ?? 0;
+    } catch {
+      // A value the strict reading refuses: the framing's own, more lenient reading decides (below).
+    }
+  }
+  // Lines that are not headers, or a value that is not plain digits: read the section as the framing
+  // reads any other, so that what is framed does not depend on how well the lines parse.
+  length ??= streamContentLength(headText);
+  return { head: { text: headText, end: headEnd, lines }, length };
 }
 
 const CONTENT_LENGTH = 'content-length';

@@ -70,6 +70,28 @@ export function contentLength(headers: readonly HeaderField[]): number | undefin
   return length;
 }
 
+/** The header lines of a section, as parseHeaderLines reads them. */
+export interface HeaderLines {
+  readonly headers: HeaderField[];
+  /** The first line that is not a header, or the first limit passed; those lines are skipped. */
+  readonly defect: SipParseError | undefined;
+  /** HeaderBit flags of the headers present, and of those present more than once. */
+  readonly seen: number;
+  readonly repeated: number;
+  /** The longest header line, or unfolded value, in characters. */
+  readonly longest: number;
+}
+
+/** A message's header section as a stream's framing cut it off the stream. */
+export interface FramedHead {
+  /** From the start line through the blank line, as latin1 text. */
+  readonly text: string;
+  /** Where the blank line starts in `text`. */
+  readonly end: number;
+  /** Its header lines, read with no limits, when the framing has read them (see readFramedHead). */
+  readonly lines: HeaderLines | undefined;
+}
+
 /**
  * Split the header section text into fields. Folded continuation lines are joined with one SP
  * (RFC 3261 §7.3.1). A line that is not a header is skipped and reported as `defect`, so that the
@@ -82,7 +104,7 @@ export function parseHeaderLines(
   opts: ParseOptions,
   /** Where the header section ends in `text` (the text may go on with the body). */
   len = text.length,
-): { headers: HeaderField[]; defect: SipParseError | undefined; seen: number; repeated: number } {
+): HeaderLines {
   const maxLine = opts.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
   const maxHeaders = opts.maxHeaders ?? DEFAULT_MAX_HEADERS;
   const out: HeaderField[] = [];
@@ -93,6 +115,7 @@ export function parseHeaderLines(
   let defect: SipParseError | undefined;
   let seen = 0;
   let repeated = 0;
+  let longest = 0;
   let bit: number;
   let pos = firstLineEnd;
   // Offset of the next CR in the text; only CRs right before LF are legal (RFC 3261 §7.3.1).
@@ -120,6 +143,7 @@ export function parseHeaderLines(
       // Only SP and HTAB are folding white space; trim() would also eat 0xA0, a byte of UTF-8 text.
       const more = trimWs(text, start, lineEnd);
       if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
+      if (value.length > longest) longest = value.length;
       if (value.length > maxLine) {
         defect ??= new SipParseError('Header line too long');
         pending = false;
@@ -128,6 +152,7 @@ export function parseHeaderLines(
     }
     if (pending) out.push({ name, wire, value });
     pending = false;
+    if (lineEnd - start > longest) longest = lineEnd - start;
     if (lineEnd - start > maxLine) {
       defect ??= new SipParseError('Header line too long');
       continue;
@@ -167,7 +192,7 @@ export function parseHeaderLines(
     pending = true;
   }
   if (pending) out.push({ name, wire, value });
-  return { headers: out, defect, seen, repeated };
+  return { headers: out, defect, seen, repeated, longest };
 }
 
 /**
@@ -267,22 +292,44 @@ function parseStatusLine(line: string): [status: number, reason: string, version
 }
 
 /**
+ * Lines read with no limits, when they keep to these limits: then they are what a reading under the
+ * limits gives. Otherwise undefined, and the section must be read again under them, which finds the
+ * first limit passed (or any defect before it) in the order of the lines.
+ */
+function withinLimits(lines: HeaderLines | undefined, opts: ParseOptions): HeaderLines | undefined {
+  if (lines === undefined) return undefined;
+  if (lines.longest > (opts.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH)) return undefined;
+  if (lines.headers.length > (opts.maxHeaders ?? DEFAULT_MAX_HEADERS)) return undefined;
+  return lines;
+}
+
+/**
  * Parse one message held in `buf` (a whole datagram, or one message framed off a stream).
  * Never throws: every failure comes back as { ok: false, error } with the status to answer.
- * `head`: the message's header section through its blank line, already decoded as latin1 (the stream
- * framer has it); `buf` must then start with the start line.
+ * `head`: the message's header section as a stream's framing cut it (see FramedHead); `buf` must then
+ * start with the start line.
  */
-export function parseMessage(buf: Buffer, opts: ParseOptions = {}, head?: string): ParseResult {
+export function parseMessage(buf: Buffer, opts: ParseOptions = {}, head?: FramedHead): ParseResult {
   const start = head === undefined ? skipLeadingCrlf(buf) : 0;
   if (start >= buf.length) return { ok: false, error: new SipParseError('Empty message') };
   // The message from its start line on as latin1 text (one char per byte), in which the blank line
   // is found by string search; the header section is text[0, headLen). Only the header section is
   // read as text: the body is taken from the bytes.
-  const text = head ?? buf.toString('latin1', start);
-  const ends = findHeaderEndInText(text, 0);
-  const framed = ends !== undefined;
-  const headLen = ends === undefined ? text.length : ends[0];
-  const bodyStart = ends === undefined ? buf.length : start + ends[1];
+  let text: string;
+  let framed = true;
+  let headLen: number;
+  let bodyStart: number;
+  if (head !== undefined) {
+    text = head.text;
+    headLen = head.end;
+    bodyStart = text.length;
+  } else {
+    text = buf.toString('latin1', start);
+    const ends = findHeaderEndInText(text, 0);
+    framed = ends !== undefined;
+    headLen = ends === undefined ? text.length : ends[0];
+    bodyStart = ends === undefined ? buf.length : start + ends[1];
+  }
   const firstLf = text.indexOf('\n');
   const lineEnd = firstLf >= 0 && firstLf < headLen ? firstLf : headLen;
   const startLine = text.charCodeAt(lineEnd - 1) === CR ? text.slice(0, lineEnd - 1) : text.slice(0, lineEnd);
@@ -320,7 +367,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}, head?: string
         version = parts[parts.length - 1] ?? '';
       }
     }
-    const lines = parseHeaderLines(text, lineEnd + 1, opts, headLen);
+    const lines = withinLimits(head?.lines, opts) ?? parseHeaderLines(text, lineEnd + 1, opts, headLen);
     headers = lines.headers;
     seen = lines.seen;
     repeated = lines.repeated;

@@ -1,6 +1,7 @@
 // What the SIP core sees of the network: where a message came from and how to send one back.
 
 import type { SipParseError } from '../sip/errors.js';
+import type { FramedHead } from '../sip/parser.js';
 
 export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
@@ -44,10 +45,9 @@ export interface Source {
 
 /**
  * Called for each message received (a whole datagram, or one message framed off a stream). Stream
- * transports also hand over `head`, the header section through its blank line as latin1 text, which
- * their framing has decoded already.
+ * transports also hand over `head`, the header section as their framing has read it already.
  */
-export type MessageHandler = (data: Buffer, source: Source, head?: string) => void;
+export type MessageHandler = (data: Buffer, source: Source, head?: FramedHead) => void;
 
 /**
  * Called when a stream's framing is lost (bad or conflicting Content-Length, over-size message).

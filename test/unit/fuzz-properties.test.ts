@@ -214,7 +214,8 @@ describe('parser properties', () => {
         const framed = new StreamFramer(1 << 20).push(buf).find((e) => e.type !== 'ping');
         if (ends === undefined) expect(framed).toBeUndefined();
         else if (framed?.type === 'message') {
-          expect(framed.head).toBe(buf.toString('latin1', start, ends[1]));
+          expect(framed.head.text).toBe(buf.toString('latin1', start, ends[1]));
+          expect(framed.head.end).toBe(ends[0] - start);
           expect(framed.data.equals(buf.subarray(start, ends[1]))).toBe(true);
         }
         const head = buf.toString('latin1', start, ends === undefined ? buf.length : ends[0]);
@@ -390,7 +391,7 @@ describe('parser properties', () => {
               if (ev.type !== 'message') continue;
               out.push(Buffer.from(ev.data));
               // The header text handed on is the message's own, and parsing with it changes nothing.
-              expect(ev.data.toString('latin1').startsWith(ev.head)).toBe(true);
+              expect(ev.data.toString('latin1').startsWith(ev.head.text)).toBe(true);
               expect(parseMessage(ev.data, { stream: true }, ev.head)).toEqual(
                 parseMessage(ev.data, { stream: true }),
               );
@@ -401,6 +402,44 @@ describe('parser properties', () => {
         },
       ),
       RUNS,
+    );
+  });
+
+  it('the lines the framer reads parse as the message does under any limits, broken lines included', () => {
+    // The framer reads header lines with no limits; parseMessage must still answer as a reading under
+    // its own limits does (same headers, same first defect), whatever the lines and the limits.
+    const line = fc.constantFrom(
+      'Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\n',
+      'Call-ID: x\r\n',
+      'X-Long: ' + 'v'.repeat(30) + '\r\n',
+      ' folded more\r\n',
+      '\t' + 'w'.repeat(25) + '\r\n',
+      'no colon\r\n',
+      'Bad Name: y\r\n',
+      'X: bare\rcr\r\n',
+      'Content-Length: 4\r\n',
+      'l: 4\r\n',
+      'Content-Length:\r\n 4\r\n',
+      'Content-Length: 4\xa0\r\n',
+      'Content-Length: 5\r\n',
+      'Content-Length: x\r\n',
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom('INVITE sip:a@b SIP/2.0\r\n', 'ACK sip:a@b SIP/2.0\r\n', 'SIP/2.0 200 OK\r\n'),
+        fc.array(line, { maxLength: 8 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 8, max: 60 }),
+        (startLine, lines, maxHeaders, maxLineLength) => {
+          const bytes = Buffer.from(startLine + lines.join('') + '\r\nbodybodybody', 'latin1');
+          const opts = { stream: true, maxHeaders, maxLineLength };
+          for (const ev of new StreamFramer(65535).push(bytes)) {
+            if (ev.type !== 'message') continue;
+            expect(parseMessage(ev.data, opts, ev.head)).toEqual(parseMessage(ev.data, opts));
+          }
+        },
+      ),
+      { ...RUNS, numRuns: 3000 },
     );
   });
 });

@@ -56,7 +56,7 @@ describe('StreamFramer', () => {
   it('each message carries its header section, through the blank line, as text', () => {
     for (const at of [0, 7, 200, stream.length - 3]) {
       const heads = frameAll([stream.subarray(0, at), stream.subarray(at)]).flatMap((e) =>
-        e.type === 'message' ? [e.head] : [],
+        e.type === 'message' ? [e.head.text] : [],
       );
       expect(heads, `split at ${at}`).toEqual(expected.map((m) => m.slice(0, m.indexOf('\r\n\r\n') + 4)));
     }
