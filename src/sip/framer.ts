@@ -151,8 +151,9 @@ export function readFramedHead(
   if (text.startsWith('ACK ', start)) {
     return { head: { text: headText, end: headEnd, lines: undefined }, length: streamContentLength(headText) };
   }
-  const firstLf = headText.indexOf('\n');
-  const lines = parseHeaderLines(headText, firstLf < headEnd ? firstLf + 1 : headEnd, NO_LIMITS, headEnd);
+  // Read in the whole text rather than in the slice: indexing into a slice costs each access a step.
+  const firstLf = text.indexOf('\n', start);
+  const lines = parseHeaderLines(text, firstLf < end ? firstLf + 1 : end, NO_LIMITS, end);
   let length: number | SipParseError | undefined;
   if (lines.defect === undefined) {
     try {

@@ -238,7 +238,7 @@ const KNOWN_BY_LENGTH: ReadonlyArray<ReadonlyArray<Known>> = (() => {
   return table;
 })();
 
-/** Match the name at text[start, start+length) against the usual spellings without slicing it. */
+/** Match the name at text[start, start+length) against the usual spellings. */
 function knownHeader(text: string, start: number, length: number): Known | undefined {
   const candidates = KNOWN_BY_LENGTH[length];
   if (candidates === undefined) return undefined;
@@ -246,7 +246,8 @@ function knownHeader(text: string, start: number, length: number): Known | undef
   const first = text.charCodeAt(start);
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!;
-    if (c[3] === first && text.startsWith(c[0], start)) return c;
+    // A slice compared whole is cheaper than startsWith, which goes through the name char by char.
+    if (c[3] === first && text.slice(start, start + length) === c[0]) return c;
   }
   return undefined;
 }
