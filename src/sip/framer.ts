@@ -149,7 +149,10 @@ export function readFramedHead(
   const headText = text.slice(start, bodyStart);
   const headEnd = end - start;
   if (text.startsWith('ACK ', start)) {
-    return { head: { text: headText, end: headEnd, lines: undefined }, length: streamContentLength(headText) };
+    return {
+      head: { text: headText, end: headEnd, lines: undefined },
+      length: streamContentLength(headText),
+    };
   }
   // Read in the whole text rather than in the slice: indexing into a slice costs each access a step.
   const firstLf = text.indexOf('\n', start);
