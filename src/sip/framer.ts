@@ -151,7 +151,7 @@ export function readFramedHead(
   if (text.startsWith('ACK ', start)) {
     return {
       head: { text: headText, end: headEnd, lines: undefined },
-      length: streamContentLength(headText),
+      length: streamContentLength(text, start, bodyStart),
     };
   }
   // Read in the whole text rather than in the slice: indexing into a slice costs each access a step.
@@ -167,7 +167,7 @@ export function readFramedHead(
   }
   // Lines that are not headers, or a value that is not plain digits: read the section as the framing
   // reads any other, so that what is framed does not depend on how well the lines parse.
-  length ??= streamContentLength(headText);
+  length ??= streamContentLength(text, start, bodyStart);
   return { head: { text: headText, end: headEnd, lines }, length };
 }
 
@@ -179,11 +179,15 @@ const CONTENT_LENGTH = 'content-length';
  * not 1 to 10 digits or two values differ (RFC 4475 §3.3.9). Reads the text line by line, without a
  * regular expression: this runs for every message on every stream.
  */
-export function streamContentLength(head: string): number | SipParseError {
-  const n = head.length;
+export function streamContentLength(
+  head: string,
+  /** Where the header section is in `head`: read in place, since indexing into a slice costs more. */
+  from = 0,
+  n = head.length,
+): number | SipParseError {
   let length = 0;
   let seen = false;
-  let p = 0;
+  let p = from;
   while (p < n) {
     // A header name at the start of the text or of a line.
     const c = head.charCodeAt(p) | 0x20;
