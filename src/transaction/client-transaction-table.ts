@@ -22,7 +22,7 @@ export type ClientTransactionRequest = Omit<ClientTransactionOptions, 'clock' | 
 export class ClientTransactionTable {
   private readonly byKey = new KeyTable<ClientTransaction>();
   private readonly forget: ForgetHook = (t) => {
-    if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+    this.byKey.deleteIf(t.key, t);
   };
 
   constructor(

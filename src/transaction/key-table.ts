@@ -91,12 +91,24 @@ export class KeyTable<V> {
   delete(key: string): boolean {
     const i = this.find(key);
     if (i < 0) return false;
+    this.remove(i);
+    return true;
+  }
+
+  /** Delete the entry for `key` only when it holds `value`: one probe where get and delete take two. */
+  deleteIf(key: string, value: unknown): boolean {
+    const i = this.find(key);
+    if (i < 0 || this.vals[i] !== value) return false;
+    this.remove(i);
+    return true;
+  }
+
+  private remove(i: number): void {
     this.keys[i] = DELETED;
     this.vals[i] = undefined;
     this.live--;
     // After a burst, give the room back once few entries are left.
     if (this.live * 16 < this.keys.length && this.keys.length > MIN_CAPACITY) this.rebuild();
-    return true;
   }
 
   /** Every value held (a snapshot: the table may be changed while it is walked). */

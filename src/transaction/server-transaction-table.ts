@@ -114,7 +114,7 @@ export class ServerTransactionTable {
   private readonly completedNonInvites: ExpiryQueue;
   private readonly hooks: TransactionHooks = {
     terminated: (t) => {
-      if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+      this.byKey.deleteIf(t.key, t);
     },
     confirmed: (key) => {
       this.byKey.set(key, this.confirmedInvites.add(key));
@@ -132,7 +132,7 @@ export class ServerTransactionTable {
   ) {
     // A key reused since (a misbehaving client's branch) holds something else now: it is left alone.
     this.confirmedInvites = new ExpiryQueue(clock, timers.t4, (key, at) => {
-      if (this.byKey.get(key) === at) this.byKey.delete(key);
+      this.byKey.deleteIf(key, at);
     });
     // RFC 3261 §17.2.2: Timer J, 64*T1 for unreliable transports.
     this.completedNonInvites = new ExpiryQueue(clock, 64 * timers.t1, (key, at) => {

@@ -33,8 +33,14 @@ describe('KeyTable', () => {
           const v = n;
           t.set(key, v);
           m.set(key, v);
-        } else {
+        } else if (rand() < 0.5) {
           expect(t.delete(key)).toBe(m.delete(key));
+        } else {
+          // Deleted only when it holds this value: the current one, or a value it no longer holds.
+          const v = rand() < 0.5 ? m.get(key) : -1;
+          const held = m.has(key) && m.get(key) === v;
+          expect(t.deleteIf(key, v as number)).toBe(held);
+          if (held) m.delete(key);
         }
         if (n % 97 === 0) {
           const probe = `z9hG4bK-${Math.floor(rand() * keySpace)}-1-0`;
