@@ -17,17 +17,17 @@ const HOST = `(?:${IPV4}|${HOSTNAME})`;
 const PORT = '(?::[1-9][0-9]{0,3})?';
 const PCHAR = "[A-Za-z0-9\\-_.!~*'()]+";
 const URI_PARAMS = `(?:;${PCHAR}(?:=${PCHAR})?)*`;
-const HEADER_PARAMS = `(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)*`;
+// The tag parameter must carry a token value (RFC 3261 §25.1 tag-param): a tag with none, or with a
+// quoted string, is left to the full parser.
+const NOT_BAD_TAG = '(?![Tt][Aa][Gg][ \\t]*(?:;|$|=[ \\t]*"))';
+const HEADER_PARAMS = `(?:[ \\t]*;[ \\t]*${NOT_BAD_TAG}${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)*`;
 
 const NAME_ADDR = new RegExp(`^${DISPLAY}<sips?:(?:${USER}@)?${HOST}${PORT}${URI_PARAMS}>${HEADER_PARAMS}$`);
 
 /** True when `value` is a From/To/Contact value in a common, certainly valid form. */
 export function isPlainNameAddr(value: string): boolean {
-  // The tag parameter must carry a token value (RFC 3261 §25.1 tag-param); leave the rest to the parser.
-  return NAME_ADDR.test(value) && !VALUELESS_TAG.test(value);
+  return NAME_ADDR.test(value);
 }
-
-const VALUELESS_TAG = /;[ \t]*tag[ \t]*(?:;|$)|;[ \t]*tag[ \t]*=[ \t]*"/i;
 
 const VIA_PARAM = `(?:=(${TOKEN}))?`;
 const VIA = new RegExp(

@@ -103,6 +103,12 @@ describe('fast paths are a strict subset of the full grammar', () => {
     expect(isPlainNameAddr('sipp <sip:sipp@127.0.0.1:5070>;tag=1234')).toBe(true);
     expect(isPlainNameAddr('"Bell, Alexander" <sip:a.g.bell@example.com>;tag=43')).toBe(true);
     expect(fastVia('SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport')?.branch).toBe('z9hG4bK-1');
+    // A tag parameter without a token value is the full parser's to refuse.
+    for (const v of ['<sip:a@b>;tag', '<sip:a@b>;TAG ;x=1', '<sip:a@b>;tag= "x"', '<sip:a@b> ; Tag\t']) {
+      expect(isPlainNameAddr(v), v).toBe(false);
+      expect(() => parseNameAddr(v), v).toThrow();
+    }
+    expect(isPlainNameAddr('<sip:a@b>;tag=x;tagged;x-tag')).toBe(true);
     // Needs the full parser: received has a grammar of its own.
     expect(fastVia('SIP/2.0/UDP h;branch=z9hG4bK1;received=1.2.3.4')).toBeUndefined();
   });
