@@ -95,9 +95,9 @@ export function responsePort(via: Via, source: Source): number {
 
 export interface ResponseParts {
   readonly status: number;
-  readonly reason?: string;
+  readonly reason?: string | undefined;
   /** Extra header lines, each already formatted and ending in CRLF. */
-  readonly extra?: string;
+  readonly extra?: string | undefined;
   /** Tag to add to To when the request's To has none (not for 100 Trying). */
   readonly toTag?: string;
   /** The stamped top Via, from stampedTopVia; undefined to copy the request's. */
@@ -116,7 +116,9 @@ export function buildResponse(req: SipRequest, parts: ResponseParts): Buffer {
  * so the bytes are exact. A server transaction sends it and keeps the text for retransmissions.
  */
 export function responseText(req: SipRequest, parts: ResponseParts): string {
-  const reason = sanitizeReason(parts.reason ?? REASON[parts.status] ?? 'Unknown');
+  // The table's phrases are clean; any other passes through sanitizeReason.
+  const reason =
+    parts.reason === undefined ? (REASON[parts.status] ?? 'Unknown') : sanitizeReason(parts.reason);
   let s = `SIP/2.0 ${parts.status} ${reason}\r\n`;
   let firstVia = true;
   let from = '';

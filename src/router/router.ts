@@ -320,8 +320,8 @@ export class Router {
   ): void {
     const data = responseText(req, {
       status,
-      ...(reason === undefined ? {} : { reason }),
-      ...(extra === undefined ? {} : { extra }),
+      reason,
+      extra,
       toTag: this.tags.next(),
       topVia: stampedTopVia(via, source),
       server: this.opts.serverHeader,
@@ -400,8 +400,8 @@ export class Router {
     }
     const data = responseText(req, {
       status: decision.status,
-      ...(decision.reason === undefined ? {} : { reason: decision.reason }),
-      ...(decision.extra === undefined ? {} : { extra: decision.extra }),
+      reason: decision.reason,
+      extra: decision.extra,
       toTag: this.tags.next(),
       topVia: stampedTopVia(via, source),
       server: this.opts.serverHeader,
