@@ -38,6 +38,22 @@ export class KeyTable<V> {
     return this.live;
   }
 
+  /**
+   * The key hashed last and its hash: a transaction is looked up and then created, or looked up and
+   * then ended, under one key, and comparing it with the last is cheaper than hashing it again.
+   * Holds that one string (never a value) until the next key comes.
+   */
+  private lastKey = '';
+  private lastHash = hash('');
+
+  private hashOf(key: string): number {
+    if (key !== this.lastKey) {
+      this.lastHash = hash(key);
+      this.lastKey = key;
+    }
+    return this.lastHash;
+  }
+
   /** Slots allocated (diagnostics and tests). */
   get capacity(): number {
     return this.keys.length;
@@ -46,7 +62,7 @@ export class KeyTable<V> {
   get(key: string): V | undefined {
     const keys = this.keys;
     const mask = this.mask;
-    let i = hash(key) & mask;
+    let i = this.hashOf(key) & mask;
     for (;;) {
       const k = keys[i];
       if (k === undefined) return undefined;
@@ -62,7 +78,7 @@ export class KeyTable<V> {
   set(key: string, value: V): void {
     const keys = this.keys;
     const mask = this.mask;
-    let i = hash(key) & mask;
+    let i = this.hashOf(key) & mask;
     let free = -1;
     for (;;) {
       const k = keys[i];
@@ -132,7 +148,7 @@ export class KeyTable<V> {
   private find(key: string): number {
     const keys = this.keys;
     const mask = this.mask;
-    let i = hash(key) & mask;
+    let i = this.hashOf(key) & mask;
     for (;;) {
       const k = keys[i];
       if (k === undefined) return -1;
