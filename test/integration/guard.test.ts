@@ -173,6 +173,35 @@ describe('flood protection', () => {
     expect(status(await c.ask('INVITE', s.port('udp')))).toBe(302);
   });
 
+  it('over TCP the same limits give the same 400s, and the connection goes on', async () => {
+    // The stream framer reads header lines without limits; the limits still decide the answer.
+    const s = await start('limits:\n  maxHeaders: 16\n  maxLineLength: 256\n');
+    const sock = net.connect(s.port('tcp'), '127.0.0.1');
+    closers.push(() => sock.destroy());
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+    let got = '';
+    sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const port = sock.localPort!;
+    const many = Array.from({ length: 20 }, (_, i) => `X-Pad-${i}: ${i}\r\n`).join('');
+    const long = `Subject: ${'x'.repeat(300)}\r\n`;
+    // All three in one write: framed off one read, one after the other.
+    sock.write(
+      request('INVITE', port, { extra: many }) +
+        request('INVITE', port, { extra: long }) +
+        request('INVITE', port),
+      'latin1',
+    );
+    const deadline = Date.now() + 3000;
+    const statusLines = (): string[] => got.split('\r\n').filter((l) => l.startsWith('SIP/2.0 '));
+    while (statusLines().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(statusLines()).toEqual([
+      'SIP/2.0 400 Too many header lines',
+      'SIP/2.0 400 Header line too long',
+      'SIP/2.0 302 Moved Temporarily',
+    ]);
+    expect(sock.destroyed).toBe(false);
+  });
+
   it('TCP: connections per source are capped, idle connections closed', async () => {
     const s = await start('limits:\n  tcp:\n    maxConnectionsPerSource: 2\n    idleTimeout: 1000\n');
     const open = async (): Promise<{ sock: net.Socket; closed: Promise<number> }> => {
