@@ -25,6 +25,7 @@ import type { BoundAddress, Source } from './transport/types.js';
 import { listenUdp, type UdpListener } from './transport/udp.js';
 import type { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
+import { deploymentSecret } from './guard/secret.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
 
 export interface StartOptions {
@@ -198,6 +199,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onMemberChange: (t, up) => serviceMetrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
     },
   );
+  const secret = deploymentSecret(server.security.secret);
+  if (secret.generated)
+    logger.info(
+      'no security.secret configured: a random one is used, so signed routes hold for this process only',
+    );
   const router: Router = new Router({
     table: () => table,
     logger,
@@ -221,6 +227,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     serverHeader: server.sip.serverHeader,
     ...(opts.wallClock === undefined ? {} : { wallClock: opts.wallClock }),
     onDecision: serviceMetrics.onDecision,
+    secret: secret.key,
     limits: {
       maxHeaders: server.limits.maxHeaders,
       maxLineLength: server.limits.maxLineLength,

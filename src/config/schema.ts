@@ -347,6 +347,15 @@ const accessSchema = strictObject({
   allow: orEmpty([], z.array(accessRuleSchema)),
 });
 
+const securitySchema = strictObject({
+  /**
+   * Key of the signatures on our Record-Route entries and of the To tags of stateless answers
+   * (at least 16 characters). Instances behind one dispatcher must share it; left out, each process
+   * draws a random one.
+   */
+  secret: z.string().min(16, 'at least 16 characters').max(1024).optional(),
+});
+
 const shutdownSchema = strictObject({
   /** On SIGTERM, how long transactions in flight may take to finish before the process exits, ms. */
   drainTime: z.int().min(0).max(600_000).default(10_000),
@@ -472,6 +481,7 @@ export const serverConfigSchema = strictObject({
   limits: orEmpty({}, limitsSchema),
   access: orEmpty({}, accessSchema),
   shutdown: orEmpty({}, shutdownSchema),
+  security: orEmpty({}, securitySchema),
 })
   .superRefine((cfg, ctx) => {
     // An access rule naming a listener that does not exist would silently protect nothing.

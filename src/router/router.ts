@@ -45,6 +45,8 @@ export interface RouterOptions {
     Omit<LookupDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'timers'> | undefined;
   /** Flood protection (server.yaml `limits`): parser limits and the cap on transactions held. */
   readonly limits?: RouterLimits | undefined;
+  /** The per-deployment secret (server.yaml `security.secret`, or random per process). */
+  readonly secret?: Buffer | undefined;
 }
 
 export interface RouterLimits {
