@@ -2,6 +2,7 @@
 // serialise), without sockets: CPU time per request of the SIP core alone.
 // Usage: npm run build && node bench/hotpath.mjs [requests]
 
+import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Router } from '../dist/router/router.js';
 import { EndpointTable } from '../dist/endpoints/table.js';
@@ -16,13 +17,16 @@ const table = EndpointTable.fromConfig(
   ),
 );
 let sent = 0;
+// The last response sent: its To tag goes into the ACK, as SIPp's [last_To:] does.
+let last = '';
 const link = {
   transport: 'udp',
   reliable: false,
   localAddress: '127.0.0.1',
   localPort: 5060,
-  send() {
+  send(data) {
     sent++;
+    last = data;
   },
 };
 const source = { link, address: '127.0.0.1', port: 5070, family: 4 };
@@ -38,6 +42,7 @@ const router = new Router({
   timers: { t1: 500, t2: 4000, t4: 5000 },
   maxMessageSize: 65535,
   serverHeader: 'pchat-endpoint',
+  secret: randomBytes(32),
 });
 
 function invite(i) {
@@ -57,10 +62,16 @@ function ack(i, tag) {
 }
 // Each call is INVITE → 302 → ACK, as SIPp's redirect scenario sends it.
 const msgs = Array.from({ length: N }, (_, i) => invite(i));
-const acks = Array.from({ length: N }, (_, i) => ack(i, 'x'));
+/** The To tag of the last response (the 302), found the way a client would. */
+function lastTag() {
+  const text = typeof last === 'string' ? last : last.toString('latin1');
+  const to = text.indexOf('\r\nTo: ');
+  const at = text.indexOf(';tag=', to);
+  return text.slice(at + 5, text.indexOf('\r\n', at));
+}
 function call(i) {
   router.onMessage(msgs[i], source);
-  router.onMessage(acks[i], source);
+  router.onMessage(ack(i, lastTag()), source);
   virtualMs = (i * 1000) / RATE;
   if (i % Math.max(1, RATE / 100) === 0) wheel.advance();
 }
@@ -75,7 +86,6 @@ console.log(
   `${n} calls: ${((cpu.user + cpu.system) / n).toFixed(2)} µs CPU/call (INVITE+ACK), ${((wall * 1000) / n).toFixed(2)} µs wall/call, log level ${level}, ${RATE} calls/s virtual, sent ${sent}, ACKs absorbed ${router.stats.acksAbsorbed}, live transactions ${router.transactions.size}`,
 );
 msgs.length = 0;
-acks.length = 0;
 if (globalThis.gc) {
   globalThis.gc();
   const heap = process.memoryUsage().heapUsed;
