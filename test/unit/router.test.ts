@@ -2,10 +2,12 @@
 // retransmission absorption, RFC 3581 rport/received. End-to-end over sockets lives in test/integration.
 
 import { describe, it, expect, beforeEach } from 'vitest';
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Router } from '../../src/router/router.js';
+import { firstLineInviteKey, Router, toTagStartsWith } from '../../src/router/router.js';
+import { serverTransactionKey } from '../../src/transaction/server-transaction-table.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
 import { parseEndpointsConfig } from '../../src/config/load.js';
 import { parseMessage } from '../../src/sip/parser.js';
@@ -383,5 +385,63 @@ describe('regressions found by the mutation fuzzer', () => {
     }
     expect(router.transactions.size).toBe(0);
     expect(router.stats.internalErrors).toBe(0);
+  });
+});
+
+describe('the ACK fast path reads the transaction key as the parser does', () => {
+  it('firstLineInviteKey, when it gives a key, gives serverTransactionKey of the parsed ACK (branch and sent-by)', () => {
+    const host = fc.constantFrom(
+      '127.0.0.1',
+      'Client.Example.com',
+      '[::1]',
+      '[2001:DB8::1]',
+      'a-b.c',
+      '10.0.0.1 ',
+    );
+    const port = fc.constantFrom(
+      '',
+      ':5060',
+      ':05060',
+      ':0',
+      ':65535',
+      ':65536',
+      ': 5060',
+      ' :5060',
+      ':5o60',
+    );
+    const params = fc.constantFrom(
+      ';branch=z9hG4bK-1',
+      ';rport;branch=z9hG4bK-2',
+      ';branch=z9hG4bK-3;rport',
+      ' ;branch=z9hG4bK-4',
+    );
+    const protocol = fc.constantFrom('SIP/2.0/UDP ', 'SIP/2.0/TCP  ', 'SIP / 2.0 / UDP ', 'SIP/2.0/UDP\t');
+    let keyed = 0;
+    fc.assert(
+      fc.property(protocol, host, port, params, (proto, h, p, ps) => {
+        const text = `ACK sip:a@b SIP/2.0\r\nVia: ${proto}${h}${p}${ps}\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n`;
+        const quick = firstLineInviteKey(text);
+        if (quick === undefined) return;
+        keyed++;
+        const r = parseMessage(Buffer.from(text, 'latin1'));
+        // A key read off the text stands for a Via the parser reads the same way.
+        expect(r.ok).toBe(true);
+        if (!r.ok || r.message.kind !== 'request') return;
+        expect(quick).toBe(serverTransactionKey(r.message, 'INVITE'));
+      }),
+      { numRuns: 2000, seed: 3261 },
+    );
+    // The everyday forms are read quickly (else the property would hold vacuously).
+    expect(keyed).toBeGreaterThan(100);
+  });
+
+  it('toTagStartsWith finds a tag on the To line only, in any of its spellings', () => {
+    const needle = ';tag=abcdef.';
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nTo: <sip:a@b>;tag=abcdef.123\r\n', needle)).toBe(true);
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nt : <sip:a@b>;tag=abcdef.123\r\n', needle)).toBe(true);
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nTO:<sip:a@b>;tag=abcdef.123\r\n', needle)).toBe(true);
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nFrom: <sip:a@b>;tag=abcdef.123\r\n', needle)).toBe(false);
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nTimestamp: 1;tag=abcdef.123\r\n', needle)).toBe(false);
+    expect(toTagStartsWith('ACK x SIP/2.0\r\nTo: <sip:a@b>;tag=abcdeg.123\r\n', needle)).toBe(false);
   });
 });
