@@ -1,6 +1,9 @@
 // In-process micro-benchmark of the redirect hot path (parse → validate → transaction → route →
 // serialise), without sockets: CPU time per request of the SIP core alone.
 // Usage: npm run build && node bench/hotpath.mjs [requests]
+// Each ACK carries the To tag of the 302 it acknowledges, read back from what was sent (the ACK of a
+// stateless answer is recognised by that tag): that reading and the ACK's bytes are made inside the
+// measured loop, a cost (about half a microsecond) that is the same for every version compared.
 
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
