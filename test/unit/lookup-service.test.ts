@@ -47,7 +47,11 @@ let clientTxns: ClientTransactionTable;
 let lines: Record<string, unknown>[];
 let probes: ReturnType<ProbeStates>;
 
-function start(settings: Partial<LookupSettings> = {}, transport: 'udp' | 'tcp' = 'udp'): void {
+function start(
+  settings: Partial<LookupSettings> = {},
+  transport: 'udp' | 'tcp' = 'udp',
+  maxTransactions = 0,
+): void {
   link = new MemoryLink(transport);
   clock = new FakeClock();
   lines = [];
@@ -67,6 +71,7 @@ function start(settings: Partial<LookupSettings> = {}, transport: 'udp' | 'tcp' 
       probes: () => probes,
       settings: { ...DEFAULT_LOOKUP_SETTINGS, ...settings },
     },
+    limits: { maxHeaders: 256, maxLineLength: 8192, maxTransactions, retryAfter: 5 },
   });
 }
 
@@ -290,6 +295,24 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     expect(router.lookup!.size).toBe(0);
     c.inDialog('INFO', { body: REQURI(1) });
     expect(asResponse(link.take()[0]!).status).toBe(481);
+  });
+
+  it('over limits.maxTransactions an INFO in a dialog gets one stateless 503, while BYE still ends it', () => {
+    start({}, 'udp', 1);
+    const { c } = dialog('cap-bye');
+    c.inDialog('ACK');
+    // A body-less INFO is answered 200; its transaction is kept for Timer J: the cap of 1 is reached.
+    c.inDialog('INFO');
+    expect(asResponse(link.take()[0]!).status).toBe(200);
+    expect(router.transactions.size).toBe(1);
+    c.inDialog('INFO');
+    const shed = asResponse(link.take()[0]!);
+    expect(shed.status).toBe(503);
+    expect(shed.header('retry-after')).toBe('5');
+    expect(router.transactions.size).toBe(1);
+    c.inDialog('BYE');
+    expect(asResponse(link.take()[0]!).status).toBe(200);
+    expect(router.lookup!.size).toBe(0);
   });
 
   it('ends a confirmed dialog left idle with BYE', () => {
