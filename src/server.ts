@@ -220,6 +220,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         idleTimeoutMs: server.lookup.idleTimeout,
         maxDialogs: server.lookup.maxDialogs,
         maxBodyBytes: server.lookup.maxBodyBytes,
+        maxUnackedPerSource: server.lookup.maxUnackedPerSource,
         ...opts.lookup,
       },
     },

@@ -450,6 +450,11 @@ const lookupSchema = strictObject({
   maxDialogs: z.int().min(1).max(1_000_000).default(10_000),
   /** Largest XCCOS INFO body read, in bytes (a cmd:requri envelope is about 120). */
   maxBodyBytes: z.int().min(256).max(1_048_576).default(16_384),
+  /**
+   * Un-ACKed lookup 200s over UDP one source address may have at once (each is retransmitted until
+   * its ACK); a new INVITE from an address at this budget gets one stateless 503.
+   */
+  maxUnackedPerSource: z.int().min(1).max(100_000).default(8),
 });
 
 export const serverConfigSchema = strictObject({

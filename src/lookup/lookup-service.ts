@@ -55,6 +55,12 @@ export interface LookupSettings {
   readonly maxDialogs: number;
   /** Largest INFO body read; a real cmd:requri envelope is about 120 bytes. */
   readonly maxBodyBytes: number;
+  /**
+   * Un-ACKed 200s over UDP one source address may have at once, each retransmitted until its ACK
+   * (RFC 3261 §13.3.1.4). A new INVITE from an address at the budget gets one stateless 503: a
+   * spoofed source cannot turn one INVITE after another into retransmissions towards its victim.
+   */
+  readonly maxUnackedPerSource: number;
 }
 
 export const DEFAULT_LOOKUP_SETTINGS: LookupSettings = {
@@ -62,6 +68,7 @@ export const DEFAULT_LOOKUP_SETTINGS: LookupSettings = {
   idleTimeoutMs: 120_000,
   maxDialogs: 10_000,
   maxBodyBytes: 16_384,
+  maxUnackedPerSource: 8,
 };
 
 export interface LookupDeps {
@@ -77,6 +84,21 @@ export interface LookupDeps {
   readonly record: (level: 'info' | 'warn', fields: DecisionFields) => void;
 }
 
+/** Whatever sends our answer to a request: a server transaction, or a stateless send. */
+export interface Responder {
+  respond(status: number, data: Buffer | string): void;
+}
+
+/** A request handed over by the router; an initial INVITE comes without a server transaction. */
+export type LookupInbound = Omit<Inbound, 'txn'> & { readonly txn: Responder };
+
+/** Why the router answers a lookup INVITE 503 itself (see LookupService.admit). */
+export interface LookupRefusal {
+  readonly status: 503;
+  readonly outcome: 'lookup-full' | 'lookup-source-budget';
+  readonly extra: string;
+}
+
 export interface LookupStats {
   /** Dialogs held now. */
   dialogs: number;
@@ -87,6 +109,10 @@ export interface LookupStats {
   /** Dialogs ended by us: never ACKed, idle, or past their session interval. */
   expired: number;
   byesSent: number;
+  /** In-dialog requests (ACK included) refused because they came on another flow than the dialog. */
+  otherFlow: number;
+  /** INVITEs refused because their source had maxUnackedPerSource un-ACKed 200s already. */
+  overSourceBudget: number;
 }
 
 const ALLOW = 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n';
@@ -97,6 +123,8 @@ const ACCEPT_XCCOS = 'Accept: text/plain, application/xml, text/xml\r\n';
 /** What is retransmitted until its ACK comes (RFC 3261 §13.3.1.4). */
 interface Pending2xx {
   readonly cseq: number;
+  /** Counted in unackedBySource (sent over UDP, so retransmitted), under the route's address. */
+  readonly budgeted: boolean;
   readonly data: Buffer;
   readonly route: ResponseRoute;
   interval: number;
@@ -138,11 +166,15 @@ export class LookupService {
     xccosRefused: 0,
     expired: 0,
     byesSent: 0,
+    otherFlow: 0,
+    overSourceBudget: 0,
   };
   readonly clientTxns: ClientTransactionTable;
   private readonly dialogs = new Map<string, LookupDialog>();
   /** Dialogs whose INVITE is not yet ACKed, by Call-ID and the client's tag: INVITE retransmissions. */
   private readonly early = new Map<string, LookupDialog>();
+  /** Un-ACKed 200s retransmitted over UDP, by the address they go to (maxUnackedPerSource). */
+  private readonly unackedBySource = new Map<string, number>();
   private readonly picker: HandoutPicker;
 
   constructor(private readonly deps: LookupDeps) {
@@ -155,20 +187,54 @@ export class LookupService {
     return this.dialogs.size;
   }
 
-  /** RFC 3261 §12.2.2: does this request (To tag = ours, From tag = the client's) belong to a dialog of ours. */
-  owns(req: SipRequest): boolean {
-    if (this.dialogs.size === 0) return false;
+  /**
+   * RFC 3261 §12.2.2: does this request (To tag = ours, From tag = the client's) belong to a dialog
+   * of ours: 'flow' when it came on the flow the dialog did (the same connection over tcp, tls and
+   * ws; the same address and port over UDP), 'other-flow' when it names a dialog of ours but comes
+   * from elsewhere (refused: tags are seen by whoever is on the path, so they are no proof),
+   * undefined when it is not ours.
+   */
+  owns(req: SipRequest, source: Source): 'flow' | 'other-flow' | undefined {
+    if (this.dialogs.size === 0) return undefined;
+    let d: LookupDialog | undefined;
     try {
       const local = req.toTag;
-      if (local === undefined) return false;
-      return this.dialogs.has(dialogKey(req.callId ?? '', local, req.fromTag ?? ''));
+      if (local === undefined) return undefined;
+      d = this.dialogs.get(dialogKey(req.callId ?? '', local, req.fromTag ?? ''));
     } catch {
-      return false;
+      return undefined;
     }
+    if (d === undefined) return undefined;
+    if (sameFlow(d.source, source)) return 'flow';
+    this.stats.otherFlow++;
+    return 'other-flow';
   }
 
-  /** A new INVITE for a lookup endpoint, with its INVITE server transaction. */
-  invite(inb: Inbound, endpoint: Endpoint): void {
+  /**
+   * Before a new INVITE is handed over: a refusal when it must get a 503 without touching anything,
+   * because lookup.maxDialogs are held or its source has lookup.maxUnackedPerSource un-ACKed 200s
+   * retransmitted towards it. A retransmission of an INVITE whose 200 is pending is always admitted
+   * (it gets that 200 again, and makes nothing new).
+   */
+  admit(req: SipRequest, source: Source): LookupRefusal | undefined {
+    const early = this.early.get(earlyKey(req.callId ?? '', req.fromTag ?? ''));
+    if (early?.pending !== undefined && early.pending.cseq === req.cseq.seq) return undefined;
+    if (this.dialogs.size >= this.deps.settings.maxDialogs)
+      return { status: 503, outcome: 'lookup-full', extra: 'Retry-After: 30\r\n' };
+    if (
+      !source.link.reliable &&
+      (this.unackedBySource.get(source.address) ?? 0) >= this.deps.settings.maxUnackedPerSource
+    ) {
+      this.stats.overSourceBudget++;
+      // Back when the pending 200s have been ACKed or given up on (64*T1).
+      const retryAfter = Math.ceil((64 * this.deps.timers.t1) / 1000);
+      return { status: 503, outcome: 'lookup-source-budget', extra: `Retry-After: ${retryAfter}\r\n` };
+    }
+    return undefined;
+  }
+
+  /** A new INVITE for a lookup endpoint that admit() let through; answered at once, statelessly. */
+  invite(inb: LookupInbound, endpoint: Endpoint): void {
     const { req } = inb;
     const fromTag = req.fromTag ?? '';
     const early = this.early.get(earlyKey(req.callId ?? '', fromTag));
@@ -176,10 +242,6 @@ export class LookupService {
       // RFC 3261 §13.3.1.4: the INVITE retransmitted after our 2xx ended its transaction; the 2xx is
       // ours to send again.
       inb.txn.respond(200, early.pending.data);
-      return;
-    }
-    if (this.dialogs.size >= this.deps.settings.maxDialogs) {
-      this.reply(inb, 503, 'lookup-full', { extra: 'Retry-After: 30\r\n', endpoint, level: 'warn' });
       return;
     }
     const type = mediaType(req.header('content-type'));
@@ -262,8 +324,8 @@ export class LookupService {
     this.record('info', inb, d.endpoint, 200, 'lookup-dialog');
   }
 
-  /** An in-dialog request (owns() said yes), with its server transaction. */
-  inDialog(inb: Inbound): void {
+  /** An in-dialog request (owns() said 'flow'), with its server transaction. */
+  inDialog(inb: LookupInbound): void {
     const { req } = inb;
     const d = this.dialogs.get(dialogKey(req.callId ?? '', req.toTag ?? '', req.fromTag ?? ''));
     if (d === undefined || d.ended) {
@@ -320,13 +382,19 @@ export class LookupService {
    * An ACK that matched no server transaction: the ACK of one of our 2xx (RFC 3261 §13.3.1.4 stops
    * the retransmissions). True when it was for one of our dialogs.
    */
-  ack(req: SipRequest): boolean {
+  ack(req: SipRequest, source: Source): boolean {
     let d: LookupDialog | undefined;
     try {
       const local = req.toTag;
       if (local === undefined || this.dialogs.size === 0) return false;
       d = this.dialogs.get(dialogKey(req.callId ?? '', local, req.fromTag ?? ''));
       if (d === undefined) return false;
+      if (!sameFlow(d.source, source)) {
+        // Ours, but not from the dialog's flow: dropped, and the 200 goes on being retransmitted.
+        this.stats.otherFlow++;
+        this.deps.logger.debug({ callId: d.callId }, 'ACK from another flow than its dialog dropped');
+        return true;
+      }
       const p = d.pending;
       if (p !== undefined && p.cseq === req.cseq.seq) {
         this.clearPending(d);
@@ -349,7 +417,7 @@ export class LookupService {
   // ---------------------------------------------------------------------------------------------
 
   /** The 2xx for an INVITE (initial or re-INVITE): SDP answer, Contact, session timer, retransmitted. */
-  private answerInvite(d: LookupDialog, inb: Inbound, extra: string): void {
+  private answerInvite(d: LookupDialog, inb: LookupInbound, extra: string): void {
     const { req, source } = inb;
     const local = localAddress(source);
     const offer = req.body.length > 0 ? req.body.toString('latin1') : undefined;
@@ -370,6 +438,9 @@ export class LookupService {
     const t1 = this.deps.timers.t1;
     const p: Pending2xx = {
       cseq: req.cseq.seq,
+      // The hop to the client is the only one we see; over a stream it does not lose the 2xx, so
+      // only datagrams repeat it, and only those count against the source's budget.
+      budgeted: !source.link.reliable,
       data,
       route,
       interval: t1,
@@ -391,9 +462,11 @@ export class LookupService {
     if (d.pending !== undefined) this.clearPending(d);
     d.pending = p;
     // RFC 3261 §13.3.1.4: "The 2xx response is passed to the transport with an interval that starts
-    // at T1 seconds and doubles for each retransmission until it reaches T2 seconds." The hop to the
-    // client is the only one we see; over a stream it does not lose the 2xx, so only datagrams repeat it.
-    if (!source.link.reliable) p.retransmit = this.deps.clock.setTimer(t1, () => this.retransmit2xx(d, p));
+    // at T1 seconds and doubles for each retransmission until it reaches T2 seconds."
+    if (p.budgeted) {
+      this.unackedBySource.set(route.address, (this.unackedBySource.get(route.address) ?? 0) + 1);
+      p.retransmit = this.deps.clock.setTimer(t1, () => this.retransmit2xx(d, p));
+    }
   }
 
   private retransmit2xx(d: LookupDialog, p: Pending2xx): void {
@@ -409,6 +482,11 @@ export class LookupService {
     if (p.retransmit !== undefined) this.deps.clock.clearTimer(p.retransmit);
     this.deps.clock.clearTimer(p.giveUp);
     d.pending = undefined;
+    if (p.budgeted) {
+      const n = (this.unackedBySource.get(p.route.address) ?? 1) - 1;
+      if (n > 0) this.unackedBySource.set(p.route.address, n);
+      else this.unackedBySource.delete(p.route.address);
+    }
   }
 
   /** Contact, Allow, Supported and Session-Expires of our 2xx to INVITE and UPDATE. */
@@ -426,7 +504,7 @@ export class LookupService {
   }
 
   /** A session refresh (RFC 4028 §9 and §10): UPDATE or re-INVITE, answered with the new interval. */
-  private refresh(d: LookupDialog, inb: Inbound): void {
+  private refresh(d: LookupDialog, inb: LookupInbound): void {
     const { req } = inb;
     try {
       d.session = answerSessionTimer(readSessionTimer(req), this.deps.settings.sessionExpires);
@@ -469,7 +547,7 @@ export class LookupService {
   }
 
   /** An INFO: 200 (or why not), then our INFO with the XCCOS reply (xccos.md §3). */
-  private info(d: LookupDialog, inb: Inbound): void {
+  private info(d: LookupDialog, inb: LookupInbound): void {
     const { req } = inb;
     const endpoint = d.endpoint;
     if (req.body.length === 0) {
@@ -669,7 +747,7 @@ export class LookupService {
 
   /** Answer a request with a response of our own and log the decision. */
   private reply(
-    inb: Inbound,
+    inb: LookupInbound,
     status: number,
     outcome: string,
     opts: {
@@ -689,7 +767,9 @@ export class LookupService {
         status,
         ...(opts.reason === undefined ? {} : { reason: opts.reason }),
         ...(opts.extra === undefined ? {} : { extra: opts.extra }),
-        toTag: this.deps.tags.next(),
+        // An INVITE refused outside a dialog is answered statelessly: its tag is derived from it,
+        // so a retransmission gets the same answer, and its ACK is known by the tag.
+        ...(inb.req.toTag === undefined ? { toTag: this.deps.tags.stateless(inb.req) } : {}),
         topVia: stampedTopVia(inb.via, inb.source),
         server: this.deps.serverHeader,
       }),
@@ -708,7 +788,7 @@ export class LookupService {
 
   private record(
     level: 'info' | 'warn',
-    inb: Inbound,
+    inb: LookupInbound,
     endpoint: Endpoint | undefined,
     status: number,
     outcome: string,
@@ -729,6 +809,11 @@ export class LookupService {
       latencyUs: Math.round((performance.now() - inb.t0) * 1000),
     });
   }
+}
+
+/** The same flow: one connection (a stream's link is its connection), or one address and port. */
+function sameFlow(a: Source, b: Source): boolean {
+  return a.link === b.link && a.address === b.address && a.port === b.port;
 }
 
 function dialogKey(callId: string, localTag: string, remoteTag: string): string {

@@ -91,13 +91,16 @@ type Decision =
   | { readonly proxy: 'dialog'; readonly lookup?: undefined }
   | { readonly lookup: 'invite'; readonly endpoint: Endpoint; readonly proxy?: undefined };
 
-/** The branch of the first value of the first Via line of a message (compact form too). */
+/**
+ * The branch of the first value of the first Via line of a message (compact form too): the rule
+ * firstLineViaBranch reads quickly, for the layout nearly every message has.
+ */
 export const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
 
 /**
  * The branch of a Via written the usual way on the line after the Request-Line
  * ("Via: SIP/2.0/UDP host;…;branch=…", the branch in its first value), found with a few string
- * searches; undefined for anything else, which ACK_BRANCH then reads.
+ * searches; undefined for anything else, which the full parse then reads.
  */
 export function firstLineViaBranch(head: string): string | undefined {
   const line = head.indexOf('\n') + 1;
@@ -125,6 +128,70 @@ export function firstLineViaBranch(head: string): string | undefined {
     if (c === 0x3b || c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0) break;
   }
   return end === start ? undefined : head.slice(start, end);
+}
+
+/**
+ * The INVITE server transaction key (serverTransactionKey) of a message whose top Via is written the
+ * usual way on the line after the Request-Line, read off the text: branch (firstLineViaBranch) and
+ * sent-by. Undefined whenever the sent-by is not in the one form the parser would give back as
+ * written (no white space, a port without leading zeros): the full path then decides.
+ */
+export function firstLineInviteKey(head: string): string | undefined {
+  const branch = firstLineViaBranch(head);
+  if (branch === undefined) return undefined;
+  // firstLineViaBranch checked the line: "Via: ", CRLF-terminated, the branch in its first value.
+  const line = head.indexOf('\n') + 1;
+  const semi = head.indexOf(';', line);
+  const space = head.indexOf(' ', line + 5);
+  if (space < 0 || space > semi) return undefined;
+  // sent-protocol (SIP/2.0/UDP) with no white space in it, then one space.
+  for (let k = line + 5; k < space; k++) {
+    const c = head.charCodeAt(k);
+    if (c === 0x09 || c === 0x20) return undefined;
+  }
+  const start = space + 1;
+  let k = start;
+  if (head.charCodeAt(k) === 0x5b) {
+    // [IPv6 reference]
+    k = head.indexOf(']', k);
+    if (k < 0 || k > semi) return undefined;
+    k++;
+  } else {
+    for (; k < semi; k++) {
+      const c = head.charCodeAt(k) | 0x20;
+      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d)) break;
+    }
+    if (k === start) return undefined;
+  }
+  if (k === semi) return `${branch}\u0000${head.slice(start, semi)}:`;
+  if (head.charCodeAt(k) !== 0x3a) return undefined;
+  const digits = semi - k - 1;
+  if (digits < 1 || digits > 5 || (digits > 1 && head.charCodeAt(k + 1) === 0x30)) return undefined;
+  let port = 0;
+  for (let d = k + 1; d < semi; d++) {
+    const c = head.charCodeAt(d);
+    if (c < 0x30 || c > 0x39) return undefined;
+    port = port * 10 + c - 0x30;
+  }
+  if (port > 65535) return undefined;
+  return `${branch}\u0000${head.slice(start, semi)}`;
+}
+
+/**
+ * Does the To header of this message text carry a tag starting `needle` (";tag=" and the prefix of
+ * our derived tags), on a line of its own ("To:" or "t:", any case). Folded or otherwise unusual
+ * lines are not recognised here; the full path reads them.
+ */
+export function toTagStartsWith(head: string, needle: string): boolean {
+  for (let at = head.indexOf(needle); at >= 0; at = head.indexOf(needle, at + 1)) {
+    const line = head.lastIndexOf('\n', at) + 1;
+    if (line === 0 || (head.charCodeAt(line) | 0x20) !== 0x74) continue;
+    let k = line + 1;
+    if ((head.charCodeAt(k) | 0x20) === 0x6f) k++;
+    while (head.charCodeAt(k) === 0x20 || head.charCodeAt(k) === 0x09) k++;
+    if (head.charCodeAt(k) === 0x3a) return true;
+  }
+  return false;
 }
 
 const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
@@ -156,7 +223,9 @@ export class Router {
   private lastTable: EndpointTable | undefined;
   private lastUri: string | undefined;
   private lastEndpoint: Endpoint | undefined;
-  private readonly tags = new TagFactory();
+  private readonly tags: TagFactory;
+  /** ";tag=" and the prefix of our derived tags: what an ACK of a stateless answer carries in To. */
+  private readonly statelessTagNeedle: string;
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
   readonly proxy: Proxy | undefined;
@@ -164,6 +233,8 @@ export class Router {
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
+    this.tags = new TagFactory(opts.secret);
+    this.statelessTagNeedle = ';tag=' + this.tags.statelessPrefix;
     this.log = opts.logger;
     this.logDecision = decisionLogger(opts.logger);
     const limits =
@@ -312,6 +383,11 @@ export class Router {
     });
   }
 
+  /**
+   * Answer a request without a transaction (RFC 3261 §8.2.7, Kamailio's `sl`): one datagram out for
+   * one in, nothing kept, no Timer G. The To tag is derived from the request, so a retransmission
+   * gets the same answer, and the ACK of a non-2xx sent so is known by its tag and dropped.
+   */
   private sendStateless(
     req: SipRequest,
     via: Via,
@@ -324,7 +400,7 @@ export class Router {
       status,
       reason,
       extra,
-      toTag: this.tags.next(),
+      toTag: this.tags.stateless(req),
       topVia: stampedTopVia(via, source),
       server: this.opts.serverHeader,
     });
@@ -332,11 +408,41 @@ export class Router {
     this.stats.responsesSent++;
   }
 
+  /** A decision of our own, answered statelessly, and its log line. */
+  private answer(
+    req: SipRequest,
+    via: Via,
+    source: Source,
+    decision: {
+      readonly status: number;
+      readonly outcome: string;
+      readonly reason?: string;
+      readonly extra?: string;
+      readonly endpoint?: Endpoint;
+    },
+    t0: number,
+    level: 'info' | 'warn' = 'info',
+  ): void {
+    this.sendStateless(req, via, source, decision.status, decision.reason, decision.extra);
+    this.record(level, {
+      callId: req.callId,
+      branch: via.branch,
+      method: req.method,
+      ruri: req.uri,
+      endpoint: decision.endpoint?.sipAddress,
+      mode: decision.endpoint?.mode,
+      status: decision.status,
+      outcome: decision.outcome,
+      ...(level === 'warn' ? { peer: `${source.address}:${source.port}` } : {}),
+      latencyUs: Math.round((performance.now() - t0) * 1000),
+    });
+  }
+
   private request(req: SipRequest, source: Source, t0: number, raw: Buffer): void {
     if (req.method === 'ACK') {
       // An ACK is never answered, so it is not validated beyond what matching it needs: one that
       // matches no transaction, malformed or not, is dropped (RFC 3261 §17.2.3).
-      this.ack(req);
+      this.ack(req, source);
       return;
     }
     const invalid = validateRequest(req);
@@ -346,36 +452,70 @@ export class Router {
       return;
     }
     const via = req.topVia;
-    const key = serverTransactionKey(req);
-    const existing = this.transactions.get(key);
-    if (existing !== undefined) {
-      // RFC 3261 §17.2.1/§17.2.2: a retransmission is answered by the transaction, not the TU.
-      this.stats.retransmissionsAbsorbed++;
-      existing.retransmission();
+    // With no transaction held (a service that only redirects holds none) there is nothing to
+    // match, and the key is built only if a transaction is made.
+    let key: string | undefined;
+    if (this.transactions.size > 0) {
+      key = serverTransactionKey(req);
+      const existing = this.transactions.get(key);
+      if (existing !== undefined) {
+        // RFC 3261 §17.2.1/§17.2.2: a retransmission is answered by the transaction, not the TU.
+        this.stats.retransmissionsAbsorbed++;
+        existing.retransmission();
+        return;
+      }
+    }
+    // CANCEL goes on whatever the load when it matches an INVITE (it ends work, RFC 3261 §9.2); it
+    // is answered statelessly and keeps no transaction of its own.
+    if (req.method === 'CANCEL') {
+      this.cancel(req, via, source, t0);
       return;
     }
-    // CANCEL goes on whatever the load: it ends work (RFC 3261 §9.2).
-    if (req.method !== 'CANCEL' && this.shed(req, via, source, t0)) return;
     const route = { link: source.link, address: source.address, port: responsePort(via, source) };
     // RFC 3261 §12.2.2: a request in one of our lookup dialogs (Call-ID and tags) is the lookup
     // service's, before any routing by Request-URI (it is our Contact) or by the proxy.
-    if (req.method !== 'CANCEL' && this.lookup?.owns(req) === true) {
+    const owned = this.lookup?.owns(req, source);
+    if (owned === 'other-flow') {
+      // Only the flow the dialog came on may act in it: our tag is no secret to whoever saw it.
+      this.answer(req, via, source, { status: 403, outcome: 'lookup-other-flow' }, t0, 'warn');
+      return;
+    }
+    if (owned === 'flow') {
+      // Over the cap a BYE still ends its dialog, and frees what the dialog holds.
+      if (req.method !== 'BYE' && this.shed(req, via, source, t0)) return;
+      key ??= serverTransactionKey(req);
       const txn =
         req.method === 'INVITE'
           ? this.transactions.createInvite(key, route)
           : this.transactions.createNonInvite(key, route);
       this.handOver(txn);
-      this.lookup.inDialog({ req, source, via, txn, t0 });
+      this.lookup!.inDialog({ req, source, via, txn, t0 });
       return;
     }
-    let decision = req.method === 'CANCEL' ? this.cancel(req) : this.decide(req, source);
+    // Everything else counts against the cap, BYE included: the proxy keeps no dialogs a BYE could
+    // be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
+    if (this.shed(req, via, source, t0)) return;
+    const decision = this.decide(req, source);
     if (decision.lookup !== undefined) {
-      const txn = this.transactions.createInvite(key, route);
-      this.handOver(txn);
-      this.lookup!.invite({ req, source, via, txn, t0 }, decision.endpoint);
+      const lookup = this.lookup!;
+      // Over maxDialogs, or over the source's budget of un-ACKed 200s: one stateless 503, no state.
+      const refused = lookup.admit(req, source);
+      if (refused !== undefined) {
+        this.answer(req, via, source, { ...refused, endpoint: decision.endpoint }, t0, 'warn');
+        return;
+      }
+      // The lookup service answers at once (a 2xx it retransmits itself as the dialog's UAS, or a
+      // rejection): no server transaction, as for any answer of ours.
+      const port = route.port;
+      const responder = {
+        respond: (_status: number, data: Buffer | string): void =>
+          source.link.send(data, source.address, port),
+      };
+      lookup.invite({ req, source, via, txn: responder, t0 }, decision.endpoint);
       return;
     }
     if (decision.proxy !== undefined) {
+      key ??= serverTransactionKey(req);
       const txn =
         req.method === 'INVITE'
           ? this.transactions.createInvite(key, route)
@@ -395,33 +535,13 @@ export class Router {
         this.respondVia(txn, req, via, source, { status: 500, outcome: 'internal-error' }, t0);
         return;
       }
+      // Not forwarded after all: the transaction goes, and the answer is stateless like any other.
+      txn.dispose();
       // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
-      decision = { status: 481, outcome: 'no-dialog' };
-      this.respondVia(txn, req, via, source, decision, t0);
+      this.answer(req, via, source, { status: 481, outcome: 'no-dialog' }, t0);
       return;
     }
-    const data = responseText(req, {
-      status: decision.status,
-      reason: decision.reason,
-      extra: decision.extra,
-      toTag: this.tags.next(),
-      topVia: stampedTopVia(via, source),
-      server: this.opts.serverHeader,
-    });
-    if (req.method === 'INVITE') this.transactions.createInvite(key, route).respond(decision.status, data);
-    else this.transactions.createNonInvite(key, route).respond(decision.status, data);
-    this.stats.responsesSent++;
-    this.record('info', {
-      callId: req.callId,
-      branch: via.branch,
-      method: req.method,
-      ruri: req.uri,
-      endpoint: decision.endpoint?.sipAddress,
-      mode: decision.endpoint?.mode,
-      status: decision.status,
-      outcome: decision.outcome,
-      latencyUs: Math.round((performance.now() - t0) * 1000),
-    });
+    this.answer(req, via, source, decision, t0);
   }
 
   /** Send our own answer through a transaction already created, and log the decision. */
@@ -487,13 +607,7 @@ export class Router {
     if (this.draining && req.toTag === undefined) {
       this.stats.drainRejected++;
       outcome = 'draining';
-    } else if (
-      limits !== undefined &&
-      limits.maxTransactions > 0 &&
-      // BYE ends a dialog and frees what it holds: let it through.
-      req.method !== 'BYE' &&
-      this.transactions.size + (this.opts.proxy?.clientTxns.size ?? 0) >= limits.maxTransactions
-    ) {
+    } else if (this.overCap()) {
       this.stats.overloaded++;
       outcome = 'overload';
     } else return false;
@@ -520,13 +634,28 @@ export class Router {
       this.log.warn(
         {
           transactions: this.transactions.size,
-          clientTransactions: this.opts.proxy?.clientTxns.size ?? 0,
+          clientTransactions: this.clientTransactions(),
           max: limits?.maxTransactions,
           suppressed,
         },
         'overloaded: new requests answered 503',
       );
     return true;
+  }
+
+  /** Client transactions held: the proxy's, and the lookup service's when it has a table of its own. */
+  private clientTransactions(): number {
+    const proxyTxns = this.opts.proxy?.clientTxns;
+    const lookupTxns = this.opts.lookup?.clientTxns;
+    return (
+      (proxyTxns?.size ?? 0) + (lookupTxns !== undefined && lookupTxns !== proxyTxns ? lookupTxns.size : 0)
+    );
+  }
+
+  /** limits.maxTransactions: server plus client transactions held reach it. */
+  private overCap(): boolean {
+    const max = this.opts.limits?.maxTransactions ?? 0;
+    return max > 0 && this.transactions.size + this.clientTransactions() >= max;
   }
 
   /** A request refused by the listener's access policy: 403 when a response can be routed, else dropped. */
@@ -551,32 +680,28 @@ export class Router {
   }
 
   /**
-   * Fast path for the ACK of one of our non-2xx finals: the branch of the first Via names the INVITE
-   * transaction (RFC 3261 §17.2.3). True when it was absorbed; anything else takes the full path.
+   * Fast path for the ACK of one of our non-2xx finals. A stateless one is known by the prefix of its
+   * To tag and dropped; for one sent by a transaction, the branch and sent-by of the first Via name
+   * the INVITE transaction (RFC 3261 §17.2.3). True when it was absorbed; anything else takes the
+   * full path.
    */
   private absorbAck(data: Buffer, decoded: string | undefined): boolean {
-    // The top Via is nearly always the line after the Request-Line: the first 320 bytes hold it, and
-    // a wider look (1 KiB) is taken only when they do not. A stream's framing has decoded the whole
-    // header section already.
-    let head = decoded ?? data.toString('latin1', 0, Math.min(data.length, 320));
+    // The top Via is nearly always the line after the Request-Line, and To a few lines below: the
+    // first 320 bytes hold them, most of the time. A stream's framing has decoded the whole header
+    // section already.
+    const head = decoded ?? data.toString('latin1', 0, Math.min(data.length, 320));
     if (!head.startsWith('ACK ')) return false;
-    let branch = firstLineViaBranch(head);
-    if (branch === undefined) {
-      let m = ACK_BRANCH.exec(head);
-      // Not found, or found at the cut, where it may go on: look further.
-      if (
-        decoded === undefined &&
-        data.length > 320 &&
-        (m === null || m.index + m[0].length === head.length)
-      ) {
-        head = data.toString('latin1', 0, Math.min(data.length, 1024));
-        m = ACK_BRANCH.exec(head);
-      }
-      branch = m?.[1];
+    if (toTagStartsWith(head, this.statelessTagNeedle)) {
+      // The ACK of a stateless answer of ours: nothing waits for it (RFC 3261 §17.2.1 absorbs the
+      // ACK of a non-2xx; there is no transaction to absorb it in).
+      this.stats.requests++;
+      this.stats.acksAbsorbed++;
+      return true;
     }
-    if (branch === undefined || branch.length <= MAGIC_COOKIE.length || !branch.startsWith(MAGIC_COOKIE))
+    const key = firstLineInviteKey(head);
+    if (key === undefined || !key.startsWith(MAGIC_COOKIE) || key.charCodeAt(MAGIC_COOKIE.length) === 0)
       return false;
-    const txn = this.transactions.get(branch);
+    const txn = this.transactions.get(key);
     if (txn?.kind !== 'invite') return false;
     this.stats.requests++;
     this.stats.acksAbsorbed++;
@@ -585,13 +710,20 @@ export class Router {
   }
 
   /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
-  private ack(req: SipRequest): void {
+  private ack(req: SipRequest, source: Source): void {
     let key: string;
+    let stateless: boolean;
     try {
+      stateless = this.tags.isStateless(req.toTag);
       key = serverTransactionKey(req, 'INVITE');
     } catch {
       this.stats.dropped++;
       this.log.debug({ method: 'ACK' }, 'malformed ACK dropped');
+      return;
+    }
+    if (stateless) {
+      // The ACK of a stateless answer of ours (the fast path did not read this one's text).
+      this.stats.acksAbsorbed++;
       return;
     }
     const txn = this.transactions.get(key);
@@ -602,21 +734,31 @@ export class Router {
     }
     // The ACK of a 2xx is a transaction of its own (RFC 3261 §13.3.1.4): ours stops the lookup
     // service's retransmissions; a proxy forwards any other end to end (RFC 3261 §16.11).
-    if (this.lookup?.ack(req) === true) return;
+    if (this.lookup?.ack(req, source) === true) return;
     if (this.proxy?.forwardAck(req) === true) return;
     // RFC 3261 §17.2.3: an ACK matching no transaction is not ours to answer.
     this.stats.dropped++;
     this.log.debug({ callId: req.callId, method: 'ACK' }, 'ACK matching no transaction dropped');
   }
 
-  /** RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (our final is already sent); else 481. */
-  private cancel(req: SipRequest): Decision {
+  /**
+   * RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (the proxy cancels its branches, or our
+   * final is already sent); else 481. It matches the INVITE on branch and sent-by both (RFC 3261
+   * §17.2.3), so another sender with the victim's branch cancels nothing. Answered statelessly: a
+   * retransmitted CANCEL is matched again and gets the same answer.
+   */
+  private cancel(req: SipRequest, via: Via, source: Source, t0: number): void {
     const inviteKey = serverTransactionKey(req, 'INVITE');
     const invite = this.transactions.get(inviteKey);
-    if (invite === undefined) return { status: 481, outcome: 'cancel-unknown' };
+    if (invite === undefined) {
+      // Over the cap (or draining) a CANCEL that matches nothing gets the 503 everything else gets.
+      if (this.shed(req, via, source, t0)) return;
+      this.answer(req, via, source, { status: 481, outcome: 'cancel-unknown' }, t0);
+      return;
+    }
     // RFC 3261 §16.10: the CANCEL is answered 200 here and the pending branches are cancelled.
-    if (this.proxy?.cancel(inviteKey) === true) return { status: 200, outcome: 'cancel-forwarded' };
-    return { status: 200, outcome: 'cancel-after-final' };
+    const outcome = this.proxy?.cancel(inviteKey) === true ? 'cancel-forwarded' : 'cancel-after-final';
+    this.answer(req, via, source, { status: 200, outcome }, t0);
   }
 
   private decide(req: SipRequest, _source: Source): Decision {

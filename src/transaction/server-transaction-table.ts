@@ -26,12 +26,15 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
   const branch = via.branch;
   const method = forMethod === 'ACK' ? 'INVITE' : forMethod;
   if (branch !== undefined && branch.length > MAGIC_COOKIE.length && branch.startsWith(MAGIC_COOKIE)) {
-    // RFC 3261 §8.1.1.7 makes the branch unique across space and time, so for INVITE (and its ACK)
-    // the branch alone is the key: no string to build, flatten and hash per request. Only a client
-    // breaking that rule (reusing another's branch) could collide. Everything else keeps sent-by and
-    // the method in the key: CANCEL shares the INVITE's branch.
-    if (method === 'INVITE') return flatCopy(branch);
-    return flatCopy(`${method} ${branch}\u0000${via.host}:${via.port ?? ''}`);
+    // RFC 3261 §17.2.3: "the request matches a transaction if ... the branch parameter in the request
+    // is equal to the one in the top Via header field of the request that created the transaction,
+    // the sent-by value in the top Via of the request is equal to the one in the request that
+    // created the transaction, and the method of the request matches". Branch alone is not enough:
+    // anyone who saw a branch could then CANCEL or ACK another client's INVITE. INVITE keys carry
+    // no method (ACK and CANCEL look the INVITE up with forMethod 'INVITE'); the others name theirs.
+    // firstLineInviteKey (router.ts) gives the same text for a Via read off the wire (ACK fast path).
+    const sentBy = `${branch}\u0000${via.host}:${via.port ?? ''}`;
+    return flatCopy(method === 'INVITE' ? sentBy : `${method} ${sentBy}`);
   }
   const cseq = req.cseq.seq;
   // The ACK of a non-2xx carries the INVITE's Request-URI (RFC 3261 §17.1.1.3), so it is part of the key.

@@ -40,7 +40,13 @@ const DEFAULTS = {
     dns: { servers: [] },
     probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
   },
-  lookup: { sessionExpires: 1800, idleTimeout: 120_000, maxDialogs: 10_000, maxBodyBytes: 16_384 },
+  lookup: {
+    sessionExpires: 1800,
+    idleTimeout: 120_000,
+    maxDialogs: 10_000,
+    maxBodyBytes: 16_384,
+    maxUnackedPerSource: 8,
+  },
   limits: {
     maxHeaders: 256,
     maxLineLength: 8192,

@@ -47,7 +47,11 @@ let clientTxns: ClientTransactionTable;
 let lines: Record<string, unknown>[];
 let probes: ReturnType<ProbeStates>;
 
-function start(settings: Partial<LookupSettings> = {}, transport: 'udp' | 'tcp' = 'udp'): void {
+function start(
+  settings: Partial<LookupSettings> = {},
+  transport: 'udp' | 'tcp' = 'udp',
+  maxTransactions = 0,
+): void {
   link = new MemoryLink(transport);
   clock = new FakeClock();
   lines = [];
@@ -67,6 +71,7 @@ function start(settings: Partial<LookupSettings> = {}, transport: 'udp' | 'tcp' 
       probes: () => probes,
       settings: { ...DEFAULT_LOOKUP_SETTINGS, ...settings },
     },
+    limits: { maxHeaders: 256, maxLineLength: 8192, maxTransactions, retryAfter: 5 },
   });
 }
 
@@ -183,7 +188,8 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
   it('answers the INVITE 200 with To tag, Contact, SDP answer and the channel Session-Expires', () => {
     const { ok } = dialog('inv-1');
     expect(ok.status).toBe(200);
-    expect(ok.toTag).toMatch(/^[0-9a-z]+$/);
+    // A dialog's tag: 72 random bits, base64url.
+    expect(ok.toTag).toMatch(/^[\w-]{12}$/);
     expect(ok.header('to')).toMatch(/^<sip:ocschat@contoso\.com>;tag=/);
     expect(ok.header('contact')).toBe('<sip:127.0.0.1:5060>');
     expect(ok.header('content-type')).toBe('application/sdp');
@@ -289,6 +295,24 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     expect(router.lookup!.size).toBe(0);
     c.inDialog('INFO', { body: REQURI(1) });
     expect(asResponse(link.take()[0]!).status).toBe(481);
+  });
+
+  it('over limits.maxTransactions an INFO in a dialog gets one stateless 503, while BYE still ends it', () => {
+    start({}, 'udp', 1);
+    const { c } = dialog('cap-bye');
+    c.inDialog('ACK');
+    // A body-less INFO is answered 200; its transaction is kept for Timer J: the cap of 1 is reached.
+    c.inDialog('INFO');
+    expect(asResponse(link.take()[0]!).status).toBe(200);
+    expect(router.transactions.size).toBe(1);
+    c.inDialog('INFO');
+    const shed = asResponse(link.take()[0]!);
+    expect(shed.status).toBe(503);
+    expect(shed.header('retry-after')).toBe('5');
+    expect(router.transactions.size).toBe(1);
+    c.inDialog('BYE');
+    expect(asResponse(link.take()[0]!).status).toBe(200);
+    expect(router.lookup!.size).toBe(0);
   });
 
   it('ends a confirmed dialog left idle with BYE', () => {
@@ -624,7 +648,8 @@ describe('RFC 4028 session timers on the lookup dialog', () => {
 
 describe('bounded memory', () => {
   it('leaves nothing behind after many abandoned dialogs (never ACKed, or ACKed and left)', () => {
-    start({ idleTimeoutMs: 60_000 });
+    // All 500 come from one address: the budget of un-ACKed 200s per source is lifted for this one.
+    start({ idleTimeoutMs: 60_000, maxUnackedPerSource: 1000 });
     for (let i = 0; i < 500; i++) {
       const c = new Client(`abandon-${i}`);
       c.invite();
