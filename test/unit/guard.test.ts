@@ -203,6 +203,7 @@ function guardSettings(over: Partial<GuardSettings> = {}): GuardSettings {
   return {
     access: { action: 'reject', logIntervalMs: 60_000, rules: [] },
     maxConnectionsPerSource: 0,
+    maxConnections: 0,
     ...over,
   };
 }
