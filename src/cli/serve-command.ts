@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { LOG_LEVELS } from '../config/schema.js';
-import { flushLogger } from '../log.js';
+import type { Logger } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -49,8 +49,8 @@ export function serveCommand(io: CliIo): Command {
           // A second signal: the operator does not want to wait for the drain, nor for anything
           // still open (a connection, a file read) to let go.
           server.logger.warn({ signal }, 'second signal: exiting at once, without waiting for the drain');
-          flushLogger(server.logger);
-          process.exit(EXIT.failure);
+          exitNow(server.logger, EXIT.failure);
+          return;
         }
         stopping = true;
         server.logger.info({ signal }, 'shutting down');
@@ -61,8 +61,7 @@ export function serveCommand(io: CliIo): Command {
           // only if something else still holds the event loop.
           setTimeout(() => {
             server.logger.warn('still open after stopping: exiting anyway');
-            flushLogger(server.logger);
-            process.exit();
+            exitNow(server.logger, EXIT.ok);
           }, CLOSE_GRACE_MS).unref();
           resolve();
         };
@@ -73,8 +72,7 @@ export function serveCommand(io: CliIo): Command {
             (closed) => {
               if (closed) return done();
               server.logger.warn({ graceMs: CLOSE_GRACE_MS }, 'stopping took too long: exiting anyway');
-              flushLogger(server.logger);
-              process.exit(EXIT.ok);
+              exitNow(server.logger, EXIT.ok);
             },
             (err: unknown) => {
               server.logger.error({ err }, 'error while stopping');
@@ -96,4 +94,10 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
     timer.unref();
   });
   return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Exits once the log lines buffered are written, or after 200 ms whatever holds them. */
+function exitNow(logger: Logger, code: number): void {
+  setTimeout(() => process.exit(code), 200);
+  logger.flush(() => process.exit(code));
 }
