@@ -237,7 +237,12 @@ export interface ConnectorOptions {
   readonly onError?: (err: Error) => void;
 }
 
-/** Opens outbound TCP connections (to pool members), or reuses one already open to the peer. */
+/**
+ * Opens outbound TCP connections (to pool members), or reuses one already open to the peer. These
+ * are not timed by the ConnectionWatch: the connection (and a TLS handshake, see TlsConnector) is
+ * bounded by connectTimeoutMs, and an idle one is closed after idleTimeoutMs without traffic either
+ * way; a configured pool member gets no per-message bound. Shutdown destroys them with the registry.
+ */
 export class TcpConnector {
   private readonly pending = new Map<string, Promise<TcpConnection>>();
 
