@@ -67,17 +67,21 @@ export class TlsListener extends StreamListener<TcpConnection> {
       }
       l.accepted(socket);
       const key = connectionId(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-      l.handshaking.set(key, opts.watch.track(socket, 'handshake'));
-      socket.once('close', () => l.handshaking.delete(key));
+      const timer = opts.watch.track(socket, 'handshake');
+      l.handshaking.set(key, timer);
+      socket.once('close', () => {
+        if (l.handshaking.get(key) === timer) l.handshaking.delete(key);
+      });
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       socket.on('error', (err: Error) => opts.onError?.(err));
       const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
       // The TLS socket is found by its peer address: unique among the listener's open connections.
       const key = connectionId(peer.address, peer.port);
-      const timer = l.handshaking.get(key);
+      // Not found only if the peer address could not be read: timed from here, then.
+      const timer = l.handshaking.get(key) ?? opts.watch.track(socket, 'idle');
       l.handshaking.delete(key);
-      timer?.handshakeDone();
+      timer.handshakeDone();
       if (store.requiresClientCert && !socket.authorized) {
         const presented = Object.keys(socket.getPeerCertificate()).length > 0;
         const reason = describeVerifyError(

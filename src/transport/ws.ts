@@ -151,19 +151,18 @@ export class WsListener extends StreamListener<WsConnection> {
       wss.handleUpgrade(req, socket, head, (ws) => {
         const conn = new WsConnection(opts.transport, ws, upgraded);
         l.connections.add(conn);
-        const timer = l.upgrading.get(key);
+        // Not found only if the peer address could not be read: timed from here, then.
+        const timer = l.upgrading.get(key) ?? opts.watch.track(upgraded, 'idle');
         l.upgrading.delete(key);
-        if (timer !== undefined) {
-          timer.handshakeDone();
-          // Ahead of the WebSocket library's own reader: bytes start (or add to) a message, which
-          // the library's 'message' (or a ping or pong) then finishes, so a trickled frame is timed
-          // from its first byte.
-          upgraded.prependListener('data', () => timer.received(false, true));
-          const finished = (): void => timer.received(true, false);
-          ws.on('ping', finished);
-          ws.on('pong', finished);
-          ws.on('message', finished);
-        }
+        timer.handshakeDone();
+        // Ahead of the WebSocket library's own reader: bytes start (or add to) a message, which the
+        // library's 'message' (or a ping or pong) then finishes, so a trickled frame is timed from
+        // its first byte.
+        upgraded.prependListener('data', () => timer.received(false, true));
+        const finished = (): void => timer.received(true, false);
+        ws.on('ping', finished);
+        ws.on('pong', finished);
+        ws.on('message', finished);
         ws.on('error', (err) => opts.onError?.(err));
         ws.on('close', () => l.connections.delete(conn));
         ws.on('message', (data: RawData) => {
@@ -204,8 +203,11 @@ export class WsListener extends StreamListener<WsConnection> {
       l.accepted(socket);
       // Found again at the upgrade by peer address (for wss the upgrade sees the TLS socket).
       const key = `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
-      l.upgrading.set(key, opts.watch.track(socket, 'handshake'));
-      socket.once('close', () => l.upgrading.delete(key));
+      const timer = opts.watch.track(socket, 'handshake');
+      l.upgrading.set(key, timer);
+      socket.once('close', () => {
+        if (l.upgrading.get(key) === timer) l.upgrading.delete(key);
+      });
     });
     server.on('clientError', (_err, socket) => socket.destroy());
     server.on('error', (err) => opts.onError?.(err));
