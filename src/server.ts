@@ -18,6 +18,7 @@ import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from './lookup/lookup-se
 import type { Clock } from './transaction/clock.js';
 import { TimerWheel } from './transaction/timer-wheel.js';
 import { CertificateStore } from './transport/certificates.js';
+import { ConnectionWatch } from './transport/connection-watch.js';
 import { TcpListener } from './transport/tcp.js';
 import { TlsConnector, TlsListener } from './transport/tls.js';
 import type { FramedHead } from './sip/parser.js';
@@ -26,6 +27,7 @@ import { listenUdp, type UdpListener } from './transport/udp.js';
 import type { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
 import { deploymentSecret } from './guard/secret.js';
+import { readDescriptorLimit } from './guard/descriptor-limit.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
 
 export interface StartOptions {
@@ -163,7 +165,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // The router reads this once per request: a reload swaps the reference, and a request already
   // being decided finishes with the table it started with.
   let table: EndpointTable = initial.table;
-  const guard = new Guard(guardSettingsFrom(server), { logger });
+  const guard = new Guard(guardSettingsFrom(server), { logger, descriptorLimit: readDescriptorLimit() });
+  // Every inbound connection is timed from accept: handshake, each message, the quiet between.
+  const connectionWatch = new ConnectionWatch(
+    {
+      handshakeMs: server.limits.tcp.handshakeTimeout,
+      messageMs: server.limits.tcp.messageTimeout,
+      idleMs: server.limits.tcp.idleTimeout,
+    },
+    (socket, phase, limitMs) =>
+      logger.debug(
+        { peer: socket.remoteAddress ?? null, port: socket.remotePort ?? null, phase, limitMs },
+        `connection closed: ${phase} took longer than ${limitMs} ms`,
+      ),
+  );
   // Metrics read the router only when scraped, so they can be made before it.
   const serviceMetrics: ServiceMetrics = new ServiceMetrics(
     {
@@ -173,6 +188,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       transactionsInFlight: () => router.transactions.size,
       endpoints: () => table.size,
       guard,
+      connections: connectionWatch,
     },
     { processMetrics: server.admin.listen !== undefined },
   );
@@ -339,6 +355,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     clearTimeout(debounce);
     watcher?.close();
     guard.close();
+    connectionWatch.stop();
     proxySupport.close();
     certificates?.close();
     await Promise.all([
@@ -375,7 +392,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const onMessage = (data: Buffer, source: Source, head?: FramedHead): void =>
         router.onMessage(data, source, head, lg.admit);
       const maxMessageSize = server.sip.maxMessageSize;
-      const idleTimeoutMs = server.limits.tcp.idleTimeout;
+      const watch = connectionWatch;
       switch (l.transport) {
         case 'udp':
           udp.push(
@@ -399,7 +416,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
                 host: l.host,
                 port: l.port,
                 maxMessageSize,
-                idleTimeoutMs,
+                watch,
                 admit: lg.admitConnection,
                 onError,
               },
@@ -418,7 +435,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
                 host: l.host,
                 port: l.port,
                 maxMessageSize,
-                idleTimeoutMs,
+                watch,
                 admit: lg.admitConnection,
                 certificates,
                 logger,
@@ -442,7 +459,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
                 host: l.host,
                 port: l.port,
                 maxMessageSize,
-                idleTimeoutMs,
+                watch,
                 admit: lg.admitConnection,
                 certificates,
                 logger,
@@ -563,6 +580,7 @@ function guardSettingsFrom(s: LoadedConfig['server']): GuardSettings {
             exempt: r.exempt,
           },
     maxConnectionsPerSource: s.limits.tcp.maxConnectionsPerSource,
+    maxConnections: s.limits.tcp.maxConnections,
   };
 }
 

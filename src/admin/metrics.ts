@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import type { DecisionFields } from '../log.js';
 import type { RouterStats } from '../router/router.js';
 import type { GuardStats } from '../guard/guard.js';
+import type { ConnectionWatchStats } from '../transport/connection-watch.js';
 
 /** What the metrics read from the running service when scraped. */
 export interface MetricsSource {
@@ -12,6 +13,8 @@ export interface MetricsSource {
   endpoints(): number;
   /** Access control and flood protection counts (src/guard). */
   readonly guard?: { readonly stats: GuardStats; readonly trackedSources: number };
+  /** Inbound connections open and those closed for overstaying a phase (src/transport). */
+  readonly connections?: ConnectionWatchStats;
 }
 
 // Method is a label, and any token is a valid method on the wire: anything outside this set is
@@ -163,12 +166,66 @@ export class ServiceMetrics {
         'TCP connections closed at once: per-source limit, banned source or network not allowed',
         () => guard.stats.connectionsRefused,
       );
+      fromCounts(
+        'pchat_connections_over_cap_total',
+        'Connections closed at accept over limits.tcp.maxConnectionsPerSource (source) or maxConnections (global)',
+        'cap',
+        {
+          source: () => guard.stats.connectionsOverSourceCap,
+          global: () => guard.stats.connectionsOverGlobalCap,
+        },
+      );
       new Gauge({
         name: 'pchat_rate_limited_sources',
         help: 'Source addresses tracked by the rate limiter',
         registers,
         collect() {
           this.set(guard.trackedSources);
+        },
+      });
+    }
+
+    const connections = source.connections;
+    if (connections !== undefined) {
+      new Gauge({
+        name: 'pchat_connections_open',
+        help: 'Inbound TCP, TLS and WebSocket connections open, those still in their handshake included',
+        registers,
+        collect() {
+          this.set(connections.open);
+        },
+      });
+      fromCounts(
+        'pchat_connections_timed_out_total',
+        'Inbound connections destroyed for taking too long: handshake, one message (messageTimeout) or idle',
+        'phase',
+        {
+          handshake: () => connections.timedOut.handshake,
+          message: () => connections.timedOut.message,
+          idle: () => connections.timedOut.idle,
+        },
+      );
+    }
+
+    function fromCounts(
+      name: string,
+      help: string,
+      label: string,
+      reads: Record<string, () => number>,
+    ): void {
+      const seen = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          for (const [value, read] of Object.entries(reads)) {
+            const now = read();
+            const before = seen.get(value) ?? 0;
+            this.inc({ [label]: value }, Math.max(0, now - before));
+            seen.set(value, now);
+          }
         },
       });
     }

@@ -1,8 +1,10 @@
 // `pchat-endpoint serve`: runs the service (what `npm start` runs) until SIGINT or SIGTERM, which
-// drain it first (503 to new requests, transactions in flight finish); SIGHUP reloads the configuration.
+// drain it first (503 to new requests, transactions in flight finish), then destroy every connection
+// and exit; a second signal exits at once. SIGHUP reloads the configuration.
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { LOG_LEVELS } from '../config/schema.js';
+import type { Logger } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -11,6 +13,12 @@ import type { CliIo } from './io.js';
 interface ServeFlags extends ConfigDirOptions {
   logLevel?: string;
 }
+
+/**
+ * After the drain, how long closing (every connection destroyed, listeners and files closed) may
+ * take, and then how long anything still open may keep the process alive: past either, it exits.
+ */
+const CLOSE_GRACE_MS = 2000;
 
 export function serveCommand(io: CliIo): Command {
   const cmd = new Command('serve')
@@ -38,24 +46,58 @@ export function serveCommand(io: CliIo): Command {
       const stop = (signal: string): void => {
         process.off('SIGHUP', onHup);
         if (stopping) {
-          // A second signal: the operator does not want to wait for the drain.
-          server.logger.warn({ signal }, 'second signal: stopping without waiting for the drain');
-          void server.close().then(resolve);
+          // A second signal: the operator does not want to wait for the drain, nor for anything
+          // still open (a connection, a file read) to let go.
+          server.logger.warn({ signal }, 'second signal: exiting at once, without waiting for the drain');
+          exitNow(server.logger, EXIT.failure);
           return;
         }
         stopping = true;
         server.logger.info({ signal }, 'shutting down');
-        // Graceful: new requests get 503 while transactions in flight finish (shutdown.drainTime).
+        // Graceful: new requests get 503 while transactions in flight finish (shutdown.drainTime);
+        // then close() destroys every connection, inbound and outbound, finished handshake or not.
+        const done = (): void => {
+          // Whatever close() could not release must not keep the process: an unref'd timer fires
+          // only if something else still holds the event loop.
+          setTimeout(() => {
+            server.logger.warn('still open after stopping: exiting anyway');
+            exitNow(server.logger, EXIT.ok);
+          }, CLOSE_GRACE_MS).unref();
+          resolve();
+        };
         void server
           .drain()
-          .then(() => server.close())
-          .then(resolve, (err: unknown) => {
-            server.logger.error({ err }, 'error while stopping');
-            resolve();
-          });
+          .then(() => within(server.close(), CLOSE_GRACE_MS))
+          .then(
+            (closed) => {
+              if (closed) return done();
+              server.logger.warn({ graceMs: CLOSE_GRACE_MS }, 'stopping took too long: exiting anyway');
+              exitNow(server.logger, EXIT.ok);
+            },
+            (err: unknown) => {
+              server.logger.error({ err }, 'error while stopping');
+              done();
+            },
+          );
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
     });
   });
+}
+
+/** True when `p` settles within `ms`, false when the time runs out first. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Exits once the log lines buffered are written, or after 200 ms whatever holds them. */
+function exitNow(logger: Logger, code: number): void {
+  setTimeout(() => process.exit(code), 200);
+  logger.flush(() => process.exit(code));
 }

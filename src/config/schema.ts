@@ -304,7 +304,16 @@ const limitsSchema = strictObject({
     strictObject({
       /** Connections one source address may hold on one listener; 0: no limit. */
       maxConnectionsPerSource: z.int().min(0).max(1_000_000).default(256),
-      /** A connection with no traffic for this long is closed, ms. */
+      /**
+       * Inbound connections held at once, every listener and source together; more are closed at
+       * accept. Kept below the open-files limit (ulimit -n) whatever is set; 0: no cap but that one.
+       */
+      maxConnections: z.int().min(0).max(10_000_000).default(10_000),
+      /** From accept until the TLS handshake or WebSocket upgrade is done, ms; then the socket is destroyed. */
+      handshakeTimeout: z.int().min(100).max(600_000).default(5_000),
+      /** From a SIP message's first byte until its last, ms; a trickle of bytes does not extend it. */
+      messageTimeout: z.int().min(100).max(3_600_000).default(10_000),
+      /** A connection with no message (or keep-alive) for this long is closed, ms. */
       idleTimeout: z.int().min(1000).max(86_400_000).default(600_000),
     }),
   ),

@@ -1,10 +1,12 @@
 // The service's admission control: who may send requests to each listener (access policy), how fast
-// one source may send (rate limit with bans), and how many TCP connections one source may hold.
-// The router asks it about every request before parsing; the TCP listeners about every connection.
+// one source may send requests or open connections (rate limit with bans), and how many connections
+// one source, and all sources together, may hold. The router asks it about every request before
+// parsing; the TCP, TLS and WebSocket listeners about every connection, before any handshake.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Source } from '../transport/types.js';
 import { AccessPolicy, type AccessRules } from './access-policy.js';
+import { connectionRoom, reservedDescriptors } from './descriptor-limit.js';
 import { LogThrottle } from './log-throttle.js';
 import { NetworkList } from './networks.js';
 import { RateLimiter, type RateLimitSettings } from './rate-limiter.js';
@@ -28,6 +30,11 @@ export interface GuardSettings {
   readonly rate?: (RateLimitSettings & { readonly exempt: readonly string[] }) | undefined;
   /** Most TCP connections one source address may hold on one listener; 0: no limit. */
   readonly maxConnectionsPerSource: number;
+  /**
+   * Most inbound connections (TCP, TLS, WebSocket) held at once, all listeners and sources together;
+   * 0: no cap of its own (the descriptor limit's still applies, see GuardDeps).
+   */
+  readonly maxConnections: number;
 }
 
 /** Counts of what the guard refused, read by the metrics when scraped. */
@@ -38,8 +45,12 @@ export interface GuardStats {
   rateLimited: number;
   /** Bans imposed. */
   bans: number;
-  /** TCP connections closed at once (per-source limit, banned source, network not allowed). */
+  /** TCP connections closed at once (per-source limit, global cap, banned source, network not allowed). */
   connectionsRefused: number;
+  /** Of those, refused because their source held maxConnectionsPerSource already. */
+  connectionsOverSourceCap: number;
+  /** Of those, refused because maxConnections (or the descriptor headroom) was reached. */
+  connectionsOverGlobalCap: number;
 }
 
 /** What to do with one request: go on, answer 403, or drop it. */
@@ -52,6 +63,11 @@ export interface GuardDeps {
   readonly logger: Logger;
   /** Monotonic milliseconds; performance.now unless a test injects one. */
   readonly now?: () => number;
+  /**
+   * How many files the process may open (src/guard/descriptor-limit.ts), when known: the global cap
+   * is kept below it, so accepted connections cannot take the descriptors the rest of the service needs.
+   */
+  readonly descriptorLimit?: number | undefined;
 }
 
 /** The guard as seen by one listener: its own access policy, the shared rate limiter. */
@@ -83,7 +99,12 @@ export class ListenerGuard {
     return g.settings.access.action;
   };
 
-  /** Called by a TCP listener for each new connection; false closes it at once. */
+  /**
+   * Called by a TCP, TLS or WebSocket listener for each new connection, before any handshake; false
+   * closes it at once. A connection counts as a request for the rate limit, so a flood of
+   * connections or TLS handshakes (each needs its own connection) bans its source like a flood of
+   * requests; its slots are given back when the socket closes, whatever closed it.
+   */
   readonly admitConnection = (socket: Socket): boolean => {
     const g = this.guard;
     const address = socket.remoteAddress ?? '';
@@ -92,7 +113,13 @@ export class ListenerGuard {
       g.connectionRefused(address, this.id, reason);
       return false;
     };
-    if (g.limiter?.banned(address, g.now()) === true) return refuse('source banned for flooding');
+    if (g.limiter !== undefined && !g.exempt(address)) {
+      const v = g.limiter.hit(address, g.now());
+      if (v !== 'ok') {
+        if (v === 'ban') g.banned(address, this.id);
+        return refuse('source banned for flooding');
+      }
+    }
     const policy = this.policy;
     // Only a drop policy may refuse before a request: a reject policy owes the request its 403, and a
     // certificate-based one can only judge after the TLS handshake.
@@ -105,10 +132,18 @@ export class ListenerGuard {
       g.stats.accessDenied++;
       return refuse('network not allowed');
     }
+    const cap = g.connectionCap;
+    if (g.openConnections >= cap) {
+      g.stats.connectionsOverGlobalCap++;
+      return refuse(`${cap} connections open in all (limits.tcp.maxConnections)`);
+    }
     const max = g.settings.maxConnectionsPerSource;
     if (max > 0) {
       const n = this.connections.get(address) ?? 0;
-      if (n >= max) return refuse(`more than ${max} connections from one source`);
+      if (n >= max) {
+        g.stats.connectionsOverSourceCap++;
+        return refuse(`more than ${max} connections from one source`);
+      }
       this.connections.set(address, n + 1);
       socket.once('close', () => {
         const left = (this.connections.get(address) ?? 1) - 1;
@@ -116,6 +151,8 @@ export class ListenerGuard {
         else this.connections.set(address, left);
       });
     }
+    g.openConnections++;
+    socket.once('close', () => g.openConnections--);
     return true;
   };
 
@@ -147,7 +184,11 @@ export class Guard {
     rateLimited: 0,
     bans: 0,
     connectionsRefused: 0,
+    connectionsOverSourceCap: 0,
+    connectionsOverGlobalCap: 0,
   };
+  /** Inbound connections admitted and not yet closed, every listener together. */
+  openConnections = 0;
   limiter: RateLimiter | undefined;
   private exemptNetworks: NetworkList | undefined;
   private readonly exemptCache = new Map<string, boolean>();
@@ -157,6 +198,8 @@ export class Guard {
   private limiterSettings: GuardSettings['rate'];
   readonly now: () => number;
   private readonly log: Logger;
+  /** Connections the descriptor limit leaves room for; Infinity when the limit is not known. */
+  private readonly room: number;
 
   constructor(
     public settings: GuardSettings,
@@ -165,7 +208,26 @@ export class Guard {
     this.now = deps.now ?? (() => performance.now());
     this.log = deps.logger;
     this.throttle = new LogThrottle(settings.access.logIntervalMs);
+    this.room = deps.descriptorLimit === undefined ? Infinity : connectionRoom(deps.descriptorLimit);
     this.applyRate(settings);
+    const configured = settings.maxConnections === 0 ? Infinity : settings.maxConnections;
+    if (this.room < configured && deps.descriptorLimit !== undefined) {
+      this.log.warn(
+        {
+          maxConnections: this.room,
+          configured: settings.maxConnections,
+          openFilesLimit: deps.descriptorLimit,
+          reserved: reservedDescriptors(deps.descriptorLimit),
+        },
+        `inbound connections capped at ${this.room}: the process may open ${deps.descriptorLimit} files, and some are kept for the admin port, pool connections and reloads (raise ulimit -n for more)`,
+      );
+    }
+  }
+
+  /** Most inbound connections held at once: limits.tcp.maxConnections, within the descriptor room. */
+  get connectionCap(): number {
+    const configured = this.settings.maxConnections;
+    return configured === 0 ? this.room : Math.min(configured, this.room);
   }
 
   /** The guard of the listener `id` (created on first use, policy from the current settings). */

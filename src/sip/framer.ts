@@ -47,6 +47,19 @@ export class StreamFramer {
     return this.pending.length;
   }
 
+  /**
+   * True when the bytes held begin a message: not when they are only the CR or LF (up to three)
+   * kept back in case a keep-alive ping is arriving.
+   */
+  get midMessage(): boolean {
+    const p = this.pending;
+    const n = p.length;
+    if (n === 0) return false;
+    if (n > 3) return true;
+    for (let i = 0; i < n; i++) if (p[i] !== CR && p[i] !== LF) return true;
+    return false;
+  }
+
   /** Feed bytes; returns the events they complete, in order. After an error, nothing more is framed. */
   push(chunk: Buffer): FrameEvent[] {
     if (this.failed) return [];

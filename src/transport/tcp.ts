@@ -3,6 +3,7 @@
 
 import net from 'node:net';
 import { StreamFramer } from '../sip/framer.js';
+import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, Link, MessageHandler, PeerCertificate, Source } from './types.js';
 
@@ -10,8 +11,8 @@ export interface TcpOptions {
   readonly host: string;
   readonly port: number;
   readonly maxMessageSize: number;
-  /** A connection with no traffic for this long is closed. */
-  readonly idleTimeoutMs?: number;
+  /** Times each connection: a message from its first byte to its last, the quiet time between. */
+  readonly watch: ConnectionWatch;
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before it is taken on; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
@@ -38,6 +39,8 @@ export class TcpConnection implements Link {
     private readonly onMessage: MessageHandler,
     private readonly onFramingError: FramingErrorHandler,
     secure?: SecureConnectionInfo,
+    /** Inbound connections only: told what each read did to the message being framed. */
+    private readonly timer?: WatchedConnection,
   ) {
     this.transport = secure === undefined ? 'tcp' : 'tls';
     this.framer = new StreamFramer(maxMessageSize);
@@ -141,7 +144,8 @@ export class TcpConnection implements Link {
   }
 
   private frame(chunk: Buffer): void {
-    for (const ev of this.framer.push(chunk)) {
+    const events = this.framer.push(chunk);
+    for (const ev of events) {
       if (ev.type === 'message') this.onMessage(ev.data, this.source, ev.head);
       else if (ev.type === 'ping') this.send(CRLF);
       else {
@@ -151,6 +155,9 @@ export class TcpConnection implements Link {
         this.socket.end();
       }
     }
+    // A message (or keep-alive) finished restarts the clock; bytes that only add to an unfinished
+    // one do not, so a peer trickling a byte at a time is closed at the message bound.
+    this.timer?.received(events.length > 0, this.framer.midMessage);
   }
 }
 
@@ -230,7 +237,12 @@ export interface ConnectorOptions {
   readonly onError?: (err: Error) => void;
 }
 
-/** Opens outbound TCP connections (to pool members), or reuses one already open to the peer. */
+/**
+ * Opens outbound TCP connections (to pool members), or reuses one already open to the peer. These
+ * are not timed by the ConnectionWatch: the connection (and a TLS handshake, see TlsConnector) is
+ * bounded by connectTimeoutMs, and an idle one is closed after idleTimeoutMs without traffic either
+ * way; a configured pool member gets no per-message bound. Shutdown destroys them with the registry.
+ */
 export class TcpConnector {
   private readonly pending = new Map<string, Promise<TcpConnection>>();
 
@@ -297,10 +309,19 @@ export class TcpListener extends StreamListener<TcpConnection> {
         socket.destroy();
         return;
       }
-      const conn = new TcpConnection(socket, opts.maxMessageSize, onMessage, onFramingError);
+      l.accepted(socket);
+      // Plain TCP has no handshake: the clock starts on the wait for the first message.
+      const timer = opts.watch.track(socket, 'idle');
+      const conn = new TcpConnection(
+        socket,
+        opts.maxMessageSize,
+        onMessage,
+        onFramingError,
+        undefined,
+        timer,
+      );
       l.connections.add(conn);
       registry?.add(conn);
-      socket.setTimeout(opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
       socket.on('error', (err) => opts.onError?.(err));
       socket.on('close', () => l.connections.delete(conn));
     });
@@ -318,8 +339,6 @@ export class TcpListener extends StreamListener<TcpConnection> {
   }
 
   close(): Promise<void> {
-    const stopped = this.stopAccepting();
-    for (const c of this.connections) c.close();
-    return stopped;
+    return this.destroyAll();
   }
 }

@@ -7,6 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { describeVerifyError, peerCertificateOf, type CertificateStore } from './certificates.js';
+import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
 import { connectionId, TcpConnection, type ConnectionRegistry } from './tcp.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, MessageHandler } from './types.js';
@@ -17,10 +18,11 @@ export interface TlsListenerOptions {
   readonly maxMessageSize: number;
   readonly certificates: CertificateStore;
   readonly logger: Logger;
-  /** A connection with no traffic for this long is closed. */
-  readonly idleTimeoutMs?: number;
-  /** A handshake not finished in this long is abandoned (a half-open handshake holds a socket). */
-  readonly handshakeTimeoutMs?: number;
+  /**
+   * Times each connection from accept: the handshake, then each message from its first byte to its
+   * last, then the quiet time between messages. A half-open handshake would hold a socket for ever.
+   */
+  readonly watch: ConnectionWatch;
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before its handshake; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
@@ -29,6 +31,8 @@ export interface TlsListenerOptions {
 export class TlsListener extends StreamListener<TcpConnection> {
   readonly transport = 'tls' as const;
   private unsubscribe: () => void = () => {};
+  /** Connections in their handshake, by peer "address|port", with their clocks. */
+  private readonly handshaking = new Map<string, WatchedConnection>();
 
   private constructor(server: tls.Server) {
     super(server, 'TLS');
@@ -47,23 +51,37 @@ export class TlsListener extends StreamListener<TcpConnection> {
       requestCert: store.requestsClientCert,
       rejectUnauthorized: false,
       SNICallback: store.sniCallback,
-      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+      // Node's own handshake timeout only reports (tlsClientError) and leaves the socket open: the
+      // watch destroys it instead.
+      handshakeTimeout: 0,
       noDelay: true,
     });
     const l = new TlsListener(server);
     const admit = opts.admit;
-    if (admit !== undefined) {
-      // The raw connection, before any handshake work is spent on it.
-      server.on('connection', (socket: net.Socket) => {
-        if (!admit(socket)) {
-          socket.on('error', () => undefined);
-          socket.destroy();
-        }
+    // The raw connection, before any handshake work is spent on it.
+    server.on('connection', (socket: net.Socket) => {
+      if (admit !== undefined && !admit(socket)) {
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return;
+      }
+      l.accepted(socket);
+      const key = connectionId(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+      const timer = opts.watch.track(socket, 'handshake');
+      l.handshaking.set(key, timer);
+      socket.once('close', () => {
+        if (l.handshaking.get(key) === timer) l.handshaking.delete(key);
       });
-    }
+    });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       socket.on('error', (err: Error) => opts.onError?.(err));
       const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+      // The TLS socket is found by its peer address: unique among the listener's open connections.
+      const key = connectionId(peer.address, peer.port);
+      // Not found only if the peer address could not be read: timed from here, then.
+      const timer = l.handshaking.get(key) ?? opts.watch.track(socket, 'idle');
+      l.handshaking.delete(key);
+      timer.handshakeDone();
       if (store.requiresClientCert && !socket.authorized) {
         const presented = Object.keys(socket.getPeerCertificate()).length > 0;
         const reason = describeVerifyError(
@@ -89,10 +107,10 @@ export class TlsListener extends StreamListener<TcpConnection> {
         onMessage,
         onFramingError,
         peerCertificate === undefined ? {} : { peerCertificate },
+        timer,
       );
       l.connections.add(conn);
       registry?.add(conn);
-      socket.setTimeout(opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
       socket.on('close', () => l.connections.delete(conn));
       opts.logger.debug(
         { ...peer, protocol: socket.getProtocol(), subject: peerCertificate?.subject ?? null },
@@ -123,9 +141,7 @@ export class TlsListener extends StreamListener<TcpConnection> {
 
   close(): Promise<void> {
     this.unsubscribe();
-    const stopped = this.stopAccepting();
-    for (const c of this.connections) c.close();
-    return stopped;
+    return this.destroyAll();
   }
 }
 

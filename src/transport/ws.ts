@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { CertificateStore } from './certificates.js';
+import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
 import { StreamListener } from './stream-listener.js';
 import type { Link, MessageHandler, Source } from './types.js';
 
@@ -21,8 +22,11 @@ export interface WsListenerOptions {
   /** Required for wss. */
   readonly certificates?: CertificateStore | undefined;
   readonly logger: Logger;
-  /** A connection with no traffic for this long is closed. */
-  readonly idleTimeoutMs?: number;
+  /**
+   * Times each connection from accept: the TLS handshake (wss) and the HTTP upgrade together, then
+   * each WebSocket message from its first byte to its last, then the quiet time between messages.
+   */
+  readonly watch: ConnectionWatch;
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before the HTTP upgrade; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
@@ -90,6 +94,8 @@ export class WsConnection implements Link {
 
 export class WsListener extends StreamListener<WsConnection> {
   private unsubscribe: () => void = () => {};
+  /** Connections not yet upgraded, by peer "address|port", with their clocks. */
+  private readonly upgrading = new Map<string, WatchedConnection>();
 
   private constructor(
     readonly transport: 'ws' | 'wss',
@@ -107,7 +113,8 @@ export class WsListener extends StreamListener<WsConnection> {
         ? https.createServer({
             ...store.contextOptions(),
             SNICallback: store.sniCallback,
-            handshakeTimeout: 10_000,
+            // The watch bounds the handshake and destroys the socket (Node's timeout only reports).
+            handshakeTimeout: 0,
           })
         : http.createServer();
     // Plain HTTP requests get nothing here but the hint to upgrade.
@@ -129,6 +136,9 @@ export class WsListener extends StreamListener<WsConnection> {
 
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', (err) => opts.onError?.(err));
+      // The TCP socket for ws, the TLS socket on top of it for wss: what the WebSocket reads.
+      const upgraded = socket as net.Socket;
+      const key = `${upgraded.remoteAddress ?? ''}|${upgraded.remotePort ?? 0}`;
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
       if (!offered.includes(SUBPROTOCOL)) {
         opts.logger.info(
@@ -139,11 +149,20 @@ export class WsListener extends StreamListener<WsConnection> {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const raw = socket as net.Socket;
-        const conn = new WsConnection(opts.transport, ws, raw);
+        const conn = new WsConnection(opts.transport, ws, upgraded);
         l.connections.add(conn);
-        // The WebSocket library clears the socket's timeout when it takes the socket over.
-        raw.setTimeout(opts.idleTimeoutMs ?? 600_000, () => ws.terminate());
+        // Not found only if the peer address could not be read: timed from here, then.
+        const timer = l.upgrading.get(key) ?? opts.watch.track(upgraded, 'idle');
+        l.upgrading.delete(key);
+        timer.handshakeDone();
+        // Ahead of the WebSocket library's own reader: bytes start (or add to) a message, which the
+        // library's 'message' (or a ping or pong) then finishes, so a trickled frame is timed from
+        // its first byte.
+        upgraded.prependListener('data', () => timer.received(false, true));
+        const finished = (): void => timer.received(true, false);
+        ws.on('ping', finished);
+        ws.on('pong', finished);
+        ws.on('message', finished);
         ws.on('error', (err) => opts.onError?.(err));
         ws.on('close', () => l.connections.delete(conn));
         ws.on('message', (data: RawData) => {
@@ -174,14 +193,22 @@ export class WsListener extends StreamListener<WsConnection> {
       });
     });
     const admit = opts.admit;
-    if (admit !== undefined) {
-      server.on('connection', (socket: net.Socket) => {
-        if (!admit(socket)) {
-          socket.on('error', () => undefined);
-          socket.destroy();
-        }
+    // The raw connection: before the TLS handshake (wss) and the HTTP request that asks to upgrade.
+    server.on('connection', (socket: net.Socket) => {
+      if (admit !== undefined && !admit(socket)) {
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return;
+      }
+      l.accepted(socket);
+      // Found again at the upgrade by peer address (for wss the upgrade sees the TLS socket).
+      const key = `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
+      const timer = opts.watch.track(socket, 'handshake');
+      l.upgrading.set(key, timer);
+      socket.once('close', () => {
+        if (l.upgrading.get(key) === timer) l.upgrading.delete(key);
       });
-    }
+    });
     server.on('clientError', (_err, socket) => socket.destroy());
     server.on('error', (err) => opts.onError?.(err));
     if (server instanceof https.Server && store !== undefined) {
@@ -215,11 +242,10 @@ export class WsListener extends StreamListener<WsConnection> {
     this.unsubscribe();
     for (const c of this.connections) c.close();
     this.connections.clear();
-    const stopped = this.stopAccepting();
     this.wss.close();
-    // Connections still in HTTP (never upgraded, or keep-alive) would hold the close open.
-    this.server.closeAllConnections();
-    return stopped;
+    // Connections still in HTTP or in their TLS handshake would hold the close open: every socket
+    // accepted goes, whatever its state.
+    return this.destroyAll();
   }
 }
 

@@ -203,6 +203,7 @@ function guardSettings(over: Partial<GuardSettings> = {}): GuardSettings {
   return {
     access: { action: 'reject', logIntervalMs: 60_000, rules: [] },
     maxConnectionsPerSource: 0,
+    maxConnections: 0,
     ...over,
   };
 }
@@ -309,6 +310,63 @@ describe('guard', () => {
     expect(lg.connectionsFrom('192.0.2.1')).toBe(1);
     expect(lg.admitConnection(sock('192.0.2.1'))).toBe(true);
     expect(g.stats.connectionsRefused).toBe(1);
+    g.close();
+  });
+
+  it('the global connection cap counts every listener and source; the descriptor limit lowers it, with a warning', () => {
+    const { logger, lines } = capture();
+    const g = new Guard(guardSettings({ maxConnections: 1000 }), { logger, descriptorLimit: 67 });
+    // 67 files, 64 kept back: room for 3 connections, whatever maxConnections says.
+    expect(g.connectionCap).toBe(3);
+    expect(lines.find((l) => String(l['msg']).startsWith('inbound connections capped at 3'))).toMatchObject({
+      configured: 1000,
+      openFilesLimit: 67,
+      reserved: 64,
+    });
+    const sock = (address: string): Socket =>
+      Object.assign(new EventEmitter(), { remoteAddress: address }) as unknown as Socket;
+    const tcp = g.forListener('tcp://127.0.0.1:5060');
+    const tls = g.forListener('tls://127.0.0.1:5061');
+    const first = sock('192.0.2.1');
+    expect([
+      tcp.admitConnection(first),
+      tls.admitConnection(sock('192.0.2.2')),
+      tcp.admitConnection(sock('192.0.2.3')),
+    ]).toEqual([true, true, true]);
+    expect(tls.admitConnection(sock('192.0.2.4'))).toBe(false);
+    expect(g.stats).toMatchObject({
+      connectionsRefused: 1,
+      connectionsOverGlobalCap: 1,
+      connectionsOverSourceCap: 0,
+    });
+    first.emit('close');
+    expect(g.openConnections).toBe(2);
+    expect(tls.admitConnection(sock('192.0.2.4'))).toBe(true);
+    g.close();
+  });
+
+  it('a new connection is a rate-limit hit: a flood of them bans the source; exempt networks are not counted', () => {
+    const { logger } = capture();
+    let now = 0;
+    const g = new Guard(
+      guardSettings({
+        rate: { requests: 3, windowMs: 1000, banMs: 10_000, maxSources: 100, exempt: ['198.51.100.0/24'] },
+      }),
+      { logger, now: () => now },
+    );
+    const lg = g.forListener('tls://127.0.0.1:5061');
+    const sock = (address: string): Socket =>
+      Object.assign(new EventEmitter(), { remoteAddress: address }) as unknown as Socket;
+    const opened = Array.from({ length: 5 }, () => lg.admitConnection(sock('192.0.2.1')));
+    expect(opened).toEqual([true, true, true, false, false]);
+    expect(g.stats.bans).toBe(1);
+    // The ban covers its requests too.
+    expect(lg.admit(source('192.0.2.1'))).toBe('drop');
+    expect(Array.from({ length: 5 }, () => lg.admitConnection(sock('198.51.100.7'))).every(Boolean)).toBe(
+      true,
+    );
+    now = 10_001;
+    expect(lg.admitConnection(sock('192.0.2.1'))).toBe(true);
     g.close();
   });
 

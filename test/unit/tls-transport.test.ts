@@ -8,6 +8,7 @@ import { ConfigError } from '../../src/config/errors.js';
 import { parseServerConfig } from '../../src/config/load.js';
 import { parseListenAddress, type TlsConfig } from '../../src/config/schema.js';
 import { CertificateError, CertificateStore } from '../../src/transport/certificates.js';
+import { ConnectionWatch } from '../../src/transport/connection-watch.js';
 import { TlsListener } from '../../src/transport/tls.js';
 import type { Source } from '../../src/transport/types.js';
 import { looksLikeSip } from '../../src/transport/ws.js';
@@ -136,7 +137,14 @@ describe('TLS listener', () => {
       logger: silent,
     });
     listener = await TlsListener.listen(
-      { host: '127.0.0.1', port: 0, maxMessageSize: 65535, certificates: store, logger: silent },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        maxMessageSize: 65535,
+        certificates: store,
+        logger: silent,
+        watch: new ConnectionWatch({ handshakeMs: 5000, messageMs: 10_000, idleMs: 600_000 }),
+      },
       (_data, source) => received.push(source),
       () => undefined,
     );
