@@ -19,11 +19,18 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function describe(value: unknown): string {
+/** Longest string value quoted back in a message; the operator has the file for the rest. */
+const QUOTE_MAX = 60;
+
+function describe(value: unknown, path: ConfigPath = ['']): string {
   if (value === null) return 'an empty value';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
+  // A whole document that is one string is no configuration the operator wrote as such (some other
+  // file, a pasted secret): say what it is, never what it says.
+  if (typeof value === 'string' && path.length === 0) return 'text, not a YAML mapping';
+  if (typeof value === 'string')
+    return value.length > QUOTE_MAX ? `${JSON.stringify(value.slice(0, QUOTE_MAX))}…` : JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeof value;
 }
@@ -110,7 +117,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
             path,
             found === undefined
               ? 'is required'
-              : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describe(found)}`,
+              : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describe(found, path)}`,
           ),
         );
         break;
@@ -123,7 +130,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
         );
         break;
       case 'invalid_union':
-        out.push(source.issue(path, `expected ${alternatives(issue.errors)}, got ${describe(found)}`));
+        out.push(source.issue(path, `expected ${alternatives(issue.errors)}, got ${describe(found, path)}`));
         break;
       case 'too_small':
       case 'too_big':

@@ -1,0 +1,130 @@
+// Validation of one configuration file's text against its schema and rules, on the calling thread
+// for small files and on a worker thread for large ones: YAML parsing and validation of a 4 MiB
+// endpoints.yaml take about 1.5 s of CPU, which on the event loop would stall SIP for as long.
+import { Worker } from 'node:worker_threads';
+import type * as z from 'zod';
+import type { ConfigIssue } from './errors.js';
+import { schemaIssues, sortIssues } from './issues.js';
+import { endpointsRules } from './rules.js';
+import {
+  endpointsConfigSchema,
+  serverConfigSchema,
+  type EndpointsConfig,
+  type ServerConfig,
+} from './schema.js';
+import { YamlSource } from './yaml-source.js';
+
+export interface Checked<T> {
+  value: T | undefined;
+  issues: ConfigIssue[];
+  warnings: ConfigIssue[];
+}
+
+export type FileKind = 'server' | 'endpoints';
+
+function checkWith<T>(
+  schema: z.ZodType<T>,
+  text: string,
+  file: string,
+  rules?: (source: YamlSource) => { issues: ConfigIssue[]; warnings: ConfigIssue[] },
+): Checked<T> {
+  const source = YamlSource.parse(text, file);
+  if (Array.isArray(source)) return { value: undefined, issues: source, warnings: [] };
+  const result = schema.safeParse(source.data);
+  const issues = result.success ? [] : schemaIssues(source, result.error);
+  const found = rules?.(source) ?? { issues: [], warnings: [] };
+  issues.push(...found.issues);
+  return {
+    value: result.success && issues.length === 0 ? result.data : undefined,
+    issues: sortIssues(issues),
+    warnings: sortIssues(found.warnings),
+  };
+}
+
+export function checkServer(text: string, file: string): Checked<ServerConfig> {
+  return checkWith(serverConfigSchema, text, file);
+}
+
+export function checkEndpoints(text: string, file: string): Checked<EndpointsConfig> {
+  return checkWith(endpointsConfigSchema, text, file, endpointsRules);
+}
+
+export function checkKind(kind: FileKind, text: string, file: string): Checked<unknown> {
+  return kind === 'server' ? checkServer(text, file) : checkEndpoints(text, file);
+}
+
+/**
+ * Texts shorter than this are checked on the calling thread: a worker costs about 30 ms to start,
+ * more than a file this size takes to check (about 20 ms).
+ */
+export const OFF_THREAD_BYTES = 64 * 1024;
+/** A worker that has not answered by then is stopped and the file refused. */
+export const CHECK_TIMEOUT_MS = 60_000;
+
+export interface WorkerRequest {
+  kind: FileKind;
+  text: string;
+  file: string;
+}
+
+// Built (dist/config/check.js), the worker is the compiled check-worker.js beside this module. Run
+// from source (the tests' TypeScript transform) there is no such file, so the check stays in-thread.
+const WORKER_URL = import.meta.url.endsWith('.js')
+  ? new URL('./check-worker.js', import.meta.url)
+  : undefined;
+
+/** True when large files are checked off the event loop (the built service). */
+export const offThreadAvailable = WORKER_URL !== undefined;
+
+/**
+ * Checks `text` as a `kind` file, off the event loop when it is large. Settles with an issue, never
+ * hangs: the worker is stopped after CHECK_TIMEOUT_MS or when `signal` aborts.
+ */
+export async function checkText(
+  kind: 'server',
+  text: string,
+  file: string,
+  signal?: AbortSignal,
+): Promise<Checked<ServerConfig>>;
+export async function checkText(
+  kind: 'endpoints',
+  text: string,
+  file: string,
+  signal?: AbortSignal,
+): Promise<Checked<EndpointsConfig>>;
+export async function checkText(
+  kind: FileKind,
+  text: string,
+  file: string,
+  signal?: AbortSignal,
+): Promise<Checked<unknown>> {
+  if (WORKER_URL === undefined || text.length < OFF_THREAD_BYTES) return checkKind(kind, text, file);
+  const refused = (reason: string): Checked<unknown> => ({
+    value: undefined,
+    issues: [{ file, line: 0, column: 0, path: '', reason }],
+    warnings: [],
+  });
+  return new Promise((resolve) => {
+    const request: WorkerRequest = { kind, text, file };
+    const worker = new Worker(WORKER_URL, { workerData: request });
+    let settled = false;
+    const done = (result: Checked<unknown>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      resolve(result);
+    };
+    const onAbort = (): void => done(refused('check abandoned: the service is stopping'));
+    const timer = setTimeout(
+      () => done(refused(`validation took longer than ${CHECK_TIMEOUT_MS} ms: given up`)),
+      CHECK_TIMEOUT_MS,
+    );
+    signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted === true) onAbort();
+    worker.once('message', (result: Checked<unknown>) => done(result));
+    worker.once('error', (err) => done(refused(`validation failed: ${err.message}`)));
+    worker.once('exit', (code) => done(refused(`validation stopped (worker exit code ${code})`)));
+  });
+}
