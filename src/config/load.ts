@@ -1,6 +1,7 @@
 // Reads and validates the configuration files: server.yaml (service settings) and endpoints.yaml (the
 // endpoint table). Everything past this point trusts what it returns.
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EndpointTable } from '../endpoints/table.js';
 import { checkEndpoints, checkServer, checkText, type Checked } from './check.js';
@@ -116,12 +117,20 @@ export async function loadIfChanged(
   if (server.value === undefined || endpoints.value === undefined) {
     return { seen, result: new ConfigError([...server.issues, ...endpoints.issues]) };
   }
+  // The check's answer arrived in this turn; the table is built over the next ones, a slice a turn,
+  // so the event loop is never held for the whole of a large table.
+  const building = EndpointTable.building(endpoints.value);
+  let step = building.next();
+  while (step.done !== true) {
+    await nextTurn();
+    step = building.next();
+  }
   return {
     seen,
     result: {
       server: server.value,
       endpoints: endpoints.value,
-      table: EndpointTable.fromConfig(endpoints.value),
+      table: step.value,
       files,
       texts: { server: serverText as string, endpoints: endpointsText as string },
       warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
