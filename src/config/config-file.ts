@@ -3,12 +3,14 @@
 // a size limit, and never waiting longer than a timeout. A refusal names the file and the reason and
 // never quotes what was (or would have been) read.
 import { constants } from 'node:fs';
-import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import type { ConfigIssue } from './errors.js';
 
 /** Default largest configuration file read (server.yaml `config.maxFileSize`): 4 MiB. */
 export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 * 1024;
+/** The largest `config.maxFileSize` allowed: 1 GiB. */
+export const MAX_FILE_SIZE_CEILING = 1024 * 1024 * 1024;
 /** Default time one file may take to be opened and read (server.yaml `config.readTimeout`), ms. */
 export const DEFAULT_READ_TIMEOUT = 5_000;
 
@@ -97,7 +99,14 @@ async function readRuled(file: string, rules: ReadRules): Promise<Buffer> {
     path = real;
     flags = OPEN_RESOLVED;
   }
-  const fh = await open(path, flags);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, flags);
+  } catch (err) {
+    // A socket (or a device with nothing behind it) cannot be opened at all: say what it is.
+    if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+    throw new Refused(`is ${kindOf(await stat(path))}, not a regular file: not read`);
+  }
   try {
     return await readBounded(fh, rules.maxFileSize);
   } finally {

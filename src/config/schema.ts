@@ -7,7 +7,7 @@ import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
 import { SipGrammarError } from '../sip/grammar-error.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT } from './config-file.js';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
 
 /**
  * Transports a `listen` entry may name, with the port used when the entry gives none.
@@ -368,7 +368,7 @@ const shutdownSchema = strictObject({
  */
 const configFilesSchema = strictObject({
   /** Largest file read, in bytes; a larger one is refused without being read. */
-  maxFileSize: z.int().min(4096).max(1_073_741_824).default(DEFAULT_MAX_FILE_SIZE),
+  maxFileSize: z.int().min(4096).max(MAX_FILE_SIZE_CEILING).default(DEFAULT_MAX_FILE_SIZE),
   /** ms one file may take to be opened and read (a hung mount): then it is refused. */
   readTimeout: z.int().min(100).max(600_000).default(DEFAULT_READ_TIMEOUT),
 });
