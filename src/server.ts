@@ -359,6 +359,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // replace the file, and a watch on the old file would see nothing after that.
       watcher = watch(opts.configDir, { persistent: false }, onWatchEvent);
     } catch {
+      // Tried again at the next check (e.g. the system's inotify watches are all in use).
       return false;
     }
     watcher.on('error', (err) => lose('watch error', err));
@@ -367,8 +368,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   };
   // A watch dies without a word when its folder is removed (inotify drops it) or replaced by a new
   // one of the same name; a stat now and then notices, and watches the folder again once it is back.
+  let checking = false;
   const checkWatch = async (): Promise<void> => {
-    const id = await folderId();
+    // One check at a time: two at once could both set up a watch, and one would leak.
+    if (checking) return;
+    checking = true;
+    const id = await folderId().finally(() => (checking = false));
     if (closed) return;
     if (watchedFolder !== undefined && id !== watchedFolder) {
       lose(id === undefined ? 'the folder is gone' : 'the folder was replaced');
@@ -381,7 +386,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   };
   const startWatching = async (): Promise<void> => {
     const id = await folderId();
-    if (id !== undefined) watchFolder(id);
+    if (id === undefined || !watchFolder(id)) {
+      logger.warn(
+        { dir: opts.configDir },
+        'configuration folder not watched (it cannot be watched now): watching once it can be',
+      );
+    }
     watchCheck = setInterval(() => void checkWatch(), WATCH_CHECK_MS);
     watchCheck.unref();
   };
