@@ -22,6 +22,11 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 /** Longest string value quoted back in a message; the operator has the file for the rest. */
 const QUOTE_MAX = 60;
 
+/** `text` in double quotes, cut at QUOTE_MAX characters. */
+function quote(text: string): string {
+  return text.length > QUOTE_MAX ? `${JSON.stringify(text.slice(0, QUOTE_MAX))}…` : JSON.stringify(text);
+}
+
 function describe(value: unknown, path: ConfigPath = ['']): string {
   if (value === null) return 'an empty value';
   if (Array.isArray(value)) return 'a list';
@@ -29,8 +34,7 @@ function describe(value: unknown, path: ConfigPath = ['']): string {
   // A whole document that is one string is no configuration the operator wrote as such (some other
   // file, a pasted secret): say what it is, never what it says.
   if (typeof value === 'string' && path.length === 0) return 'text, not a YAML mapping';
-  if (typeof value === 'string')
-    return value.length > QUOTE_MAX ? `${JSON.stringify(value.slice(0, QUOTE_MAX))}…` : JSON.stringify(value);
+  if (typeof value === 'string') return quote(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeof value;
 }
@@ -106,7 +110,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
           : [];
         for (const key of issue.keys) {
           const hint = closest(key, allowed);
-          const reason = `unknown key "${key}"${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; ${issue.message}`;
+          const reason = `unknown key ${quote(key)}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; ${issue.message}`;
           out.push(source.issue([...path, key], reason, 'key'));
         }
         break;

@@ -142,4 +142,16 @@ describe('what a refusal quotes', () => {
       `endpoints.yaml:4:14: endpoints[0].enabled: expected true or false, got ${JSON.stringify(long.slice(0, 60))}…`,
     );
   });
+
+  it('an unknown key is quoted up to 60 characters too', () => {
+    const key = `k${'e'.repeat(100)}`;
+    const err: unknown = (() => {
+      try {
+        return parseEndpointsConfig(`endpoints: []\n${key}: 1\n`, 'endpoints.yaml');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect((err as ConfigError).message).toContain(`unknown key ${JSON.stringify(key.slice(0, 60))}…;`);
+  });
 });
