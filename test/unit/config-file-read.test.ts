@@ -6,11 +6,13 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readConfigFile, type ReadRules } from '../../src/config/config-file.js';
 import { readEndpointsFile } from '../../src/config/endpoints-editor.js';
 import { ConfigError, type ConfigIssue } from '../../src/config/errors.js';
 import { loadConfig, parseEndpointsConfig } from '../../src/config/load.js';
+import { CertificateError, CertificateStore } from '../../src/transport/certificates.js';
 
 let dir: string;
 let outside: string;
@@ -108,6 +110,26 @@ describe('readConfigFile', () => {
     expect((err as ConfigError).message).toBe(
       `${join(dir, 'endpoints.yaml')}: is 5017 bytes, over the limit of 4096 bytes (config.maxFileSize): not read`,
     );
+  });
+});
+
+describe('the TLS files', () => {
+  it('a FIFO in place of a certificate is refused at once, not waited on', async () => {
+    expect(spawnSync('mkfifo', [join(dir, 'server.crt')]).status).toBe(0);
+    await writeFile(join(dir, 'server.key'), 'not read either\n');
+    const t0 = performance.now();
+    await expect(
+      CertificateStore.load({
+        config: { cert: 'server.crt', key: 'server.key', minVersion: 'TLSv1.2', sni: [] },
+        baseDir: dir,
+        logger: pino({ level: 'silent' }),
+      }),
+    ).rejects.toThrow(
+      new CertificateError(
+        `tls.cert: cannot read ${dir}/server.crt: is a FIFO (named pipe), not a regular file: not read`,
+      ),
+    );
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 });
 
