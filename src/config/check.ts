@@ -22,6 +22,24 @@ export interface Checked<T> {
 
 export type FileKind = 'server' | 'endpoints';
 
+/** Issues listed at most per file: the rest are counted in one line (a reload log, a /reload answer). */
+export const MAX_ISSUES = 100;
+
+function capped(issues: ConfigIssue[], file: string): ConfigIssue[] {
+  if (issues.length <= MAX_ISSUES) return issues;
+  const more = issues.length - MAX_ISSUES;
+  return [
+    ...issues.slice(0, MAX_ISSUES),
+    {
+      file,
+      line: 0,
+      column: 0,
+      path: '',
+      reason: `and ${more} more problem${more === 1 ? '' : 's'} not listed`,
+    },
+  ];
+}
+
 function checkWith<T>(
   schema: z.ZodType<T>,
   text: string,
@@ -29,15 +47,15 @@ function checkWith<T>(
   rules?: (source: YamlSource) => { issues: ConfigIssue[]; warnings: ConfigIssue[] },
 ): Checked<T> {
   const source = YamlSource.parse(text, file);
-  if (Array.isArray(source)) return { value: undefined, issues: source, warnings: [] };
+  if (Array.isArray(source)) return { value: undefined, issues: capped(source, file), warnings: [] };
   const result = schema.safeParse(source.data);
   const issues = result.success ? [] : schemaIssues(source, result.error);
   const found = rules?.(source) ?? { issues: [], warnings: [] };
   issues.push(...found.issues);
   return {
     value: result.success && issues.length === 0 ? result.data : undefined,
-    issues: sortIssues(issues),
-    warnings: sortIssues(found.warnings),
+    issues: capped(sortIssues(issues), file),
+    warnings: capped(sortIssues(found.warnings), file),
   };
 }
 
@@ -58,6 +76,14 @@ export function checkKind(kind: FileKind, text: string, file: string): Checked<u
  * more than a file this size takes to check (about 20 ms).
  */
 export const OFF_THREAD_BYTES = 64 * 1024;
+/**
+ * The heap a check may use, in MB: a 4 MiB endpoints.yaml needs between 128 and 256. A file built to
+ * blow up when parsed ends its worker, refused, instead of the process.
+ */
+function workerHeapMb(chars: number): number {
+  return Math.max(256, Math.ceil((chars / 1_048_576) * 96));
+}
+
 /** A worker that has not answered by then is stopped and the file refused. */
 export const CHECK_TIMEOUT_MS = 60_000;
 
@@ -113,7 +139,11 @@ export async function checkText(
   });
   return new Promise((resolve) => {
     const request: WorkerRequest = { kind, text, file };
-    const worker = new Worker(WORKER_URL, { workerData: request });
+    const heapMb = workerHeapMb(text.length);
+    const worker = new Worker(WORKER_URL, {
+      workerData: request,
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
+    });
     let settled = false;
     const done = (result: Checked<unknown>): void => {
       if (settled) return;
@@ -136,7 +166,15 @@ export async function checkText(
       else (result?.value as { endpoints: unknown[] } | undefined)?.endpoints.push(...m.endpoints);
       if (!m.more && result !== undefined) done(result);
     });
-    worker.once('error', (err) => done(refused(`validation failed: ${err.message}`)));
+    worker.once('error', (err) =>
+      done(
+        refused(
+          (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? `validation needed more than ${heapMb} MB of memory: refused`
+            : `validation failed: ${err.message}`,
+        ),
+      ),
+    );
     worker.once('exit', (code) => done(refused(`validation stopped (worker exit code ${code})`)));
   });
 }

@@ -176,4 +176,19 @@ describe('what a refusal quotes', () => {
     })();
     expect((err as ConfigError).message).toContain(`unknown key ${JSON.stringify(key.slice(0, 60))}…;`);
   });
+
+  it('lists at most 100 problems of a file, then counts the rest', () => {
+    const text = `endpoints:\n${'  - colour: blue\n'.repeat(150)}`;
+    const err: unknown = (() => {
+      try {
+        return parseEndpointsConfig(text, 'endpoints.yaml');
+      } catch (e) {
+        return e;
+      }
+    })();
+    const lines = (err as ConfigError).message.split('\n');
+    expect(lines).toHaveLength(101);
+    // Each entry has three problems (the unknown key, no sipAddress, no poolFqdn): 450 in all.
+    expect(lines[100]).toBe('endpoints.yaml: and 350 more problems not listed');
+  });
 });
