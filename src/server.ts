@@ -269,6 +269,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       trigger === 'watch' ? lastSeen : undefined,
     );
     lastSeen = seen;
+    // Stopped meanwhile (the check was abandoned): nothing to apply, and nothing to log after "stopped".
+    if (closed) return { ...base, ok: false, unchanged: false, endpoints: table.size };
     if (result === undefined) return { ...base, ok: true, unchanged: true, endpoints: table.size };
     if (result instanceof ConfigError) {
       serviceMetrics.reloaded(false);
