@@ -321,7 +321,8 @@ describe('configuration files that are not what they seem', () => {
         new Promise((r) => setTimeout(() => r('still running'), 5_000)),
       ]);
       expect(child.exitCode ?? code).toBe(0);
-      expect(performance.now() - t0).toBeLessThan(2_000);
+      // Not after the check: a check on the event loop held the signal for as long as it ran (1.5-3 s).
+      expect(performance.now() - t0).toBeLessThan(1_000);
     } finally {
       socket.close();
       if (child.exitCode === null) child.kill('SIGKILL');
