@@ -2,15 +2,15 @@
 // port, starts and stops the listeners, and reloads the configuration while running.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { AdminServer, type AdminAddress } from './admin/admin-server.js';
 import { ServiceMetrics } from './admin/metrics.js';
 import { ConfigError, formatIssue } from './config/errors.js';
-import { ENDPOINTS_FILE, loadConfig, SERVER_FILE, type LoadedConfig } from './config/load.js';
+import { loadConfig, loadIfChanged, SERVER_FILE, type LoadedConfig, type SeenFiles } from './config/load.js';
 import type { Endpoint } from './endpoints/endpoint.js';
-import type { EndpointTable } from './endpoints/table.js';
+import { EndpointTable } from './endpoints/table.js';
 import { createLogger, flushLogger } from './log.js';
 import { Router, type RouterStats } from './router/router.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
@@ -49,6 +49,9 @@ export interface StartOptions {
   /** Quiet time after the last change seen before reloading, in ms (default 100). */
   readonly reloadDebounceMs?: number;
 }
+
+/** How often the watched configuration folder is checked to still be the one watched, ms. */
+const WATCH_CHECK_MS = 500;
 
 /** What one reload did. */
 export interface ReloadResult {
@@ -120,15 +123,18 @@ function fingerprint(e: Endpoint): string {
   ]);
 }
 
-function diffTables(
+/** What a reload changed, endpoint by endpoint; a slice a turn, as tables of tens of thousands take tens of ms. */
+async function diffTablesInSlices(
   before: EndpointTable,
   after: EndpointTable,
-): Pick<ReloadResult, 'added' | 'removed' | 'modified'> {
+): Promise<Pick<ReloadResult, 'added' | 'removed' | 'modified'>> {
   const old = new Map<string, Endpoint>();
   for (const e of before) old.set(e.key, e);
   const added: string[] = [];
   const modified: string[] = [];
+  let n = 0;
   for (const e of after) {
+    if (++n % EndpointTable.SLICE === 0) await nextTurn();
     const was = old.get(e.key);
     if (was === undefined) added.push(e.sipAddress);
     else if (fingerprint(was) !== fingerprint(e)) modified.push(e.sipAddress);
@@ -258,38 +264,42 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let draining = false;
   const onError = (err: Error): void => logger.warn({ err }, 'transport error');
 
-  // Reloads run one after another: each sees the state the previous one left.
+  // Reloads run one after another: each sees the state the previous one left. None can hold the
+  // queue: every read has a timeout (config.readTimeout), refuses what is not a regular file without
+  // waiting on it, and a large file is checked on a worker thread that is stopped on close.
   let queue: Promise<unknown> = Promise.resolve();
-  let lastSeen = '';
-  const readTexts = async (): Promise<string> => {
-    const read = (f: string): Promise<string | null> =>
-      readFile(join(opts.configDir, f), 'utf8').catch(() => null);
-    return JSON.stringify(await Promise.all([read(SERVER_FILE), read(ENDPOINTS_FILE)]));
-  };
-  lastSeen = JSON.stringify([current.texts.server, current.texts.endpoints]);
+  const t = initial.texts;
+  let lastSeen: SeenFiles = [{ text: t.server }, { text: t.endpoints }];
+  const stopLoading = new AbortController();
 
   const doReload = async (trigger: string): Promise<ReloadResult> => {
     const base = { trigger, added: [], removed: [], modified: [], restartNeeded: [], issues: [] };
-    const seen = await readTexts();
-    if (trigger === 'watch' && seen === lastSeen) {
+    // The last good read limits; a new server.yaml's limits apply to endpoints.yaml in this same load.
+    const { seen, result } = await loadIfChanged(
+      opts.configDir,
+      {
+        maxFileSize: current.server.config.maxFileSize,
+        readTimeoutMs: current.server.config.readTimeout,
+        signal: stopLoading.signal,
+      },
       // Lock files, temp files and touches raise events too; only a change of content counts.
-      return { ...base, ok: true, unchanged: true, endpoints: table.size };
-    }
+      trigger === 'watch' ? lastSeen : undefined,
+    );
     lastSeen = seen;
-    let next: LoadedConfig;
-    try {
-      next = await loadConfig(opts.configDir);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
+    // Stopped meanwhile (the check was abandoned): nothing to apply, and nothing to log after "stopped".
+    if (closed) return { ...base, ok: false, unchanged: false, endpoints: table.size };
+    if (result === undefined) return { ...base, ok: true, unchanged: true, endpoints: table.size };
+    if (result instanceof ConfigError) {
       serviceMetrics.reloaded(false);
-      const issues = err.issues.map(formatIssue);
+      const issues = result.issues.map(formatIssue);
       logger.error(
         { trigger, issues },
         `reload refused, still serving the last good table (${table.size} endpoints): ${issues[0] ?? 'invalid'}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`,
       );
       return { ...base, ok: false, unchanged: false, issues, endpoints: table.size };
     }
-    const diff = diffTables(table, next.table);
+    const next = result;
+    const diff = await diffTablesInSlices(table, next.table);
     const restartNeeded = restartOnly(current.server, next.server);
     // The log level is the one server.yaml setting applied live (unless the command line fixed it).
     let level = current.server.log.level;
@@ -308,6 +318,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         log: { ...current.server.log, level },
         access: next.server.access,
         limits: { ...current.server.limits, rate: next.server.limits.rate },
+        config: next.server.config,
       },
     };
     serviceMetrics.reloaded(true);
@@ -335,25 +346,81 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
-  const startWatching = (): void => {
-    // The folder, not the files: an editor's save-by-rename and a ConfigMap's `..data` symlink swap
-    // replace the file, and a watch on the old file would see nothing after that.
-    watcher = watch(opts.configDir, { persistent: false }, () => {
-      if (closed) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => {
-        reload('watch').catch((err: unknown) => logger.error({ err }, 'reload failed'));
-      }, opts.reloadDebounceMs ?? 100);
-    });
-    watcher.on('error', (err) =>
-      logger.error({ err, dir: opts.configDir }, 'configuration folder no longer watched'),
+  let watchCheck: NodeJS.Timeout | undefined;
+  // The folder watched, as device:inode; undefined while it is not watched (lost, not back yet).
+  let watchedFolder: string | undefined;
+  const folderId = (): Promise<string | undefined> =>
+    stat(opts.configDir).then(
+      (s) => (s.isDirectory() ? `${s.dev}:${s.ino}` : undefined),
+      () => undefined,
     );
+  const onWatchEvent = (): void => {
+    if (closed) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      void checkWatch();
+      reload('watch').catch((err: unknown) => logger.error({ err }, 'reload failed'));
+    }, opts.reloadDebounceMs ?? 100);
+  };
+  const lose = (why: string, err?: unknown): void => {
+    if (watchedFolder === undefined) return;
+    watchedFolder = undefined;
+    watcher?.close();
+    watcher = undefined;
+    logger.warn(
+      { dir: opts.configDir, why, ...(err === undefined ? {} : { err }) },
+      `configuration folder no longer watched (${why}): watching again once it is back`,
+    );
+  };
+  const watchFolder = (id: string): boolean => {
+    try {
+      // The folder, not the files: an editor's save-by-rename and a ConfigMap's `..data` symlink swap
+      // replace the file, and a watch on the old file would see nothing after that.
+      watcher = watch(opts.configDir, { persistent: false }, onWatchEvent);
+    } catch {
+      // Tried again at the next check (e.g. the system's inotify watches are all in use).
+      return false;
+    }
+    watcher.on('error', (err) => lose('watch error', err));
+    watchedFolder = id;
+    return true;
+  };
+  // A watch dies without a word when its folder is removed (inotify drops it) or replaced by a new
+  // one of the same name; a stat now and then notices, and watches the folder again once it is back.
+  let checking = false;
+  const checkWatch = async (): Promise<void> => {
+    // One check at a time: two at once could both set up a watch, and one would leak.
+    if (checking) return;
+    checking = true;
+    const id = await folderId().finally(() => (checking = false));
+    if (closed) return;
+    if (watchedFolder !== undefined && id !== watchedFolder) {
+      lose(id === undefined ? 'the folder is gone' : 'the folder was replaced');
+    }
+    if (watchedFolder === undefined && id !== undefined && watchFolder(id)) {
+      logger.info({ dir: opts.configDir }, 'configuration folder watched again');
+      // What changed while nobody watched.
+      reload('watch').catch((err: unknown) => logger.error({ err }, 'reload failed'));
+    }
+  };
+  const startWatching = async (): Promise<void> => {
+    const id = await folderId();
+    if (id === undefined || !watchFolder(id)) {
+      logger.warn(
+        { dir: opts.configDir },
+        'configuration folder not watched (it cannot be watched now): watching once it can be',
+      );
+    }
+    watchCheck = setInterval(() => void checkWatch(), WATCH_CHECK_MS);
+    watchCheck.unref();
   };
 
   const closeAll = async (): Promise<void> => {
     closed = true;
     clearTimeout(debounce);
+    clearInterval(watchCheck);
     watcher?.close();
+    stopLoading.abort();
     guard.close();
     connectionWatch.stop();
     proxySupport.close();
@@ -484,7 +551,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         (err) => logger.warn({ err }, 'admin port error'),
       );
     }
-    if (opts.watch !== false) startWatching();
+    if (opts.watch !== false) await startWatching();
   } catch (err) {
     await closeAll();
     throw err;

@@ -1,9 +1,10 @@
 // Changes to endpoints.yaml as the operator commands make them: find an entry by identity, plan the
 // edit, check the whole result against the schema, and only then write it, under the edit lock.
-import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { aorKeyFromText } from '../sip/uri.js';
 import { domainNameKey } from '../endpoints/domain-name.js';
 import { withFileLock, writeFileAtomic, type AtomicWriteHooks } from './atomic-file.js';
+import { DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING, readConfigFile } from './config-file.js';
 import { ConfigError } from './errors.js';
 import { checkEndpointsConfig } from './load.js';
 import type { EndpointConfig, EndpointsConfig, PoolConfig } from './schema.js';
@@ -53,14 +54,14 @@ export interface EditOptions {
 
 /** Reads and validates the endpoints file; throws ConfigError when it is refused. */
 export async function readEndpointsFile(file: string): Promise<CurrentFile> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const reason =
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${String(err)}`;
-    throw new ConfigError([{ file, line: 0, column: 0, path: '', reason }]);
-  }
+  // The service's read rules, so a FIFO or device in its place fails the command instead of hanging
+  // it; the size is the operator's to choose in server.yaml, so only its ceiling applies here.
+  const text = await readConfigFile(file, {
+    maxFileSize: MAX_FILE_SIZE_CEILING,
+    timeoutMs: DEFAULT_READ_TIMEOUT,
+    root: dirname(file),
+  });
+  if (typeof text !== 'string') throw new ConfigError([text]);
   return { file, text, config: checkEndpointsConfig(text, file).config };
 }
 

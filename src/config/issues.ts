@@ -19,11 +19,22 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function describe(value: unknown): string {
+/** Longest string value quoted back in a message; the operator has the file for the rest. */
+const QUOTE_MAX = 60;
+
+/** `text` in double quotes, cut at QUOTE_MAX characters. */
+function quote(text: string): string {
+  return text.length > QUOTE_MAX ? `${JSON.stringify(text.slice(0, QUOTE_MAX))}…` : JSON.stringify(text);
+}
+
+function describe(value: unknown, path: ConfigPath = ['']): string {
   if (value === null) return 'an empty value';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
+  // A whole document that is one string is no configuration the operator wrote as such (some other
+  // file, a pasted secret): say what it is, never what it says.
+  if (typeof value === 'string' && path.length === 0) return 'text, not a YAML mapping';
+  if (typeof value === 'string') return quote(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeof value;
 }
@@ -99,7 +110,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
           : [];
         for (const key of issue.keys) {
           const hint = closest(key, allowed);
-          const reason = `unknown key "${key}"${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; ${issue.message}`;
+          const reason = `unknown key ${quote(key)}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; ${issue.message}`;
           out.push(source.issue([...path, key], reason, 'key'));
         }
         break;
@@ -110,7 +121,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
             path,
             found === undefined
               ? 'is required'
-              : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describe(found)}`,
+              : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describe(found, path)}`,
           ),
         );
         break;
@@ -123,7 +134,7 @@ export function schemaIssues(source: YamlSource, error: z.ZodError): ConfigIssue
         );
         break;
       case 'invalid_union':
-        out.push(source.issue(path, `expected ${alternatives(issue.errors)}, got ${describe(found)}`));
+        out.push(source.issue(path, `expected ${alternatives(issue.errors)}, got ${describe(found, path)}`));
         break;
       case 'too_small':
       case 'too_big':

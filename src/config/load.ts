@@ -1,56 +1,16 @@
 // Reads and validates the configuration files: server.yaml (service settings) and endpoints.yaml (the
 // endpoint table). Everything past this point trusts what it returns.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type * as z from 'zod';
 import { EndpointTable } from '../endpoints/table.js';
+import { checkEndpoints, checkServer, checkText, type Checked } from './check.js';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, readConfigFile } from './config-file.js';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.js';
-import { schemaIssues, sortIssues } from './issues.js';
-import { endpointsRules } from './rules.js';
-import {
-  endpointsConfigSchema,
-  serverConfigSchema,
-  type EndpointsConfig,
-  type ServerConfig,
-} from './schema.js';
-import { YamlSource } from './yaml-source.js';
+import type { EndpointsConfig, ServerConfig } from './schema.js';
 
 export const SERVER_FILE = 'server.yaml';
 export const ENDPOINTS_FILE = 'endpoints.yaml';
-
-interface Checked<T> {
-  value: T | undefined;
-  issues: ConfigIssue[];
-  warnings: ConfigIssue[];
-}
-
-function checkWith<T>(
-  schema: z.ZodType<T>,
-  text: string,
-  file: string,
-  rules?: (source: YamlSource) => { issues: ConfigIssue[]; warnings: ConfigIssue[] },
-): Checked<T> {
-  const source = YamlSource.parse(text, file);
-  if (Array.isArray(source)) return { value: undefined, issues: source, warnings: [] };
-  const result = schema.safeParse(source.data);
-  const issues = result.success ? [] : schemaIssues(source, result.error);
-  const found = rules?.(source) ?? { issues: [], warnings: [] };
-  issues.push(...found.issues);
-  return {
-    value: result.success && issues.length === 0 ? result.data : undefined,
-    issues: sortIssues(issues),
-    warnings: sortIssues(found.warnings),
-  };
-}
-
-function checkServer(text: string, file: string): Checked<ServerConfig> {
-  return checkWith(serverConfigSchema, text, file);
-}
-
-function checkEndpoints(text: string, file: string): Checked<EndpointsConfig> {
-  return checkWith(endpointsConfigSchema, text, file, endpointsRules);
-}
 
 function orThrow<T>(checked: Checked<T>): T {
   if (checked.value === undefined) throw new ConfigError(checked.issues);
@@ -79,16 +39,6 @@ export function checkEndpointsConfig(
   return { config: orThrow(checked), warnings: checked.warnings };
 }
 
-async function readText(file: string): Promise<string | ConfigIssue> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    const reason =
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${String(err)}`;
-    return { file, line: 0, column: 0, path: '', reason };
-  }
-}
-
 export interface LoadedConfig {
   server: ServerConfig;
   endpoints: EndpointsConfig;
@@ -100,28 +50,91 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
+export interface LoadOptions {
+  /**
+   * Largest file read, in bytes: server.yaml is read under it, endpoints.yaml under server.yaml's
+   * `config.maxFileSize` (this one when server.yaml is refused). A reload passes the last good value.
+   */
+  readonly maxFileSize?: number;
+  /** Time one file may take to be read, in ms; as maxFileSize, server.yaml's value for endpoints.yaml. */
+  readonly readTimeoutMs?: number;
+  /** Aborting gives up a check running off the event loop (the service is stopping). */
+  readonly signal?: AbortSignal;
+}
+
+/** What a read found: the text, or why there is none. Compared to tell a change from a touch. */
+export type Seen = { text: string } | { refused: string };
+export type SeenFiles = readonly [server: Seen, endpoints: Seen];
+
+const seenOf = (read: string | ConfigIssue): Seen =>
+  typeof read === 'string' ? { text: read } : { refused: read.reason };
+const same = (a: Seen, b: Seen): boolean =>
+  'text' in a ? 'text' in b && a.text === b.text : 'refused' in b && a.refused === b.refused;
+
 /**
  * Loads server.yaml and endpoints.yaml from `dir` and builds the endpoint table. Problems in both files
  * are reported together in one ConfigError. Messages name the files as `dir` was given.
  */
-export async function loadConfig(dir: string): Promise<LoadedConfig> {
+export async function loadConfig(dir: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
+  const { result } = await loadIfChanged(dir, opts, undefined);
+  if (result instanceof ConfigError) throw result;
+  // Without `previous` there is always a result.
+  return result as LoadedConfig;
+}
+
+/**
+ * As loadConfig, for a reload: when both files read as they did in `previous`, nothing is checked and
+ * the result is undefined. `seen` is what this read found, to pass as `previous` next time.
+ */
+export async function loadIfChanged(
+  dir: string,
+  opts: LoadOptions,
+  previous: SeenFiles | undefined,
+): Promise<{ seen: SeenFiles; result: LoadedConfig | ConfigError | undefined }> {
   const files = { server: join(dir, SERVER_FILE), endpoints: join(dir, ENDPOINTS_FILE) };
-  const [serverText, endpointsText] = await Promise.all([readText(files.server), readText(files.endpoints)]);
-  const server = typeof serverText === 'string' ? checkServer(serverText, files.server) : failed(serverText);
+  const maxFileSize = opts.maxFileSize ?? DEFAULT_MAX_FILE_SIZE;
+  const timeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT;
+  // Symlinks are followed only into `dir`: a ConfigMap's `..data` links are, /etc/passwd is not.
+  const serverText = await readConfigFile(files.server, { maxFileSize, timeoutMs, root: dir });
+  const sameServer = previous !== undefined && same(previous[0], seenOf(serverText));
+  let server: Checked<ServerConfig> | undefined;
+  if (typeof serverText !== 'string') server = failed(serverText);
+  // Unchanged, its limits are the ones passed in; changed, they apply to endpoints.yaml at once.
+  else if (!sameServer) server = await checkText('server', serverText, files.server, opts.signal);
+  const limits = server?.value?.config;
+  const endpointsText = await readConfigFile(files.endpoints, {
+    maxFileSize: limits?.maxFileSize ?? maxFileSize,
+    timeoutMs: limits?.readTimeout ?? timeoutMs,
+    root: dir,
+  });
+  const seen: SeenFiles = [seenOf(serverText), seenOf(endpointsText)];
+  if (sameServer && same(previous[1], seen[1])) return { seen, result: undefined };
+  server ??= await checkText('server', serverText as string, files.server, opts.signal);
   const endpoints =
     typeof endpointsText === 'string'
-      ? checkEndpoints(endpointsText, files.endpoints)
+      ? await checkText('endpoints', endpointsText, files.endpoints, opts.signal)
       : failed(endpointsText);
   if (server.value === undefined || endpoints.value === undefined) {
-    throw new ConfigError([...server.issues, ...endpoints.issues]);
+    return { seen, result: new ConfigError([...server.issues, ...endpoints.issues]) };
+  }
+  // The check's answer arrived in this turn; the table is built over the next ones, a slice a turn,
+  // so the event loop is never held for the whole of a large table.
+  const building = EndpointTable.building(endpoints.value);
+  let step = building.next();
+  while (step.done !== true) {
+    await nextTurn();
+    step = building.next();
   }
   return {
-    server: server.value,
-    endpoints: endpoints.value,
-    table: EndpointTable.fromConfig(endpoints.value),
-    files,
-    texts: { server: serverText as string, endpoints: endpointsText as string },
-    warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
+    seen,
+    result: {
+      server: server.value,
+      endpoints: endpoints.value,
+      table: step.value,
+      files,
+      texts: { server: serverText as string, endpoints: endpointsText as string },
+      warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
 import { SipGrammarError } from '../sip/grammar-error.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
 
 /**
  * Transports a `listen` entry may name, with the port used when the entry gives none.
@@ -370,6 +371,17 @@ const shutdownSchema = strictObject({
   drainTime: z.int().min(0).max(600_000).default(10_000),
 });
 
+/**
+ * How configuration files (these two, and the TLS files) are read. Applied to endpoints.yaml in the
+ * same load; server.yaml itself is read under the last good values (the defaults at start-up).
+ */
+const configFilesSchema = strictObject({
+  /** Largest file read, in bytes; a larger one is refused without being read. */
+  maxFileSize: z.int().min(4096).max(MAX_FILE_SIZE_CEILING).default(DEFAULT_MAX_FILE_SIZE),
+  /** ms one file may take to be opened and read (a hung mount): then it is refused. */
+  readTimeout: z.int().min(100).max(600_000).default(DEFAULT_READ_TIMEOUT),
+});
+
 /** A PEM file; a relative path is taken from the configuration folder. */
 const pemFile = z.string().trim().min(1);
 
@@ -496,6 +508,7 @@ export const serverConfigSchema = strictObject({
   access: orEmpty({}, accessSchema),
   shutdown: orEmpty({}, shutdownSchema),
   security: orEmpty({}, securitySchema),
+  config: orEmpty({}, configFilesSchema),
 })
   .superRefine((cfg, ctx) => {
     // An access rule naming a listener that does not exist would silently protect nothing.

@@ -19,6 +19,21 @@ export class EndpointTable {
    * still throws: silently letting one entry shadow another would route requests to the wrong pool.
    */
   static fromConfig(cfg: EndpointsConfig): EndpointTable {
+    const steps = EndpointTable.building(cfg);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /** Endpoints built between two pauses of `building`: a few milliseconds of work. */
+  static readonly SLICE = 1024;
+
+  /**
+   * As fromConfig, pausing after every SLICE endpoints, so a caller holding an event loop can let other
+   * work in between (a table of tens of thousands of endpoints takes tens of milliseconds to build).
+   */
+  static *building(cfg: EndpointsConfig): Generator<void, EndpointTable, void> {
     const configured = new Map<string, Pool>();
     for (const p of cfg.pools) {
       const fqdn = domainNameKey(p.fqdn);
@@ -36,7 +51,9 @@ export class EndpointTable {
 
     const byKey = new Map<string, Endpoint>();
     const used = new Map<string, Pool>();
+    let n = 0;
     for (const e of cfg.endpoints) {
+      if (++n % EndpointTable.SLICE === 0) yield;
       const uri = parseSipUri(e.sipAddress);
       const key = aorKey(uri);
       if (byKey.has(key)) throw new Error(`endpoint table: duplicate address ${e.sipAddress}`);

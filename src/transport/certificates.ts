@@ -3,11 +3,11 @@
 // renewed certificate is used for new connections while established ones carry on undisturbed.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { basename, dirname, resolve } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, readRuledBytes } from '../config/config-file.js';
 import type { TlsConfig } from '../config/schema.js';
 import type { PeerCertificate } from './types.js';
 
@@ -223,12 +223,14 @@ function commonOptions(
 async function readPem(baseDir: string, file: string, what: string): Promise<Buffer> {
   const path = resolve(baseDir, file);
   try {
-    return await readFile(path);
+    // As the YAML files: a FIFO or device in place of a PEM file is refused without waiting on it.
+    // Certificates may link out of the folder (Let's Encrypt's live/ into archive/), so no root.
+    return await readRuledBytes(path, {
+      maxFileSize: DEFAULT_MAX_FILE_SIZE,
+      timeoutMs: DEFAULT_READ_TIMEOUT,
+    });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CertificateError(
-      `tls.${what}: cannot read ${path}${code === 'ENOENT' ? ': file not found' : `: ${code ?? String(err)}`}`,
-    );
+    throw new CertificateError(`tls.${what}: cannot read ${path}: ${(err as Error).message}`);
   }
 }
 

@@ -64,6 +64,7 @@ const DEFAULTS = {
   access: { action: 'reject', logInterval: 60_000, allow: [] },
   shutdown: { drainTime: 10_000 },
   security: {},
+  config: { maxFileSize: 4 * 1024 * 1024, readTimeout: 5_000 },
 };
 
 describe('server.yaml accepted', () => {
@@ -160,7 +161,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader, udpEngine`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security, config`,
     ]);
   });
 
