@@ -52,6 +52,7 @@ export class ClientTransactionTable {
       branch: opts.branch,
       send: opts.send,
       reliable: opts.reliable,
+      peer: opts.peer,
       clock: this.clock,
       timers: this.timers,
       user: opts.user,
@@ -72,21 +73,27 @@ export class ClientTransactionTable {
    * branches are unique across space and time and carry 48 random bits (branch.ts), so no other
    * element's response can carry one by accident.
    * Returns false when nothing matched (unknown branch, transaction over, malformed Via or CSeq):
-   * the caller drops or counts it, or, as a proxy, forwards it statelessly (§16.7).
+   * the caller drops and counts it. RFC 6026 §7.3: "The proxy MUST NOT forward the response if there
+   * is no matching transaction state machine" (2xx retransmissions match the Accepted transaction).
    */
   dispatch(res: SipResponse): boolean {
-    let key: string;
-    try {
-      const branch = res.topVia.branch;
-      if (branch === undefined) return false;
-      key = clientTransactionKey(branch, res.cseq.method);
-    } catch {
-      return false;
-    }
-    const t = this.byKey.get(key);
+    const t = this.match(res);
     if (t === undefined) return false;
     t.receive(res);
     return true;
+  }
+
+  /** The transaction a response belongs to (see dispatch), not handed to it. */
+  match(res: SipResponse): ClientTransaction | undefined {
+    let key: string;
+    try {
+      const branch = res.topVia.branch;
+      if (branch === undefined) return undefined;
+      key = clientTransactionKey(branch, res.cseq.method);
+    } catch {
+      return undefined;
+    }
+    return this.byKey.get(key);
   }
 
   /** Drop every transaction silently (shutdown): no callbacks, no timers left. */

@@ -9,6 +9,8 @@ export enum ServerTransactionState {
   Proceeding = 'proceeding',
   Completed = 'completed',
   Confirmed = 'confirmed',
+  /** RFC 6026 §7.1: an INVITE transaction after its 2xx, until Timer L. */
+  Accepted = 'accepted',
   Terminated = 'terminated',
 }
 
@@ -116,6 +118,13 @@ export class InviteServerTransaction extends ServerTransactionBase {
   private readonly startedAt: number;
   /** An INVITE retransmission arrived, or Timer G resent the final response. */
   private repeated = false;
+  /**
+   * After a 2xx, stay Accepted for Timer L (RFC 6026 §7.1) instead of ending: set by a proxy, which
+   * relays the 2xx retransmissions of the UAS downstream through the transaction. A UAS core that
+   * retransmits its own 2xx and answers INVITE retransmissions itself (the lookup service) leaves it
+   * off and keeps RFC 3261's Terminated.
+   */
+  holdsAccepted = false;
 
   constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, hooks: TransactionHooks) {
     super(key, route, clock, timers, hooks, ServerTransactionState.Proceeding);
@@ -124,6 +133,12 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
   /** The TU passes a response down (status decides the transition), as bytes or latin1 text. */
   respond(status: number, data: Buffer | string): void {
+    if (this.state === ServerTransactionState.Accepted && status >= 200 && status < 300) {
+      // RFC 6026 §8.7: "While in the "Accepted" state, if the TU passes a 2xx response, the server
+      // transaction MUST pass the response to the transport layer for transmission."
+      this.transmit(data);
+      return;
+    }
     if (this.state !== ServerTransactionState.Proceeding) {
       throw new IllegalTransitionError(
         `INVITE server transaction cannot send ${status} in state ${this.state}`,
@@ -135,6 +150,15 @@ export class InviteServerTransaction extends ServerTransactionBase {
       return;
     }
     if (status < 300) {
+      if (this.holdsAccepted) {
+        // RFC 6026 §8.5: the server transaction "MUST then transition to the "Accepted" state", and
+        // §8.6: "Timer L MUST be set to fire in 64*T1". Retransmissions of the INVITE meanwhile are
+        // absorbed (nothing kept to resend: the 2xx is the TU's to retransmit).
+        this.state = ServerTransactionState.Accepted;
+        this.lastResponse = undefined;
+        this.arm(64 * this.timers.t1, ServerTransactionBase.end);
+        return;
+      }
       // RFC 3261 §17.2.1: a 2xx moves the transaction to Terminated; the TU retransmits the 2xx.
       this.terminate();
       return;
