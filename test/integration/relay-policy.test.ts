@@ -322,6 +322,64 @@ describe('finding 2: responses that match no transaction are never relayed', () 
     expect(victim.got).toHaveLength(0);
   });
 
+  it('a response matching a live transaction but sent from a source the access policy refuses is dropped', async () => {
+    let branch: string | undefined;
+    let finish: (() => void) | undefined;
+    // The member rings, and answers only when the test says so.
+    const m = await startPeer('udp', (req, answer) => {
+      if (req.method !== 'INVITE') return [];
+      branch = req.topVia.branch;
+      finish = () => answer(req, 200);
+      return [{ status: 180 }];
+    });
+    closers.push(() => m.close());
+    const s = await start(m.port, {
+      sip: 'access:\n  action: drop\n  allow:\n    - networks: [127.0.0.1/32]\n',
+    });
+    const client = await udp();
+    client.send(
+      request('INVITE', 'sip:ocschat@contoso.com', { fromPort: client.port, callId: 'forge-1' }),
+      s.port('udp'),
+    );
+    expect(await client.next((t) => t.startsWith('SIP/2.0 180 '), 2000)).toBeDefined();
+    // A 200 forged for that very transaction (its branch leaked) from an address the policy refuses.
+    const attacker = await udp('127.0.0.3');
+    attacker.send(
+      `SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:${s.port('udp')};branch=${branch!}\r\n` +
+        `Via: SIP/2.0/UDP 127.0.0.1:${client.port};rport=${client.port};received=127.0.0.1;branch=z9hG4bK-forge-1-INVITE-1\r\n` +
+        `From: <sip:legacy@contoso.com>;tag=c1\r\nTo: <sip:ocschat@contoso.com>;tag=evil\r\nCall-ID: forge-1\r\n` +
+        `CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
+      s.port('udp'),
+    );
+    await sleep(300);
+    expect(client.got.filter((t) => t.startsWith('SIP/2.0 200 '))).toEqual([]);
+    expect(s.server.router.stats.responsesRefused).toBe(1);
+    // The member's own answer, from where the INVITE went, still goes through.
+    finish!();
+    const ok = await client.next((t) => t.startsWith('SIP/2.0 200 '), 2000);
+    expect(ok).toMatch(/To: <sip:ocschat@contoso\.com>;tag=peer1/);
+  });
+
+  it("a pool member's answers are never rate limited away (limit 5/s, 12 responses to one INVITE)", async () => {
+    const m = await startPeer('udp', (req) =>
+      req.method === 'INVITE'
+        ? [...Array.from({ length: 11 }, () => ({ status: 180 })), { status: 200 }]
+        : [],
+    );
+    closers.push(() => m.close());
+    const s = await start(m.port, {
+      sip: 'limits:\n  rate:\n    requests: 5\n    window: 1000\n    ban: 60000\n',
+    });
+    const client = await udp();
+    client.send(
+      request('INVITE', 'sip:ocschat@contoso.com', { fromPort: client.port, callId: 'rate-1' }),
+      s.port('udp'),
+    );
+    expect(await client.next((t) => t.startsWith('SIP/2.0 200 '), 2000)).toBeDefined();
+    expect(client.got.filter((t) => t.startsWith('SIP/2.0 180 '))).toHaveLength(11);
+    expect(s.server.guard.stats.rateLimited).toBe(0);
+  });
+
   it('RFC 6026: 2xx retransmitted by the member after the first one still reach a TCP caller, through the transactions', async () => {
     let resend: (() => void) | undefined;
     const m = await member((req, answer) => {
