@@ -26,7 +26,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import type { Target } from '../pool/types.js';
-import { SipResponse, type SipRequest } from '../sip/message.js';
+import { SipResponse, flatCopy, type SipRequest } from '../sip/message.js';
 import { parseSipUri, getUriParam, type SipUri } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues, splitFirstElement } from '../sip/header-values.js';
@@ -206,7 +206,10 @@ export class ForwardingPolicy {
     const u = normal(up);
     const d = normal(down);
     const sig = mac(this.key, ['rr1', callId, callerTag, u, d]);
-    const value = `<${base};${UP}=${addressToken(u)};${DOWN}=${addressToken(d)};${SIG}=${FORM_REQUEST}${sig}>`;
+    // Flat: a SignedRoute is held for the 64*T1 of an Accepted INVITE, not as a rope of its parts.
+    const value = flatCopy(
+      `<${base};${UP}=${addressToken(u)};${DOWN}=${addressToken(d)};${SIG}=${FORM_REQUEST}${sig}>`,
+    );
     return { value, base, callId, callerTag, up: u, down: d };
   }
 

@@ -29,14 +29,14 @@ import { KeyTable } from '../transaction/key-table.js';
 import type { Clock, TimerHandle } from '../transaction/clock.js';
 import type { ClientTransaction, ClientTransactionUser } from '../transaction/client-transaction.js';
 import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
-import {
-  ServerTransactionState,
-  type InviteServerTransaction,
-  type NonInviteServerTransaction,
+import type {
+  InviteServerTransaction,
+  NonInviteServerTransaction,
+  ResponseRoute,
 } from '../transaction/server-transaction.js';
 import type { ConnectionRegistry } from '../transport/tcp.js';
 import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
-import type { Source } from '../transport/types.js';
+import type { Link, Source } from '../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
 import { ForwardingPolicy, type ForwardVerdict, type SignedRoute } from './forwarding-policy.js';
 import { responseText, stampedTopVia, type TagFactory } from './response.js';
@@ -150,6 +150,7 @@ export function namesOwnSentBy(via: string, own: ReadonlySet<string>): boolean {
 export class Proxy {
   /** Whether and where a request that names no endpoint may be sent on; signs our Record-Route. */
   readonly policy: ForwardingPolicy;
+  private readonly rrBases = new WeakMap<Link, string>();
   /** Live response contexts by the INVITE server transaction key, for CANCEL (§16.10). */
   private readonly contexts = new KeyTable<ResponseContext>();
   private ownSentByCache: { count: number; values: Set<string> } | undefined;
@@ -192,6 +193,17 @@ export class Proxy {
 
   private namesUs(uri: SipUri): boolean {
     return this.ownSentBy.has(hostPort(uri.host.replace(/^\[|\]$/g, ''), uri.port ?? 5060).toLowerCase());
+  }
+
+  /** Our Record-Route URI for a listener, before signing: one string per listener, not per call. */
+  recordRouteBase(link: Link): string {
+    let base = this.rrBases.get(link);
+    if (base === undefined) {
+      // RFC 3261 §16.6 item 4: a URI that resolves to this proxy, with lr (loose routing).
+      base = `sip:${hostPort(link.localAddress, link.localPort)};transport=${link.transport};lr`;
+      this.rrBases.set(link, base);
+    }
+    return base;
   }
 
   /** Does a Via value (the next one of a response, after ours) name us: the response would loop. */
@@ -356,11 +368,15 @@ class Attempt implements ClientTransactionUser {
 
   onResponse(res: SipResponse): void {
     if (this.ctx !== undefined) this.ctx.onResponse(this, res);
-    else if (this.accepted !== undefined && res.status >= 200 && res.status < 300) this.accepted.relay(res);
+    else if (this.accepted !== undefined && res.status >= 200 && res.status < 300)
+      this.accepted.onResponse(res);
   }
 
-  onTerminated(): void {
+  /** In Accepted the transaction talks to the relay alone: this attempt (and its target) can go. */
+  acceptedUser(): ClientTransactionUser {
+    const a = this.accepted;
     this.accepted = undefined;
+    return a ?? this;
   }
 
   onTimeout(): void {
@@ -373,22 +389,32 @@ class Attempt implements ClientTransactionUser {
 }
 
 /**
- * What relays the 2xx retransmissions of an answered INVITE upstream (RFC 6026 §7.1): the server
- * transaction in Accepted and our Record-Route to sign again. Nothing of the request is kept.
+ * What relays the 2xx retransmissions of an answered INVITE upstream (RFC 6026 §7.1): the route of
+ * the server transaction, which the table holds as Accepted (its key and Timer L) until 64*T1.
+ * Nothing of the request is kept, nor our signed Record-Route: a retransmission goes up with the
+ * entry as the member echoes it (form 1), which verifies as well as the form-2 entry of the first.
  */
-class Accepted {
+class Accepted implements ClientTransactionUser {
+  private readonly route: ResponseRoute;
+
   constructor(
     private readonly proxy: Proxy,
-    private readonly txn: ServerTxn,
-    private readonly rr: SignedRoute | undefined,
-  ) {}
+    txn: ServerTxn,
+  ) {
+    this.route = txn.route;
+  }
 
-  relay(res: SipResponse): void {
-    const up = this.proxy.upstream(res, this.rr);
-    // RFC 6026 §8.7: "While in the "Accepted" state, ... the server transaction MUST pass the response
-    // to the transport layer" (a 2xx from the TU).
-    if (up !== undefined && this.txn.state === ServerTransactionState.Accepted)
-      this.txn.respond(up.status, up.toBuffer());
+  onTimeout(): void {}
+  onTransportError(): void {}
+
+  /** RFC 6026 §8.4: every 2xx of the Accepted client transaction comes up to here. */
+  onResponse(res: SipResponse): void {
+    if (res.status < 200 || res.status >= 300) return;
+    const up = this.proxy.upstream(res, undefined);
+    if (up === undefined) return;
+    // RFC 6026 §8.7: "While in the "Accepted" state, if the TU passes a 2xx response, the server
+    // transaction MUST pass the response to the transport layer for transmission."
+    this.route.link.send(up.toBuffer(), this.route.address, this.route.port);
   }
 }
 
@@ -448,9 +474,8 @@ class ResponseContext {
       inb.req.method === 'INVITE' || inb.req.method === 'SUBSCRIBE' || inb.req.method === 'REFER';
     if (rrWanted && dialogCreating && endpoint !== undefined) {
       const link = inb.source.link;
-      // RFC 3261 §16.6 item 4: a URI that resolves to this proxy, with lr (loose routing).
       // Signed per target in attempt(): the downstream party is the member it goes to.
-      this.recordRoute = `sip:${hostPort(link.localAddress, link.localPort)};transport=${link.transport};lr`;
+      this.recordRoute = proxy.recordRouteBase(link);
     } else this.recordRoute = undefined;
   }
 
@@ -627,7 +652,7 @@ class ResponseContext {
       this.forwardUpstream(res, a);
       // RFC 6026 §7.1: the member retransmits its 2xx until the ACK comes; those go up through the
       // Accepted transactions, not statelessly.
-      if (this.method === 'INVITE') a.accepted = new Accepted(this.proxy, this.txn, a.rr);
+      if (this.method === 'INVITE') a.accepted = new Accepted(this.proxy, this.txn);
       this.done(res.status, 'proxied', a);
       return;
     }
@@ -729,6 +754,7 @@ class ResponseContext {
     a.unsubscribe?.();
     a.unsubscribe = undefined;
     a.request = undefined;
+    a.txn = undefined;
     a.detach();
   }
 

@@ -53,6 +53,11 @@ export interface ClientTransactionUser {
   onTransportError(err: Error): void;
   /** The transaction is over and forgotten; not called after dispose(), which the TU asked for. */
   onTerminated?(): void;
+  /**
+   * Who hears the 2xx of an INVITE transaction in Accepted (RFC 6026), asked once on entering it: a
+   * TU that needs less than itself for that (a proxy relaying them) lets the rest go. Itself when absent.
+   */
+  acceptedUser?(): ClientTransactionUser;
 }
 
 export interface ClientTransactionOptions {
@@ -79,6 +84,12 @@ export interface ClientTransactionOptions {
 
 /** Called once when a transaction ends by any path, dispose() included (the table forgets it). */
 export type ForgetHook = (t: ClientTransaction) => void;
+
+/**
+ * Called when an INVITE transaction enters Accepted (RFC 6026): the table then holds that state in a
+ * compact form until Timer M, handing each 2xx to `user`, and the transaction object is let go.
+ */
+export type AcceptedHook = (key: string, peer: string | undefined, user: ClientTransactionUser) => void;
 
 /** The key responses are matched by: CANCEL shares the INVITE's branch, so the method is part of it. */
 export function clientTransactionKey(branch: string, method: string): string {
@@ -284,7 +295,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
    */
   private ack: string | undefined;
 
-  constructor(opts: ClientTransactionOptions, forget?: ForgetHook) {
+  constructor(
+    opts: ClientTransactionOptions,
+    forget?: ForgetHook,
+    private readonly onAccepted?: AcceptedHook,
+  ) {
     if (opts.request.method !== 'INVITE') {
       throw new ClientTransactionArgumentError(
         `an INVITE client transaction needs an INVITE, not ${opts.request.method}`,
@@ -362,8 +377,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
       this.clearTimers();
       this.request = undefined;
       this.data = undefined;
-      this.endTimer = this.clock.setTimer(64 * this.timers.t1, InviteClientTransaction.timerM, this);
       this.user.onResponse(res);
+      // Held by the table from here (AcceptedInvite), unless this transaction has no table.
+      if (this.onAccepted !== undefined)
+        this.onAccepted(this.key, this.peer, this.user.acceptedUser?.() ?? this.user);
+      else this.endTimer = this.clock.setTimer(64 * this.timers.t1, InviteClientTransaction.timerM, this);
       return;
     }
     this.transition(ClientTransactionState.Completed);

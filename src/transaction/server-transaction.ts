@@ -36,6 +36,12 @@ export interface TransactionHooks {
    */
   confirmed(key: string): void;
   /**
+   * An INVITE transaction entered Accepted (RFC 6026 §7.1). Until Timer L (64*T1) fires, all it does
+   * is absorb INVITE retransmissions and ACKs, which the table does with the key alone; 2xx
+   * retransmissions from the TU go out on the transaction's route, which the TU keeps.
+   */
+  accepted(key: string): void;
+  /**
    * A non-INVITE transaction entered Completed over an unreliable transport. Until Timer J (64*T1)
    * fires, the only thing left to do is answer request retransmissions with the final response, which
    * the table does from the response and its destination alone, so the transaction object can go.
@@ -153,10 +159,13 @@ export class InviteServerTransaction extends ServerTransactionBase {
       if (this.holdsAccepted) {
         // RFC 6026 §8.5: the server transaction "MUST then transition to the "Accepted" state", and
         // §8.6: "Timer L MUST be set to fire in 64*T1". Retransmissions of the INVITE meanwhile are
-        // absorbed (nothing kept to resend: the 2xx is the TU's to retransmit).
+        // absorbed (nothing kept to resend: the 2xx is the TU's to retransmit). The table holds that
+        // state as the key and its deadline, so a busy proxy keeps no object per call for 32 s.
         this.state = ServerTransactionState.Accepted;
         this.lastResponse = undefined;
-        this.arm(64 * this.timers.t1, ServerTransactionBase.end);
+        if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+        this.timer = undefined;
+        this.hooks.accepted(this.key);
         return;
       }
       // RFC 3261 §17.2.1: a 2xx moves the transaction to Terminated; the TU retransmits the 2xx.
