@@ -760,7 +760,12 @@ class ResponseContext {
 
   private forwardUpstream(res: SipResponse, a: Attempt | undefined): void {
     const up = this.proxy.upstream(res, res.status >= 200 && res.status < 300 ? a?.rr : undefined);
-    if (up === undefined) return;
+    if (up === undefined) {
+      // Not relayed (it would loop): a final response still ends the server transaction, with an
+      // answer of our own sent where the request came from, so nothing is held for ever.
+      if (res.status >= 200) this.respondOwn(500);
+      return;
+    }
     this.txn.respond(up.status, up.toBuffer());
   }
 
