@@ -83,6 +83,7 @@ const NOT_A_PARTY = refused(403, 'route-not-a-party');
 const ROUTE_NO_HOP = refused(403, 'route-no-hop');
 const ROUTE_NO_DIALOG = refused(403, 'route-out-of-dialog');
 const NOT_A_MEMBER = refused(404, 'not-a-pool-member');
+const MALFORMED = refused(403, 'malformed');
 
 export class ForwardingPolicy {
   /** Pool members we have sent to, by "address|port": rule (c) forwards to them. */
@@ -109,7 +110,7 @@ export class ForwardingPolicy {
    * still be a party of the signed dialog, with no check of who sent it.
    */
   judge(req: SipRequest, sender: string | undefined): ForwardVerdict {
-    const v = this.decide(req, sender);
+    const v = this.safely(req, sender);
     // Only what will be forwarded is kept for take(): a refusal is answered by the router.
     if (v.forward) {
       this.lastReq = req;
@@ -123,15 +124,26 @@ export class ForwardingPolicy {
     const cached = this.lastReq === req ? this.lastVerdict : undefined;
     this.lastReq = undefined;
     this.lastVerdict = undefined;
-    return cached ?? this.decide(req, sender);
+    return cached ?? this.safely(req, sender);
+  }
+
+  /** An ACK reaches here unvalidated: a header that does not parse refuses it, never throws. */
+  private safely(req: SipRequest, sender: string | undefined): ForwardVerdict {
+    try {
+      return this.decide(req, sender);
+    } catch {
+      return MALFORMED;
+    }
   }
 
   private decide(req: SipRequest, sender: string | undefined): ForwardVerdict {
+    const toTag = req.toTag;
+    const fromTag = req.fromTag;
     const route = firstRoute(req);
     if (route === undefined) {
       // (c) Without Record-Route a client may still send in-dialog requests through us: only to pool
       // members we know.
-      if (req.toTag === undefined) return NOT_A_MEMBER;
+      if (toTag === undefined) return NOT_A_MEMBER;
       const hop = hopOf(req.uri);
       const known = hop === undefined ? undefined : this.members.get(`${hop.address}|${hop.port}`);
       return known === undefined ? NOT_A_MEMBER : { forward: true, target: known, popRoute: false };
@@ -154,8 +166,6 @@ export class ForwardingPolicy {
       sig.length < 2
     )
       return UNSIGNED_ROUTE;
-    const toTag = req.toTag;
-    const fromTag = req.fromTag;
     // (b) is for requests inside the dialog the entry was made for: both tags are known then.
     if (toTag === undefined || fromTag === undefined) return ROUTE_NO_DIALOG;
     // RFC 3261 §16.4: our own Route is removed; the next Route or the Request-URI is the target.

@@ -219,3 +219,31 @@ describe('forwarding policy: no Route (rule c)', () => {
     expect(p.take(r, UP)).toEqual(v);
   });
 });
+
+describe('forwarding policy: bad input', () => {
+  it('an unvalidated request (an ACK) with headers that do not parse is refused, never thrown', () => {
+    const p = policy();
+    const rr = p.recordRoute(BASE, 'c1', 'caller', UP, DOWN);
+    const ack = (to: string, route: string): SipRequest =>
+      req(`ACK sip:m@10.0.0.9 SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK-1
+Route: ${route}
+From: <sip:a@contoso.com>;tag=caller
+To: ${to}
+Call-ID: c1
+CSeq: 1 ACK
+Content-Length: 0
+
+`);
+    expect(p.take(ack('<sip:b@contoso.com;tag=member', rr.value), undefined)).toMatchObject({
+      forward: false,
+      status: 403,
+    });
+    expect(p.take(ack('<sip:b@contoso.com>;tag=member', `${rr.value}, ,`), undefined)).toMatchObject({
+      forward: false,
+    });
+    expect(p.judge(ack('<sip:b@contoso.com>;tag=member', '<sip:10.0.0.1:5060;lr'), UP)).toMatchObject({
+      forward: false,
+    });
+  });
+});
