@@ -315,15 +315,24 @@ export class Proxy {
    * or the next Via names us, so sending it on would loop it through us.
    */
   upstream(res: SipResponse, rr: SignedRoute | undefined): SipResponse | undefined {
-    const up = withoutTopVia(res);
-    if (up === undefined) return undefined;
-    const next = up.topViaText;
+    let up: SipResponse | undefined;
+    let next: string | undefined;
+    try {
+      up = withoutTopVia(res);
+      if (up === undefined) return undefined;
+      next = up.topViaText;
+      if (rr !== undefined) up = this.policy.rewriteInResponse(up, rr);
+    } catch (err) {
+      // A Via, To or Record-Route the member sent that does not parse: not relayed.
+      this.deps.logger.debug({ status: res.status, err: String(err) }, 'malformed response not relayed');
+      return undefined;
+    }
     if (next !== undefined && this.namesUsInVia(next)) {
       this.deps.onResponseLoop?.();
       this.deps.logger.debug({ status: res.status, via: next }, 'response whose next Via names us dropped');
       return undefined;
     }
-    return rr === undefined ? up : this.policy.rewriteInResponse(up, rr);
+    return up;
   }
 }
 

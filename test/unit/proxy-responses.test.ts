@@ -131,6 +131,23 @@ describe('proxy responses (RFC 6026)', () => {
     expect(r.router.stats.strayResponses).toBe(1);
   });
 
+  it('a 2xx whose Vias do not parse once ours is taken off is not relayed, and the client gets 500: no internal error', () => {
+    const r = rig();
+    const ours = r.invite('bad-via-1');
+    r.router.onMessage(
+      Buffer.from(
+        `SIP/2.0 200 OK\r\nVia: ${ours}, ,\r\nFrom: <sip:a@contoso.com>;tag=a1\r\n` +
+          `To: <sip:ocschat@contoso.com>;tag=m1\r\nCall-ID: bad-via-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
+        'latin1',
+      ),
+      r.member,
+    );
+    const out = r.client.take();
+    expect(out.filter((m) => m.startsWith('SIP/2.0 200'))).toEqual([]);
+    expect(out.filter((m) => m.startsWith('SIP/2.0 500'))).toHaveLength(1);
+    expect(r.router.stats.internalErrors).toBe(0);
+  });
+
   it('a final response whose next Via names us is not relayed: counted as a loop, the client gets 500', () => {
     const r = rig();
     const ours = r.invite('loop-1');
