@@ -166,7 +166,7 @@ describe('finding 1: no open relay through a Route naming the service', () => {
             request(method, ruri, { fromPort: client.port, callId, route, ...(toTag ? { toTag } : {}) }),
             svcPort,
           );
-          const answer = await client.next((t) => isFinal(t) && t.includes(`Call-ID: ${callId}\r\n`), 2000);
+          const answer = await client.next((t) => isFinal(t) && t.includes(`Call-ID: ${callId}\r\n`), 5000);
           answers.push(status(answer));
         }
       }
@@ -202,7 +202,7 @@ describe('finding 1: no open relay through a Route naming the service', () => {
         }),
         svcPort,
       );
-      const answer = await client.next((t) => isFinal(t) && t.includes(`Call-ID: ${callId}\r\n`), 2000);
+      const answer = await client.next((t) => isFinal(t) && t.includes(`Call-ID: ${callId}\r\n`), 5000);
       return { line: (answer ?? '').split('\r\n')[0]!, ms: performance.now() - t0 };
     };
     const a = await ask(open.port, 'scan-open');
@@ -210,8 +210,8 @@ describe('finding 1: no open relay through a Route naming the service', () => {
     expect(a.line).toBe('SIP/2.0 403 Forbidden');
     expect(b.line).toBe(a.line);
     // Both answered at once (no connect attempted, no timer waited for).
-    expect(a.ms).toBeLessThan(500);
-    expect(b.ms).toBeLessThan(500);
+    expect(a.ms).toBeLessThan(1500);
+    expect(b.ms).toBeLessThan(1500);
     expect(open.connections()).toBe(0);
   });
 
@@ -224,7 +224,7 @@ describe('finding 1: no open relay through a Route naming the service', () => {
       request('INVITE', 'sip:ocschat@contoso.com', { fromPort: client.port, callId: 'fe-1', route }),
       s.port('udp'),
     );
-    expect(status(await client.next(isFinal, 2000))).toBe(200);
+    expect(status(await client.next(isFinal, 5000))).toBe(200);
     expect(m.received.map((r) => r.method)).toEqual(['INVITE']);
     expect(m.received[0]!.header('route')).toBeUndefined();
   });
@@ -341,7 +341,7 @@ describe('finding 2: responses that match no transaction are never relayed', () 
       request('INVITE', 'sip:ocschat@contoso.com', { fromPort: client.port, callId: 'forge-1' }),
       s.port('udp'),
     );
-    expect(await client.next((t) => t.startsWith('SIP/2.0 180 '), 2000)).toBeDefined();
+    expect(await client.next((t) => t.startsWith('SIP/2.0 180 '), 5000)).toBeDefined();
     // A 200 forged for that very transaction (its branch leaked) from an address the policy refuses.
     const attacker = await udp('127.0.0.3');
     attacker.send(
@@ -356,7 +356,7 @@ describe('finding 2: responses that match no transaction are never relayed', () 
     expect(s.server.router.stats.responsesRefused).toBe(1);
     // The member's own answer, from where the INVITE went, still goes through.
     finish!();
-    const ok = await client.next((t) => t.startsWith('SIP/2.0 200 '), 2000);
+    const ok = await client.next((t) => t.startsWith('SIP/2.0 200 '), 5000);
     expect(ok).toMatch(/To: <sip:ocschat@contoso\.com>;tag=peer1/);
   });
 
@@ -375,7 +375,7 @@ describe('finding 2: responses that match no transaction are never relayed', () 
       request('INVITE', 'sip:ocschat@contoso.com', { fromPort: client.port, callId: 'rate-1' }),
       s.port('udp'),
     );
-    expect(await client.next((t) => t.startsWith('SIP/2.0 200 '), 2000)).toBeDefined();
+    expect(await client.next((t) => t.startsWith('SIP/2.0 200 '), 5000)).toBeDefined();
     expect(client.got.filter((t) => t.startsWith('SIP/2.0 180 '))).toHaveLength(11);
     expect(s.server.guard.stats.rateLimited).toBe(0);
   });
@@ -449,7 +449,7 @@ describe('signed Record-Route: in-dialog requests only along a valid signature, 
   it('a BYE along the signed Route from the 2xx reaches the member and is answered', async () => {
     const d = await dialog('rr-ok');
     d.client.send(bye(d.memberUri, d.rr, 'rr-ok', d.client.port), d.s.port('udp'));
-    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 2000);
+    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 5000);
     expect(status(answer)).toBe(200);
     expect(d.m.received.map((r) => r.method)).toContain('BYE');
     expect(d.m.received.find((r) => r.method === 'BYE')!.header('route')).toBeUndefined();
@@ -464,7 +464,7 @@ describe('signed Record-Route: in-dialog requests only along a valid signature, 
       `Route: ${d.memberRr}\r\nMax-Forwards: 70\r\nFrom: <sip:ocschat@contoso.com>;tag=peer1\r\nTo: <sip:legacy@contoso.com>;tag=c1\r\n` +
       `Call-ID: rr-up\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n`;
     memberSide.send(text, d.s.port('udp'));
-    expect(await d.client.next((t) => t.startsWith('BYE '), 2000)).toBeDefined();
+    expect(await d.client.next((t) => t.startsWith('BYE '), 5000)).toBeDefined();
   });
 
   it('a tampered signature gets 403 and nothing reaches the member', async () => {
@@ -475,7 +475,7 @@ describe('signed Record-Route: in-dialog requests only along a valid signature, 
       : d.rr.replace(/>$/, ';pcsig=2AAAAAAAAAAAAAAAAAAAAAA>');
     expect(tampered).not.toBe(d.rr);
     d.client.send(bye(d.memberUri, tampered, 'rr-bad', d.client.port), d.s.port('udp'));
-    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 2000);
+    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 5000);
     expect(status(answer)).toBe(403);
     await sleep(200);
     expect(d.m.received.map((r) => r.method)).not.toContain('BYE');
@@ -488,12 +488,12 @@ describe('signed Record-Route: in-dialog requests only along a valid signature, 
       bye(`sip:victim@127.0.0.3:${third.port}`, d.rr, 'rr-third', d.client.port),
       d.s.port('udp'),
     );
-    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 2000);
+    const answer = await d.client.next((t) => isFinal(t) && t.includes('CSeq: 2 BYE'), 5000);
     expect(status(answer)).toBe(403);
     // Nor from a third host towards a party: the sender must be the other party.
     const sender = await udp('127.0.0.3');
     sender.send(bye(d.memberUri, d.rr, 'rr-third', sender.port, 3), d.s.port('udp'));
-    expect(status(await sender.next(isFinal, 2000))).toBe(403);
+    expect(status(await sender.next(isFinal, 5000))).toBe(403);
     await sleep(200);
     expect(third.got).toHaveLength(0);
     expect(d.m.received.map((r) => r.method)).not.toContain('BYE');
