@@ -115,7 +115,10 @@ export class ProxySupport {
   }
 
   /** What the router's proxy needs. */
-  routerDeps(): Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> {
+  routerDeps(): Omit<
+    ProxyDeps,
+    'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'secret' | 'onResponseLoop'
+  > {
     return {
       clientTxns: this.clientTxns,
       targets: {

@@ -120,8 +120,23 @@ export class ServiceMetrics {
     );
     fromStats(
       'pchat_dropped_messages_total',
-      'Messages dropped: no response could be routed, stray responses, unmatched ACKs',
+      'Messages dropped: no response could be routed, stray or refused responses, unmatched or refused ACKs',
       'dropped',
+    );
+    fromStats(
+      'pchat_stray_responses_total',
+      'Responses matching no transaction: dropped, never forwarded',
+      'strayResponses',
+    );
+    fromStats(
+      'pchat_responses_refused_total',
+      'Responses from a source the access policy or the rate limit refuses (not where the request went): dropped',
+      'responsesRefused',
+    );
+    fromStats(
+      'pchat_response_loops_total',
+      'Responses whose next Via names the service: dropped as loops',
+      'responseLoops',
     );
     fromStats(
       'pchat_retransmissions_absorbed_total',

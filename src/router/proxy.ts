@@ -1,7 +1,9 @@
 // Proxy mode: RFC 3261 §16 stateful forwarding of requests for an endpoint to a live member of its
 // pool, serial failover across the pool's ordered targets, CANCEL (§16.10), Timer C (§16.6 item 11),
 // best-response selection (§16.7), loose routing of in-dialog requests (§16.4) and stateless
-// forwarding of 2xx ACKs and of responses that match no transaction (§16.11).
+// forwarding of 2xx ACKs (§16.11). Whether a request that names no endpoint may be sent on, and where,
+// is the forwarding policy's to say (forwarding-policy.ts); a response that matches no transaction is
+// never forwarded (the router drops it).
 
 import type { Logger } from 'pino';
 import type { DecisionFields } from '../log.js';
@@ -18,7 +20,7 @@ import {
   type SipResponse,
 } from '../sip/message.js';
 import { parseMessage } from '../sip/parser.js';
-import { parseSipUri, getUriParam } from '../sip/uri.js';
+import { parseSipUri, type SipUri } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
 import { splitHeaderValues, splitFirstElement } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
@@ -30,11 +32,13 @@ import type { ClientTransactionTable } from '../transaction/client-transaction-t
 import type {
   InviteServerTransaction,
   NonInviteServerTransaction,
+  ResponseRoute,
 } from '../transaction/server-transaction.js';
 import type { ConnectionRegistry } from '../transport/tcp.js';
 import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
-import type { Source } from '../transport/types.js';
+import type { Link, Source } from '../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
+import { ForwardingPolicy, type ForwardVerdict, type SignedRoute } from './forwarding-policy.js';
 import { responseText, stampedTopVia, type TagFactory } from './response.js';
 
 export interface ProxySettings {
@@ -80,6 +84,10 @@ export interface ProxyDeps {
   readonly serverHeader: string;
   readonly tags: TagFactory;
   readonly record: (level: 'info' | 'warn', fields: DecisionFields) => void;
+  /** The per-deployment key our Record-Route entries are signed with (forwarding-policy.ts). */
+  readonly secret: Buffer;
+  /** A response whose next Via names us was dropped as a loop (counted by the router). */
+  readonly onResponseLoop?: (() => void) | undefined;
 }
 
 type ServerTxn = InviteServerTransaction | NonInviteServerTransaction;
@@ -140,13 +148,16 @@ export function namesOwnSentBy(via: string, own: ReadonlySet<string>): boolean {
 }
 
 export class Proxy {
-  /** Pool members we have sent to, by "address|port": in-dialog requests may go to them directly. */
-  private readonly knownHops = new Map<string, Target>();
+  /** Whether and where a request that names no endpoint may be sent on; signs our Record-Route. */
+  readonly policy: ForwardingPolicy;
+  private readonly rrBases = new WeakMap<Link, string>();
   /** Live response contexts by the INVITE server transaction key, for CANCEL (§16.10). */
   private readonly contexts = new KeyTable<ResponseContext>();
   private ownSentByCache: { count: number; values: Set<string> } | undefined;
 
-  constructor(readonly deps: ProxyDeps) {}
+  constructor(readonly deps: ProxyDeps) {
+    this.policy = new ForwardingPolicy(deps.secret, (uri) => this.namesUs(uri));
+  }
 
   /** Our listeners' sent-by values (listeners come up after the proxy is built, so asked late). */
   private get ownSentBy(): Set<string> {
@@ -174,12 +185,39 @@ export class Proxy {
   /** Does this Route value name us. */
   isOwnRoute(route: string): boolean {
     try {
-      const uri = parseSipUri(parseNameAddr(route).uri);
-      const sentBy = hostPort(uri.host.replace(/^\[|\]$/g, ''), uri.port ?? 5060).toLowerCase();
-      return this.ownSentBy.has(sentBy);
+      return this.namesUs(parseSipUri(parseNameAddr(route).uri));
     } catch {
       return false;
     }
+  }
+
+  private namesUs(uri: SipUri): boolean {
+    return this.ownSentBy.has(hostPort(uri.host.replace(/^\[|\]$/g, ''), uri.port ?? 5060).toLowerCase());
+  }
+
+  /** Our Record-Route URI for a listener, before signing: one string per listener, not per call. */
+  recordRouteBase(link: Link): string {
+    let base = this.rrBases.get(link);
+    if (base === undefined) {
+      // RFC 3261 §16.6 item 4: a URI that resolves to this proxy, with lr (loose routing).
+      base = `sip:${hostPort(link.localAddress, link.localPort)};transport=${link.transport};lr`;
+      this.rrBases.set(link, base);
+    }
+    return base;
+  }
+
+  /** Does a Via value (the next one of a response, after ours) name us: the response would loop. */
+  namesUsInVia(via: string): boolean {
+    return namesOwnSentBy(via, this.ownSentBy);
+  }
+
+  /**
+   * A request that names no endpoint, in a dialog or routed through us: the forwarding policy's
+   * refusal, or undefined when forwardInDialog (or forwardAck) may send it on. Nothing is sent here.
+   */
+  refuseInDialog(req: SipRequest, source: Source): { status: 403 | 404; outcome: string } | undefined {
+    const v = this.policy.judge(req, source.address);
+    return v.forward ? undefined : v;
   }
 
   /** A new request for a proxy-mode endpoint (RFC 3261 §16.5–16.6 over the pool's targets). */
@@ -208,7 +246,7 @@ export class Proxy {
   }
 
   private startOn(ctx: ResponseContext, targets: readonly Target[]): void {
-    for (const t of targets) this.knownHops.set(`${t.address}|${t.port}`, t);
+    this.policy.noteMembers(targets);
     ctx.start(this.deps.health.order(targets));
   }
 
@@ -217,8 +255,8 @@ export class Proxy {
    * hop when it is one we may reach. Returns false when it is not ours to forward.
    */
   forwardInDialog(inb: Inbound, key: string): boolean {
-    const hop = this.inDialogHop(inb.req);
-    if (hop === undefined) return false;
+    const hop = this.policy.take(inb.req, inb.source.address);
+    if (!hop.forward) return false;
     const ctx = new ResponseContext(this, inb, undefined, hop.popRoute);
     this.track(key, ctx);
     if (inb.req.method === 'INVITE') ctx.sendTrying();
@@ -234,10 +272,13 @@ export class Proxy {
     return true;
   }
 
-  /** An ACK matching no server transaction: the ACK of a 2xx, forwarded statelessly end to end. */
+  /**
+   * An ACK matching no server transaction: the ACK of a 2xx, forwarded statelessly end to end when
+   * the forwarding policy allows it; false (the router drops and counts it) otherwise.
+   */
   forwardAck(req: SipRequest): boolean {
-    const hop = this.inDialogHop(req);
-    if (hop === undefined) return false;
+    const hop: ForwardVerdict = this.policy.take(req, undefined);
+    if (!hop.forward) return false;
     const send = (sender: Sender): void => {
       const copy = forwardedRequest(req, {
         via: `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${newBranch()}`,
@@ -257,67 +298,6 @@ export class Proxy {
     return true;
   }
 
-  /**
-   * RFC 3261 §16.7 item 1 / §16.11: a response that matches no client transaction (say a 2xx
-   * retransmitted after ours ended) is forwarded statelessly when its top Via is ours.
-   */
-  forwardStrayResponse(res: SipResponse): boolean {
-    let top: Via;
-    try {
-      top = res.topVia;
-    } catch {
-      return false;
-    }
-    if (!this.ownSentBy.has(hostPort(top.host.replace(/^\[|\]$/g, ''), top.port ?? 5060).toLowerCase()))
-      return false;
-    const up = withoutTopVia(res);
-    if (up === undefined) return false;
-    let next: Via;
-    try {
-      next = up.topVia;
-    } catch {
-      return false;
-    }
-    const address = viaParam(next, 'received') ?? next.host.replace(/^\[|\]$/g, '');
-    const rport = viaParam(next, 'rport');
-    const port = rport !== undefined && rport !== '' ? Number(rport) : (next.port ?? 5060);
-    const data = up.toBuffer();
-    if (next.transport === 'UDP') {
-      const sender = this.deps.outbound.readySender({
-        transport: 'udp',
-        address,
-        port,
-        family: address.includes(':') ? 6 : 4,
-      });
-      // No UDP listener of that family: nowhere to send it from.
-      if (sender === undefined) return false;
-      sender.send(data);
-      return true;
-    }
-    const conn = this.deps.connections.find(address, port);
-    if (conn === undefined) return false;
-    conn.send(data);
-    return true;
-  }
-
-  private inDialogHop(req: SipRequest): { target: NextHop & Partial<Target>; popRoute: boolean } | undefined {
-    const route = firstRoute(req);
-    if (route !== undefined && this.isOwnRoute(route)) {
-      // RFC 3261 §16.4: our own Route is removed; the next Route or the Request-URI is the target.
-      const rest = restOfRoutes(req);
-      const next = rest.length > 0 ? uriOf(rest[0]!) : req.uri;
-      const hop = next === undefined ? undefined : hopOf(next);
-      return hop === undefined ? undefined : { target: hop, popRoute: true };
-    }
-    if (route !== undefined) return undefined;
-    // Without Record-Route the client may still send in-dialog requests through us: forward only to
-    // pool members we know, so the proxy is no open relay.
-    const hop = hopOf(req.uri);
-    if (hop === undefined) return undefined;
-    const known = this.knownHops.get(`${hop.address}|${hop.port}`);
-    return known === undefined ? undefined : { target: known, popRoute: false };
-  }
-
   private track(key: string, ctx: ResponseContext): void {
     if (ctx.method !== 'INVITE') return;
     this.contexts.set(key, ctx);
@@ -327,6 +307,32 @@ export class Proxy {
   /** A tracked context sent its final response: a CANCEL can no longer find it. */
   untrack(key: string, ctx: ResponseContext): void {
     if (this.contexts.get(key) === ctx) this.contexts.delete(key);
+  }
+
+  /**
+   * RFC 3261 §16.7 item 3: a response as sent upstream, our Via removed and, in a 2xx (`rr` given),
+   * our Record-Route signed with the To tag too. Undefined when it must not go anywhere: no Via left,
+   * or the next Via names us, so sending it on would loop it through us.
+   */
+  upstream(res: SipResponse, rr: SignedRoute | undefined): SipResponse | undefined {
+    let up: SipResponse | undefined;
+    let next: string | undefined;
+    try {
+      up = withoutTopVia(res);
+      if (up === undefined) return undefined;
+      next = up.topViaText;
+      if (rr !== undefined) up = this.policy.rewriteInResponse(up, rr);
+    } catch (err) {
+      // A Via, To or Record-Route the member sent that does not parse: not relayed.
+      this.deps.logger.debug({ status: res.status, err: String(err) }, 'malformed response not relayed');
+      return undefined;
+    }
+    if (next !== undefined && this.namesUsInVia(next)) {
+      this.deps.onResponseLoop?.();
+      this.deps.logger.debug({ status: res.status, via: next }, 'response whose next Via names us dropped');
+      return undefined;
+    }
+    return up;
   }
 }
 
@@ -341,6 +347,14 @@ class Attempt implements ClientTransactionUser {
   unsubscribe: (() => void) | undefined = undefined;
   /** The INVITE as sent, packed, for its CANCEL; nothing for other methods, which are not cancelled. */
   request: SipRequest | RetainedRequest | undefined = undefined;
+  /** Our signed Record-Route in the request sent to this target, when the proxy record-routes. */
+  rr: SignedRoute | undefined = undefined;
+  /**
+   * Set once a 2xx to the INVITE went upstream: the client transaction stays Accepted (RFC 6026) for
+   * 64*T1, and each 2xx the member retransmits meanwhile goes up through the server transaction,
+   * which is Accepted too.
+   */
+  accepted: Accepted | undefined = undefined;
   /**
    * Undefined once the attempt is over (released): its transaction may be held seconds longer
    * absorbing retransmissions (Timer K, D) and must not keep the context, the request and
@@ -362,7 +376,16 @@ class Attempt implements ClientTransactionUser {
   }
 
   onResponse(res: SipResponse): void {
-    this.ctx?.onResponse(this, res);
+    if (this.ctx !== undefined) this.ctx.onResponse(this, res);
+    else if (this.accepted !== undefined && res.status >= 200 && res.status < 300)
+      this.accepted.onResponse(res);
+  }
+
+  /** In Accepted the transaction talks to the relay alone: this attempt (and its target) can go. */
+  acceptedUser(): ClientTransactionUser {
+    const a = this.accepted;
+    this.accepted = undefined;
+    return a ?? this;
   }
 
   onTimeout(): void {
@@ -371,6 +394,36 @@ class Attempt implements ClientTransactionUser {
 
   onTransportError(): void {
     this.ctx?.onFailure(this, 503, undefined);
+  }
+}
+
+/**
+ * What relays the 2xx retransmissions of an answered INVITE upstream (RFC 6026 §7.1): the route of
+ * the server transaction, which the table holds as Accepted (its key and Timer L) until 64*T1.
+ * Nothing of the request is kept, nor our signed Record-Route: a retransmission goes up with the
+ * entry as the member echoes it (form 1), which verifies as well as the form-2 entry of the first.
+ */
+class Accepted implements ClientTransactionUser {
+  private readonly route: ResponseRoute;
+
+  constructor(
+    private readonly proxy: Proxy,
+    txn: ServerTxn,
+  ) {
+    this.route = txn.route;
+  }
+
+  onTimeout(): void {}
+  onTransportError(): void {}
+
+  /** RFC 6026 §8.4: every 2xx of the Accepted client transaction comes up to here. */
+  onResponse(res: SipResponse): void {
+    if (res.status < 200 || res.status >= 300) return;
+    const up = this.proxy.upstream(res, undefined);
+    if (up === undefined) return;
+    // RFC 6026 §8.7: "While in the "Accepted" state, if the TU passes a 2xx response, the server
+    // transaction MUST pass the response to the transport layer for transmission."
+    this.route.link.send(up.toBuffer(), this.route.address, this.route.port);
   }
 }
 
@@ -389,7 +442,10 @@ class ResponseContext {
   private timerC: TimerHandle | undefined;
   private timerCFired = false;
   private readonly stampedVia: string | undefined;
+  /** Our Record-Route URI without the signature ("sip:host:port;transport=udp;lr"), when wanted. */
   private readonly recordRoute: string | undefined;
+  /** Where the request came from: the upstream party our Record-Route signs. */
+  private readonly upstream: string;
   readonly method: string;
   /** The request: as parsed until it is first sent on, then its packed copy (see `raw`). */
   private req: SipRequest | RetainedRequest;
@@ -417,6 +473,9 @@ class ResponseContext {
     this.txn = inb.txn;
     this.t0 = inb.t0;
     this.branch = inb.via.branch === undefined ? undefined : flatCopy(inb.via.branch);
+    this.upstream = inb.source.address;
+    // RFC 6026 §7.1: the 2xx retransmissions of the member go up through the transaction.
+    if (inb.txn.kind === 'invite') inb.txn.holdsAccepted = true;
     const stamped = stampedTopVia(inb.via, inb.source);
     this.stampedVia = stamped === undefined ? undefined : flatCopy(stamped);
     const rrWanted = endpoint?.recordRoute ?? proxy.deps.settings.recordRoute;
@@ -424,8 +483,8 @@ class ResponseContext {
       inb.req.method === 'INVITE' || inb.req.method === 'SUBSCRIBE' || inb.req.method === 'REFER';
     if (rrWanted && dialogCreating && endpoint !== undefined) {
       const link = inb.source.link;
-      // RFC 3261 §16.6 item 4: a URI that resolves to this proxy, with lr (loose routing).
-      this.recordRoute = `<sip:${hostPort(link.localAddress, link.localPort)};transport=${link.transport};lr>`;
+      // Signed per target in attempt(): the downstream party is the member it goes to.
+      this.recordRoute = proxy.recordRouteBase(link);
     } else this.recordRoute = undefined;
   }
 
@@ -511,15 +570,34 @@ class ResponseContext {
       this.finish();
       return;
     }
+    // One HMAC per target when record-routing; none otherwise.
+    const rr =
+      this.recordRoute === undefined
+        ? undefined
+        : this.proxy.policy.recordRoute(
+            this.recordRoute,
+            flatCopy(full.callId ?? ''),
+            flatCopy(full.fromTag ?? ''),
+            this.upstream,
+            target.address,
+          );
     const request = forwardedRequest(full, {
       via,
-      recordRoute: this.recordRoute,
+      recordRoute: rr?.value,
       popRoute: this.popRoute,
     });
     const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
     const attempt = new Attempt(this, target, sender);
+    attempt.rr = rr;
     this.current = attempt;
-    const opts = { request: req, branch, send: sender.send, reliable: sender.reliable, user: attempt };
+    const opts = {
+      request: req,
+      branch,
+      send: sender.send,
+      reliable: sender.reliable,
+      peer: target.address,
+      user: attempt,
+    };
     const txn =
       req.method === 'INVITE'
         ? this.deps.clientTxns.createInvite(opts)
@@ -570,7 +648,7 @@ class ResponseContext {
       // RFC 3261 §16.7 item 2: Timer C is reset on every provisional response.
       if (this.method === 'INVITE') this.armTimerC();
       // RFC 3261 §16.7 item 5: 100 Trying is not forwarded; other provisionals are, at once.
-      if (status > 100) this.forwardUpstream(res);
+      if (status > 100) this.forwardUpstream(res, a);
       return;
     }
     this.release(a);
@@ -580,7 +658,10 @@ class ResponseContext {
     }
     if (status < 300) {
       // RFC 3261 §16.7 item 4: a 2xx is forwarded immediately.
-      this.forwardUpstream(res);
+      this.forwardUpstream(res, a);
+      // RFC 6026 §7.1: the member retransmits its 2xx until the ACK comes; those go up through the
+      // Accepted transactions, not statelessly.
+      if (this.method === 'INVITE') a.accepted = new Accepted(this.proxy, this.txn);
       this.done(res.status, 'proxied', a);
       return;
     }
@@ -618,7 +699,7 @@ class ResponseContext {
         this.done(500, 'pool-503');
         return;
       }
-      this.forwardUpstream(best);
+      this.forwardUpstream(best, undefined);
       this.done(best.status, 'proxied', this.current);
       return;
     }
@@ -681,12 +762,19 @@ class ResponseContext {
   private release(a: Attempt): void {
     a.unsubscribe?.();
     a.unsubscribe = undefined;
+    a.request = undefined;
+    a.txn = undefined;
     a.detach();
   }
 
-  private forwardUpstream(res: SipResponse): void {
-    const up = withoutTopVia(res);
-    if (up === undefined) return;
+  private forwardUpstream(res: SipResponse, a: Attempt | undefined): void {
+    const up = this.proxy.upstream(res, res.status >= 200 && res.status < 300 ? a?.rr : undefined);
+    if (up === undefined) {
+      // Not relayed (it would loop): a final response still ends the server transaction, with an
+      // answer of our own sent where the request came from, so nothing is held for ever.
+      if (res.status >= 200) this.respondOwn(500);
+      return;
+    }
     this.txn.respond(up.status, up.toBuffer());
   }
 
@@ -763,60 +851,6 @@ function withStampedVia(req: SipRequest, stamped: string): SipRequest {
     return { name: h.name, wire: h.wire, value: rest === undefined ? stamped : `${stamped}, ${rest}` };
   });
   return new SipRequest(req.method, req.uri, req.version, headers, req.body);
-}
-
-function restOfRoutes(req: SipRequest): string[] {
-  const all: string[] = [];
-  for (const line of req.headerLines('route')) for (const v of splitHeaderValues(line)) all.push(v);
-  return all.slice(1);
-}
-
-function uriOf(nameAddr: string): string | undefined {
-  try {
-    return parseNameAddr(nameAddr).uri;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The last URI hopOf read and its hop: the in-dialog requests of a pool's calls (ACK, BYE) mostly
- * name the same few members, one after another. The hop is shared, which also lets Outbound keep one
- * sender for it.
- */
-let lastHop: { readonly uriText: string; readonly hop: NextHop } | undefined;
-
-/** A next hop named directly by a SIP URI with an IP host (no DNS on the in-dialog path). */
-function hopOf(uriText: string): NextHop | undefined {
-  if (lastHop?.uriText === uriText) return lastHop.hop;
-  const hop = readHop(uriText);
-  if (hop !== undefined) lastHop = { uriText, hop };
-  return hop;
-}
-
-function readHop(uriText: string): NextHop | undefined {
-  try {
-    const uri = parseSipUri(uriText);
-    const host = uri.host.replace(/^\[|\]$/g, '');
-    const isV6 = host.includes(':');
-    if (!isV6 && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return undefined;
-    const t = getUriParam(uri, 'transport');
-    const transport = typeof t === 'string' ? t.toLowerCase() : 'udp';
-    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return undefined;
-    return {
-      transport,
-      address: host,
-      port: uri.port ?? (transport === 'tls' ? 5061 : 5060),
-      family: isV6 ? 6 : 4,
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-function viaParam(via: Via, name: string): string | undefined {
-  for (const [n, v] of via.params) if (n.toLowerCase() === name) return v ?? '';
-  return undefined;
 }
 
 function describe(t: NextHop): string {

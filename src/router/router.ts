@@ -21,6 +21,7 @@ import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
 import type { Admission } from '../guard/guard.js';
 import { LogThrottle } from '../guard/log-throttle.js';
+import { randomBytes } from 'node:crypto';
 import { responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
 import { redirectContact } from './redirect.js';
 import { Proxy, type ProxyDeps } from './proxy.js';
@@ -37,7 +38,9 @@ export interface RouterOptions {
   /** Wall-clock time in ms, for maintenance windows; Date.now unless a test injects one. */
   readonly wallClock?: () => number;
   /** Proxy mode's collaborators; without them proxy-mode endpoints answer 501. */
-  readonly proxy?: Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock'> | undefined;
+  readonly proxy?:
+    | Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'secret' | 'onResponseLoop'>
+    | undefined;
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
   /** Lookup mode's collaborators; without them lookup-mode endpoints answer 501. */
@@ -74,6 +77,12 @@ export interface RouterStats {
   overloaded: number;
   /** New requests answered 503 while draining before shutdown. */
   drainRejected: number;
+  /** Responses matching no client transaction: dropped, never forwarded (also in `dropped`). */
+  strayResponses: number;
+  /** Responses from a source the access policy or the rate limit refuses: dropped (also in `dropped`). */
+  responsesRefused: number;
+  /** Responses whose next Via names the service: dropped as loops (also in `dropped`). */
+  responseLoops: number;
 }
 
 /** What the router decided for one request: an answer of its own, or a hand-over to the proxy. */
@@ -208,6 +217,9 @@ export class Router {
     internalErrors: 0,
     overloaded: 0,
     drainRejected: 0,
+    strayResponses: 0,
+    responsesRefused: 0,
+    responseLoops: 0,
   };
   /** Set when the service stops: new requests get 503, transactions in flight go on (drain). */
   draining = false;
@@ -253,6 +265,11 @@ export class Router {
             serverHeader: opts.serverHeader,
             logger: opts.logger,
             clock: opts.clock,
+            secret: opts.secret ?? randomBytes(32),
+            onResponseLoop: () => {
+              this.stats.responseLoops++;
+              this.stats.dropped++;
+            },
           });
     this.lookup =
       opts.lookup === undefined
@@ -275,18 +292,16 @@ export class Router {
    */
   readonly onMessage = (data: Buffer, source: Source, head?: FramedHead, admit?: Admit): void => {
     try {
-      // A response (starting "SIP/") only matters if it matches a transaction of ours: not checked.
-      if (
-        admit !== undefined &&
-        !(data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f)
-      ) {
+      // A response (starting "SIP/") is checked once matched: see the response branch of receive().
+      const response = data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
+      if (admit !== undefined && !response) {
         const admission = admit(source);
         if (admission !== 'pass') {
           if (admission === 'reject') this.forbid(data, source);
           return;
         }
       }
-      this.receive(data, source, head);
+      this.receive(data, source, head, response ? admit : undefined);
     } catch (err) {
       this.stats.internalErrors++;
       this.log.error({ err, peer: `${source.address}:${source.port}` }, 'internal error handling message');
@@ -313,7 +328,7 @@ export class Router {
     }
   };
 
-  private receive(data: Buffer, source: Source, head: FramedHead | undefined): void {
+  private receive(data: Buffer, source: Source, head: FramedHead | undefined, admit?: Admit): void {
     // Half of all requests under load are ACKs for our final responses: absorb those without a full parse.
     if (data[0] === 0x41 && this.absorbAck(data, head?.text)) return;
     const t0 = performance.now();
@@ -326,18 +341,30 @@ export class Router {
     const msg = result.message;
     if (msg.kind === 'response') {
       const clientTxns = this.opts.proxy?.clientTxns;
-      if (clientTxns !== undefined && clientTxns.dispatch(msg)) return;
       // Responses to the lookup service's own INFO and BYE (when it has a table of its own).
       const lookupTxns = this.lookup?.clientTxns;
-      if (lookupTxns !== undefined && lookupTxns !== clientTxns && lookupTxns.dispatch(msg)) return;
-      // RFC 3261 §16.7 item 1: a proxy forwards a response matching no transaction statelessly.
-      if (this.proxy?.forwardStrayResponse(msg) === true) return;
-      // RFC 3261 §18.1.2: a response that is not ours is discarded.
-      this.stats.dropped++;
-      this.log.debug(
-        { peer: `${source.address}:${source.port}`, status: msg.status },
-        'stray response dropped',
-      );
+      const txn = clientTxns?.match(msg) ?? (lookupTxns !== clientTxns ? lookupTxns?.match(msg) : undefined);
+      if (txn === undefined) {
+        // RFC 6026 §7.3: "The proxy MUST NOT forward the response if there is no matching transaction
+        // state machine." Counted against its source's rate like a request, so a flood bans it.
+        if (admit !== undefined) admit(source);
+        this.stats.strayResponses++;
+        this.stats.dropped++;
+        this.log.debug(
+          { peer: `${source.address}:${source.port}`, status: msg.status },
+          'stray response dropped',
+        );
+        return;
+      }
+      // The answer from where the request went is taken whatever the listener's access policy: a pool
+      // member need not be on a client allow list, and its answers are never rate limited away. From
+      // anywhere else a response faces the policy and the rate limit as a request does.
+      if (admit !== undefined && txn.peer !== source.address && admit(source) !== 'pass') {
+        this.stats.responsesRefused++;
+        this.stats.dropped++;
+        return;
+      }
+      txn.receive(msg);
       return;
     }
     this.stats.requests++;
@@ -761,7 +788,7 @@ export class Router {
     this.answer(req, via, source, { status: 200, outcome }, t0);
   }
 
-  private decide(req: SipRequest, _source: Source): Decision {
+  private decide(req: SipRequest, source: Source): Decision {
     const table = this.opts.table();
     let endpoint: Endpoint | undefined;
     if (req.uri === this.lastUri && table === this.lastTable) endpoint = this.lastEndpoint;
@@ -807,9 +834,12 @@ export class Router {
       };
     }
     if (endpoint === undefined) {
-      // An in-dialog request, or one routed through us by our Record-Route: the proxy decides.
-      if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route)))
-        return { proxy: 'dialog' };
+      // An in-dialog request, or one routed through us by our Record-Route: the forwarding policy
+      // decides (src/router/forwarding-policy.ts), before anything is sent or connected.
+      if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
+        const refusal = this.proxy.refuseInDialog(req, source);
+        return refusal === undefined ? { proxy: 'dialog' } : refusal;
+      }
       // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (a lookup dialog already over).
       if (this.lookup !== undefined && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
       return { status: 404, outcome: 'unknown' };

@@ -3,14 +3,55 @@
 import type { SipResponse } from '../sip/message.js';
 import type { Clock, TimerValues } from './clock.js';
 import { KeyTable } from './key-table.js';
+import { ExpiryQueue } from './server-transaction-table.js';
 import {
+  ClientTransactionState,
   InviteClientTransaction,
   NonInviteClientTransaction,
   clientTransactionKey,
+  type AcceptedHook,
   type ClientTransaction,
   type ClientTransactionOptions,
+  type ClientTransactionUser,
   type ForgetHook,
 } from './client-transaction.js';
+
+/**
+ * An INVITE client transaction in Accepted (RFC 6026 §8.4), as the table holds it until Timer M:
+ * "Any 2xx responses that match this client transaction and that are received while in the
+ * "Accepted" state MUST be passed up to the TU"; anything else is absorbed. Nothing is ever sent.
+ */
+export class AcceptedInvite {
+  constructor(
+    readonly key: string,
+    readonly peer: string | undefined,
+    private user: ClientTransactionUser | undefined,
+    /** When Timer M fires (clock ms). */
+    readonly expiresAt: number,
+  ) {}
+
+  get kind(): 'invite' {
+    return 'invite';
+  }
+
+  get state(): ClientTransactionState.Accepted | ClientTransactionState.Terminated {
+    return this.user === undefined ? ClientTransactionState.Terminated : ClientTransactionState.Accepted;
+  }
+
+  receive(res: SipResponse): void {
+    if (res.status >= 200 && res.status < 300) this.user?.onResponse(res);
+  }
+
+  /** Timer M fired (or shutdown): the TU hears the end, unless `quiet`. */
+  end(quiet: boolean): void {
+    const user = this.user;
+    this.user = undefined;
+    if (!quiet) user?.onTerminated?.();
+  }
+}
+
+/** What a response is matched to: a live transaction, or an Accepted INVITE held compactly. */
+export type MatchedClientTransaction = ClientTransaction | AcceptedInvite;
 
 /** A second live transaction on one key: its responses could not be told apart. */
 export class DuplicateTransactionError extends Error {
@@ -20,15 +61,27 @@ export class DuplicateTransactionError extends Error {
 export type ClientTransactionRequest = Omit<ClientTransactionOptions, 'clock' | 'timers'>;
 
 export class ClientTransactionTable {
-  private readonly byKey = new KeyTable<ClientTransaction>();
+  private readonly byKey = new KeyTable<MatchedClientTransaction>();
   private readonly forget: ForgetHook = (t) => {
     this.byKey.deleteIf(t.key, t);
+  };
+  /** Timer M of Accepted INVITE transactions (all 64*T1, RFC 6026 §8.4). */
+  private readonly acceptedInvites: ExpiryQueue;
+  private readonly accepted: AcceptedHook = (key, peer, user) => {
+    this.byKey.set(key, new AcceptedInvite(key, peer, user, this.acceptedInvites.add(key)));
   };
 
   constructor(
     private readonly clock: Clock,
     private readonly timers: TimerValues,
-  ) {}
+  ) {
+    this.acceptedInvites = new ExpiryQueue(clock, 64 * timers.t1, (key, at) => {
+      const t = this.byKey.get(key);
+      if (!(t instanceof AcceptedInvite) || t.expiresAt !== at) return;
+      this.byKey.delete(key);
+      t.end(false);
+    });
+  }
 
   /** Live transactions, those in Completed (waiting for Timer D or K) included. */
   get size(): number {
@@ -37,7 +90,7 @@ export class ClientTransactionTable {
 
   /** A new INVITE transaction, registered under its key; the caller then calls start(). */
   createInvite(opts: ClientTransactionRequest): InviteClientTransaction {
-    return this.add(new InviteClientTransaction(this.options(opts), this.forget));
+    return this.add(new InviteClientTransaction(this.options(opts), this.forget, this.accepted));
   }
 
   /** A new non-INVITE transaction (CANCEL, OPTIONS, BYE, …), registered under its key. */
@@ -52,6 +105,7 @@ export class ClientTransactionTable {
       branch: opts.branch,
       send: opts.send,
       reliable: opts.reliable,
+      peer: opts.peer,
       clock: this.clock,
       timers: this.timers,
       user: opts.user,
@@ -72,26 +126,36 @@ export class ClientTransactionTable {
    * branches are unique across space and time and carry 48 random bits (branch.ts), so no other
    * element's response can carry one by accident.
    * Returns false when nothing matched (unknown branch, transaction over, malformed Via or CSeq):
-   * the caller drops or counts it, or, as a proxy, forwards it statelessly (§16.7).
+   * the caller drops and counts it. RFC 6026 §7.3: "The proxy MUST NOT forward the response if there
+   * is no matching transaction state machine" (2xx retransmissions match the Accepted transaction).
    */
   dispatch(res: SipResponse): boolean {
-    let key: string;
-    try {
-      const branch = res.topVia.branch;
-      if (branch === undefined) return false;
-      key = clientTransactionKey(branch, res.cseq.method);
-    } catch {
-      return false;
-    }
-    const t = this.byKey.get(key);
+    const t = this.match(res);
     if (t === undefined) return false;
     t.receive(res);
     return true;
   }
 
+  /** The transaction a response belongs to (see dispatch), not handed to it. */
+  match(res: SipResponse): MatchedClientTransaction | undefined {
+    let key: string;
+    try {
+      const branch = res.topVia.branch;
+      if (branch === undefined) return undefined;
+      key = clientTransactionKey(branch, res.cseq.method);
+    } catch {
+      return undefined;
+    }
+    return this.byKey.get(key);
+  }
+
   /** Drop every transaction silently (shutdown): no callbacks, no timers left. */
   clear(): void {
-    for (const t of this.byKey.values()) t.dispose();
+    for (const t of this.byKey.values()) {
+      if (t instanceof AcceptedInvite) t.end(true);
+      else t.dispose();
+    }
     this.byKey.clear();
+    this.acceptedInvites.clear();
   }
 }

@@ -25,6 +25,8 @@ export enum ClientTransactionState {
   Trying = 'trying',
   Proceeding = 'proceeding',
   Completed = 'completed',
+  /** RFC 6026 §7.2: an INVITE transaction after a 2xx, until Timer M. */
+  Accepted = 'accepted',
   Terminated = 'terminated',
 }
 
@@ -36,7 +38,8 @@ export class ClientTransactionArgumentError extends Error {
 /** What a client transaction tells the transaction user (the proxy core, the health prober). */
 export interface ClientTransactionUser {
   /**
-   * Every response the transaction passes up: provisional, 2xx, and the first non-2xx final
+   * Every response the transaction passes up: provisional, 2xx (an INVITE's: every 2xx until Timer M,
+   * retransmissions and other forks' included, RFC 6026), and the first non-2xx final
    * (retransmissions are absorbed).
    */
   onResponse(response: SipResponse): void;
@@ -50,6 +53,11 @@ export interface ClientTransactionUser {
   onTransportError(err: Error): void;
   /** The transaction is over and forgotten; not called after dispose(), which the TU asked for. */
   onTerminated?(): void;
+  /**
+   * Who hears the 2xx of an INVITE transaction in Accepted (RFC 6026), asked once on entering it: a
+   * TU that needs less than itself for that (a proxy relaying them) lets the rest go. Itself when absent.
+   */
+  acceptedUser?(): ClientTransactionUser;
 }
 
 export interface ClientTransactionOptions {
@@ -64,6 +72,11 @@ export interface ClientTransactionOptions {
   readonly send: (data: Buffer) => void;
   /** Stream transports: no retransmissions (Timers A/E), Timers D/K zero. */
   readonly reliable: boolean;
+  /**
+   * The address the request goes to, when known: a response from there is its answer whatever the
+   * listener's access policy (the router checks responses from anywhere else against it).
+   */
+  readonly peer?: string | undefined;
   readonly clock: Clock;
   readonly timers: TimerValues;
   readonly user: ClientTransactionUser;
@@ -71,6 +84,12 @@ export interface ClientTransactionOptions {
 
 /** Called once when a transaction ends by any path, dispose() included (the table forgets it). */
 export type ForgetHook = (t: ClientTransaction) => void;
+
+/**
+ * Called when an INVITE transaction enters Accepted (RFC 6026): the table then holds that state in a
+ * compact form until Timer M, handing each 2xx to `user`, and the transaction object is let go.
+ */
+export type AcceptedHook = (key: string, peer: string | undefined, user: ClientTransactionUser) => void;
 
 /** The key responses are matched by: CANCEL shares the INVITE's branch, so the method is part of it. */
 export function clientTransactionKey(branch: string, method: string): string {
@@ -107,6 +126,8 @@ abstract class ClientTransactionBase {
   private started = false;
   protected readonly send: (data: Buffer) => void;
   protected readonly reliable: boolean;
+  /** See ClientTransactionOptions.peer. */
+  readonly peer: string | undefined;
   protected readonly clock: Clock;
   protected readonly timers: TimerValues;
   protected readonly user: ClientTransactionUser;
@@ -141,6 +162,7 @@ abstract class ClientTransactionBase {
     this.request = request;
     this.send = opts.send;
     this.reliable = opts.reliable;
+    this.peer = opts.peer;
     this.clock = opts.clock;
     this.timers = opts.timers;
     this.user = opts.user;
@@ -177,8 +199,8 @@ abstract class ClientTransactionBase {
   /** The transport reported an asynchronous failure (ICMP error, connection refused or reset). */
   transportError(err: Error): void {
     if (this.state === ClientTransactionState.Terminated) return;
-    if (this.state === ClientTransactionState.Completed) {
-      // Only the ACK could have failed; the TU already has the final response.
+    if (this.state === ClientTransactionState.Completed || this.state === ClientTransactionState.Accepted) {
+      // Only the ACK could have failed (or nothing was being sent); the TU already has the final response.
       this.finish();
       return;
     }
@@ -250,10 +272,16 @@ const INVITE_TRANSITIONS: Record<ClientTransactionState, readonly ClientTransact
   [ClientTransactionState.Calling]: [
     ClientTransactionState.Proceeding,
     ClientTransactionState.Completed,
+    ClientTransactionState.Accepted,
     ClientTransactionState.Terminated,
   ],
-  [ClientTransactionState.Proceeding]: [ClientTransactionState.Completed, ClientTransactionState.Terminated],
+  [ClientTransactionState.Proceeding]: [
+    ClientTransactionState.Completed,
+    ClientTransactionState.Accepted,
+    ClientTransactionState.Terminated,
+  ],
   [ClientTransactionState.Completed]: [ClientTransactionState.Terminated],
+  [ClientTransactionState.Accepted]: [ClientTransactionState.Terminated],
   [ClientTransactionState.Trying]: [],
   [ClientTransactionState.Terminated]: [],
 };
@@ -267,7 +295,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
    */
   private ack: string | undefined;
 
-  constructor(opts: ClientTransactionOptions, forget?: ForgetHook) {
+  constructor(
+    opts: ClientTransactionOptions,
+    forget?: ForgetHook,
+    private readonly onAccepted?: AcceptedHook,
+  ) {
     if (opts.request.method !== 'INVITE') {
       throw new ClientTransactionArgumentError(
         `an INVITE client transaction needs an INVITE, not ${opts.request.method}`,
@@ -309,6 +341,12 @@ export class InviteClientTransaction extends ClientTransactionBase {
 
   protected onResponse(res: SipResponse): void {
     const status = res.status;
+    if (this.state === ClientTransactionState.Accepted) {
+      // RFC 6026 §8.4: "Any 2xx responses that match this client transaction and that are received
+      // while in the "Accepted" state MUST be passed up to the TU." Anything else is absorbed.
+      if (status >= 200 && status < 300) this.user.onResponse(res);
+      return;
+    }
     if (this.state === ClientTransactionState.Completed) {
       // RFC 3261 §17.1.1.2: "Any retransmissions of the final response that are received while in
       // the "Completed" state MUST cause the ACK to be re-passed to the transport layer for
@@ -330,10 +368,20 @@ export class InviteClientTransaction extends ClientTransactionBase {
       return;
     }
     if (status < 300) {
-      // RFC 3261 §17.1.1.2: "When in either the "Calling" or "Proceeding" states, reception of a 2xx
-      // response MUST cause the client transaction to enter the "Terminated" state, and the response
-      // MUST be passed up to the TU." The ACK for a 2xx is end to end, not ours.
-      this.finish(() => this.user.onResponse(res));
+      // RFC 6026 §8.4 (updating RFC 3261 §17.1.1.2): "When in either the "Calling" or "Proceeding"
+      // states, reception of a response with status code from 200-299 MUST cause the transition to
+      // the "Accepted" state, and the response MUST be passed up to the TU." and "The client
+      // transaction MUST start Timer M ... 64*T1" (for any transport: the UAS retransmits its 2xx
+      // end to end until the ACK, which is not ours to send). Nothing is sent any more.
+      this.transition(ClientTransactionState.Accepted);
+      this.clearTimers();
+      this.request = undefined;
+      this.data = undefined;
+      this.user.onResponse(res);
+      // Held by the table from here (AcceptedInvite), unless this transaction has no table.
+      if (this.onAccepted !== undefined)
+        this.onAccepted(this.key, this.peer, this.user.acceptedUser?.() ?? this.user);
+      else this.endTimer = this.clock.setTimer(64 * this.timers.t1, InviteClientTransaction.timerM, this);
       return;
     }
     this.transition(ClientTransactionState.Completed);
@@ -369,6 +417,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
     }
   }
 
+  private static timerM(this: void, t: InviteClientTransaction): void {
+    t.endTimer = undefined;
+    if (t.state === ClientTransactionState.Accepted) t.finish();
+  }
+
   private static timerDFired(this: void, t: InviteClientTransaction): void {
     t.endTimer = undefined;
     if (t.state === ClientTransactionState.Completed) t.finish();
@@ -388,6 +441,7 @@ const NON_INVITE_TRANSITIONS: Record<ClientTransactionState, readonly ClientTran
   [ClientTransactionState.Proceeding]: [ClientTransactionState.Completed, ClientTransactionState.Terminated],
   [ClientTransactionState.Completed]: [ClientTransactionState.Terminated],
   [ClientTransactionState.Calling]: [],
+  [ClientTransactionState.Accepted]: [],
   [ClientTransactionState.Terminated]: [],
 };
 

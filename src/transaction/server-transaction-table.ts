@@ -47,7 +47,7 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
  * Keys that all expire after one duration, hence in the order they were added: two flat arrays
  * consumed from `head` and one clock timer for the earliest, instead of a timer per key.
  */
-class ExpiryQueue {
+export class ExpiryQueue {
   private keys: string[] = [];
   private ats: number[] = [];
   private head = 0;
@@ -104,7 +104,8 @@ class ExpiryQueue {
 
 export class ServerTransactionTable {
   /**
-   * Live transactions; Confirmed INVITE transactions as their Timer I deadline (a number) and
+   * Live transactions; Confirmed and Accepted INVITE transactions as their Timer I or L deadline (a
+   * number) and
    * Completed non-INVITE ones as a CompletedNonInvite, under the same key: one write turns one into
    * the other, and a lookup is one probe.
    */
@@ -115,12 +116,18 @@ export class ServerTransactionTable {
   private readonly confirmedInvites: ExpiryQueue;
   /** Timer J of Completed non-INVITE transactions (all 64*T1). */
   private readonly completedNonInvites: ExpiryQueue;
+  /** Timer L of Accepted INVITE transactions (all 64*T1, RFC 6026 §8.6). */
+  private readonly acceptedInvites: ExpiryQueue;
   private readonly hooks: TransactionHooks = {
     terminated: (t) => {
       this.byKey.deleteIf(t.key, t);
     },
     confirmed: (key) => {
       this.byKey.set(key, this.confirmedInvites.add(key));
+    },
+    // Held like Confirmed: the key and a deadline, which absorb INVITE retransmissions and ACKs.
+    accepted: (key) => {
+      this.byKey.set(key, this.acceptedInvites.add(key));
     },
     completed: (t) => {
       const response = t.finalResponse;
@@ -135,6 +142,9 @@ export class ServerTransactionTable {
   ) {
     // A key reused since (a misbehaving client's branch) holds something else now: it is left alone.
     this.confirmedInvites = new ExpiryQueue(clock, timers.t4, (key, at) => {
+      this.byKey.deleteIf(key, at);
+    });
+    this.acceptedInvites = new ExpiryQueue(clock, 64 * timers.t1, (key, at) => {
       this.byKey.deleteIf(key, at);
     });
     // RFC 3261 §17.2.2: Timer J, 64*T1 for unreliable transports.
@@ -174,6 +184,7 @@ export class ServerTransactionTable {
       if (typeof t !== 'number' && !(t instanceof CompletedNonInvite)) t.dispose();
     this.byKey.clear();
     this.confirmedInvites.clear();
+    this.acceptedInvites.clear();
     this.completedNonInvites.clear();
   }
 }

@@ -9,6 +9,8 @@ export enum ServerTransactionState {
   Proceeding = 'proceeding',
   Completed = 'completed',
   Confirmed = 'confirmed',
+  /** RFC 6026 §7.1: an INVITE transaction after its 2xx, until Timer L. */
+  Accepted = 'accepted',
   Terminated = 'terminated',
 }
 
@@ -33,6 +35,12 @@ export interface TransactionHooks {
    * the key alone, so the transaction object itself can go.
    */
   confirmed(key: string): void;
+  /**
+   * An INVITE transaction entered Accepted (RFC 6026 §7.1). Until Timer L (64*T1) fires, all it does
+   * is absorb INVITE retransmissions and ACKs, which the table does with the key alone; 2xx
+   * retransmissions from the TU go out on the transaction's route, which the TU keeps.
+   */
+  accepted(key: string): void;
   /**
    * A non-INVITE transaction entered Completed over an unreliable transport. Until Timer J (64*T1)
    * fires, the only thing left to do is answer request retransmissions with the final response, which
@@ -116,6 +124,13 @@ export class InviteServerTransaction extends ServerTransactionBase {
   private readonly startedAt: number;
   /** An INVITE retransmission arrived, or Timer G resent the final response. */
   private repeated = false;
+  /**
+   * After a 2xx, stay Accepted for Timer L (RFC 6026 §7.1) instead of ending: set by a proxy, which
+   * relays the 2xx retransmissions of the UAS downstream through the transaction. A UAS core that
+   * retransmits its own 2xx and answers INVITE retransmissions itself (the lookup service) leaves it
+   * off and keeps RFC 3261's Terminated.
+   */
+  holdsAccepted = false;
 
   constructor(key: string, route: ResponseRoute, clock: Clock, timers: TimerValues, hooks: TransactionHooks) {
     super(key, route, clock, timers, hooks, ServerTransactionState.Proceeding);
@@ -124,6 +139,12 @@ export class InviteServerTransaction extends ServerTransactionBase {
 
   /** The TU passes a response down (status decides the transition), as bytes or latin1 text. */
   respond(status: number, data: Buffer | string): void {
+    if (this.state === ServerTransactionState.Accepted && status >= 200 && status < 300) {
+      // RFC 6026 §8.7: "While in the "Accepted" state, if the TU passes a 2xx response, the server
+      // transaction MUST pass the response to the transport layer for transmission."
+      this.transmit(data);
+      return;
+    }
     if (this.state !== ServerTransactionState.Proceeding) {
       throw new IllegalTransitionError(
         `INVITE server transaction cannot send ${status} in state ${this.state}`,
@@ -135,6 +156,18 @@ export class InviteServerTransaction extends ServerTransactionBase {
       return;
     }
     if (status < 300) {
+      if (this.holdsAccepted) {
+        // RFC 6026 §8.5: the server transaction "MUST then transition to the "Accepted" state", and
+        // §8.6: "Timer L MUST be set to fire in 64*T1". Retransmissions of the INVITE meanwhile are
+        // absorbed (nothing kept to resend: the 2xx is the TU's to retransmit). The table holds that
+        // state as the key and its deadline, so a busy proxy keeps no object per call for 32 s.
+        this.state = ServerTransactionState.Accepted;
+        this.lastResponse = undefined;
+        if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+        this.timer = undefined;
+        this.hooks.accepted(this.key);
+        return;
+      }
       // RFC 3261 §17.2.1: a 2xx moves the transaction to Terminated; the TU retransmits the 2xx.
       this.terminate();
       return;

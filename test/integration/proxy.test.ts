@@ -92,7 +92,7 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
     `To: <sip:ocschat@contoso.com>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContact: <sip:legacy@127.0.0.1>\r\n${extra}Content-Length: 0\r\n\r\n`;
 
   /** A UDP client that sends one INVITE and collects the responses until a final one. */
-  async function call(port: number, callId: string, extraVia = ''): Promise<string[]> {
+  async function call(port: number, callId: string, extraVia = '', viaBelow = ''): Promise<string[]> {
     const dgram = await import('node:dgram');
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
@@ -105,7 +105,7 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
         if (!/^SIP\/2\.0 1\d\d /.test(t)) resolve();
       });
     });
-    const via = `${extraVia}SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-${callId}`;
+    const via = `${extraVia}SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-${callId}${viaBelow}`;
     sock.send(invite(callId, via), port, '127.0.0.1');
     await Promise.race([final, new Promise((r) => setTimeout(r, 8000))]);
     sock.close();
@@ -243,10 +243,13 @@ describe('proxy mode: failover, CANCEL, loops and faults', () => {
   it('a request that carries our own Via has looped: 482', async () => {
     const good = await startPeer('udp', () => [{ status: 200 }]);
     const s = await start([`sip:127.0.0.1:${good.port};transport=udp`]);
+    // Our Via below the client's, as a request that went round once arrives. (Were it on top, the
+    // 482 would go to that sent-by, ourselves, and be dropped there as matching no transaction.)
     const r = await call(
       s.port('udp'),
       'loop-1',
-      `SIP/2.0/UDP 127.0.0.1:${s.port('udp')};branch=z9hG4bK-earlier, `,
+      '',
+      `, SIP/2.0/UDP 127.0.0.1:${s.port('udp')};branch=z9hG4bK-earlier`,
     );
     expect(status(r.at(-1))).toBe(482);
     expect(good.received).toHaveLength(0);

@@ -180,27 +180,40 @@ describe('INVITE client transaction: timers A and B (RFC 3261 §17.1.1.2)', () =
   });
 });
 
-describe('INVITE client transaction: 2xx (RFC 3261 §17.1.1.2)', () => {
-  it('§17.1.1.2: a 2xx in Calling goes up and terminates the transaction; no ACK is sent by it', () => {
+describe('INVITE client transaction: 2xx (RFC 3261 §17.1.1.2 as updated by RFC 6026)', () => {
+  it('RFC 6026 §8.4: a 2xx in Calling goes up and moves to Accepted; no ACK is sent by it, Timer M (64*T1) ends it', () => {
     const r = rig();
     const t = r.invite();
     r.clock.advance(T1);
     expect(r.table.dispatch(response(200))).toBe(true);
-    expect(t.state).toBe(ClientTransactionState.Terminated);
-    expect(r.events).toEqual([`response 200@${T1}`, `terminated@${T1}`]);
-    r.clock.advance(100 * T1);
+    expect(t.state).toBe(ClientTransactionState.Accepted);
+    expect(r.events).toEqual([`response 200@${T1}`]);
+    r.clock.advance(64 * T1 - 1);
+    // Held by the table in a compact form (the transaction object itself is let go).
+    expect(r.table.size).toBe(1);
+    expect(r.table.match(response(200))?.state).toBe(ClientTransactionState.Accepted);
+    r.clock.advance(1);
+    expect(r.table.size).toBe(0);
+    expect(r.events).toEqual([`response 200@${T1}`, `terminated@${65 * T1}`]);
+    // Nothing but the INVITE and its one retransmission before the 2xx: no ACK, no resend in Accepted.
     expect(r.methods()).toEqual(['INVITE', 'INVITE']);
     expectReleased(r);
   });
 
-  it('§17.1.1.2: a 2xx in Proceeding goes up; its retransmissions match nothing (the proxy forwards them statelessly)', () => {
+  it('RFC 6026 §8.4: in Accepted every 2xx goes up (retransmissions, other forks); anything else is absorbed', () => {
     const r = rig();
     r.invite();
     r.table.dispatch(response(180));
     r.table.dispatch(response(200));
-    expect(r.table.dispatch(response(200))).toBe(false);
-    expect(r.events).toEqual(['response 180@0', 'response 200@0', 'terminated@0']);
+    expect(r.table.dispatch(response(200))).toBe(true);
+    expect(r.table.dispatch(response(200, 'INVITE', BRANCH, 'fork2'))).toBe(true);
+    expect(r.table.dispatch(response(486))).toBe(true);
+    expect(r.table.dispatch(response(183))).toBe(true);
+    expect(r.events).toEqual(['response 180@0', 'response 200@0', 'response 200@0', 'response 200@0']);
     expect(r.methods()).toEqual(['INVITE']);
+    r.clock.advance(64 * T1);
+    // RFC 6026 §7.3: after Timer M it matches nothing, and a proxy drops it.
+    expect(r.table.dispatch(response(200))).toBe(false);
     expectReleased(r);
   });
 });
@@ -538,8 +551,11 @@ describe('response matching by the table (RFC 3261 §17.1.3)', () => {
     const r = rig();
     r.invite();
     expect(() => r.invite()).toThrow(DuplicateTransactionError);
-    // After the first one ends the branch is free again (a TU reusing it is its own business).
+    // After the first one ends (Accepted until Timer M) the branch is free again (a TU reusing it is
+    // its own business).
     r.table.dispatch(response(200));
+    expect(() => r.invite()).toThrow(DuplicateTransactionError);
+    r.clock.advance(64 * T1);
     expect(() => r.invite()).not.toThrow();
   });
 

@@ -272,3 +272,44 @@ describe('server transaction table', () => {
     expect(table.get('b')).toBeUndefined();
   });
 });
+
+describe('INVITE server transaction: Accepted (RFC 6026 §7.1)', () => {
+  const R200 = Buffer.from('SIP/2.0 200 OK\r\n\r\n');
+
+  it('§8.5/§8.6: a proxied INVITE stays Accepted for Timer L (64*T1): retransmissions and ACKs absorbed, nothing resent', () => {
+    const { clock, link, table, route } = setup();
+    const t = table.createInvite('acc', route);
+    t.holdsAccepted = true;
+    t.respond(200, R200);
+    expect(t.state).toBe(ServerTransactionState.Accepted);
+    expect(link.take()).toHaveLength(1);
+    const held = table.get('acc');
+    expect(held).toBeDefined();
+    held!.retransmission();
+    if (held!.kind === 'invite') held!.ack();
+    clock.advance(64 * T1 - 1);
+    expect(table.get('acc')).toBeDefined();
+    expect(link.take()).toHaveLength(0);
+    clock.advance(1);
+    expect(table.get('acc')).toBeUndefined();
+    expect(table.size).toBe(0);
+  });
+
+  it('§8.7: a 2xx the TU passes in Accepted goes to the transport; anything else is an illegal transition', () => {
+    const { link, table, route } = setup();
+    const t = table.createInvite('acc2', route);
+    t.holdsAccepted = true;
+    t.respond(200, R200);
+    t.respond(200, R200);
+    expect(link.take()).toHaveLength(2);
+    expect(() => t.respond(486, R302)).toThrow(IllegalTransitionError);
+  });
+
+  it('without holdsAccepted (a UAS core that retransmits its own 2xx) a 2xx ends the transaction at once', () => {
+    const { table, route } = setup();
+    const t = table.createInvite('uas', route);
+    t.respond(200, R200);
+    expect(t.state).toBe(ServerTransactionState.Terminated);
+    expect(table.get('uas')).toBeUndefined();
+  });
+});
