@@ -11,10 +11,12 @@
 // the answers come back here rather than to the addresses written in the corpus.
 //
 // Egress oracle: the service runs with bench/lib/egress-observer.mjs preloaded, which reports every
-// destination it sends a datagram to or opens a connection to. The fuzzer sends from 127.0.0.1; the
-// proxy-mode endpoints' one pool member is a UDP socket of the fuzzer on 127.0.0.4. Any destination
-// other than 127.0.0.1 (the sender's host, where RFC 3261 §18.2.2 sends a UDP response at the Via's
-// port) or that pool member, and any send to the service's own ports (a loop), is a violation. A
+// destination it sends a datagram to or opens a connection to. The service listens on 127.0.0.1, the
+// fuzzer sends from 127.0.0.6, and the proxy-mode endpoints' one pool member is a UDP socket of the
+// fuzzer on 127.0.0.4. Any destination other than 127.0.0.6 (the sender's host, at any port: RFC 3261
+// §18.2.2 sends a UDP response to the source address at the Via's port) or that pool member is a
+// violation, the service's own address included (a loop). The sender has a host of its own so that
+// an answer to a Via naming the service goes to the sender's host, as it would in a deployment. A
 // share of the messages are built to lure the service into relaying: Request-URIs, Routes and Vias
 // naming "trap" addresses on 127.0.0.2 and 127.0.0.3 behind a Route naming the service, stray
 // responses whose next Via names a trap or the service. Each names its own trap port, so a violation
@@ -39,6 +41,8 @@ const SIPP = join(ROOT, 'test/sipp');
 const OBSERVER = pathToFileURL(join(ROOT, 'bench/lib/egress-observer.mjs')).href;
 /** Loopback addresses no message may make the service reach. */
 const TRAP_HOSTS = ['127.0.0.2', '127.0.0.3'];
+/** Where the fuzzer sends from: the only host answers may go to. */
+const FUZZ_HOST = '127.0.0.6';
 /** Where the proxy-mode endpoints' pool member listens. */
 const POOL_HOST = '127.0.0.4';
 
@@ -130,7 +134,7 @@ function withOurVia(buf, port) {
   const re = /^((?:Via|v)[ \t]*:[ \t]*SIP[ \t]*\/[ \t]*2\.0[ \t]*\/[ \t]*)([A-Za-z]+)[ \t]+[^;,\r\n]+/im;
   if (!re.test(text)) return buf;
   return Buffer.from(
-    text.replace(re, (_all, pre, transport) => `${pre}${transport} 127.0.0.1:${port}`),
+    text.replace(re, (_all, pre, transport) => `${pre}${transport} ${FUZZ_HOST}:${port}`),
     'latin1',
   );
 }
@@ -402,18 +406,24 @@ async function main() {
   // Egress: every distinct destination the observer reports, judged as it arrives.
   const egress = { observed: 0, destinations: 0, violations: [] };
   const lures = new Map();
-  // The sender's host at any port but the service's own (a loop), and the pool member.
+  // The sender's host, at any port, and the pool member: nothing else, the service itself included.
   const allowed = (kind, host, p) =>
-    (host === '127.0.0.1' && p !== 0 && p !== port && p !== adminPort) ||
-    (kind === 'udp' && host === POOL_HOST && p === poolPort);
+    (host === FUZZ_HOST && p !== 0) || (kind === 'udp' && host === POOL_HOST && p === poolPort);
   child.on('message', (m) => {
     if (!Array.isArray(m?.egress)) return;
     egress.observed = Math.max(egress.observed, m.observed);
-    for (const key of m.egress) {
+    for (const { key, sent } of m.egress) {
       egress.destinations++;
       const [kind, host, p] = key.split(' ');
       if (allowed(kind, host, Number(p))) continue;
-      egress.violations.push({ destination: key, namedBy: lures.get(`${host}:${p}`) });
+      const own =
+        Number(p) === port ? 'the service itself' : Number(p) === adminPort ? 'the admin port' : undefined;
+      egress.violations.push({
+        destination: key,
+        ...(own && host === '127.0.0.1' ? { own } : {}),
+        namedBy: lures.get(`${host}:${p}`),
+        sent,
+      });
     }
   });
   let output = '';
@@ -424,7 +434,7 @@ async function main() {
   child.once('exit', () => (exited = true));
 
   const udp = dgram.createSocket('udp4');
-  await new Promise((r) => udp.bind(0, '127.0.0.1', r));
+  await new Promise((r) => udp.bind(0, FUZZ_HOST, r));
   const ourPort = udp.address().port;
   let answers = 0;
   udp.on('message', () => answers++);
@@ -449,7 +459,7 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForSip('127.0.0.1', port);
+    await waitForSip('127.0.0.1', port, 15_000, FUZZ_HOST);
   } catch (err) {
     await closeAll();
     console.error(`service output (tail):\n${output.slice(-4000)}`);
@@ -468,10 +478,13 @@ async function main() {
       port: real ? (random() < 0.5 ? t.udpPort : t.tcpPort) : 20_000 + (trapSeq % 40_000),
     };
     trapSeq++;
-    const text = lure(service, { transport, sentBy: `127.0.0.1:${ourPort}` }, trap);
-    lures.delete(`${trap.host}:${trap.port}`);
-    lures.set(`${trap.host}:${trap.port}`, text);
-    if (lures.size > 5000) lures.delete(lures.keys().next().value);
+    const text = lure(service, { transport, sentBy: `${FUZZ_HOST}:${ourPort}` }, trap);
+    // A real trap's port is named by many lures: what reached it is in the trap's own record.
+    if (!real) {
+      lures.delete(`${trap.host}:${trap.port}`);
+      lures.set(`${trap.host}:${trap.port}`, text);
+      if (lures.size > 5000) lures.delete(lures.keys().next().value);
+    }
     const msg = Buffer.from(text, 'latin1');
     // Mostly whole, so the lure keeps its shape; now and then mutated like the rest.
     return random() < 0.2 ? mutate(msg, base) : msg;
@@ -487,7 +500,7 @@ async function main() {
   const tcp = { sock: undefined };
 
   const openTcp = () => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress: FUZZ_HOST });
     sock.on('error', () => undefined);
     sock.on('data', () => answers++);
     sock.once('close', () => {
@@ -551,7 +564,7 @@ async function main() {
   // Still alive and answering?
   let alive = false;
   if (!exited) {
-    alive = await waitForSip('127.0.0.1', port, 10_000).then(
+    alive = await waitForSip('127.0.0.1', port, 10_000, FUZZ_HOST).then(
       () => true,
       () => false,
     );

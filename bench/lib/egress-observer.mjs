@@ -27,12 +27,21 @@ function flush() {
   process.send({ egress: batch, observed });
 }
 
-function record(kind, address, port) {
+/** The start of what was sent, as text, to show with a new destination. */
+function head(data) {
+  const first = Array.isArray(data) ? data[0] : data;
+  if (typeof first === 'string') return first.slice(0, 300);
+  if (first instanceof Uint8Array)
+    return Buffer.from(first.buffer, first.byteOffset, Math.min(300, first.byteLength)).toString('latin1');
+  return undefined;
+}
+
+function record(kind, address, port, data) {
   observed++;
   const key = `${kind} ${address} ${port}`;
   if (seen.has(key) || seen.size >= MAX_DESTINATIONS) return;
   seen.add(key);
-  pending.push(key);
+  pending.push({ key, sent: head(data) });
   if (!flushing) {
     flushing = true;
     setTimeout(flush, 20).unref();
@@ -47,7 +56,7 @@ dgram.Socket.prototype.send = function observedSend(...args) {
   let address = long ? args[4] : args[2];
   if (typeof port === 'number') {
     if (typeof address !== 'string') address = this.type === 'udp6' ? '::1' : '127.0.0.1';
-    record('udp', address, port);
+    record('udp', address, port, args[0]);
     if (isIP(address) === 0) {
       const cb = args.findLast((a) => typeof a === 'function');
       process.nextTick(() =>
@@ -90,7 +99,7 @@ process.dlopen = function observedDlopen(module, filename, ...rest) {
     module.exports = Object.create(binding, {
       send: {
         value(handle, data, port, address) {
-          record('udp', address, port);
+          record('udp', address, port, data);
           // ENETUNREACH rather than the binding's EINVAL, on which the service would ask the resolver.
           if (isIP(address) === 0) return -101;
           return binding.send(handle, data, port, address);
