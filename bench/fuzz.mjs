@@ -2,13 +2,26 @@
 // SIP messages — the RFC 4475 torture corpus (../shared/fixtures/rfc4475) and the messages of our
 // SIPp scenarios (test/sipp) — as UDP datagrams and as TCP stream chunks split at random offsets,
 // for a bounded time and count. Passes when the service never exits, still answers OPTIONS at the
-// end, logged no internal error or unhandled rejection, and its heap stayed flat.
+// end, logged no internal error or unhandled rejection, its heap stayed flat, and nothing it sent
+// went anywhere but back to the sender or to its pool member (the egress oracle below).
 //
 //   node bench/fuzz.mjs [--seconds 600] [--max-messages 100000000] [--seed 1]     (npm run fuzz)
 //
 // Every message's top Via is rewritten to the fuzzer's own loopback socket before it is mutated, so
-// the answers come back here rather than to the addresses written in the corpus. The service runs with
-// redirect endpoints only: nothing it does sends anything anywhere but back to 127.0.0.1.
+// the answers come back here rather than to the addresses written in the corpus.
+//
+// Egress oracle: the service runs with bench/lib/egress-observer.mjs preloaded, which reports every
+// destination it sends a datagram to or opens a connection to. The service listens on 127.0.0.1, the
+// fuzzer sends from 127.0.0.6, and the proxy-mode endpoints' one pool member is a UDP socket of the
+// fuzzer on 127.0.0.4. Any destination other than 127.0.0.6 (the sender's host, at any port: RFC 3261
+// §18.2.2 sends a UDP response to the source address at the Via's port) or that pool member is a
+// violation, the service's own address included (a loop). The sender has a host of its own so that
+// an answer to a Via naming the service goes to the sender's host, as it would in a deployment. A
+// share of the messages are built to lure the service into relaying: Request-URIs, Routes and Vias
+// naming "trap" addresses on 127.0.0.2 and 127.0.0.3 behind a Route naming the service, stray
+// responses whose next Via names a trap or the service. Each names its own trap port, so a violation
+// is reported with the message that named it; real trap sockets listen on some of those ports too
+// and must never receive anything.
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -16,7 +29,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, waitForSip } from './lib/net.mjs';
 import { currentRssKb } from './lib/proc.mjs';
@@ -25,6 +38,13 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
 const RFC4475 = join(ROOT, '../shared/fixtures/rfc4475');
 const SIPP = join(ROOT, 'test/sipp');
+const OBSERVER = pathToFileURL(join(ROOT, 'bench/lib/egress-observer.mjs')).href;
+/** Loopback addresses no message may make the service reach. */
+const TRAP_HOSTS = ['127.0.0.2', '127.0.0.3'];
+/** Where the fuzzer sends from: the only host answers may go to. */
+const FUZZ_HOST = '127.0.0.6';
+/** Where the proxy-mode endpoints' pool member listens. */
+const POOL_HOST = '127.0.0.4';
 
 const { values: args } = parseArgs({
   options: {
@@ -114,7 +134,7 @@ function withOurVia(buf, port) {
   const re = /^((?:Via|v)[ \t]*:[ \t]*SIP[ \t]*\/[ \t]*2\.0[ \t]*\/[ \t]*)([A-Za-z]+)[ \t]+[^;,\r\n]+/im;
   if (!re.test(text)) return buf;
   return Buffer.from(
-    text.replace(re, (_all, pre, transport) => `${pre}${transport} 127.0.0.1:${port}`),
+    text.replace(re, (_all, pre, transport) => `${pre}${transport} ${FUZZ_HOST}:${port}`),
     'latin1',
   );
 }
@@ -212,6 +232,134 @@ function mutate(input, corpusList) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Lures: messages shaped like the abuses of an open relay, each naming a trap host:port of its own
+
+const RELAY_METHODS = ['INVITE', 'MESSAGE', 'ACK', 'OPTIONS', 'BYE', 'CANCEL', 'INFO', 'SUBSCRIBE'];
+const STATUSES = [
+  '100 Trying',
+  '180 Ringing',
+  '200 OK',
+  '302 Moved Temporarily',
+  '486 Busy Here',
+  '503 Service Unavailable',
+];
+
+/**
+ * Builds one lure. `service` is the service's host:port, `via` our sent-by and its transport, `trap`
+ * the host and port it names. Returns the message text.
+ */
+function lure(service, via, trap) {
+  const id = `${int(1e9).toString(36)}${int(1e9).toString(36)}`;
+  const t = `${trap.host}:${trap.port}`;
+  const tcp = pick(['', ';transport=tcp', ';transport=udp', ';transport=TCP']);
+  const method = pick(RELAY_METHODS);
+  const ourVia = `Via: SIP/2.0/${via.transport} ${via.sentBy};branch=z9hG4bK${id}${pick([';rport', ''])}`;
+  const dialog = (m, toTag) => [
+    `Max-Forwards: ${pick(['70', '1', '0'])}`,
+    `From: <sip:fuzz@127.0.0.1>;tag=f${id}`,
+    `To: <sip:victim@${trap.host}>${toTag ? `;tag=t${id}` : ''}`,
+    `Call-ID: lure-${id}@127.0.0.1`,
+    `CSeq: ${1 + int(5)} ${m}`,
+    `Contact: <sip:fuzz@${via.sentBy}>`,
+  ];
+  const end = (lines) => [...lines, 'Content-Length: 0', '', ''].join('\r\n');
+  switch (int(7)) {
+    case 0: // out of dialog, first Route naming the service, Request-URI naming the trap
+    case 1:
+      return end([
+        `${method} sip:victim@${t}${tcp} SIP/2.0`,
+        ourVia,
+        `Route: <sip:${pick([service, `${service};lr`, `${service};transport=udp;lr`])}${pick([';lr', ''])}>`,
+        ...dialog(method, random() < 0.3),
+      ]);
+    case 2: // the Route names the service, then the trap; the Request-URI is a proxy endpoint
+      return end([
+        `${method} sip:${pick(['proxied', 'ocschat'])}@contoso.com SIP/2.0`,
+        ourVia,
+        `Route: <sip:${service};lr>, <sip:${t}${tcp};lr>`,
+        ...dialog(method, random() < 0.5),
+      ]);
+    case 3: // a proxy endpoint's request whose only Route names the trap
+      return end([
+        `${method} sip:proxied@contoso.com SIP/2.0`,
+        ourVia,
+        `Route: <sip:${t}${tcp};lr>`,
+        ...dialog(method, random() < 0.5),
+      ]);
+    case 4: // in-dialog in appearance (To tag), no Route, Request-URI naming the trap
+      return end([`${method} sip:victim@${t}${tcp} SIP/2.0`, ourVia, ...dialog(method, true)]);
+    case 5: {
+      // a stray response: top Via the service, next Via the trap (as received/rport or sent-by)
+      const next = pick([
+        `Via: SIP/2.0/UDP ${t};branch=z9hG4bK${id}x`,
+        `Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK${id}x;received=${trap.host};rport=${trap.port}`,
+        `Via: SIP/2.0/TCP ${t};branch=z9hG4bK${id}x`,
+      ]);
+      const m = pick(RELAY_METHODS);
+      return end([
+        `SIP/2.0 ${pick(STATUSES)}`,
+        `Via: SIP/2.0/${pick(['UDP', 'TCP'])} ${service};branch=z9hG4bK${id}`,
+        next,
+        ...dialog(m, true).slice(1),
+      ]);
+    }
+    default: {
+      // a stray response looping through the service: Vias naming it again, then the trap
+      const self = `Via: SIP/2.0/UDP ${service};branch=z9hG4bK${id}`;
+      return end([
+        `SIP/2.0 ${pick(STATUSES)}`,
+        ...Array.from({ length: 2 + int(4) }, (_, i) => `${self}${i};rport`),
+        `Via: SIP/2.0/UDP ${t};branch=z9hG4bK${id}t`,
+        ...dialog(pick(RELAY_METHODS), true).slice(1),
+      ]);
+    }
+  }
+}
+
+/** The proxy-mode endpoints' pool member: answers each request (486 to INVITE, 200 otherwise). */
+function poolResponder(sock) {
+  sock.on('message', (msg, rinfo) => {
+    const text = msg.toString('latin1');
+    const first = text.slice(0, text.indexOf('\r\n'));
+    if (first.startsWith('SIP/2.0') || /^ACK /.test(first)) return;
+    const head = text.split('\r\n\r\n', 1)[0].split('\r\n');
+    const keep = head.filter((l) => /^(via|v|from|f|call-id|i|cseq)[ \t]*:/i.test(l));
+    const to = head.find((l) => /^(to|t)[ \t]*:/i.test(l));
+    if (to === undefined || keep.length < 4) return;
+    const status = first.startsWith('INVITE ') ? '486 Busy Here' : '200 OK';
+    const reply = [
+      `SIP/2.0 ${status}`,
+      ...keep,
+      /;tag=/i.test(to) ? to : `${to};tag=pool`,
+      'Content-Length: 0',
+      '',
+      '',
+    ];
+    sock.send(Buffer.from(reply.join('\r\n'), 'latin1'), rinfo.port, rinfo.address);
+  });
+}
+
+/** Real sockets on the trap hosts (UDP and TCP, one port each): anything that reaches them is a violation. */
+async function openTraps(hits) {
+  const traps = [];
+  for (const host of TRAP_HOSTS) {
+    const udp = dgram.createSocket('udp4');
+    await new Promise((r) => udp.bind(0, host, r));
+    const port = udp.address().port;
+    udp.on('message', (m) => hits.push({ kind: 'udp', host, port, first: m.toString('latin1', 0, 200) }));
+    udp.on('error', () => undefined);
+    const server = net.createServer((c) => {
+      const hit = { kind: 'tcp', host, port: server.address().port, first: '' };
+      hits.push(hit);
+      c.on('data', (d) => (hit.first ||= d.toString('latin1', 0, 200)));
+      c.on('error', () => undefined);
+      setTimeout(() => c.destroy(), 200).unref();
+    });
+    await new Promise((r) => server.listen(0, host, r));
+    traps.push({ host, udpPort: port, tcpPort: server.address().port, udp, server });
+  }
+  return traps;
+}
 
 async function metrics(adminPort) {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(5000) });
@@ -234,14 +382,49 @@ async function main() {
     `listen:\n  - udp://127.0.0.1:${port}\n  - tcp://127.0.0.1:${port}\nlog:\n  level: error\n  pretty: false\n` +
       `admin:\n  listen: 127.0.0.1:${adminPort}\nshutdown:\n  drainTime: 0\nproxy:\n  probe:\n    enabled: false\n  dns:\n    servers: ["127.0.0.1:9"]\n`,
   );
-  // Redirect only: no pool to reach, no lookup dialog that would send INFO to a Contact in the corpus.
+  // The pool member: a UDP socket of ours, the one place besides the sender the service may send to.
+  const pool = dgram.createSocket('udp4');
+  await new Promise((r) => pool.bind(0, POOL_HOST, r));
+  const poolPort = pool.address().port;
+  pool.on('error', () => undefined);
+  poolResponder(pool);
+  const trapHits = [];
+  const traps = await openTraps(trapHits);
+  // Redirect and proxy endpoints (one Record-Routing); no lookup dialog, which would send INFO to a
+  // Contact in the corpus.
   await writeFile(
     join(dir, 'endpoints.yaml'),
     'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n' +
-      '  - sipAddress: sip:persistentchat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n',
+      '  - sipAddress: sip:persistentchat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: redirect\n' +
+      '  - sipAddress: sip:proxied@contoso.com\n    poolFqdn: pool.fuzz.invalid\n    mode: proxy\n' +
+      '  - sipAddress: sip:routed@contoso.com\n    poolFqdn: pool.fuzz.invalid\n    mode: proxy\n    recordRoute: true\n' +
+      `pools:\n  - fqdn: pool.fuzz.invalid\n    targets:\n      - uri: sip:${POOL_HOST}:${poolPort};transport=udp\n`,
   );
-  const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, ['--import', OBSERVER, CLI, 'serve', '--config-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  // Egress: every distinct destination the observer reports, judged as it arrives.
+  const egress = { observed: 0, destinations: 0, violations: [] };
+  const lures = new Map();
+  // The sender's host, at any port, and the pool member: nothing else, the service itself included.
+  const allowed = (kind, host, p) =>
+    (host === FUZZ_HOST && p !== 0) || (kind === 'udp' && host === POOL_HOST && p === poolPort);
+  child.on('message', (m) => {
+    if (!Array.isArray(m?.egress)) return;
+    egress.observed = Math.max(egress.observed, m.observed);
+    for (const { key, sent } of m.egress) {
+      egress.destinations++;
+      const [kind, host, p] = key.split(' ');
+      if (allowed(kind, host, Number(p))) continue;
+      const own =
+        Number(p) === port ? 'the service itself' : Number(p) === adminPort ? 'the admin port' : undefined;
+      egress.violations.push({
+        destination: key,
+        ...(own && host === '127.0.0.1' ? { own } : {}),
+        namedBy: lures.get(`${host}:${p}`),
+        sent,
+      });
+    }
   });
   let output = '';
   const keep = (c) => (output = (output + c.toString()).slice(-256 * 1024));
@@ -251,7 +434,7 @@ async function main() {
   child.once('exit', () => (exited = true));
 
   const udp = dgram.createSocket('udp4');
-  await new Promise((r) => udp.bind(0, '127.0.0.1', r));
+  await new Promise((r) => udp.bind(0, FUZZ_HOST, r));
   const ourPort = udp.address().port;
   let answers = 0;
   udp.on('message', () => answers++);
@@ -260,6 +443,11 @@ async function main() {
   let exitCode = null;
   const closeAll = async () => {
     udp.close();
+    pool.close();
+    for (const t of traps) {
+      t.udp.close();
+      t.server.close();
+    }
     if (!exited) {
       // SIGTERM, so the service flushes its log (where an unhandled rejection would show) and exits.
       const done = new Promise((r) => child.once('exit', (code) => r(code)));
@@ -271,13 +459,37 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForSip('127.0.0.1', port);
+    await waitForSip('127.0.0.1', port, 15_000, FUZZ_HOST);
   } catch (err) {
     await closeAll();
+    console.error(`service output (tail):\n${output.slice(-4000)}`);
     throw err;
   }
 
   const base = corpus().map((m) => withOurVia(m, ourPort));
+  const service = `127.0.0.1:${port}`;
+  let trapSeq = 0;
+  /** A lure naming its own trap port (a real trap's now and then), remembered to explain a violation. */
+  const nextLure = (transport) => {
+    const t = traps[trapSeq % traps.length];
+    const real = random() < 0.25;
+    const trap = {
+      host: t.host,
+      port: real ? (random() < 0.5 ? t.udpPort : t.tcpPort) : 20_000 + (trapSeq % 40_000),
+    };
+    trapSeq++;
+    const text = lure(service, { transport, sentBy: `${FUZZ_HOST}:${ourPort}` }, trap);
+    // A real trap's port is named by many lures: what reached it is in the trap's own record.
+    if (!real) {
+      lures.delete(`${trap.host}:${trap.port}`);
+      lures.set(`${trap.host}:${trap.port}`, text);
+      if (lures.size > 5000) lures.delete(lures.keys().next().value);
+    }
+    const msg = Buffer.from(text, 'latin1');
+    // Mostly whole, so the lure keeps its shape; now and then mutated like the rest.
+    return random() < 0.2 ? mutate(msg, base) : msg;
+  };
+  let lured = 0;
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
   let sent = 0;
@@ -288,7 +500,7 @@ async function main() {
   const tcp = { sock: undefined };
 
   const openTcp = () => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress: FUZZ_HOST });
     sock.on('error', () => undefined);
     sock.on('data', () => answers++);
     sock.once('close', () => {
@@ -316,11 +528,16 @@ async function main() {
 
   // Bounded by time and count; yields to the event loop every batch so answers are read and the
   // send queue does not grow without bound.
-  while (performance.now() < end && sent < MAX_MESSAGES && !exited) {
+  // A violation ends the run early: its first example is the counterexample.
+  const violated = () => egress.violations.length > 0 || trapHits.length > 0;
+  while (performance.now() < end && sent < MAX_MESSAGES && !exited && !violated()) {
     for (let i = 0; i < 200 && sent < MAX_MESSAGES; i++) {
-      const msg = mutate(pick(base), base);
+      const overUdp = random() < 0.8;
+      const isLure = random() < 0.2;
+      const msg = isLure ? nextLure(overUdp ? 'UDP' : 'TCP') : mutate(pick(base), base);
+      if (isLure) lured++;
       sent++;
-      if (random() < 0.8) {
+      if (overUdp) {
         datagrams++;
         udp.send(msg, port, '127.0.0.1');
       } else {
@@ -347,13 +564,15 @@ async function main() {
   // Still alive and answering?
   let alive = false;
   if (!exited) {
-    alive = await waitForSip('127.0.0.1', port, 10_000).then(
+    alive = await waitForSip('127.0.0.1', port, 10_000, FUZZ_HOST).then(
       () => true,
       () => false,
     );
   }
   const final = exited ? undefined : await metrics(adminPort).catch(() => undefined);
   const crashed = exited;
+  // Sends the service makes late (retransmissions, timers) still count: give them a moment.
+  await new Promise((r) => setTimeout(r, 500));
   await closeAll();
   const unhandled = /unhandled|UnhandledPromiseRejection/i.test(output);
 
@@ -366,7 +585,7 @@ async function main() {
   // Heap is flat when the late median is within 32 MB of the early one (GC timing alone moves it ~10 MB).
   const flat = samples.length < 4 || !(heapGrowth > 32);
   const internal = final?.internalErrors ?? NaN;
-  const ok = !crashed && alive && flat && !unhandled && internal === 0 && exitCode === 0;
+  const ok = !crashed && alive && flat && !unhandled && internal === 0 && exitCode === 0 && !violated();
   const summary = {
     ok,
     seconds: Math.round(elapsed),
@@ -393,6 +612,16 @@ async function main() {
     rssMb: {
       first: +(samples[0]?.rssMb ?? NaN).toFixed(1),
       last: +(samples.at(-1)?.rssMb ?? NaN).toFixed(1),
+    },
+    egress: {
+      lures: lured,
+      sendsObserved: egress.observed,
+      destinations: egress.destinations,
+      violations: egress.violations.length,
+      trapHits: trapHits.length,
+      // The first few, each with the lure that named its address (when a lure did).
+      examples: egress.violations.slice(0, 3),
+      trapExamples: trapHits.slice(0, 3),
     },
   };
   if (!args.quiet || !ok) console.log(JSON.stringify(summary, null, 2));

@@ -549,6 +549,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           reload: () => reload('http'),
         },
         (err) => logger.warn({ err }, 'admin port error'),
+        { ...server.admin, baseDir: opts.configDir },
       );
     }
     if (opts.watch !== false) await startWatching();

@@ -43,8 +43,11 @@ export async function freePort(kinds = ['udp', 'tcp'], span = 1) {
   throw new Error(`no free port for ${kinds.join('+')}`);
 }
 
-/** Sends OPTIONS over UDP every 100 ms until any final response arrives or `timeoutMs` passes. */
-export function waitForSip(host, port, timeoutMs = 15_000) {
+/**
+ * Sends OPTIONS over UDP every 100 ms until any final response arrives or `timeoutMs` passes, from a
+ * socket on `localAddress`.
+ */
+export function waitForSip(host, port, timeoutMs = 15_000, localAddress = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
     let n = 0;
@@ -65,7 +68,7 @@ export function waitForSip(host, port, timeoutMs = 15_000) {
       const local = sock.address();
       const msg = [
         `OPTIONS sip:${host}:${port} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${local.port};branch=z9hG4bK-bench-probe-${n}`,
+        `Via: SIP/2.0/UDP ${localAddress}:${local.port};branch=z9hG4bK-bench-probe-${n}`,
         'Max-Forwards: 70',
         `From: <sip:bench@127.0.0.1>;tag=probe${n}`,
         `To: <sip:${host}:${port}>`,
@@ -80,6 +83,6 @@ export function waitForSip(host, port, timeoutMs = 15_000) {
     sock.on('message', (m) => {
       if (/^SIP\/2\.0 [2-6]\d\d/.test(m.toString('latin1'))) finish();
     });
-    sock.bind(0, '127.0.0.1', send);
+    sock.bind(0, localAddress, send);
   });
 }

@@ -211,6 +211,38 @@ const adminListen = z.string().transform((text, ctx): AdminListen => {
   return parsed;
 });
 
+/** A name the admin port answers to besides its listen address: `name`, `name:port`, `[v6]:port`. */
+const adminHost = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .superRefine(
+    check((v: string) =>
+      /^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/.test(v)
+        ? undefined
+        : `"${v}" is not a host name or address with an optional port (e.g. admin.contoso.com:9090)`,
+    ),
+  );
+
+/** A web origin allowed to call the admin port from a browser: `scheme://host[:port]`, nothing more. */
+const adminOrigin = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .superRefine(
+    check((v: string) => {
+      let origin: string | undefined;
+      try {
+        origin = new URL(v).origin;
+      } catch {
+        origin = undefined;
+      }
+      return origin === v && /^https?:/.test(v)
+        ? undefined
+        : `"${v}" is not an origin (scheme://host[:port], e.g. https://grafana.contoso.com)`;
+    }),
+  );
+
 // `admin: off` (or false) switches the admin port off; so does leaving the key out, so that a bare
 // server.yaml never claims a well-known port nobody asked for. `admin: {}` listens on the default.
 const adminSchema = z.preprocess(
@@ -220,6 +252,21 @@ const adminSchema = z.preprocess(
       .union([z.literal('off'), z.literal(false), adminListen])
       .prefault(DEFAULT_ADMIN_LISTEN)
       .transform((v) => (v === 'off' || v === false ? undefined : v)),
+    /**
+     * Names a request's Host may carry besides the listen address (and `localhost` on a loopback
+     * one): a name without a port matches any port. Anything else gets 421, which stops DNS
+     * rebinding (a web page's own name resolved to this address).
+     */
+    hosts: z.array(adminHost).default([]),
+    /** Origins (`https://grafana.contoso.com`) whose pages may call the port; any other Origin: 403. */
+    allowOrigins: z.array(adminOrigin).default([]),
+    /** Bearer token POST /reload must carry; GETs stay open to scrapers and probes. */
+    token: z.string().trim().min(16, 'at least 16 characters').max(1024).optional(),
+    /** As `token`, read from a file (relative to the configuration folder), reread on each use. */
+    tokenFile: z.string().trim().min(1).optional(),
+  }).superRefine((admin, ctx) => {
+    if (admin.token !== undefined && admin.tokenFile !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['tokenFile'], message: 'give token or tokenFile, not both' });
   }),
 );
 

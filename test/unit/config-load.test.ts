@@ -50,7 +50,7 @@ describe('the shipped config/ folder', () => {
     const text = await readFile(join(defaultConfigDir(), 'server.yaml'), 'utf8');
     expect(parseServerConfig(text, 'server.yaml')).toEqual({
       ...parseServerConfig('', 'server.yaml'),
-      admin: { listen: { host: '127.0.0.1', port: 9090 } },
+      admin: { listen: { host: '127.0.0.1', port: 9090 }, hosts: [], allowOrigins: [] },
     });
   });
 

@@ -30,7 +30,7 @@ const DEFAULTS = {
     serverHeader: 'pchat-endpoint',
     udpEngine: 'auto',
   },
-  admin: { listen: undefined },
+  admin: { listen: undefined, hosts: [], allowOrigins: [] },
   proxy: {
     recordRoute: false,
     timerC: 181_000,
