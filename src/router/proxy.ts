@@ -245,6 +245,17 @@ export class Proxy {
     );
   }
 
+  /**
+   * Seconds for the Retry-After of a 503 when the pool's targets are known and none is available
+   * (all held down or probed down), else undefined. Asked before a transaction is created, so a
+   * request no member can take is answered once, statelessly, like every other answer of ours.
+   */
+  noLiveMember(endpoint: Endpoint): number | undefined {
+    const known = this.deps.targets.cached(endpoint.pool);
+    if (known === undefined || known.length === 0) return undefined;
+    return this.deps.health.order(known).length === 0 ? this.deps.settings.noTargetRetryAfter : undefined;
+  }
+
   private startOn(ctx: ResponseContext, targets: readonly Target[]): void {
     this.policy.noteMembers(targets);
     ctx.start(this.deps.health.order(targets));

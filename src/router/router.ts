@@ -541,6 +541,23 @@ export class Router {
       lookup.invite({ req, source, via, txn: responder, t0 }, decision.endpoint);
       return;
     }
+    if (decision.proxy === 'pool') {
+      // No member can take it: one stateless 503, so a spoofed source gets one datagram back, not a
+      // transaction's 100 Trying and retransmitted final.
+      const retryAfter = this.proxy!.noLiveMember(decision.endpoint);
+      if (retryAfter !== undefined) {
+        const extra = `Retry-After: ${retryAfter}\r\n`;
+        this.answer(
+          req,
+          via,
+          source,
+          { status: 503, outcome: 'no-live-member', extra, endpoint: decision.endpoint },
+          t0,
+          'warn',
+        );
+        return;
+      }
+    }
     if (decision.proxy !== undefined) {
       key ??= serverTransactionKey(req);
       const txn =

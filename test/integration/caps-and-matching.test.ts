@@ -429,6 +429,33 @@ describe('no reflection: answers of our own are stateless (RFC 3261 §8.2.7, fin
     });
   }
 
+  it('an INVITE for a proxy endpoint whose every member is held down gets exactly one stateless 503, no 100 Trying and no retransmission', async () => {
+    // The only member answers 503: it is held down (proxy.holdDown) after the first call.
+    const member = await startPeer('udp', (req) => (req.method === 'INVITE' ? [{ status: 503 }] : []));
+    closers.push(() => member.close());
+    const s = await start({ memberPort: member.port });
+    const caller = await udpSocket();
+    caller.send(
+      { method: 'INVITE', ruri: 'sip:proxied@contoso.com', branch: 'z9hG4bK-hd-1', callId: 'hd-1' },
+      s.port('udp'),
+    );
+    expect(await caller.next(isFinal)).toBeDefined();
+    const spoofed = await udpSocket();
+    const sent = spoofed.send(
+      { method: 'INVITE', ruri: 'sip:proxied@contoso.com', branch: 'z9hG4bK-hd-2', callId: 'hd-2' },
+      s.port('udp'),
+    );
+    // Timer G would resend at 100, 300 and 700 ms.
+    await sleep(900);
+    expect(spoofed.inbox.map(status)).toEqual([503]);
+    expect(spoofed.inbox[0]).toMatch(/\r\nRetry-After: \d+\r\n/);
+    spoofed.sendRaw(sent, s.port('udp'));
+    await sleep(900);
+    expect(spoofed.inbox).toHaveLength(2);
+    expect(spoofed.inbox[1]).toBe(spoofed.inbox[0]);
+    expect(member.received.filter((r) => r.method === 'INVITE')).toHaveLength(1);
+  });
+
   it('over lookup.maxDialogs an INVITE gets one stateless 503 and leaves nothing behind', async () => {
     const s = await start({ extra: 'lookup:\n  maxDialogs: 1\n' });
     const client = await udpSocket();
