@@ -4,70 +4,12 @@
 // gets a final answer. In memory, on a fake clock.
 
 import { describe, it, expect } from 'vitest';
-import { pino } from 'pino';
-import { Router } from '../../src/router/router.js';
-import { EndpointTable } from '../../src/endpoints/table.js';
-import { parseEndpointsConfig } from '../../src/config/load.js';
-import { ClientTransactionTable } from '../../src/transaction/client-transaction-table.js';
-import { DEFAULT_PROXY_SETTINGS } from '../../src/router/proxy.js';
-import { ConnectionRegistry } from '../../src/transport/tcp.js';
-import type { Outbound, Sender } from '../../src/transport/outbound.js';
-import type { Target } from '../../src/pool/index.js';
-import { FakeClock } from '../helpers/fake-clock.js';
-import { MemoryLink } from '../helpers/memory-link.js';
+import { proxyRig, RIG_TIMERS } from '../helpers/proxy-rig.js';
 
-const T = { t1: 500, t2: 4000, t4: 5000 };
-const MEMBER: Target = {
-  transport: 'udp',
-  host: '10.0.0.9',
-  address: '10.0.0.9',
-  port: 5060,
-  family: 4,
-  id: 'udp:10.0.0.9:5060',
-  source: 'static',
-};
+const T = RIG_TIMERS;
 
 function rig() {
-  const clock = new FakeClock();
-  const client = new MemoryLink('udp');
-  const table = EndpointTable.fromConfig(
-    parseEndpointsConfig(
-      'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: proxy\n',
-      'endpoints.yaml',
-    ),
-  );
-  const toMember: string[] = [];
-  const sender: Sender = {
-    transport: 'udp',
-    reliable: false,
-    sentBy: '127.0.0.1:5060',
-    connection: undefined,
-    send: (data) => toMember.push(data.toString('latin1')),
-  };
-  const outbound = {
-    listenerCount: 1,
-    sentByValues: () => ['127.0.0.1:5060'],
-    readySender: () => sender,
-    sender: () => Promise.resolve(sender),
-  } as unknown as Outbound;
-  const clientTxns = new ClientTransactionTable(clock, T);
-  const router = new Router({
-    table: () => table,
-    logger: pino({ level: 'silent' }),
-    clock,
-    timers: T,
-    maxMessageSize: 65535,
-    serverHeader: 'pchat-endpoint',
-    proxy: {
-      clientTxns,
-      targets: { resolve: () => Promise.resolve([MEMBER]), cached: () => [MEMBER] },
-      health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
-      outbound,
-      connections: new ConnectionRegistry(),
-      timersT1: T.t1,
-      settings: DEFAULT_PROXY_SETTINGS,
-    },
-  });
+  const { clock, client, router, clientTxns, toMember } = proxyRig();
   const member = { link: client, address: '10.0.0.9', port: 5060, family: 4 as const };
   /** The client's INVITE; returns the Via we put on the forwarded copy. */
   const invite = (
