@@ -26,6 +26,9 @@ export const EMPTY_BODY: Buffer = Buffer.alloc(0);
 abstract class SipMessageBase {
   private viaCache: Via | undefined;
   private cseqCache: { seq: number; method: string } | undefined;
+  /** The From and To tags, read once (null: not read yet): the router and the proxy each ask. */
+  private fromTagCache: string | undefined | null = null;
+  private toTagCache: string | undefined | null = null;
 
   /** HeaderBit flags of the headers present, and of those present more than once. */
   private readonly seen: number;
@@ -127,13 +130,19 @@ abstract class SipMessageBase {
   }
 
   get fromTag(): string | undefined {
-    const v = this.header('from');
-    return v === undefined ? undefined : getTag(v);
+    if (this.fromTagCache === null) {
+      const v = this.header('from');
+      this.fromTagCache = v === undefined ? undefined : getTag(v);
+    }
+    return this.fromTagCache;
   }
 
   get toTag(): string | undefined {
-    const v = this.header('to');
-    return v === undefined ? undefined : getTag(v);
+    if (this.toTagCache === null) {
+      const v = this.header('to');
+      this.toTagCache = v === undefined ? undefined : getTag(v);
+    }
+    return this.toTagCache;
   }
 
   /** Header section serialised in wire order, each line ending in CRLF. */
