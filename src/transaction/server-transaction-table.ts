@@ -60,12 +60,16 @@ export class ExpiryQueue {
     private readonly expire: (key: string, at: number) => void,
   ) {}
 
-  /** Queue `key`; returns its deadline. */
+  /**
+   * Queue `key`; returns its deadline, rounded up to a whole millisecond: an integer is held as is
+   * (a small integer) where a fraction is one more heap object per entry, for the whole duration.
+   */
   add(key: string): number {
-    const at = this.clock.now() + this.duration;
+    const now = this.clock.now();
+    const at = Math.ceil(now + this.duration);
     this.keys.push(key);
     this.ats.push(at);
-    if (this.timer === undefined) this.timer = this.clock.setTimer(this.duration, this.sweep);
+    if (this.timer === undefined) this.timer = this.clock.setTimer(at - now, this.sweep);
     return at;
   }
 
