@@ -99,9 +99,19 @@ export class ForwardingPolicy {
     private readonly namesUs: (uri: SipUri) => boolean,
   ) {}
 
+  /**
+   * The Target objects already in `members`: the resolver hands out the same objects call after
+   * call (in a new array each time), so a call to a known pool builds no key string.
+   */
+  private readonly noted = new WeakSet<Target>();
+
   /** Members of a pool the proxy is about to send to (rule (a) found them). */
   noteMembers(targets: readonly Target[]): void {
-    for (const t of targets) this.members.set(`${t.address}|${t.port}`, t);
+    for (const t of targets) {
+      if (this.noted.has(t)) continue;
+      this.noted.add(t);
+      this.members.set(`${t.address}|${t.port}`, t);
+    }
   }
 
   /**
