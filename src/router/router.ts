@@ -469,7 +469,7 @@ export class Router {
     if (req.method === 'ACK') {
       // An ACK is never answered, so it is not validated beyond what matching it needs: one that
       // matches no transaction, malformed or not, is dropped (RFC 3261 §17.2.3).
-      this.ack(req, source);
+      this.ack(req, source, raw);
       return;
     }
     const invalid = validateRequest(req);
@@ -733,6 +733,7 @@ export class Router {
     // The top Via is nearly always the line after the Request-Line, and To a few lines below: the
     // first 320 bytes hold them, most of the time. A stream's framing has decoded the whole header
     // section already.
+    this.ackMissed = undefined;
     const head = decoded ?? data.toString('latin1', 0, Math.min(data.length, 320));
     if (!head.startsWith('ACK ')) return false;
     if (toTagStartsWith(head, this.statelessTagNeedle)) {
@@ -746,20 +747,31 @@ export class Router {
     if (key === undefined || !key.startsWith(MAGIC_COOKIE) || key.charCodeAt(MAGIC_COOKIE.length) === 0)
       return false;
     const txn = this.transactions.get(key);
-    if (txn?.kind !== 'invite') return false;
+    if (txn?.kind !== 'invite') {
+      this.ackMissed = data;
+      return false;
+    }
     this.stats.requests++;
     this.stats.acksAbsorbed++;
     txn.ack();
     return true;
   }
 
+  /**
+   * The message whose ACK absorbAck looked up by its INVITE key and found nothing for, in this same
+   * turn: ack() does not build that key and probe the table again (the ACK of a 2xx, every call).
+   */
+  private ackMissed: Buffer | undefined;
+
   /** An ACK: absorbed by the INVITE transaction whose non-2xx it acknowledges, else dropped. */
-  private ack(req: SipRequest, source: Source): void {
-    let key: string;
+  private ack(req: SipRequest, source: Source, raw: Buffer): void {
+    const missed = this.ackMissed === raw;
+    this.ackMissed = undefined;
+    let key: string | undefined;
     let stateless: boolean;
     try {
       stateless = this.tags.isStateless(req.toTag);
-      key = serverTransactionKey(req, 'INVITE');
+      key = missed ? undefined : serverTransactionKey(req, 'INVITE');
     } catch {
       this.stats.dropped++;
       this.log.debug({ method: 'ACK' }, 'malformed ACK dropped');
@@ -770,7 +782,7 @@ export class Router {
       this.stats.acksAbsorbed++;
       return;
     }
-    const txn = this.transactions.get(key);
+    const txn = key === undefined ? undefined : this.transactions.get(key);
     if (txn?.kind === 'invite') {
       this.stats.acksAbsorbed++;
       txn.ack();
