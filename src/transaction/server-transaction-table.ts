@@ -48,7 +48,8 @@ export function serverTransactionKey(req: SipRequest, forMethod: string = req.me
  * consumed from `head` and one clock timer for the earliest, instead of a timer per key.
  */
 export class ExpiryQueue {
-  private keys: string[] = [];
+  /** Keys in the order added; those consumed (before `head`) are cleared, so they are not held. */
+  private keys: (string | undefined)[] = [];
   private ats: number[] = [];
   private head = 0;
   private timer: TimerHandle | undefined;
@@ -81,7 +82,10 @@ export class ExpiryQueue {
     const ats = this.ats;
     let h = this.head;
     while (h < keys.length && ats[h]! <= now) {
-      this.expire(keys[h]!, ats[h]!);
+      const key = keys[h]!;
+      // Let go of the key now, not when the array is next compacted: up to half of it is consumed.
+      keys[h] = undefined;
+      this.expire(key, ats[h]!);
       h++;
     }
     if (h === keys.length) {
