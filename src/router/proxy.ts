@@ -228,6 +228,13 @@ export class Proxy {
     const ctx = new ResponseContext(this, inb, endpoint, route !== undefined && this.isOwnRoute(route));
     this.track(key, ctx);
     ctx.sendTrying();
+    const checked = this.checked;
+    this.checked = undefined;
+    if (checked !== undefined && checked.req === inb.req && checked.pool === endpoint.pool) {
+      this.policy.noteMembers(checked.known);
+      ctx.start(checked.available);
+      return;
+    }
     const known = this.deps.targets.cached(endpoint.pool);
     if (known !== undefined) {
       this.startOn(ctx, known);
@@ -250,11 +257,27 @@ export class Proxy {
    * (all held down or probed down), else undefined. Asked before a transaction is created, so a
    * request no member can take is answered once, statelessly, like every other answer of ours.
    */
-  noLiveMember(endpoint: Endpoint): number | undefined {
+  noLiveMember(endpoint: Endpoint, req: SipRequest): number | undefined {
+    this.checked = undefined;
     const known = this.deps.targets.cached(endpoint.pool);
     if (known === undefined || known.length === 0) return undefined;
-    return this.deps.health.order(known).length === 0 ? this.deps.settings.noTargetRetryAfter : undefined;
+    const available = this.deps.health.order(known);
+    if (available.length === 0) return this.deps.settings.noTargetRetryAfter;
+    // Kept for forwardToPool, which the router calls next for this very request: the targets are
+    // not drawn and filtered twice per INVITE.
+    this.checked = { req, pool: endpoint.pool, known, available };
+    return undefined;
   }
+
+  /** What noLiveMember found for the request it was last asked about, until forwardToPool takes it. */
+  private checked:
+    | {
+        readonly req: SipRequest;
+        readonly pool: Endpoint['pool'];
+        readonly known: readonly Target[];
+        readonly available: Target[];
+      }
+    | undefined;
 
   private startOn(ctx: ResponseContext, targets: readonly Target[]): void {
     this.policy.noteMembers(targets);

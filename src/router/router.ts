@@ -544,7 +544,7 @@ export class Router {
     if (decision.proxy === 'pool') {
       // No member can take it: one stateless 503, so a spoofed source gets one datagram back, not a
       // transaction's 100 Trying and retransmitted final.
-      const retryAfter = this.proxy!.noLiveMember(decision.endpoint);
+      const retryAfter = this.proxy!.noLiveMember(decision.endpoint, req);
       if (retryAfter !== undefined) {
         const extra = `Retry-After: ${retryAfter}\r\n`;
         this.answer(
