@@ -17,36 +17,28 @@ import {
 } from './client-transaction.js';
 
 /**
- * An INVITE client transaction in Accepted (RFC 6026 §8.4), as the table holds it until Timer M:
- * "Any 2xx responses that match this client transaction and that are received while in the
- * "Accepted" state MUST be passed up to the TU"; anything else is absorbed. Nothing is ever sent.
+ * An INVITE client transaction in Accepted (RFC 6026 §8.4), as the table holds it under its key
+ * until Timer M: "Any 2xx responses that match this client transaction and that are received while
+ * in the "Accepted" state MUST be passed up to the TU"; anything else is absorbed. Nothing is ever
+ * sent. It holds nothing of the transaction (the key and Timer M are the table's), so transactions
+ * with one peer and one TU share one: a proxy's calls through one flow hold just their key.
  */
 export class AcceptedInvite {
   constructor(
-    readonly key: string,
     readonly peer: string | undefined,
-    private user: ClientTransactionUser | undefined,
-    /** When Timer M fires (clock ms). */
-    readonly expiresAt: number,
+    readonly user: ClientTransactionUser,
   ) {}
 
   get kind(): 'invite' {
     return 'invite';
   }
 
-  get state(): ClientTransactionState.Accepted | ClientTransactionState.Terminated {
-    return this.user === undefined ? ClientTransactionState.Terminated : ClientTransactionState.Accepted;
+  get state(): ClientTransactionState.Accepted {
+    return ClientTransactionState.Accepted;
   }
 
   receive(res: SipResponse): void {
-    if (res.status >= 200 && res.status < 300) this.user?.onResponse(res);
-  }
-
-  /** Timer M fired (or shutdown): the TU hears the end, unless `quiet`. */
-  end(quiet: boolean): void {
-    const user = this.user;
-    this.user = undefined;
-    if (!quiet) user?.onTerminated?.();
+    if (res.status >= 200 && res.status < 300) this.user.onResponse(res);
   }
 }
 
@@ -67,19 +59,31 @@ export class ClientTransactionTable {
   };
   /** Timer M of Accepted INVITE transactions (all 64*T1, RFC 6026 §8.4). */
   private readonly acceptedInvites: ExpiryQueue;
+  /** The Accepted record made last, for the next transaction with the same peer and TU. */
+  private lastAccepted: AcceptedInvite | undefined;
   private readonly accepted: AcceptedHook = (key, peer, user) => {
-    this.byKey.set(key, new AcceptedInvite(key, peer, user, this.acceptedInvites.add(key)));
+    let held = this.lastAccepted;
+    if (held === undefined || held.peer !== peer || held.user !== user) {
+      held = new AcceptedInvite(peer, user);
+      this.lastAccepted = held;
+    }
+    this.byKey.set(key, held);
+    this.acceptedInvites.add(key);
   };
 
   constructor(
     private readonly clock: Clock,
     private readonly timers: TimerValues,
   ) {
-    this.acceptedInvites = new ExpiryQueue(clock, 64 * timers.t1, (key, at) => {
+    // An Accepted entry leaves the table only here (or in clear(), which empties the queue too), and
+    // a live transaction cannot take its key meanwhile (add refuses it): an Accepted entry found
+    // under a key due is the one queued.
+    this.acceptedInvites = new ExpiryQueue(clock, 64 * timers.t1, (key) => {
       const t = this.byKey.get(key);
-      if (!(t instanceof AcceptedInvite) || t.expiresAt !== at) return;
+      if (!(t instanceof AcceptedInvite)) return;
       this.byKey.delete(key);
-      t.end(false);
+      // Timer M fired: the TU hears the end of this transaction.
+      t.user.onTerminated?.();
     });
   }
 
@@ -151,11 +155,9 @@ export class ClientTransactionTable {
 
   /** Drop every transaction silently (shutdown): no callbacks, no timers left. */
   clear(): void {
-    for (const t of this.byKey.values()) {
-      if (t instanceof AcceptedInvite) t.end(true);
-      else t.dispose();
-    }
+    for (const t of this.byKey.values()) if (!(t instanceof AcceptedInvite)) t.dispose();
     this.byKey.clear();
     this.acceptedInvites.clear();
+    this.lastAccepted = undefined;
   }
 }
