@@ -21,6 +21,8 @@ const MIN_CAPACITY = 1024;
 export class KeyTable<V> {
   private keys: (string | null | undefined)[];
   private vals: (V | undefined)[];
+  /** The hash of each slot's key: compared before the key, and a rebuild does not hash again. */
+  private hashes: Int32Array;
   private mask: number;
   /** Entries held. */
   private live = 0;
@@ -31,6 +33,7 @@ export class KeyTable<V> {
     const c = roundUp(capacity);
     this.keys = new Array<string | null | undefined>(c).fill(undefined);
     this.vals = new Array<V | undefined>(c).fill(undefined);
+    this.hashes = new Int32Array(c);
     this.mask = c - 1;
   }
 
@@ -60,15 +63,8 @@ export class KeyTable<V> {
   }
 
   get(key: string): V | undefined {
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = this.hashOf(key) & mask;
-    for (;;) {
-      const k = keys[i];
-      if (k === undefined) return undefined;
-      if (k === key) return this.vals[i];
-      i = (i + 1) & mask;
-    }
+    const i = this.find(key);
+    return i < 0 ? undefined : this.vals[i];
   }
 
   has(key: string): boolean {
@@ -76,14 +72,19 @@ export class KeyTable<V> {
   }
 
   set(key: string, value: V): void {
+    this.insert(key, value, this.hashOf(key) | 0);
+  }
+
+  private insert(key: string, value: V, h: number): void {
     const keys = this.keys;
+    const hashes = this.hashes;
     const mask = this.mask;
-    let i = this.hashOf(key) & mask;
+    let i = h & mask;
     let free = -1;
     for (;;) {
       const k = keys[i];
       if (k === undefined) break;
-      if (k === key) {
+      if (hashes[i] === h && k === key) {
         this.vals[i] = value;
         return;
       }
@@ -94,11 +95,13 @@ export class KeyTable<V> {
       // A deleted slot on the way is reused: `used` does not grow.
       keys[free] = key;
       this.vals[free] = value;
+      hashes[free] = h;
       this.live++;
       return;
     }
     keys[i] = key;
     this.vals[i] = value;
+    hashes[i] = h;
     this.live++;
     // Kept at most half full, so that a probe for a missing key ends soon.
     if (++this.used * 2 > keys.length) this.rebuild();
@@ -147,12 +150,15 @@ export class KeyTable<V> {
 
   private find(key: string): number {
     const keys = this.keys;
+    const hashes = this.hashes;
     const mask = this.mask;
-    let i = this.hashOf(key) & mask;
+    const h = this.hashOf(key) | 0;
+    let i = h & mask;
     for (;;) {
       const k = keys[i];
       if (k === undefined) return -1;
-      if (k === key) return i;
+      // The hash first: another key's text is not read (a cache miss each on a large table).
+      if (hashes[i] === h && k === key) return i;
       i = (i + 1) & mask;
     }
   }
@@ -167,13 +173,16 @@ export class KeyTable<V> {
     let capacity = oldKeys.length;
     if (this.live * 4 > capacity) capacity *= 2;
     else if (this.live * 16 < capacity && capacity > MIN_CAPACITY) capacity /= 2;
+    const oldHashes = this.hashes;
     const liveKeys: string[] = [];
     const liveVals: V[] = [];
+    const liveHashes: number[] = [];
     for (let i = 0; i < oldKeys.length; i++) {
       const k = oldKeys[i];
       if (k !== undefined && k !== DELETED) {
         liveKeys.push(k);
         liveVals.push(oldVals[i] as V);
+        liveHashes.push(oldHashes[i]!);
       }
     }
     // Emptied in any case: arrays given up must hold nothing alive if they linger.
@@ -182,11 +191,12 @@ export class KeyTable<V> {
     if (capacity !== oldKeys.length) {
       this.keys = new Array<string | null | undefined>(capacity).fill(undefined);
       this.vals = new Array<V | undefined>(capacity).fill(undefined);
+      this.hashes = new Int32Array(capacity);
       this.mask = capacity - 1;
     }
     this.live = 0;
     this.used = 0;
-    for (let j = 0; j < liveKeys.length; j++) this.set(liveKeys[j]!, liveVals[j]!);
+    for (let j = 0; j < liveKeys.length; j++) this.insert(liveKeys[j]!, liveVals[j]!, liveHashes[j]!);
   }
 }
 
