@@ -27,6 +27,7 @@ import { listenUdp, type UdpListener } from './transport/udp.js';
 import type { WsListener } from './transport/ws.js';
 import { Guard, type GuardSettings } from './guard/guard.js';
 import { deploymentSecret } from './guard/secret.js';
+import { endpointProjection, poolProjection } from './endpoints/projection.js';
 import { readDescriptorLimit } from './guard/descriptor-limit.js';
 import { listenerId, parseListenAddress } from './config/schema.js';
 
@@ -106,21 +107,9 @@ export interface DrainResult {
   readonly elapsedMs: number;
 }
 
-/** What an endpoint is, as far as a reload's "modified" is concerned. */
+/** What an endpoint is, as far as a reload's "modified" is concerned: all an operator sees of it. */
 function fingerprint(e: Endpoint): string {
-  const window = (ms: number | undefined): string | number | null =>
-    ms === undefined ? null : ms === Infinity ? 'on' : ms;
-  return JSON.stringify([
-    e.sipAddress,
-    e.poolFqdn,
-    e.displayName ?? null,
-    e.mode,
-    e.enabled,
-    e.lookupUris,
-    window(e.maintenanceUntil),
-    e.pool.targets,
-    window(e.pool.maintenanceUntil),
-  ]);
+  return JSON.stringify([endpointProjection(e), poolProjection(e.pool)]);
 }
 
 /** What a reload changed, endpoint by endpoint; a slice a turn, as tables of tens of thousands take tens of ms. */
@@ -678,22 +667,8 @@ function hostPort(a: AdminAddress): string {
 
 /** The live table as /endpoints serves it. */
 export function endpointsView(table: EndpointTable): unknown {
-  const window = (ms: number | undefined): string | null =>
-    ms === undefined ? null : ms === Infinity ? 'on' : new Date(ms).toISOString();
   return {
-    endpoints: [...table].map((e) => ({
-      sipAddress: e.sipAddress,
-      poolFqdn: e.poolFqdn,
-      displayName: e.displayName ?? null,
-      mode: e.mode,
-      enabled: e.enabled,
-      lookupUris: e.lookupUris,
-      maintenanceUntil: window(e.maintenanceUntil),
-    })),
-    pools: [...table.pools()].map((p) => ({
-      fqdn: p.fqdn,
-      targets: p.targets,
-      maintenanceUntil: window(p.maintenanceUntil),
-    })),
+    endpoints: [...table].map(endpointProjection),
+    pools: [...table.pools()].map(poolProjection),
   };
 }

@@ -180,4 +180,26 @@ describe('cutover window', () => {
     expect((await s.reload()).modified).toEqual(['sip:ocschat@contoso.com']);
     expect((await invite(s, 'ocschat'))?.status).toBe(302);
   });
+
+  it('a reload that changes only recordRoute reports the endpoint modified, and /endpoints shows it', async () => {
+    const proxied = `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pcpool.contoso.com
+    mode: proxy
+`;
+    const s = await start(proxied);
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      `${proxied}    recordRoute: true
+`,
+    );
+    const result = await s.reload();
+    expect(result.modified).toEqual(['sip:ocschat@contoso.com']);
+    const table = (await (await fetch(url(s, '/endpoints'))).json()) as {
+      endpoints: { sipAddress: string; recordRoute: boolean | null }[];
+    };
+    expect(table.endpoints).toEqual([
+      expect.objectContaining({ sipAddress: 'sip:ocschat@contoso.com', recordRoute: true }),
+    ]);
+  });
 });
