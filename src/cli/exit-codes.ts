@@ -1,5 +1,7 @@
 // The command line's exit codes (documented in the README) and the error that carries one.
 
+import { ServiceError } from '../base/service-error.js';
+
 export const EXIT = {
   ok: 0,
   /** Anything else went wrong: a port in use, an unreadable file, no answer from the service. */
@@ -21,13 +23,13 @@ export const EXIT = {
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** A failure the command line reports as one message and an exit code. */
-export class CliError extends Error {
+export class CliError extends ServiceError {
+  readonly code = 'CLI_FAILURE';
   constructor(
     readonly exitCode: ExitCode,
     message: string,
   ) {
     super(message);
-    this.name = 'CliError';
   }
 }
 

@@ -5,16 +5,16 @@ import { randomBytes } from 'node:crypto';
 import { open, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
+import { ServiceError } from '../base/service-error.js';
 
 /** An edit could not take the lock within its time limit: another edit holds it. */
-export class LockTimeoutError extends Error {
+export class LockTimeoutError extends ServiceError {
   readonly code = 'LOCK_TIMEOUT';
   constructor(
     readonly file: string,
     readonly timeoutMs: number,
   ) {
     super(`${file}: another edit holds the lock (${file}.lock); gave up after ${timeoutMs} ms`);
-    this.name = 'LockTimeoutError';
   }
 }
 

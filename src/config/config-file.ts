@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import type { ConfigIssue } from './errors.js';
+import { ServiceError } from '../base/service-error.js';
 
 /** Default largest configuration file read (server.yaml `config.maxFileSize`): 4 MiB. */
 export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 * 1024;
@@ -34,7 +35,9 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 const OPEN_RESOLVED = OPEN_FLAGS | constants.O_NOFOLLOW;
 
 /** Thrown inside the reader; becomes the issue's reason. */
-class Refused extends Error {}
+class Refused extends ServiceError {
+  readonly code = 'CONFIG_FILE_REFUSED';
+}
 
 function kindOf(s: {
   isDirectory(): boolean;

@@ -9,15 +9,15 @@ import { ConfigError } from './errors.js';
 import { checkEndpointsConfig } from './load.js';
 import type { EndpointConfig, EndpointsConfig, PoolConfig } from './schema.js';
 import { applyYamlEdits, type YamlEdit } from './yaml-edit.js';
+import { ServiceError } from '../base/service-error.js';
 
 /** Why an edit was not made, with a stable code the command line turns into an exit code. */
-export class EditError extends Error {
+export class EditError extends ServiceError {
   constructor(
     readonly code: 'NOT_FOUND' | 'CONFLICT',
     message: string,
   ) {
     super(message);
-    this.name = 'EditError';
   }
 }
 

@@ -1,5 +1,7 @@
 // Errors for configuration refused at load time, each issue pinned to a file, line, column and field path.
 
+import { ServiceError } from '../base/service-error.js';
+
 /** One problem found in a configuration file; line and column are 1-based. */
 export interface ConfigIssue {
   file: string;
@@ -21,13 +23,12 @@ export function formatIssue(issue: ConfigIssue): string {
  * Every problem found in one pass over the configuration, so an operator can fix them all at once.
  * The message holds each issue on its own line.
  */
-export class ConfigError extends Error {
+export class ConfigError extends ServiceError {
   readonly code = 'CONFIG_INVALID';
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {
     super(issues.map(formatIssue).join('\n'));
-    this.name = 'ConfigError';
     this.issues = issues;
   }
 }

@@ -3,6 +3,7 @@
 
 import type { SipRequest } from '../sip/message.js';
 import { splitHeaderValues } from '../sip/header-values.js';
+import { ServiceError } from '../base/service-error.js';
 
 /** RFC 4028 §4: "the minimum value for the Session-Expires header field is 90 seconds". */
 export const MIN_SE = 90;
@@ -26,7 +27,7 @@ export type SessionTimerAnswer =
   | { readonly kind: 'none' }
   | { readonly kind: 'timer'; readonly seconds: number; readonly refresher: Refresher };
 
-export class SessionTimerSyntaxError extends Error {
+export class SessionTimerSyntaxError extends ServiceError {
   readonly code = 'SESSION_TIMER_SYNTAX';
 }
 

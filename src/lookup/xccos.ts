@@ -2,6 +2,7 @@
 // client's envelope with a strict XML parser that refuses DTDs, and writing the server's replies.
 
 import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { ServiceError } from '../base/service-error.js';
 
 export const XCCOS_NS = 'urn:parlano:xml:ns:xccos';
 
@@ -20,7 +21,7 @@ export type XccosErrorCode =
   'XCCOS_ENCODING' | 'XCCOS_DOCTYPE' | 'XCCOS_MALFORMED_XML' | 'XCCOS_NOT_ENVELOPE' | 'XCCOS_LIMIT';
 
 /** A body that is not an XCCOS envelope we accept; `message` is short enough for a reason phrase. */
-export class XccosError extends Error {
+export class XccosError extends ServiceError {
   constructor(
     readonly code: XccosErrorCode,
     message: string,

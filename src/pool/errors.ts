@@ -1,10 +1,11 @@
 // Errors the pool layer raises, each with a stable code the caller can branch on.
 
-export class PoolError extends Error {
+import { ServiceError } from '../base/service-error.js';
+
+export class PoolError extends ServiceError {
   readonly code: string;
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = new.target.name;
     this.code = code;
   }
 }

@@ -1,7 +1,9 @@
 // Errors of the SIP message layer: each carries the status code an element should answer with.
 
+import { ServiceError } from '../base/service-error.js';
+
 /** A message that cannot be accepted; `status` is the response to send when one can be routed. */
-export class SipParseError extends Error {
+export class SipParseError extends ServiceError {
   readonly code = 'SIP_PARSE';
   constructor(
     /** Short reason phrase, safe to put on a status line (ASCII, no CR/LF). */
@@ -10,6 +12,5 @@ export class SipParseError extends Error {
     readonly status: number = 400,
   ) {
     super(reason);
-    this.name = 'SipParseError';
   }
 }

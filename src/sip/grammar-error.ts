@@ -1,13 +1,14 @@
 // The one error the pure SIP grammar helpers throw: a malformed value, with a reason fit for a 400 reason phrase.
 
+import { ServiceError } from '../base/service-error.js';
+
 /**
  * Thrown by every parse function in `src/sip/` on input that does not match the RFC 3261 grammar.
  * `reason` is a short ASCII phrase with no CR/LF, safe to put straight into a status line
  * (e.g. `400 Bad Request URI: unterminated IPv6 reference`).
  */
-export class SipGrammarError extends Error {
+export class SipGrammarError extends ServiceError {
   readonly code = 'SIP_GRAMMAR';
-  override readonly name = 'SipGrammarError';
   readonly reason: string;
 
   constructor(reason: string) {

@@ -15,6 +15,7 @@ import {
   type ClientTransactionUser,
   type ForgetHook,
 } from './client-transaction.js';
+import { ServiceError } from '../base/service-error.js';
 
 /**
  * An INVITE client transaction in Accepted (RFC 6026 §8.4), as the table holds it under its key
@@ -46,7 +47,7 @@ export class AcceptedInvite {
 export type MatchedClientTransaction = ClientTransaction | AcceptedInvite;
 
 /** A second live transaction on one key: its responses could not be told apart. */
-export class DuplicateTransactionError extends Error {
+export class DuplicateTransactionError extends ServiceError {
   readonly code = 'TRANSACTION_DUPLICATE_KEY';
 }
 

@@ -17,6 +17,7 @@ import {
 import { MAGIC_COOKIE } from '../sip/via.js';
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
 import { IllegalTransitionError } from './server-transaction.js';
+import { ServiceError } from '../base/service-error.js';
 
 export { IllegalTransitionError };
 
@@ -31,7 +32,7 @@ export enum ClientTransactionState {
 }
 
 /** A request a client transaction cannot be built for: refused before anything is sent. */
-export class ClientTransactionArgumentError extends Error {
+export class ClientTransactionArgumentError extends ServiceError {
   readonly code = 'TRANSACTION_BAD_ARGUMENT';
 }
 

@@ -3,6 +3,7 @@
 
 import type { Clock, TimerHandle, TimerValues } from './clock.js';
 import type { Link } from '../transport/types.js';
+import { ServiceError } from '../base/service-error.js';
 
 export enum ServerTransactionState {
   Trying = 'trying',
@@ -14,7 +15,7 @@ export enum ServerTransactionState {
   Terminated = 'terminated',
 }
 
-export class IllegalTransitionError extends Error {
+export class IllegalTransitionError extends ServiceError {
   readonly code = 'TRANSACTION_ILLEGAL_TRANSITION';
 }
 

@@ -10,8 +10,9 @@ import type { Logger } from 'pino';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, readRuledBytes } from '../config/config-file.js';
 import type { TlsConfig } from '../config/schema.js';
 import type { PeerCertificate } from './types.js';
+import { ServiceError } from '../base/service-error.js';
 
-export class CertificateError extends Error {
+export class CertificateError extends ServiceError {
   readonly code = 'CERTIFICATE_INVALID';
 }
 

@@ -7,6 +7,7 @@ import type { TcpConnection, TcpConnector, TcpListener } from './tcp.js';
 import type { TlsConnector, TlsListener } from './tls.js';
 import type { UdpListener } from './udp.js';
 import type { TransportName } from './types.js';
+import { ServiceError } from '../base/service-error.js';
 
 export interface NextHop {
   readonly transport: 'udp' | 'tcp' | 'tls';
@@ -28,7 +29,7 @@ export interface Sender {
   readonly send: (data: Buffer) => void;
 }
 
-export class TransportUnavailableError extends Error {
+export class TransportUnavailableError extends ServiceError {
   readonly code = 'TRANSPORT_UNAVAILABLE';
 }
 

@@ -1,0 +1,11 @@
+// The root of the service's own errors: each has a stable `code` a caller can branch on, and its
+// `name` is its class's own (what logs and stack traces show), set here once for all of them.
+
+export abstract class ServiceError extends Error {
+  abstract readonly code: string;
+
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
