@@ -6,7 +6,7 @@ import { ForwardingPolicy, addressToken } from '../../src/router/forwarding-poli
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseSipUri } from '../../src/sip/uri.js';
-import type { Target } from '../../src/pool/types.js';
+import { RIG_MEMBER } from '../helpers/proxy-rig.js';
 
 const KEY = Buffer.from('a test secret of enough length', 'utf8');
 const US = '10.0.0.1:5060';
@@ -184,15 +184,7 @@ Content-Length: 0
 });
 
 describe('forwarding policy: no Route (rule c)', () => {
-  const member: Target = {
-    transport: 'udp',
-    host: '10.0.0.9',
-    address: '10.0.0.9',
-    port: 5060,
-    family: 4,
-    id: 'udp:10.0.0.9:5060',
-    source: 'static',
-  };
+  const member = RIG_MEMBER;
 
   it('an in-dialog request goes to a pool member we have sent to, and nowhere else', () => {
     const p = policy();
