@@ -88,11 +88,6 @@ const MALFORMED = refused(403, 'malformed');
 export class ForwardingPolicy {
   /** Pool members we have sent to, by "address|port": rule (c) forwards to them. */
   private readonly members = new Map<string, Target>();
-  // The verdict on the request last judged: the router asks first (to answer a refusal itself), the
-  // proxy then forwards the same request object, synchronously, without judging it twice.
-  private lastReq: SipRequest | undefined;
-  private lastVerdict: ForwardVerdict | undefined;
-
   constructor(
     private readonly key: Buffer,
     /** Does this URI name one of our listeners. */
@@ -120,21 +115,7 @@ export class ForwardingPolicy {
    * still be a party of the signed dialog, with no check of who sent it.
    */
   judge(req: SipRequest, sender: string | undefined): ForwardVerdict {
-    const v = this.safely(req, sender);
-    // Only what will be forwarded is kept for take(): a refusal is answered by the router.
-    if (v.forward) {
-      this.lastReq = req;
-      this.lastVerdict = v;
-    }
-    return v;
-  }
-
-  /** The verdict judge() gave this very request, consumed; judged now when there is none. */
-  take(req: SipRequest, sender: string | undefined): ForwardVerdict {
-    const cached = this.lastReq === req ? this.lastVerdict : undefined;
-    this.lastReq = undefined;
-    this.lastVerdict = undefined;
-    return cached ?? this.safely(req, sender);
+    return this.safely(req, sender);
   }
 
   /** An ACK reaches here unvalidated: a header that does not parse refuses it, never throws. */

@@ -56,6 +56,12 @@ export const DEFAULT_PROXY_SETTINGS: ProxySettings = {
   noTargetRetryAfter: 30,
 };
 
+/** A pool's known targets, and those of them available now (health order). */
+export interface PoolTargets {
+  readonly known: readonly Target[];
+  readonly available: Target[];
+}
+
 /** Where pool targets come from (the pool layer: static targets or RFC 3263 resolution). */
 export interface TargetSource {
   resolve(pool: Pool): Promise<readonly Target[]>;
@@ -213,31 +219,24 @@ export class Proxy {
 
   /**
    * A request that names no endpoint, in a dialog or routed through us: the forwarding policy's
-   * refusal, or undefined when forwardInDialog (or forwardAck) may send it on. Nothing is sent here.
+   * verdict, a refusal or the hop forwardInDialog is to send it to. Nothing is sent here.
    */
-  refuseInDialog(req: SipRequest, source: Source): { status: 403 | 404; outcome: string } | undefined {
-    const v = this.policy.judge(req, source.address);
-    return v.forward ? undefined : v;
+  judgeInDialog(req: SipRequest, source: Source): ForwardVerdict {
+    return this.policy.judge(req, source.address);
   }
 
   /** A new request for a proxy-mode endpoint (RFC 3261 §16.5–16.6 over the pool's targets). */
-  forwardToPool(inb: Inbound, endpoint: Endpoint, key: string): void {
+  forwardToPool(inb: Inbound, endpoint: Endpoint, key: string, targets?: PoolTargets): void {
     // RFC 3261 §16.4: "If the first value in the Route header field indicates this proxy, the proxy
     // MUST remove that value from the request." (a Front End routing the lookup INVITE to us).
     const route = firstRoute(inb.req);
     const ctx = new ResponseContext(this, inb, endpoint, route !== undefined && this.isOwnRoute(route));
     this.track(key, ctx);
     ctx.sendTrying();
-    const checked = this.checked;
-    this.checked = undefined;
-    if (checked !== undefined && checked.req === inb.req && checked.pool === endpoint.pool) {
-      this.policy.noteMembers(checked.known);
-      ctx.start(checked.available);
-      return;
-    }
-    const known = this.deps.targets.cached(endpoint.pool);
+    const known = targets ?? this.poolTargets(endpoint);
     if (known !== undefined) {
-      this.startOn(ctx, known);
+      this.policy.noteMembers(known.known);
+      ctx.start(known.available);
       return;
     }
     this.deps.targets.resolve(endpoint.pool).then(
@@ -253,31 +252,20 @@ export class Proxy {
   }
 
   /**
-   * Seconds for the Retry-After of a 503 when the pool's targets are known and none is available
-   * (all held down or probed down), else undefined. Asked before a transaction is created, so a
-   * request no member can take is answered once, statelessly, like every other answer of ours.
+   * The pool's targets when they are known at once (static, or cached DNS), with those available
+   * now; undefined while they must still be resolved. The router asks before it creates a
+   * transaction, so a request no member can take is answered once, statelessly, and hands what it
+   * found to forwardToPool: the targets are drawn and filtered once per INVITE.
    */
-  noLiveMember(endpoint: Endpoint, req: SipRequest): number | undefined {
-    this.checked = undefined;
+  poolTargets(endpoint: Endpoint): PoolTargets | undefined {
     const known = this.deps.targets.cached(endpoint.pool);
-    if (known === undefined || known.length === 0) return undefined;
-    const available = this.deps.health.order(known);
-    if (available.length === 0) return this.deps.settings.noTargetRetryAfter;
-    // Kept for forwardToPool, which the router calls next for this very request: the targets are
-    // not drawn and filtered twice per INVITE.
-    this.checked = { req, pool: endpoint.pool, known, available };
-    return undefined;
+    return known === undefined ? undefined : { known, available: this.deps.health.order(known) };
   }
 
-  /** What noLiveMember found for the request it was last asked about, until forwardToPool takes it. */
-  private checked:
-    | {
-        readonly req: SipRequest;
-        readonly pool: Endpoint['pool'];
-        readonly known: readonly Target[];
-        readonly available: Target[];
-      }
-    | undefined;
+  /** Retry-After (seconds) of the 503 answered when no pool member is available. */
+  get noMemberRetryAfter(): number {
+    return this.deps.settings.noTargetRetryAfter;
+  }
 
   private startOn(ctx: ResponseContext, targets: readonly Target[]): void {
     this.policy.noteMembers(targets);
@@ -288,8 +276,7 @@ export class Proxy {
    * An in-dialog request (or one carrying our Route) that names no endpoint: forwarded to the next
    * hop when it is one we may reach. Returns false when it is not ours to forward.
    */
-  forwardInDialog(inb: Inbound, key: string): boolean {
-    const hop = this.policy.take(inb.req, inb.source.address);
+  forwardInDialog(inb: Inbound, key: string, hop: ForwardVerdict): boolean {
     if (!hop.forward) return false;
     const ctx = new ResponseContext(this, inb, undefined, hop.popRoute);
     this.track(key, ctx);
@@ -311,7 +298,7 @@ export class Proxy {
    * the forwarding policy allows it; false (the router drops and counts it) otherwise.
    */
   forwardAck(req: SipRequest): boolean {
-    const hop: ForwardVerdict = this.policy.take(req, undefined);
+    const hop = this.policy.judge(req, undefined);
     if (!hop.forward) return false;
     const send = (sender: Sender): void => {
       const copy = forwardedRequest(req, {

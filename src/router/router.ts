@@ -20,6 +20,7 @@ import { ServerTransactionTable, serverTransactionKey } from '../transaction/ser
 import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
 import type { Admission } from '../guard/guard.js';
+import type { ForwardVerdict } from './forwarding-policy.js';
 import { LogThrottle } from '../guard/log-throttle.js';
 import { randomBytes } from 'node:crypto';
 import { responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
@@ -97,7 +98,7 @@ type Decision =
       readonly lookup?: undefined;
     }
   | { readonly proxy: 'pool'; readonly endpoint: Endpoint; readonly lookup?: undefined }
-  | { readonly proxy: 'dialog'; readonly lookup?: undefined }
+  | { readonly proxy: 'dialog'; readonly hop: ForwardVerdict; readonly lookup?: undefined }
   | { readonly lookup: 'invite'; readonly endpoint: Endpoint; readonly proxy?: undefined };
 
 /**
@@ -541,22 +542,25 @@ export class Router {
       lookup.invite({ req, source, via, txn: responder, t0 }, decision.endpoint);
       return;
     }
-    if (decision.proxy === 'pool') {
+    const targets = decision.proxy === 'pool' ? this.proxy!.poolTargets(decision.endpoint) : undefined;
+    if (
+      decision.proxy === 'pool' &&
+      targets !== undefined &&
+      targets.known.length > 0 &&
+      targets.available.length === 0
+    ) {
       // No member can take it: one stateless 503, so a spoofed source gets one datagram back, not a
       // transaction's 100 Trying and retransmitted final.
-      const retryAfter = this.proxy!.noLiveMember(decision.endpoint, req);
-      if (retryAfter !== undefined) {
-        const extra = `Retry-After: ${retryAfter}\r\n`;
-        this.answer(
-          req,
-          via,
-          source,
-          { status: 503, outcome: 'no-live-member', extra, endpoint: decision.endpoint },
-          t0,
-          'warn',
-        );
-        return;
-      }
+      const extra = `Retry-After: ${this.proxy!.noMemberRetryAfter}\r\n`;
+      this.answer(
+        req,
+        via,
+        source,
+        { status: 503, outcome: 'no-live-member', extra, endpoint: decision.endpoint },
+        t0,
+        'warn',
+      );
+      return;
     }
     if (decision.proxy !== undefined) {
       key ??= serverTransactionKey(req);
@@ -568,10 +572,10 @@ export class Router {
       const inb = { req, source, via, txn, t0, raw };
       try {
         if (decision.proxy === 'pool') {
-          this.proxy!.forwardToPool(inb, decision.endpoint, key);
+          this.proxy!.forwardToPool(inb, decision.endpoint, key, targets);
           return;
         }
-        if (this.proxy!.forwardInDialog(inb, key)) return;
+        if (this.proxy!.forwardInDialog(inb, key, decision.hop)) return;
       } catch (err) {
         // The transaction exists now: it must end with an answer, or it would be held for ever.
         this.stats.internalErrors++;
@@ -866,8 +870,8 @@ export class Router {
       // An in-dialog request, or one routed through us by our Record-Route: the forwarding policy
       // decides (src/router/forwarding-policy.ts), before anything is sent or connected.
       if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
-        const refusal = this.proxy.refuseInDialog(req, source);
-        return refusal === undefined ? { proxy: 'dialog' } : refusal;
+        const hop = this.proxy.judgeInDialog(req, source);
+        return hop.forward ? { proxy: 'dialog', hop } : hop;
       }
       // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (a lookup dialog already over).
       if (this.lookup !== undefined && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
