@@ -110,9 +110,9 @@ export class ForwardingPolicy {
   }
 
   /**
-   * Rules (b) and (c) for a request that names no endpoint. `sender` is the address it came from;
-   * undefined for an ACK, which the router hands over without its source: the next hop must then
-   * still be a party of the signed dialog, with no check of who sent it.
+   * Rules (b) and (c) for a request that names no endpoint. `sender` is the address it came from
+   * (the router always knows it, ACKs included); undefined checks only that the next hop is a party
+   * of the signed dialog, not who sent it.
    */
   judge(req: SipRequest, sender: string | undefined): ForwardVerdict {
     return this.safely(req, sender);

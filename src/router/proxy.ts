@@ -297,8 +297,8 @@ export class Proxy {
    * An ACK matching no server transaction: the ACK of a 2xx, forwarded statelessly end to end when
    * the forwarding policy allows it; false (the router drops and counts it) otherwise.
    */
-  forwardAck(req: SipRequest): boolean {
-    const hop = this.policy.judge(req, undefined);
+  forwardAck(req: SipRequest, source: Source): boolean {
+    const hop = this.policy.judge(req, source.address);
     if (!hop.forward) return false;
     const send = (sender: Sender): void => {
       const copy = forwardedRequest(req, {

@@ -795,7 +795,7 @@ export class Router {
     // The ACK of a 2xx is a transaction of its own (RFC 3261 §13.3.1.4): ours stops the lookup
     // service's retransmissions; a proxy forwards any other end to end (RFC 3261 §16.11).
     if (this.lookup?.ack(req, source) === true) return;
-    if (this.proxy?.forwardAck(req) === true) return;
+    if (this.proxy?.forwardAck(req, source) === true) return;
     // RFC 3261 §17.2.3: an ACK matching no transaction is not ours to answer.
     this.stats.dropped++;
     this.log.debug({ callId: req.callId, method: 'ACK' }, 'ACK matching no transaction dropped');

@@ -467,6 +467,22 @@ describe('signed Record-Route: in-dialog requests only along a valid signature, 
     expect(await d.client.next((t) => t.startsWith('BYE '), 5000)).toBeDefined();
   });
 
+  it('an ACK along a valid signed Route reaches the member only from the other party, not from a third host', async () => {
+    const d = await dialog('rr-ack');
+    const ack = (fromPort: number, branch: string): string =>
+      request('ACK', d.memberUri, { fromPort, callId: 'rr-ack', route: d.rr, toTag: 'peer1' }).replace(
+        /branch=[^;\r]+/,
+        `branch=${branch}`,
+      );
+    const third = await udp('127.0.0.3');
+    third.send(ack(third.port, 'z9hG4bK-ack-third'), d.s.port('udp'));
+    await sleep(300);
+    expect(d.m.received.map((r) => r.method)).not.toContain('ACK');
+    d.client.send(ack(d.client.port, 'z9hG4bK-ack-caller'), d.s.port('udp'));
+    for (let i = 0; i < 80 && !d.m.received.some((r) => r.method === 'ACK'); i++) await sleep(25);
+    expect(d.m.received.filter((r) => r.method === 'ACK')).toHaveLength(1);
+  });
+
   it('a tampered signature gets 403 and nothing reaches the member', async () => {
     const d = await dialog('rr-bad');
     // One character of the signature changed (or, on a Route without one, a made-up one added).
