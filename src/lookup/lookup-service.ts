@@ -94,9 +94,9 @@ export type LookupInbound = Omit<Inbound, 'txn'> & { readonly txn: Responder };
 
 /** Why the router answers a lookup INVITE 503 itself (see LookupService.admit). */
 export interface LookupRefusal {
-  readonly status: 503;
-  readonly outcome: 'lookup-full' | 'lookup-source-budget';
-  readonly extra: string;
+  readonly status: 403 | 503;
+  readonly outcome: 'lookup-full' | 'lookup-source-budget' | 'lookup-other-flow';
+  readonly extra?: string;
 }
 
 export interface LookupStats {
@@ -213,12 +213,17 @@ export class LookupService {
   /**
    * Before a new INVITE is handed over: a refusal when it must get a 503 without touching anything,
    * because lookup.maxDialogs are held or its source has lookup.maxUnackedPerSource un-ACKed 200s
-   * retransmitted towards it. A retransmission of an INVITE whose 200 is pending is always admitted
-   * (it gets that 200 again, and makes nothing new).
+   * retransmitted towards it. A retransmission of an INVITE whose 200 is pending is admitted from
+   * the dialog's own flow (it gets that 200 again, and makes nothing new), refused from any other:
+   * the stored 200 must not be sent wherever a copy of the INVITE claims to come from.
    */
   admit(req: SipRequest, source: Source): LookupRefusal | undefined {
     const early = this.early.get(earlyKey(req.callId ?? '', req.fromTag ?? ''));
-    if (early?.pending !== undefined && early.pending.cseq === req.cseq.seq) return undefined;
+    if (early?.pending !== undefined && early.pending.cseq === req.cseq.seq) {
+      if (sameFlow(early.source, source)) return undefined;
+      this.stats.otherFlow++;
+      return { status: 403, outcome: 'lookup-other-flow' };
+    }
     if (this.dialogs.size >= this.deps.settings.maxDialogs)
       return { status: 503, outcome: 'lookup-full', extra: 'Retry-After: 30\r\n' };
     if (

@@ -486,6 +486,29 @@ describe('no reflection: answers of our own are stateless (RFC 3261 §8.2.7, fin
     expect(s.server.router.transactions.size).toBe(0);
   });
 
+  it("a copy of a lookup INVITE whose 200 is still un-ACKed, sent from another source, gets one 403 and not the dialog's 200", async () => {
+    const s = await start();
+    const caller = await udpSocket();
+    const invite: Msg = {
+      method: 'INVITE',
+      ruri: 'sip:lookup@contoso.com',
+      branch: 'z9hG4bK-copy-1',
+      callId: 'copy-1',
+    };
+    caller.send(invite, s.port('udp'));
+    expect(await caller.next((m) => m.startsWith('SIP/2.0 200'))).toBeDefined();
+    // The same INVITE (as a retransmission would be) from another address and port: what a spoofed
+    // source naming a victim would send, the victim's own socket standing in for the spoofing.
+    const victim = await udpSocket();
+    victim.send(invite, s.port('udp'));
+    await sleep(400);
+    expect(victim.inbox.map(status)).toEqual([403]);
+    // The caller's own retransmission still gets its 200.
+    const before = caller.inbox.length;
+    caller.send(invite, s.port('udp'));
+    expect(await caller.next((m) => m.startsWith('SIP/2.0 200'), before)).toBeDefined();
+  });
+
   it('lookup 200 retransmissions towards one source stop at its budget: further INVITEs get one 503 each', async () => {
     // The default budget: 8 un-ACKed 200s per source address.
     const s = await start();
