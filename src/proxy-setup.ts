@@ -127,7 +127,6 @@ export class ProxySupport {
       },
       health: this.health,
       outbound: this.outbound,
-      connections: this.connections,
       timersT1: this.ctx.timers.t1,
       settings: this.settings,
     };

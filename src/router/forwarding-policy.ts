@@ -29,10 +29,11 @@ import type { Target } from '../pool/types.js';
 import { SipResponse, flatCopy, type SipRequest } from '../sip/message.js';
 import { parseSipUri, getUriParam, type SipUri } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/name-addr.js';
-import { splitHeaderValues, splitFirstElement } from '../sip/header-values.js';
+import { splitHeaderValues } from '../sip/header-values.js';
 import { HeaderBit } from '../sip/headers.js';
 import type { NextHop } from '../transport/outbound.js';
 import { mac } from '../guard/secret.js';
+import { firstRoute } from './forward.js';
 
 /** Where a forwarded request goes: a hop named by a URI, or a pool member. */
 export type Hop = NextHop & Partial<Target>;
@@ -243,14 +244,6 @@ export class ForwardingPolicy {
     }
     return res;
   }
-}
-
-/** The first Route value of a request, if any. */
-function firstRoute(req: SipRequest): string | undefined {
-  if (!req.has(HeaderBit.route)) return undefined;
-  const line = req.header('route');
-  if (line === undefined) return undefined;
-  return line.indexOf(',') < 0 ? line : splitFirstElement(line)[0];
 }
 
 /** The URI of the second Route value, if any. */

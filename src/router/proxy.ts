@@ -34,7 +34,6 @@ import type {
   NonInviteServerTransaction,
   ResponseRoute,
 } from '../transaction/server-transaction.js';
-import type { ConnectionRegistry } from '../transport/tcp.js';
 import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
 import type { Link, Source } from '../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
@@ -81,7 +80,6 @@ export interface ProxyDeps {
   readonly targets: TargetSource;
   readonly health: HealthView;
   readonly outbound: Outbound;
-  readonly connections: ConnectionRegistry;
   readonly clock: Clock;
   /** T1, for the 64*T1 a CANCELled branch is given to answer. */
   readonly timersT1: number;

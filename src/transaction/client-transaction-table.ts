@@ -128,7 +128,7 @@ export class ClientTransactionTable {
   /**
    * Hand a response to the transaction it belongs to. RFC 3261 §17.1.3: the top Via branch and the
    * CSeq method identify it (a CANCEL shares its INVITE's branch). Sent-by is not compared: our
-   * branches are unique across space and time and carry 48 random bits (branch.ts), so no other
+   * branches are unique across space and time and carry 72 random bits (branch.ts), so no other
    * element's response can carry one by accident.
    * Returns false when nothing matched (unknown branch, transaction over, malformed Via or CSeq):
    * the caller drops and counts it. RFC 6026 §7.3: "The proxy MUST NOT forward the response if there

@@ -8,7 +8,6 @@ import { EndpointTable } from '../../src/endpoints/table.js';
 import { parseEndpointsConfig } from '../../src/config/load.js';
 import { ClientTransactionTable } from '../../src/transaction/client-transaction-table.js';
 import { DEFAULT_PROXY_SETTINGS } from '../../src/router/proxy.js';
-import { ConnectionRegistry } from '../../src/transport/tcp.js';
 import type { Outbound, Sender } from '../../src/transport/outbound.js';
 import type { Target } from '../../src/pool/index.js';
 import { FakeClock } from './fake-clock.js';
@@ -62,7 +61,6 @@ export function proxyRig() {
       targets: { resolve: () => Promise.resolve([RIG_MEMBER]), cached: () => [RIG_MEMBER] },
       health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
       outbound,
-      connections: new ConnectionRegistry(),
       timersT1: RIG_TIMERS.t1,
       settings: DEFAULT_PROXY_SETTINGS,
     },
