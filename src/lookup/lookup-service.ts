@@ -455,13 +455,15 @@ export class LookupService {
       // accomplished with a BYE as described in Section 15."
       giveUp: this.deps.clock.setTimer(64 * t1, () => {
         if (d.pending !== p) return;
-        this.clearPending(d);
+        // The BYE that ends the dialog goes to the same unanswering source, retransmitted in turn:
+        // the source's budget slot is held until that BYE's transaction ends too.
+        this.clearPending(d, false);
         this.deps.logger.info(
           { callId: d.callId, endpoint: d.endpoint.sipAddress },
           'lookup 2xx never ACKed',
         );
         this.stats.expired++;
-        this.end(d, 'no-ack', true);
+        this.end(d, 'no-ack', true, () => this.releaseBudget(p));
       }),
     };
     if (d.pending !== undefined) this.clearPending(d);
@@ -481,17 +483,21 @@ export class LookupService {
     p.retransmit = this.deps.clock.setTimer(p.interval, () => this.retransmit2xx(d, p));
   }
 
-  private clearPending(d: LookupDialog): void {
+  /** Stop a pending 2xx's timers; its budget slot is given back too unless `release` is false. */
+  private clearPending(d: LookupDialog, release = true): void {
     const p = d.pending;
     if (p === undefined) return;
     if (p.retransmit !== undefined) this.deps.clock.clearTimer(p.retransmit);
     this.deps.clock.clearTimer(p.giveUp);
     d.pending = undefined;
-    if (p.budgeted) {
-      const n = (this.unackedBySource.get(p.route.address) ?? 1) - 1;
-      if (n > 0) this.unackedBySource.set(p.route.address, n);
-      else this.unackedBySource.delete(p.route.address);
-    }
+    if (release) this.releaseBudget(p);
+  }
+
+  private releaseBudget(p: Pending2xx): void {
+    if (!p.budgeted) return;
+    const n = (this.unackedBySource.get(p.route.address) ?? 1) - 1;
+    if (n > 0) this.unackedBySource.set(p.route.address, n);
+    else this.unackedBySource.delete(p.route.address);
   }
 
   /** Contact, Allow, Supported and Session-Expires of our 2xx to INVITE and UPDATE. */
@@ -648,7 +654,8 @@ export class LookupService {
   }
 
   /** Send INFO or BYE to the client in the dialog (RFC 3261 §12.2.1.1), over its own connection. */
-  private sendRequest(d: LookupDialog, method: 'INFO' | 'BYE', body?: string): void {
+  /** `done` is called once the request's transaction has its final answer, timed out or failed. */
+  private sendRequest(d: LookupDialog, method: 'INFO' | 'BYE', body?: string, done?: () => void): void {
     const source = d.source;
     const link = source.link;
     const local = localAddress(source);
@@ -683,13 +690,20 @@ export class LookupService {
       body === undefined ? EMPTY_BODY : Buffer.from(body, 'utf8'),
     );
     const callId = d.callId;
+    let pending = done;
+    const finish = (): void => {
+      pending?.();
+      pending = undefined;
+    };
     const txn = this.deps.clientTxns.createNonInvite({
       request,
       send: (data) => link.send(data, source.address, source.port),
       reliable: link.reliable,
       user: {
         onResponse: (res) => {
-          if (res.status < 200 || method !== 'INFO') return;
+          if (res.status < 200) return;
+          finish();
+          if (method !== 'INFO') return;
           // RFC 3261 §12.2.1.2: "If the response for a request within a dialog is a 481 or a 408, the
           // UAC SHOULD terminate the dialog."
           if (res.status === 481 || res.status === 408) this.end(d, `INFO answered ${res.status}`, false);
@@ -697,10 +711,12 @@ export class LookupService {
             this.deps.logger.info({ callId, status: res.status }, 'lookup reply INFO refused by the client');
         },
         onTimeout: () => {
+          finish();
           this.deps.logger.info({ callId, method }, 'lookup request to the client timed out');
           if (method === 'INFO') this.end(d, 'INFO timed out', false);
         },
         onTransportError: (err) => {
+          finish();
           this.deps.logger.info(
             { callId, method, err: err.message },
             'lookup request to the client not sent',
@@ -727,16 +743,17 @@ export class LookupService {
   }
 
   /** End a dialog: timers cleared, maps emptied, and a BYE to the client when it did not end it. */
-  private end(d: LookupDialog, why: string, bye: boolean): void {
+  private end(d: LookupDialog, why: string, bye: boolean, byeDone?: () => void): void {
     if (d.ended) return;
     if (bye) {
       this.stats.byesSent++;
       try {
-        this.sendRequest(d, 'BYE');
+        this.sendRequest(d, 'BYE', undefined, byeDone);
       } catch (err) {
         this.deps.logger.debug({ callId: d.callId, err: String(err) }, 'lookup BYE not sent');
+        byeDone?.();
       }
-    }
+    } else byeDone?.();
     d.ended = true;
     this.clearPending(d);
     if (d.lifetime !== undefined) this.deps.clock.clearTimer(d.lifetime);

@@ -509,6 +509,37 @@ describe('no reflection: answers of our own are stateless (RFC 3261 §8.2.7, fin
     expect(await caller.next((m) => m.startsWith('SIP/2.0 200'), before)).toBeDefined();
   });
 
+  it('the BYE that ends a never-ACKed lookup dialog holds its source budget until it is answered', async () => {
+    const s = await start({ extra: 'lookup:\n  maxUnackedPerSource: 1\n' });
+    const spoofed = await udpSocket();
+    const invite = (n: number): Msg => ({
+      method: 'INVITE',
+      ruri: 'sip:lookup@contoso.com',
+      branch: `z9hG4bK-bye-budget-${n}`,
+      callId: `bye-budget-${n}`,
+    });
+    spoofed.send(invite(1), s.port('udp'));
+    // 64*T1 = 6.4 s of 200s without an ACK, then the BYE (RFC 3261 §13.3.1.4).
+    const bye = await spoofed.next((m) => m.startsWith('BYE '), 0, 8000);
+    expect(bye).toBeDefined();
+    // While that BYE goes unanswered (and is resent), the source has no budget for a new INVITE.
+    let from = spoofed.inbox.length;
+    spoofed.send(invite(2), s.port('udp'));
+    expect(status(await spoofed.next((m) => m.includes('Call-ID: bye-budget-2'), from))).toBe(503);
+    // Answered: the slot is back.
+    const b = bye!;
+    const header = (name: string): string => new RegExp(`\r\n${name}: ([^\r]*)`).exec(b)![1]!;
+    spoofed.sendRaw(
+      `SIP/2.0 200 OK\r\nVia: ${header('Via')}\r\nFrom: ${header('From')}\r\nTo: ${header('To')}\r\n` +
+        `Call-ID: ${header('Call-ID')}\r\nCSeq: ${header('CSeq')}\r\nContent-Length: 0\r\n\r\n`,
+      s.port('udp'),
+    );
+    await sleep(100);
+    from = spoofed.inbox.length;
+    spoofed.send(invite(3), s.port('udp'));
+    expect(status(await spoofed.next((m) => m.includes('Call-ID: bye-budget-3'), from))).toBe(200);
+  }, 15_000);
+
   it('lookup 200 retransmissions towards one source stop at its budget: further INVITEs get one 503 each', async () => {
     // The default budget: 8 un-ACKed 200s per source address.
     const s = await start();
