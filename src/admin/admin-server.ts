@@ -14,6 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import type { ServiceMetrics } from './metrics.js';
+import { withTimeout } from '../base/with-timeout.js';
+import { DEFAULT_READ_TIMEOUT } from '../config/config-file.js';
 
 export interface AdminHandlers {
   readonly metrics: ServiceMetrics;
@@ -181,6 +183,8 @@ class Token {
     return new Token(digest(await readToken(file)), file, onError);
   }
 
+  private reading: Promise<string> | undefined;
+
   get required(): boolean {
     return this.value !== undefined;
   }
@@ -191,7 +195,20 @@ class Token {
     if (m === null) return false;
     if (this.file !== undefined) {
       try {
-        this.value = digest(await readToken(this.file));
+        // One read at a time, whatever the number of requests, and none waits past the timeout: a
+        // file on a hung mount cannot hold the requests, or the thread pool, for ever.
+        const file = this.file;
+        this.reading ??= withTimeout<string | Error>(
+          readToken(file),
+          DEFAULT_READ_TIMEOUT,
+          () => new Error(`admin.tokenFile ${file} not read within ${DEFAULT_READ_TIMEOUT} ms`),
+        )
+          .then((read) => {
+            if (read instanceof Error) throw read;
+            return read;
+          })
+          .finally(() => (this.reading = undefined));
+        this.value = digest(await this.reading);
       } catch (err) {
         // Keep the last token read: a file being replaced must not open the port.
         this.onError(err instanceof Error ? err : new Error(String(err)));

@@ -9,6 +9,7 @@ import { startServer, type RunningServer } from '../server.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { withTimeout } from '../base/with-timeout.js';
 
 interface ServeFlags extends ConfigDirOptions {
   logLevel?: string;
@@ -67,7 +68,13 @@ export function serveCommand(io: CliIo): Command {
         };
         void server
           .drain()
-          .then(() => within(server.close(), CLOSE_GRACE_MS))
+          .then(() =>
+            withTimeout(
+              server.close().then(() => true),
+              CLOSE_GRACE_MS,
+              () => false,
+            ),
+          )
           .then(
             (closed) => {
               if (closed) return done();
@@ -84,16 +91,6 @@ export function serveCommand(io: CliIo): Command {
       process.on('SIGTERM', () => stop('SIGTERM'));
     });
   });
-}
-
-/** True when `p` settles within `ms`, false when the time runs out first. */
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Exits once the log lines buffered are written, or after 200 ms whatever holds them. */

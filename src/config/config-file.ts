@@ -7,6 +7,7 @@ import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import type { ConfigIssue } from './errors.js';
 import { ServiceError } from '../base/service-error.js';
+import { withTimeout } from '../base/with-timeout.js';
 
 /** Default largest configuration file read (server.yaml `config.maxFileSize`): 4 MiB. */
 export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 * 1024;
@@ -114,20 +115,6 @@ async function readRuled(file: string, rules: ReadRules): Promise<Buffer> {
     return await readBounded(fh, rules.maxFileSize);
   } finally {
     await fh.close().catch(() => undefined);
-  }
-}
-
-/** Settles within `timeoutMs` whatever `work` does; a read given up finishes on its own later. */
-async function withTimeout<T>(work: Promise<T>, timeoutMs: number, late: () => T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(late()), timeoutMs);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
