@@ -106,9 +106,6 @@ const WORKER_URL = import.meta.url.endsWith('.js')
   ? new URL('./check-worker.js', import.meta.url)
   : undefined;
 
-/** True when large files are checked off the event loop (the built service). */
-export const offThreadAvailable = WORKER_URL !== undefined;
-
 /**
  * Checks `text` as a `kind` file, off the event loop when it is large. Settles with an issue, never
  * hangs: the worker is stopped after CHECK_TIMEOUT_MS or when `signal` aborts.

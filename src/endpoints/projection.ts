@@ -33,6 +33,3 @@ export function poolProjection(p: Pool) {
     maintenanceUntil: windowView(p.maintenanceUntil),
   } satisfies Record<keyof Pool, unknown>;
 }
-
-export type EndpointProjection = ReturnType<typeof endpointProjection>;
-export type PoolProjection = ReturnType<typeof poolProjection>;
