@@ -84,13 +84,9 @@ export class ListenerGuard {
   /** Called by the router for every request (and anything that is not visibly a response). */
   readonly admit = (source: Source): Admission => {
     const g = this.guard;
-    if (g.limiter !== undefined && !g.exempt(source.address)) {
-      const v = g.limiter.hit(source.address, g.now());
-      if (v !== 'ok') {
-        g.stats.rateLimited++;
-        if (v === 'ban') g.banned(source.address, this.id);
-        return 'drop';
-      }
+    if (g.overRate(source.address, this.id)) {
+      g.stats.rateLimited++;
+      return 'drop';
     }
     const policy = this.policy;
     if (policy === undefined || this.allowed(policy, source)) return 'pass';
@@ -113,13 +109,7 @@ export class ListenerGuard {
       g.connectionRefused(address, this.id, reason);
       return false;
     };
-    if (g.limiter !== undefined && !g.exempt(address)) {
-      const v = g.limiter.hit(address, g.now());
-      if (v !== 'ok') {
-        if (v === 'ban') g.banned(address, this.id);
-        return refuse('source banned for flooding');
-      }
-    }
+    if (g.overRate(address, this.id)) return refuse('source banned for flooding');
     const policy = this.policy;
     // Only a drop policy may refuse before a request: a reject policy owes the request its 403, and a
     // certificate-based one can only judge after the TLS handshake.
@@ -257,6 +247,15 @@ export class Guard {
   /** Sources tracked by the rate limiter. */
   get trackedSources(): number {
     return this.limiter?.size ?? 0;
+  }
+
+  /** One hit of `address` on the rate limit: true when it is over (a ban starting is logged). */
+  overRate(address: string, listener: string): boolean {
+    if (this.limiter === undefined || this.exempt(address)) return false;
+    const v = this.limiter.hit(address, this.now());
+    if (v === 'ok') return false;
+    if (v === 'ban') this.banned(address, listener);
+    return true;
   }
 
   exempt(address: string): boolean {
