@@ -419,8 +419,9 @@ const shutdownSchema = strictObject({
 });
 
 /**
- * How configuration files (these two, and the TLS files) are read. Applied to endpoints.yaml in the
- * same load; server.yaml itself is read under the last good values (the defaults at start-up).
+ * How server.yaml and endpoints.yaml are read. Applied to endpoints.yaml in the same load;
+ * server.yaml itself is read under the last good values (the defaults at start-up). The TLS files
+ * are read under the same rules with the default values.
  */
 const configFilesSchema = strictObject({
   /** Largest file read, in bytes; a larger one is refused without being read. */
