@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { checkEndpointsConfig } from '../dist/config/load.js';
-import { startServer } from '../dist/server.js';
+import { startServer } from '../dist/server/server.js';
 
 const { values: args } = parseArgs({
   options: {

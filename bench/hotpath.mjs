@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { Router } from '../dist/router/router.js';
 import { EndpointTable } from '../dist/endpoints/table.js';
 import { parseEndpointsConfig } from '../dist/config/load.js';
-import { TimerWheel } from '../dist/transaction/timer-wheel.js';
+import { TimerWheel } from '../dist/base/timer-wheel.js';
 
 const N = Number(process.argv[2] ?? 200_000);
 const table = EndpointTable.fromConfig(

@@ -14,10 +14,10 @@ const RR = process.argv[4] === 'rr';
 const { Router } = await import(`${dist}/router/router.js`);
 const { EndpointTable } = await import(`${dist}/endpoints/table.js`);
 const { parseEndpointsConfig } = await import(`${dist}/config/load.js`);
-const { TimerWheel } = await import(`${dist}/transaction/timer-wheel.js`);
+const { TimerWheel } = await import(`${dist}/base/timer-wheel.js`);
 const { ClientTransactionTable } = await import(`${dist}/transaction/client-transaction-table.js`);
 const { ConnectionRegistry } = await import(`${dist}/transport/tcp.js`);
-const { DEFAULT_PROXY_SETTINGS } = await import(`${dist}/router/proxy.js`);
+const { DEFAULT_PROXY_SETTINGS } = await import(`${dist}/modes/proxy/proxy.js`);
 const table = EndpointTable.fromConfig(
   parseEndpointsConfig(
     'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: proxy\n',

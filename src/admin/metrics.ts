@@ -1,7 +1,7 @@
 // Prometheus metrics of the service: per-decision counters and latencies fed by the router's decision
 // hook, gauges and counters read from the router when scraped, and reload outcomes.
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
-import type { DecisionFields } from '../log.js';
+import type { DecisionFields } from '../base/log.js';
 import type { RouterStats } from '../router/router.js';
 import type { GuardStats } from '../guard/guard.js';
 import type { ConnectionWatchStats } from '../transport/connection-watch.js';

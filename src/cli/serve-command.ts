@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { LOG_LEVELS } from '../config/schema.js';
 import type { Logger } from 'pino';
-import { startServer, type RunningServer } from '../server.js';
+import { startServer, type RunningServer } from '../server/server.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';

@@ -10,7 +10,7 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { maintenanceRetryAfter, Router } from '../router/router.js';
 import { parseMessage } from '../sip/parser.js';
 import { isSipScheme } from '../sip/uri.js';
-import { TimerWheel } from '../transaction/timer-wheel.js';
+import { TimerWheel } from '../base/timer-wheel.js';
 import type { Link } from '../transport/types.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT, usage } from './exit-codes.js';

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Source } from '../transport/types.js';
 import { AccessPolicy, type AccessRules } from './access-policy.js';
 import { connectionRoom, reservedDescriptors } from './descriptor-limit.js';
-import { LogThrottle } from './log-throttle.js';
+import { LogThrottle } from '../base/log-throttle.js';
 import { NetworkList } from './networks.js';
 import { RateLimiter, type RateLimitSettings } from './rate-limiter.js';
 

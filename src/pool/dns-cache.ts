@@ -2,7 +2,7 @@
 // for a short negative TTL, and when the server fails the last answer is served stale (bounded), so a
 // DNS outage does not take a pool away from the proxy, nor put a DNS timeout on every request.
 
-import type { Clock } from '../transaction/clock.js';
+import type { Clock } from '../base/clock.js';
 import type { AddressRecord, DnsLike, NaptrRecord, SrvRecord } from './types.js';
 
 export type QueryType = 'NAPTR' | 'SRV' | 'A' | 'AAAA';

@@ -3,7 +3,7 @@
 // first probe on, also for members that are down from the start.
 
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../transaction/clock.js';
+import type { Clock, TimerHandle } from '../base/clock.js';
 import { PoolOptionError } from './errors.js';
 import type { TargetHealth } from './target-health.js';
 import type { Target } from './types.js';

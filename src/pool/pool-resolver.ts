@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Pool, PoolTarget } from '../endpoints/endpoint.js';
 import { getUriParam, parseSipUri } from '../sip/uri.js';
-import type { Clock } from '../transaction/clock.js';
+import type { Clock } from '../base/clock.js';
 import { DnsCache, type Lookup } from './dns-cache.js';
 import { PoolOptionError, PoolResolutionError } from './errors.js';
 import { orderSrv, type RandomSource } from './srv-order.js';

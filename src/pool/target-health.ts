@@ -3,7 +3,7 @@
 // Keyed by Target.id, so the state outlives config reloads and re-resolutions.
 
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../transaction/clock.js';
+import type { Clock, TimerHandle } from '../base/clock.js';
 import { PoolOptionError } from './errors.js';
 import type { Target } from './types.js';
 

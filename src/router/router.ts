@@ -4,7 +4,7 @@
 // hands proxy-mode requests to the proxy and lookup-mode dialogs to the lookup service.
 
 import type { Logger } from 'pino';
-import { decisionLogger, type DecisionFields } from '../log.js';
+import { decisionLogger, type DecisionFields } from '../base/log.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
@@ -15,18 +15,19 @@ import { uriScheme, parseSipUri } from '../sip/uri.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import { MAGIC_COOKIE, type Via } from '../sip/via.js';
 import { HeaderBit } from '../sip/headers.js';
-import type { Clock, TimerValues } from '../transaction/clock.js';
+import type { Clock, TimerValues } from '../base/clock.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
 import type { Admission } from '../guard/guard.js';
-import type { ForwardVerdict } from './forwarding-policy.js';
-import { LogThrottle } from '../guard/log-throttle.js';
+import type { ForwardVerdict } from '../modes/proxy/forwarding-policy.js';
+import { LogThrottle } from '../base/log-throttle.js';
 import { randomBytes } from 'node:crypto';
-import { responsePort, responseText, stampedTopVia, TagFactory } from './response.js';
-import { redirectContact } from './redirect.js';
-import { Proxy, type ProxyDeps } from './proxy.js';
-import { LookupService, type LookupDeps } from '../lookup/lookup-service.js';
+import { responsePort, responseText, stampedTopVia } from '../sip/response.js';
+import { TagFactory } from '../dialog/tags.js';
+import { redirectContact } from '../modes/redirect/redirect.js';
+import { Proxy, type ProxyDeps } from '../modes/proxy/proxy.js';
+import { LookupService, type LookupDeps } from '../modes/lookup/lookup-service.js';
 
 export interface RouterOptions {
   /** The live endpoint table; read once per request so a reload never changes a request midway. */
@@ -868,7 +869,7 @@ export class Router {
     }
     if (endpoint === undefined) {
       // An in-dialog request, or one routed through us by our Record-Route: the forwarding policy
-      // decides (src/router/forwarding-policy.ts), before anything is sent or connected.
+      // decides (src/modes/proxy/forwarding-policy.ts), before anything is sent or connected.
       if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
         const hop = this.proxy.judgeInDialog(req, source);
         return hop.forward ? { proxy: 'dialog', hop } : hop;

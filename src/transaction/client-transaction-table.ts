@@ -1,8 +1,8 @@
 // Client transactions indexed by their RFC 3261 §17.1.3 matching key, and responses dispatched to them.
 
 import type { SipResponse } from '../sip/message.js';
-import type { Clock, TimerValues } from './clock.js';
-import { KeyTable } from './key-table.js';
+import type { Clock, TimerValues } from '../base/clock.js';
+import { KeyTable } from '../base/key-table.js';
 import { ExpiryQueue } from './server-transaction-table.js';
 import {
   ClientTransactionState,

@@ -15,7 +15,7 @@ import {
   type SipResponse,
 } from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
-import type { Clock, TimerHandle, TimerValues } from './clock.js';
+import type { Clock, TimerHandle, TimerValues } from '../base/clock.js';
 import { IllegalTransitionError } from './server-transaction.js';
 import { ServiceError } from '../base/service-error.js';
 

@@ -2,8 +2,8 @@
 
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { MAGIC_COOKIE } from '../sip/via.js';
-import type { Clock, TimerHandle, TimerValues } from './clock.js';
-import { KeyTable } from './key-table.js';
+import type { Clock, TimerHandle, TimerValues } from '../base/clock.js';
+import { KeyTable } from '../base/key-table.js';
 import {
   CompletedNonInvite,
   CONFIRMED_INVITE,

@@ -1,7 +1,7 @@
 // RFC 3261 §17.2 server transactions: the INVITE one (Figure 7) and the non-INVITE one (Figure 8).
 // They keep the last response so request retransmissions are answered with the same bytes.
 
-import type { Clock, TimerHandle, TimerValues } from './clock.js';
+import type { Clock, TimerHandle, TimerValues } from '../base/clock.js';
 import type { Link } from '../transport/types.js';
 import { ServiceError } from '../base/service-error.js';
 

@@ -1,6 +1,6 @@
 // A deterministic clock for timer tests: time moves only when the test advances it.
 
-import type { Clock, TimerHandle } from '../../src/transaction/clock.js';
+import type { Clock, TimerHandle } from '../../src/base/clock.js';
 
 interface Pending {
   at: number;

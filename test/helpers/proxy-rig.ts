@@ -7,7 +7,7 @@ import { Router } from '../../src/router/router.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
 import { parseEndpointsConfig } from '../../src/config/load.js';
 import { ClientTransactionTable } from '../../src/transaction/client-transaction-table.js';
-import { DEFAULT_PROXY_SETTINGS } from '../../src/router/proxy.js';
+import { DEFAULT_PROXY_SETTINGS } from '../../src/modes/proxy/proxy.js';
 import type { Outbound, Sender } from '../../src/transport/outbound.js';
 import type { Target } from '../../src/pool/index.js';
 import { FakeClock } from './fake-clock.js';

@@ -5,8 +5,8 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startServer, type RunningServer } from '../../src/server.js';
-import type { ProxyOptions } from '../../src/proxy-setup.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import type { ProxyOptions } from '../../src/server/proxy-setup.js';
 import type { DnsLike } from '../../src/pool/index.js';
 import { jsonLines } from './log-lines.js';
 

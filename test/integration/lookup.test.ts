@@ -9,11 +9,11 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestService, NO_DNS, type TestService } from '../helpers/service.js';
 import { runSipp, requireSipp } from '../helpers/sipp.js';
-import { startServer } from '../../src/server.js';
+import { startServer } from '../../src/server/server.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { StreamFramer } from '../../src/sip/framer.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.js';
-import type { LookupSettings } from '../../src/lookup/lookup-service.js';
+import type { LookupSettings } from '../../src/modes/lookup/lookup-service.js';
 
 const ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com

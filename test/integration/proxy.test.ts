@@ -6,7 +6,7 @@ import { startTestService, NO_DNS, type TestService } from '../helpers/service.j
 import { runSipp, requireSipp } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 import { startPeer } from '../helpers/sip-peer.js';
-import type { ProxyOptions } from '../../src/proxy-setup.js';
+import type { ProxyOptions } from '../../src/server/proxy-setup.js';
 import type { SipRequest } from '../../src/sip/message.js';
 
 function endpoints(targets: string[], extra = ''): string {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { probe } from '../../src/cli/sip-probe.js';
-import { startServer, type ReloadResult, type RunningServer } from '../../src/server.js';
+import { startServer, type ReloadResult, type RunningServer } from '../../src/server/server.js';
 import { jsonLines } from '../helpers/log-lines.js';
 
 const endpoints = (user = 'ocschat'): string =>

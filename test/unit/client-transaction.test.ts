@@ -6,7 +6,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseVia } from '../../src/sip/via.js';
-import { DEFAULT_TIMERS, type TimerValues } from '../../src/transaction/clock.js';
+import { DEFAULT_TIMERS, type TimerValues } from '../../src/base/clock.js';
 import {
   ClientTransactionArgumentError,
   ClientTransactionState,

@@ -2,7 +2,7 @@
 // signed Record-Route it relies on (both forms, both directions, IPv6 parties, tampering).
 
 import { describe, it, expect } from 'vitest';
-import { ForwardingPolicy, addressToken } from '../../src/router/forwarding-policy.js';
+import { ForwardingPolicy, addressToken } from '../../src/modes/proxy/forwarding-policy.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseSipUri } from '../../src/sip/uri.js';

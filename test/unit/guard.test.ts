@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AccessPolicy, certificateNames } from '../../src/guard/access-policy.js';
 import { Guard, type GuardSettings } from '../../src/guard/guard.js';
-import { LogThrottle } from '../../src/guard/log-throttle.js';
+import { LogThrottle } from '../../src/base/log-throttle.js';
 import { NetworkList, networkProblem } from '../../src/guard/networks.js';
 import { RateLimiter } from '../../src/guard/rate-limiter.js';
 import type { Link, PeerCertificate, Source } from '../../src/transport/types.js';

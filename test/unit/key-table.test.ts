@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KeyTable } from '../../src/transaction/key-table.js';
+import { KeyTable } from '../../src/base/key-table.js';
 
 /** A small deterministic generator, so that a failure replays. */
 function rng(seed: number): () => number {

@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import fc from 'fast-check';
-import { decisionLogger, jsonString, type DecisionFields } from '../../src/log.js';
+import { decisionLogger, jsonString, type DecisionFields } from '../../src/base/log.js';
 
 function capture(level = 'info') {
   const lines: string[] = [];

@@ -2,7 +2,7 @@
 // members a URI names (by host name or address, port and transport).
 
 import { describe, it, expect } from 'vitest';
-import { HandoutPicker, uriDown } from '../../src/lookup/handout.js';
+import { HandoutPicker, uriDown } from '../../src/modes/lookup/handout.js';
 import type { Endpoint } from '../../src/endpoints/endpoint.js';
 import type { Target } from '../../src/pool/index.js';
 

@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { ServiceMetrics, type MetricsOptions } from '../../src/admin/metrics.js';
 import type { RouterStats } from '../../src/router/router.js';
-import type { DecisionFields } from '../../src/log.js';
+import type { DecisionFields } from '../../src/base/log.js';
 
 function metrics(opts?: MetricsOptions): ServiceMetrics {
   return new ServiceMetrics(

@@ -4,7 +4,12 @@
 import { describe, it, expect } from 'vitest';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipRequest, SipResponse } from '../../src/sip/message.js';
-import { forwardedRequest, withoutTopVia, firstRoute, retryAfterSeconds } from '../../src/router/forward.js';
+import {
+  forwardedRequest,
+  withoutTopVia,
+  firstRoute,
+  retryAfterSeconds,
+} from '../../src/modes/proxy/forward.js';
 
 function req(text: string): SipRequest {
   const r = parseMessage(Buffer.from(text.replace(/\n/g, '\r\n'), 'latin1'));

@@ -14,7 +14,7 @@ import { parseMessage } from '../../src/sip/parser.js';
 import type { SipResponse } from '../../src/sip/message.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
-import { DEFAULT_TIMERS } from '../../src/transaction/clock.js';
+import { DEFAULT_TIMERS } from '../../src/base/clock.js';
 import { jsonLines } from '../helpers/log-lines.js';
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');

@@ -5,7 +5,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
 import { ServerTransactionTable } from '../../src/transaction/server-transaction-table.js';
 import { ServerTransactionState, IllegalTransitionError } from '../../src/transaction/server-transaction.js';
-import { DEFAULT_TIMERS } from '../../src/transaction/clock.js';
+import { DEFAULT_TIMERS } from '../../src/base/clock.js';
 
 const T1 = DEFAULT_TIMERS.t1;
 const T2 = DEFAULT_TIMERS.t2;

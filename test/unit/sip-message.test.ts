@@ -6,7 +6,7 @@ import { parseMessage } from '../../src/sip/parser.js';
 import { asRequest, flatCopy, retainedRequest, RetainedRequest, SipRequest } from '../../src/sip/message.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { buildResponse } from '../../src/router/response.js';
+import { buildResponse } from '../../src/sip/response.js';
 
 function request(text: string): SipRequest {
   const r = parseMessage(Buffer.from(text.replace(/\n/g, '\r\n'), 'latin1'));

@@ -1,7 +1,7 @@
 // The timer wheel behind the system clock, driven by a hand-moved time source.
 
 import { describe, it, expect, vi, afterEach } from 'vitest';
-import { TimerWheel } from '../../src/transaction/timer-wheel.js';
+import { TimerWheel } from '../../src/base/timer-wheel.js';
 
 function wheel() {
   let t = 1_000_000;

@@ -9,7 +9,7 @@ import {
   SUCCESS,
   UNSUPPORTED,
   XccosError,
-} from '../../src/lookup/xccos.js';
+} from '../../src/modes/lookup/xccos.js';
 
 const REQURI =
   '<xccos ver="1" envid="1804289383" xmlns="urn:parlano:xml:ns:xccos"><cmd id="cmd:requri" seqid="1"><data/></cmd></xccos>';

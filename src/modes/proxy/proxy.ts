@@ -6,9 +6,9 @@
 // never forwarded (the router drops it).
 
 import type { Logger } from 'pino';
-import type { DecisionFields } from '../log.js';
-import type { Endpoint, Pool } from '../endpoints/endpoint.js';
-import type { Target } from '../pool/types.js';
+import type { DecisionFields } from '../../base/log.js';
+import type { Endpoint, Pool } from '../../endpoints/endpoint.js';
+import type { Target } from '../../pool/types.js';
 import {
   EMPTY_BODY,
   field,
@@ -18,27 +18,28 @@ import {
   RetainedRequest,
   SipRequest,
   type SipResponse,
-} from '../sip/message.js';
-import { parseMessage } from '../sip/parser.js';
-import { parseSipUri, type SipUri } from '../sip/uri.js';
-import { parseNameAddr } from '../sip/name-addr.js';
-import { splitHeaderValues, splitFirstElement } from '../sip/header-values.js';
-import type { Via } from '../sip/via.js';
-import { newBranch } from '../transaction/branch.js';
-import { KeyTable } from '../transaction/key-table.js';
-import type { Clock, TimerHandle } from '../transaction/clock.js';
-import type { ClientTransaction, ClientTransactionUser } from '../transaction/client-transaction.js';
-import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
+} from '../../sip/message.js';
+import { parseMessage } from '../../sip/parser.js';
+import { parseSipUri, type SipUri } from '../../sip/uri.js';
+import { parseNameAddr } from '../../sip/name-addr.js';
+import { splitHeaderValues, splitFirstElement } from '../../sip/header-values.js';
+import type { Via } from '../../sip/via.js';
+import { newBranch } from '../../transaction/branch.js';
+import { KeyTable } from '../../base/key-table.js';
+import type { Clock, TimerHandle } from '../../base/clock.js';
+import type { ClientTransaction, ClientTransactionUser } from '../../transaction/client-transaction.js';
+import type { ClientTransactionTable } from '../../transaction/client-transaction-table.js';
 import type {
   InviteServerTransaction,
   NonInviteServerTransaction,
   ResponseRoute,
-} from '../transaction/server-transaction.js';
-import { hostPort, type NextHop, type Outbound, type Sender } from '../transport/outbound.js';
-import type { Link, Source } from '../transport/types.js';
+} from '../../transaction/server-transaction.js';
+import { hostPort, type NextHop, type Outbound, type Sender } from '../../transport/outbound.js';
+import type { Link, Source } from '../../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
 import { ForwardingPolicy, type ForwardVerdict, type SignedRoute } from './forwarding-policy.js';
-import { responseText, stampedTopVia, type TagFactory } from './response.js';
+import { responseText, stampedTopVia } from '../../sip/response.js';
+import type { TagFactory } from '../../dialog/tags.js';
 
 export interface ProxySettings {
   /** Add Record-Route to dialog-creating requests (per endpoint `recordRoute` overrides). */

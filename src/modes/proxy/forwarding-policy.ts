@@ -25,14 +25,14 @@
 // (the next Route, else the Request-URI) must be one party, and the request must come from the other.
 
 import { timingSafeEqual } from 'node:crypto';
-import type { Target } from '../pool/types.js';
-import { SipResponse, flatCopy, type SipRequest } from '../sip/message.js';
-import { parseSipUri, getUriParam, type SipUri } from '../sip/uri.js';
-import { parseNameAddr } from '../sip/name-addr.js';
-import { splitHeaderValues } from '../sip/header-values.js';
-import { HeaderBit } from '../sip/headers.js';
-import type { NextHop } from '../transport/outbound.js';
-import { mac } from '../guard/secret.js';
+import type { Target } from '../../pool/types.js';
+import { SipResponse, flatCopy, type SipRequest } from '../../sip/message.js';
+import { parseSipUri, getUriParam, type SipUri } from '../../sip/uri.js';
+import { parseNameAddr } from '../../sip/name-addr.js';
+import { splitHeaderValues } from '../../sip/header-values.js';
+import { HeaderBit } from '../../sip/headers.js';
+import type { NextHop } from '../../transport/outbound.js';
+import { mac } from '../../guard/secret.js';
 import { firstRoute } from './forward.js';
 
 /** Where a forwarded request goes: a hop named by a URI, or a pool member. */

@@ -7,19 +7,20 @@
 
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import type { Endpoint } from '../endpoints/endpoint.js';
-import type { DecisionFields } from '../log.js';
-import { EMPTY_BODY, field, flatCopy, SipRequest, type HeaderField } from '../sip/message.js';
-import { parseNameAddr } from '../sip/name-addr.js';
-import { splitHeaderValues } from '../sip/header-values.js';
-import { newBranch } from '../transaction/branch.js';
-import type { Clock, TimerHandle, TimerValues } from '../transaction/clock.js';
-import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
-import type { ResponseRoute } from '../transaction/server-transaction.js';
-import { hostPort } from '../transport/outbound.js';
-import type { Link, Source } from '../transport/types.js';
-import type { Inbound } from '../router/proxy.js';
-import { buildResponse, responsePort, stampedTopVia, type TagFactory } from '../router/response.js';
+import type { Endpoint } from '../../endpoints/endpoint.js';
+import type { DecisionFields } from '../../base/log.js';
+import { EMPTY_BODY, field, flatCopy, SipRequest, type HeaderField } from '../../sip/message.js';
+import { parseNameAddr } from '../../sip/name-addr.js';
+import { splitHeaderValues } from '../../sip/header-values.js';
+import { newBranch } from '../../transaction/branch.js';
+import type { Clock, TimerHandle, TimerValues } from '../../base/clock.js';
+import type { ClientTransactionTable } from '../../transaction/client-transaction-table.js';
+import type { ResponseRoute } from '../../transaction/server-transaction.js';
+import { hostPort } from '../../transport/outbound.js';
+import type { Link, Source } from '../../transport/types.js';
+import type { Inbound } from '../proxy/proxy.js';
+import { buildResponse, responsePort, stampedTopVia } from '../../sip/response.js';
+import type { TagFactory } from '../../dialog/tags.js';
 import { HandoutPicker, type ProbeStates } from './handout.js';
 import { sdpAnswer } from './sdp.js';
 import {

@@ -1,9 +1,9 @@
 // RFC 4028 session timers for the lookup dialog, UAS side: what the client asked for, what our 2xx
 // answers, and when a dialog nobody refreshes must end.
 
-import type { SipRequest } from '../sip/message.js';
-import { splitHeaderValues } from '../sip/header-values.js';
-import { ServiceError } from '../base/service-error.js';
+import type { SipRequest } from '../../sip/message.js';
+import { splitHeaderValues } from '../../sip/header-values.js';
+import { ServiceError } from '../../base/service-error.js';
 
 /** RFC 4028 §4: "the minimum value for the Session-Expires header field is 90 seconds". */
 export const MIN_SE = 90;

@@ -2,7 +2,7 @@
 // client's envelope with a strict XML parser that refuses DTDs, and writing the server's replies.
 
 import { SaxesParser, type SaxesTagNS } from 'saxes';
-import { ServiceError } from '../base/service-error.js';
+import { ServiceError } from '../../base/service-error.js';
 
 export const XCCOS_NS = 'urn:parlano:xml:ns:xccos';
 

@@ -2,9 +2,9 @@
 // Record-Route) on top and Max-Forwards decremented, and the response with our Via taken off.
 // Every other header line and the body pass through unchanged.
 
-import { field, SipRequest, SipResponse, type HeaderField } from '../sip/message.js';
-import { splitFirstElement } from '../sip/header-values.js';
-import { HeaderBit } from '../sip/headers.js';
+import { field, SipRequest, SipResponse, type HeaderField } from '../../sip/message.js';
+import { splitFirstElement } from '../../sip/header-values.js';
+import { HeaderBit } from '../../sip/headers.js';
 
 export interface ForwardOptions {
   /** Our Via value, branch included: "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK…". */

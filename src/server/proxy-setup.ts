@@ -3,7 +3,7 @@
 
 import { getServers } from 'node:dns';
 import type { Logger } from 'pino';
-import type { EndpointTable } from './endpoints/table.js';
+import type { EndpointTable } from '../endpoints/table.js';
 import {
   createDnsResolver,
   HealthProber,
@@ -13,16 +13,16 @@ import {
   type ProbeResult,
   type Target,
   type TargetTransport,
-} from './pool/index.js';
-import { DEFAULT_PROXY_SETTINGS, type ProxyDeps, type ProxySettings } from './router/proxy.js';
-import { EMPTY_BODY, field, SipRequest } from './sip/message.js';
-import { newBranch } from './transaction/branch.js';
-import type { Clock, TimerValues } from './transaction/clock.js';
-import { ClientTransactionTable } from './transaction/client-transaction-table.js';
-import { hostPort, Outbound } from './transport/outbound.js';
-import { ConnectionRegistry, TcpConnector, type TcpListener } from './transport/tcp.js';
-import type { FramingErrorHandler, MessageHandler } from './transport/types.js';
-import type { UdpListener } from './transport/udp.js';
+} from '../pool/index.js';
+import { DEFAULT_PROXY_SETTINGS, type ProxyDeps, type ProxySettings } from '../modes/proxy/proxy.js';
+import { EMPTY_BODY, field, SipRequest } from '../sip/message.js';
+import { newBranch } from '../transaction/branch.js';
+import type { Clock, TimerValues } from '../base/clock.js';
+import { ClientTransactionTable } from '../transaction/client-transaction-table.js';
+import { hostPort, Outbound } from '../transport/outbound.js';
+import { ConnectionRegistry, TcpConnector, type TcpListener } from '../transport/tcp.js';
+import type { FramingErrorHandler, MessageHandler } from '../transport/types.js';
+import type { UdpListener } from '../transport/udp.js';
 
 export interface ProxyOptions extends Partial<ProxySettings> {
   /** DNS servers for pool resolution ("127.0.0.1:5353"); the system's configured servers otherwise. */

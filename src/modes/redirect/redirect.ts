@@ -1,6 +1,6 @@
 // Redirect mode: the Contact header of the 302 that names an endpoint's pool (RFC 3261 §8.3, §21.3.3).
 
-import type { Endpoint } from '../endpoints/endpoint.js';
+import type { Endpoint } from '../../endpoints/endpoint.js';
 
 // Endpoints are immutable and replaced whole on reload, so the header is built once per endpoint.
 const cache = new WeakMap<Endpoint, string>();

@@ -1,9 +1,9 @@
 // Which URI a lookup hands out: round-robin over an endpoint's lookupUris, as the Lookup service
 // picked a Channel service (xccos.md §0), skipping URIs that health probing knows to be down.
 
-import type { Endpoint } from '../endpoints/endpoint.js';
-import type { ProbeState } from '../pool/index.js';
-import { getUriParam, parseSipUri } from '../sip/uri.js';
+import type { Endpoint } from '../../endpoints/endpoint.js';
+import type { ProbeState } from '../../pool/index.js';
+import { getUriParam, parseSipUri } from '../../sip/uri.js';
 
 /** What health probing currently knows (HealthProber.states()); empty when nothing is probed. */
 export type ProbeStates = () => readonly Pick<ProbeState, 'target' | 'up'>[];

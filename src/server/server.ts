@@ -5,31 +5,31 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AdminServer, type AdminAddress } from './admin/admin-server.js';
-import { ServiceMetrics } from './admin/metrics.js';
-import { ConfigError, formatIssue } from './config/errors.js';
-import { loadConfig, loadIfChanged, SERVER_FILE, type LoadedConfig, type SeenFiles } from './config/load.js';
-import type { Endpoint } from './endpoints/endpoint.js';
-import { EndpointTable } from './endpoints/table.js';
-import { createLogger, flushLogger } from './log.js';
-import { Router, type RouterStats } from './router/router.js';
+import { AdminServer, type AdminAddress } from '../admin/admin-server.js';
+import { ServiceMetrics } from '../admin/metrics.js';
+import { ConfigError, formatIssue } from '../config/errors.js';
+import { loadConfig, loadIfChanged, SERVER_FILE, type LoadedConfig, type SeenFiles } from '../config/load.js';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import { EndpointTable } from '../endpoints/table.js';
+import { createLogger, flushLogger } from '../base/log.js';
+import { Router, type RouterStats } from '../router/router.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
-import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from './lookup/lookup-service.js';
-import type { Clock } from './transaction/clock.js';
-import { TimerWheel } from './transaction/timer-wheel.js';
-import { CertificateStore } from './transport/certificates.js';
-import { ConnectionWatch } from './transport/connection-watch.js';
-import { TcpListener } from './transport/tcp.js';
-import { TlsConnector, TlsListener } from './transport/tls.js';
-import type { FramedHead } from './sip/parser.js';
-import type { BoundAddress, Source } from './transport/types.js';
-import { listenUdp, type UdpListener } from './transport/udp.js';
-import type { WsListener } from './transport/ws.js';
-import { Guard, type GuardSettings } from './guard/guard.js';
-import { deploymentSecret } from './guard/secret.js';
-import { endpointProjection, poolProjection } from './endpoints/projection.js';
-import { readDescriptorLimit } from './guard/descriptor-limit.js';
-import { listenerId, parseListenAddress } from './config/schema.js';
+import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from '../modes/lookup/lookup-service.js';
+import type { Clock } from '../base/clock.js';
+import { TimerWheel } from '../base/timer-wheel.js';
+import { CertificateStore } from '../transport/certificates.js';
+import { ConnectionWatch } from '../transport/connection-watch.js';
+import { TcpListener } from '../transport/tcp.js';
+import { TlsConnector, TlsListener } from '../transport/tls.js';
+import type { FramedHead } from '../sip/parser.js';
+import type { BoundAddress, Source } from '../transport/types.js';
+import { listenUdp, type UdpListener } from '../transport/udp.js';
+import type { WsListener } from '../transport/ws.js';
+import { Guard, type GuardSettings } from '../guard/guard.js';
+import { deploymentSecret } from '../guard/secret.js';
+import { endpointProjection, poolProjection } from '../endpoints/projection.js';
+import { readDescriptorLimit } from '../guard/descriptor-limit.js';
+import { listenerId, parseListenAddress } from '../config/schema.js';
 
 export interface StartOptions {
   /** Folder holding server.yaml and endpoints.yaml. */
@@ -507,7 +507,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         case 'wss': {
           // Loaded only when a WebSocket listener is configured: the ws package and its code weigh
           // about 2 MB of heap in every process that would never use them.
-          const { WsListener } = await import('./transport/ws.js');
+          const { WsListener } = await import('../transport/ws.js');
           ws.push(
             await WsListener.listen(
               {
