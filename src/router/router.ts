@@ -1,33 +1,34 @@
 // The request router: every message received goes through here. It parses and validates, matches
-// server transactions (absorbing retransmissions), looks the Request-URI up in the endpoint table and
-// decides: 302 (redirect), 404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself;
-// hands proxy-mode requests to the proxy and lookup-mode dialogs to the lookup service.
+// server transactions (absorbing retransmissions), looks the Request-URI up in the endpoint table,
+// runs the checks every mode shares (src/modes/shared-checks.ts) and answers what it can itself
+// (404, 483, 416, 420, 400, 513, 200 to OPTIONS for the service itself); the rest goes to the mode
+// the endpoint names, through src/modes/mode.ts. It names no mode.
 
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decisionLogger, type DecisionFields } from '../base/log.js';
+import { LogThrottle } from '../base/log-throttle.js';
+import type { Clock, TimerValues } from '../base/clock.js';
+import { TagFactory } from '../dialog/tags.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
+import type { Admission } from '../guard/guard.js';
+import type { Answer, Inbound, Mode, ModeDecision, ModeFactory, Responder } from '../modes/mode.js';
+import { buildModes } from '../modes/registry.js';
+import { sharedChecks } from '../modes/shared-checks.js';
 import type { SipParseError } from '../sip/errors.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
-import { validateRequest } from '../sip/validate.js';
+import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
+import { responsePort, responseText, stampedTopVia } from '../sip/response.js';
 import { uriScheme, parseSipUri } from '../sip/uri.js';
-import { splitHeaderValues } from '../sip/header-values.js';
+import { validateRequest } from '../sip/validate.js';
 import { MAGIC_COOKIE, type Via } from '../sip/via.js';
 import { HeaderBit } from '../sip/headers.js';
-import type { Clock, TimerValues } from '../base/clock.js';
+import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
-import type { Source } from '../transport/types.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
-import type { Admission } from '../guard/guard.js';
-import type { ForwardVerdict } from '../modes/proxy/forwarding-policy.js';
-import { LogThrottle } from '../base/log-throttle.js';
-import { randomBytes } from 'node:crypto';
-import { responsePort, responseText, stampedTopVia } from '../sip/response.js';
-import { TagFactory } from '../dialog/tags.js';
-import { redirectContact } from '../modes/redirect/redirect.js';
-import { Proxy, type ProxyDeps } from '../modes/proxy/proxy.js';
-import { LookupService, type LookupDeps } from '../modes/lookup/lookup-service.js';
+import type { Source } from '../transport/types.js';
+import { firstLineInviteKey, toTagStartsWith } from './fast-path.js';
 
 export interface RouterOptions {
   /** The live endpoint table; read once per request so a reload never changes a request midway. */
@@ -39,15 +40,13 @@ export interface RouterOptions {
   readonly serverHeader: string;
   /** Wall-clock time in ms, for maintenance windows; Date.now unless a test injects one. */
   readonly wallClock?: () => number;
-  /** Proxy mode's collaborators; without them proxy-mode endpoints answer 501. */
-  readonly proxy?:
-    | Omit<ProxyDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'secret' | 'onResponseLoop'>
-    | undefined;
+  /**
+   * The modes endpoints may name (src/modes/registry.ts buildModes); redirect alone when unset. An
+   * endpoint whose mode is not among them gets 501.
+   */
+  readonly modes?: readonly ModeFactory[] | undefined;
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
-  /** Lookup mode's collaborators; without them lookup-mode endpoints answer 501. */
-  readonly lookup?:
-    Omit<LookupDeps, 'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'timers'> | undefined;
   /** Flood protection (server.yaml `limits`): parser limits and the cap on transactions held. */
   readonly limits?: RouterLimits | undefined;
   /** The per-deployment secret (server.yaml `security.secret`, or random per process). */
@@ -87,125 +86,12 @@ export interface RouterStats {
   responseLoops: number;
 }
 
-/** What the router decided for one request: an answer of its own, or a hand-over to the proxy. */
-type Decision =
-  | {
-      readonly status: number;
-      readonly outcome: string;
-      readonly reason?: string;
-      readonly extra?: string;
-      readonly endpoint?: Endpoint;
-      readonly proxy?: undefined;
-      readonly lookup?: undefined;
-    }
-  | { readonly proxy: 'pool'; readonly endpoint: Endpoint; readonly lookup?: undefined }
-  | { readonly proxy: 'dialog'; readonly hop: ForwardVerdict; readonly lookup?: undefined }
-  | { readonly lookup: 'invite'; readonly endpoint: Endpoint; readonly proxy?: undefined };
-
-/**
- * The branch of the first value of the first Via line of a message (compact form too): the rule
- * firstLineViaBranch reads quickly, for the layout nearly every message has.
- */
-export const ACK_BRANCH = /\n(?:Via|v)[ \t]*:[^\r\n,]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/i;
-
-/**
- * The branch of a Via written the usual way on the line after the Request-Line
- * ("Via: SIP/2.0/UDP host;…;branch=…", the branch in its first value), found with a few string
- * searches; undefined for anything else, which the full parse then reads.
- */
-export function firstLineViaBranch(head: string): string | undefined {
-  const line = head.indexOf('\n') + 1;
-  if (line === 0 || !head.startsWith('Via: ', line)) return undefined;
-  // The line must end in CRLF, with no other CR in it. One cut off where the text ends may go on:
-  // not read here.
-  const lineEnd = head.indexOf('\n', line) - 1;
-  if (lineEnd < line || head.indexOf('\r', line) !== lineEnd) return undefined;
-  const at = head.indexOf(';branch=', line);
-  if (at < 0 || at > lineEnd) return undefined;
-  // A comma before it: the branch is not the first value's.
-  const comma = head.indexOf(',', line);
-  if (comma >= 0 && comma < at) return undefined;
-  // An earlier parameter that may be a branch written otherwise ("; branch", "BRANCH =").
-  for (let semi = head.indexOf(';', line); semi < at; semi = head.indexOf(';', semi + 1)) {
-    let c = head.charCodeAt(semi + 1);
-    for (let k = semi + 2; c === 0x20 || c === 0x09; k++) c = head.charCodeAt(k);
-    if ((c | 0x20) === 0x62) return undefined;
-  }
-  const start = at + 8;
-  let end = start;
-  // The value ends where ACK_BRANCH's [^;,\s]+ does (latin1: \s is also VT, FF and NBSP).
-  for (; end < lineEnd; end++) {
-    const c = head.charCodeAt(end);
-    if (c === 0x3b || c === 0x2c || c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0) break;
-  }
-  return end === start ? undefined : head.slice(start, end);
-}
-
-/**
- * The INVITE server transaction key (serverTransactionKey) of a message whose top Via is written the
- * usual way on the line after the Request-Line, read off the text: branch (firstLineViaBranch) and
- * sent-by. Undefined whenever the sent-by is not in the one form the parser would give back as
- * written (no white space, a port without leading zeros): the full path then decides.
- */
-export function firstLineInviteKey(head: string): string | undefined {
-  const branch = firstLineViaBranch(head);
-  if (branch === undefined) return undefined;
-  // firstLineViaBranch checked the line: "Via: ", CRLF-terminated, the branch in its first value.
-  const line = head.indexOf('\n') + 1;
-  const semi = head.indexOf(';', line);
-  const space = head.indexOf(' ', line + 5);
-  if (space < 0 || space > semi) return undefined;
-  // sent-protocol (SIP/2.0/UDP) with no white space in it, then one space.
-  for (let k = line + 5; k < space; k++) {
-    const c = head.charCodeAt(k);
-    if (c === 0x09 || c === 0x20) return undefined;
-  }
-  const start = space + 1;
-  let k = start;
-  if (head.charCodeAt(k) === 0x5b) {
-    // [IPv6 reference]
-    k = head.indexOf(']', k);
-    if (k < 0 || k > semi) return undefined;
-    k++;
-  } else {
-    for (; k < semi; k++) {
-      const c = head.charCodeAt(k) | 0x20;
-      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d)) break;
-    }
-    if (k === start) return undefined;
-  }
-  if (k === semi) return `${branch}\u0000${head.slice(start, semi)}:`;
-  if (head.charCodeAt(k) !== 0x3a) return undefined;
-  const digits = semi - k - 1;
-  if (digits < 1 || digits > 5 || (digits > 1 && head.charCodeAt(k + 1) === 0x30)) return undefined;
-  let port = 0;
-  for (let d = k + 1; d < semi; d++) {
-    const c = head.charCodeAt(d);
-    if (c < 0x30 || c > 0x39) return undefined;
-    port = port * 10 + c - 0x30;
-  }
-  if (port > 65535) return undefined;
-  return `${branch}\u0000${head.slice(start, semi)}`;
-}
-
-/**
- * Does the To header of this message text carry a tag starting `needle` (";tag=" and the prefix of
- * our derived tags), on a line of its own ("To:" or "t:", any case). Folded or otherwise unusual
- * lines are not recognised here; the full path reads them.
- */
-export function toTagStartsWith(head: string, needle: string): boolean {
-  for (let at = head.indexOf(needle); at >= 0; at = head.indexOf(needle, at + 1)) {
-    const line = head.lastIndexOf('\n', at) + 1;
-    if (line === 0 || (head.charCodeAt(line) | 0x20) !== 0x74) continue;
-    let k = line + 1;
-    if ((head.charCodeAt(k) | 0x20) === 0x6f) k++;
-    while (head.charCodeAt(k) === 0x20 || head.charCodeAt(k) === 0x09) k++;
-    if (head.charCodeAt(k) === 0x3a) return true;
-  }
-  return false;
-}
-
 const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
+const SERVICE_OPTIONS: Answer = {
+  status: 200,
+  outcome: 'options',
+  extra: ALLOW + 'Accept: application/sdp\r\n',
+};
 
 export class Router {
   readonly transactions: ServerTransactionTable;
@@ -225,7 +111,7 @@ export class Router {
   };
   /** Set when the service stops: new requests get 503, transactions in flight go on (drain). */
   draining = false;
-  // Transactions handed to the proxy or the lookup service, until their final response: what a drain
+  // Transactions handed to a mode, until their final response: what a drain
   // waits for. Pruned as it grows, so it holds about what is really in flight.
   private readonly handedOver = new Set<{ readonly state: ServerTransactionState }>();
   private pruneAt = 1024;
@@ -242,8 +128,15 @@ export class Router {
   private readonly statelessTagNeedle: string;
   private readonly log: Logger;
   private readonly logDecision: ReturnType<typeof decisionLogger>;
-  readonly proxy: Proxy | undefined;
-  readonly lookup: LookupService | undefined;
+  /** The modes, in the registry's order (the order their hooks are asked). */
+  private readonly modes: readonly Mode[];
+  private readonly byName = new Map<string, Mode>();
+  /** The mode that routes requests naming no endpoint (in a dialog, or carrying a Route). */
+  private readonly dialogRouter: Mode | undefined;
+  /** Whether any mode holds UAS dialogs (an in-dialog request for none gets 481, not 404). */
+  private readonly keepsDialogs: boolean;
+  /** The distinct client transaction tables of the modes, for responses. */
+  private readonly clientTables: readonly ClientTransactionTable[];
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
@@ -257,34 +150,36 @@ export class Router {
         : { maxHeaders: opts.limits.maxHeaders, maxLineLength: opts.limits.maxLineLength };
     this.parseDatagram = { stream: false, ...limits };
     this.parseStream = { stream: true, ...limits };
-    this.proxy =
-      opts.proxy === undefined
-        ? undefined
-        : new Proxy({
-            ...opts.proxy,
-            record: (level, fields) => this.record(level, fields),
-            tags: this.tags,
-            serverHeader: opts.serverHeader,
-            logger: opts.logger,
-            clock: opts.clock,
-            secret: opts.secret ?? randomBytes(32),
-            onResponseLoop: () => {
-              this.stats.responseLoops++;
-              this.stats.dropped++;
-            },
-          });
-    this.lookup =
-      opts.lookup === undefined
-        ? undefined
-        : new LookupService({
-            ...opts.lookup,
-            record: (level, fields) => this.record(level, fields),
-            tags: this.tags,
-            serverHeader: opts.serverHeader,
-            logger: opts.logger,
-            clock: opts.clock,
-            timers: opts.timers,
-          });
+    const context = {
+      logger: opts.logger,
+      clock: opts.clock,
+      timers: opts.timers,
+      serverHeader: opts.serverHeader,
+      tags: this.tags,
+      secret: opts.secret ?? randomBytes(32),
+      record: (level: 'info' | 'warn', fields: DecisionFields) => this.record(level, fields),
+      onResponseLoop: () => {
+        this.stats.responseLoops++;
+        this.stats.dropped++;
+      },
+    };
+    this.modes = (opts.modes ?? buildModes()).map((make) => make(context));
+    for (const m of this.modes) this.byName.set(m.name, m);
+    this.dialogRouter = this.modes.find((m) => m.route !== undefined);
+    this.keepsDialogs = this.modes.some((m) => m.keepsDialogs === true);
+    const tables = new Set<ClientTransactionTable>();
+    for (const m of this.modes) if (m.clientTxns !== undefined) tables.add(m.clientTxns);
+    this.clientTables = [...tables];
+  }
+
+  /** The mode endpoints name by `name`, when it is configured. */
+  mode(name: string): Mode | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The service stops: every mode forgets what it holds. */
+  close(): void {
+    for (const m of this.modes) m.close?.();
   }
 
   /**
@@ -342,10 +237,8 @@ export class Router {
     }
     const msg = result.message;
     if (msg.kind === 'response') {
-      const clientTxns = this.opts.proxy?.clientTxns;
-      // Responses to the lookup service's own INFO and BYE (when it has a table of its own).
-      const lookupTxns = this.lookup?.clientTxns;
-      const txn = clientTxns?.match(msg) ?? (lookupTxns !== clientTxns ? lookupTxns?.match(msg) : undefined);
+      let txn;
+      for (const table of this.clientTables) if ((txn = table.match(msg)) !== undefined) break;
       if (txn === undefined) {
         // RFC 6026 §7.3: "The proxy MUST NOT forward the response if there is no matching transaction
         // state machine." Counted against its source's rate like a request, so a flood bans it.
@@ -438,22 +331,10 @@ export class Router {
   }
 
   /** A decision of our own, answered statelessly, and its log line. */
-  private answer(
-    req: SipRequest,
-    via: Via,
-    source: Source,
-    decision: {
-      readonly status: number;
-      readonly outcome: string;
-      readonly reason?: string;
-      readonly extra?: string;
-      readonly endpoint?: Endpoint;
-    },
-    t0: number,
-    level: 'info' | 'warn' = 'info',
-  ): void {
+  private answer(req: SipRequest, via: Via, source: Source, decision: Answer, t0: number): void {
     this.sendStateless(req, via, source, decision.status, decision.reason, decision.extra);
-    this.record(level, {
+    const warn = decision.warn === true;
+    this.record(warn ? 'warn' : 'info', {
       callId: req.callId,
       branch: via.branch,
       method: req.method,
@@ -462,7 +343,7 @@ export class Router {
       mode: decision.endpoint?.mode,
       status: decision.status,
       outcome: decision.outcome,
-      ...(level === 'warn' ? { peer: `${source.address}:${source.port}` } : {}),
+      ...(warn ? { peer: `${source.address}:${source.port}` } : {}),
       latencyUs: Math.round((performance.now() - t0) * 1000),
     });
   }
@@ -501,15 +382,16 @@ export class Router {
       return;
     }
     const route = { link: source.link, address: source.address, port: responsePort(via, source) };
-    // RFC 3261 §12.2.2: a request in one of our lookup dialogs (Call-ID and tags) is the lookup
-    // service's, before any routing by Request-URI (it is our Contact) or by the proxy.
-    const owned = this.lookup?.owns(req, source);
-    if (owned === 'other-flow') {
-      // Only the flow the dialog came on may act in it: our tag is no secret to whoever saw it.
-      this.answer(req, via, source, { status: 403, outcome: 'lookup-other-flow' }, t0, 'warn');
-      return;
-    }
-    if (owned === 'flow') {
+    // RFC 3261 §12.2.2: a request in one of a mode's dialogs (Call-ID and tags) is that mode's,
+    // before any routing by Request-URI (it is our Contact) or by another mode.
+    for (const mode of this.modes) {
+      const claim = mode.claim?.(req, source);
+      if (claim === undefined) continue;
+      if (claim === 'other-flow') {
+        // Only the flow the dialog came on may act in it: our tag is no secret to whoever saw it.
+        this.answer(req, via, source, { status: 403, outcome: `${mode.name}-other-flow`, warn: true }, t0);
+        return;
+      }
       // Over the cap a BYE still ends its dialog, and frees what the dialog holds.
       if (req.method !== 'BYE' && this.shed(req, via, source, t0)) return;
       key ??= serverTransactionKey(req);
@@ -518,79 +400,48 @@ export class Router {
           ? this.transactions.createInvite(key, route)
           : this.transactions.createNonInvite(key, route);
       this.handOver(txn);
-      this.lookup!.inDialog({ req, source, via, txn, t0 });
+      mode.inDialog!({ req, source, via, txn, t0, key });
       return;
     }
-    // Everything else counts against the cap, BYE included: the proxy keeps no dialogs a BYE could
+    // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it could
     // be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
     if (this.shed(req, via, source, t0)) return;
-    const decision = this.decide(req, source);
-    if (decision.lookup !== undefined) {
-      const lookup = this.lookup!;
-      // Over maxDialogs, or over the source's budget of un-ACKed 200s: one stateless 503, no state.
-      const refused = lookup.admit(req, source);
-      if (refused !== undefined) {
-        this.answer(req, via, source, { ...refused, endpoint: decision.endpoint }, t0, 'warn');
-        return;
-      }
-      // The lookup service answers at once (a 2xx it retransmits itself as the dialog's UAS, or a
-      // rejection): no server transaction, as for any answer of ours.
+    const decided = this.decide(req, source);
+    if (decided.decision.handover === undefined) {
+      this.answer(req, via, source, decided.decision, t0);
+      return;
+    }
+    const mode = decided.mode!;
+    const plan = decided.decision.plan;
+    if (decided.decision.handover === 'direct') {
+      // The mode answers at once on the request's route and keeps what it needs itself.
       const port = route.port;
-      const responder = {
-        respond: (_status: number, data: Buffer | string): void =>
-          source.link.send(data, source.address, port),
+      const responder: Responder = {
+        respond: (_status, data) => source.link.send(data, source.address, port),
       };
-      lookup.invite({ req, source, via, txn: responder, t0 }, decision.endpoint);
+      mode.carry({ req, source, via, txn: responder, t0, raw }, plan);
       return;
     }
-    const targets = decision.proxy === 'pool' ? this.proxy!.poolTargets(decision.endpoint) : undefined;
-    if (
-      decision.proxy === 'pool' &&
-      targets !== undefined &&
-      targets.known.length > 0 &&
-      targets.available.length === 0
-    ) {
-      // No member can take it: one stateless 503, so a spoofed source gets one datagram back, not a
-      // transaction's 100 Trying and retransmitted final.
-      const extra = `Retry-After: ${this.proxy!.noMemberRetryAfter}\r\n`;
-      this.answer(
-        req,
-        via,
-        source,
-        { status: 503, outcome: 'no-live-member', extra, endpoint: decision.endpoint },
-        t0,
-        'warn',
-      );
+    key ??= serverTransactionKey(req);
+    const txn =
+      req.method === 'INVITE'
+        ? this.transactions.createInvite(key, route)
+        : this.transactions.createNonInvite(key, route);
+    this.handOver(txn);
+    const inb: Inbound = { req, source, via, txn, t0, raw, key };
+    try {
+      if (mode.carry(inb, plan)) return;
+    } catch (err) {
+      // The transaction exists now: it must end with an answer, or it would be held for ever.
+      this.stats.internalErrors++;
+      this.log.error({ err, callId: req.callId }, 'internal error handing a request over');
+      this.respondVia(txn, req, via, source, { status: 500, outcome: 'internal-error' }, t0);
       return;
     }
-    if (decision.proxy !== undefined) {
-      key ??= serverTransactionKey(req);
-      const txn =
-        req.method === 'INVITE'
-          ? this.transactions.createInvite(key, route)
-          : this.transactions.createNonInvite(key, route);
-      this.handOver(txn);
-      const inb = { req, source, via, txn, t0, raw };
-      try {
-        if (decision.proxy === 'pool') {
-          this.proxy!.forwardToPool(inb, decision.endpoint, key, targets);
-          return;
-        }
-        if (this.proxy!.forwardInDialog(inb, key, decision.hop)) return;
-      } catch (err) {
-        // The transaction exists now: it must end with an answer, or it would be held for ever.
-        this.stats.internalErrors++;
-        this.log.error({ err, callId: req.callId }, 'internal error forwarding request');
-        this.respondVia(txn, req, via, source, { status: 500, outcome: 'internal-error' }, t0);
-        return;
-      }
-      // Not forwarded after all: the transaction goes, and the answer is stateless like any other.
-      txn.dispose();
-      // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
-      this.answer(req, via, source, { status: 481, outcome: 'no-dialog' }, t0);
-      return;
-    }
-    this.answer(req, via, source, decision, t0);
+    // Not taken after all: the transaction goes, and the answer is stateless like any other.
+    txn.dispose();
+    // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
+    this.answer(req, via, source, { status: 481, outcome: 'no-dialog' }, t0);
   }
 
   /** Send our own answer through a transaction already created, and log the decision. */
@@ -623,9 +474,9 @@ export class Router {
     });
   }
 
-  // --- flood protection and draining (issue 6) -------------------------------------------------
+  // --- flood protection and draining --------------------------------------------------------
 
-  /** Transactions handed to the proxy or the lookup service still waiting for their final response. */
+  /** Transactions handed to a mode still waiting for their final response. */
   inFlight(): number {
     this.prune();
     return this.handedOver.size;
@@ -692,13 +543,11 @@ export class Router {
     return true;
   }
 
-  /** Client transactions held: the proxy's, and the lookup service's when it has a table of its own. */
+  /** Client transactions held by the modes. */
   private clientTransactions(): number {
-    const proxyTxns = this.opts.proxy?.clientTxns;
-    const lookupTxns = this.opts.lookup?.clientTxns;
-    return (
-      (proxyTxns?.size ?? 0) + (lookupTxns !== undefined && lookupTxns !== proxyTxns ? lookupTxns.size : 0)
-    );
+    let n = 0;
+    for (const table of this.clientTables) n += table.size;
+    return n;
   }
 
   /** limits.maxTransactions: server plus client transactions held reach it. */
@@ -793,17 +642,16 @@ export class Router {
       txn.ack();
       return;
     }
-    // The ACK of a 2xx is a transaction of its own (RFC 3261 §13.3.1.4): ours stops the lookup
-    // service's retransmissions; a proxy forwards any other end to end (RFC 3261 §16.11).
-    if (this.lookup?.ack(req, source) === true) return;
-    if (this.proxy?.forwardAck(req, source) === true) return;
+    // The ACK of a 2xx is a transaction of its own (RFC 3261 §13.3.1.4): a mode holding the dialog
+    // stops its retransmissions; a forwarding mode sends any other end to end (RFC 3261 §16.11).
+    for (const mode of this.modes) if (mode.ack?.(req, source) === true) return;
     // RFC 3261 §17.2.3: an ACK matching no transaction is not ours to answer.
     this.stats.dropped++;
     this.log.debug({ callId: req.callId, method: 'ACK' }, 'ACK matching no transaction dropped');
   }
 
   /**
-   * RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (the proxy cancels its branches, or our
+   * RFC 3261 §9.2: CANCEL for a transaction we hold gets 200 (a forwarding mode cancels its branches, or our
    * final is already sent); else 481. It matches the INVITE on branch and sent-by both (RFC 3261
    * §17.2.3), so another sender with the victim's branch cancels nothing. Answered statelessly: a
    * retransmitted CANCEL is matched again and gets the same answer.
@@ -818,18 +666,22 @@ export class Router {
       return;
     }
     // RFC 3261 §16.10: the CANCEL is answered 200 here and the pending branches are cancelled.
-    const outcome = this.proxy?.cancel(inviteKey) === true ? 'cancel-forwarded' : 'cancel-after-final';
+    let forwarded = false;
+    for (const mode of this.modes) if (mode.cancel?.(inviteKey) === true) forwarded = true;
+    const outcome = forwarded ? 'cancel-forwarded' : 'cancel-after-final';
     this.answer(req, via, source, { status: 200, outcome }, t0);
   }
 
-  private decide(req: SipRequest, source: Source): Decision {
+  /** What a request gets, and from which mode when it is handed over. */
+  private decide(req: SipRequest, source: Source): { decision: ModeDecision; mode?: Mode | undefined } {
     const table = this.opts.table();
     let endpoint: Endpoint | undefined;
     if (req.uri === this.lastUri && table === this.lastTable) endpoint = this.lastEndpoint;
     else {
       const scheme = uriScheme(req.uri);
       // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
-      if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
+      if (scheme !== 'sip' && scheme !== 'sips')
+        return { decision: { status: 416, outcome: 'unsupported-scheme' } };
       endpoint = table.lookupUri(req.uri);
       if (endpoint !== undefined) {
         this.lastTable = table;
@@ -837,90 +689,30 @@ export class Router {
         this.lastEndpoint = endpoint;
       }
     }
-    if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri)) {
-      // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
-      return { status: 200, outcome: 'options', extra: ALLOW + 'Accept: application/sdp\r\n' };
-    }
-    // Sent on by the proxy: its own endpoints, and requests for no endpoint (in a dialog it routes).
-    const proxying = endpoint?.mode === 'proxy' || endpoint === undefined;
+    // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
+    if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri))
+      return { decision: SERVICE_OPTIONS };
+    // The mode that would take it: the endpoint's, or for no endpoint the one routing dialogs.
+    const mode = endpoint === undefined ? this.dialogRouter : this.byName.get(endpoint.mode);
     // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us. Only a request
-    // the proxy would send on can go round again: a redirect or a lookup answer ends it here.
-    if (proxying && this.proxy?.isLoop(req) === true) return { status: 482, outcome: 'loop' };
-    const mf = req.header('max-forwards');
-    // RFC 3261 §16.3 item 3: a request with Max-Forwards 0 is not sent on, and redirecting is sending on.
-    // Validated as 1*DIGIT: only a value starting with "0" can be zero.
-    if (mf !== undefined && mf.charCodeAt(0) === 0x30 && Number(mf) === 0)
-      return { status: 483, outcome: 'too-many-hops', ...(endpoint ? { endpoint } : {}) };
-    // A UAS looks at Require (RFC 3261 §8.2.2.3), a proxy at Proxy-Require (§16.3 item 5).
-    const unsupported = requiredExtensions(
-      req,
-      proxying && this.proxy !== undefined ? 'proxy-require' : 'require',
-      // The lookup service is a UAS that supports RFC 4028 session timers.
-      endpoint?.mode === 'lookup' && this.lookup !== undefined ? SUPPORTED_BY_LOOKUP : undefined,
-    );
-    if (unsupported !== undefined) {
-      // RFC 3261 §8.2.2.3: no extension is supported, so every Require tag is listed back.
-      return {
-        status: 420,
-        outcome: 'bad-extension',
-        extra: `Unsupported: ${unsupported}\r\n`,
-        ...(endpoint ? { endpoint } : {}),
-      };
-    }
+    // a mode would send on can go round again: a redirect or a lookup answer ends it here.
+    if (mode?.forwards === true && mode.isLoop?.(req) === true)
+      return { decision: { status: 482, outcome: 'loop' } };
+    const stop = sharedChecks(req, endpoint, mode, this.opts.wallClock ?? Date.now);
+    if (stop !== undefined) return { decision: stop };
     if (endpoint === undefined) {
-      // An in-dialog request, or one routed through us by our Record-Route: the forwarding policy
-      // decides (src/modes/proxy/forwarding-policy.ts), before anything is sent or connected.
-      if (this.proxy !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
-        const hop = this.proxy.judgeInDialog(req, source);
-        return hop.forward ? { proxy: 'dialog', hop } : hop;
-      }
-      // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (a lookup dialog already over).
-      if (this.lookup !== undefined && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
-      return { status: 404, outcome: 'unknown' };
+      // An in-dialog request, or one routed through us by our Record-Route.
+      if (mode !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route)))
+        return { decision: mode.route!(req, source), mode };
+      // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (one already over).
+      if (this.keepsDialogs && req.toTag !== undefined)
+        return { decision: { status: 481, outcome: 'no-dialog' } };
+      return { decision: { status: 404, outcome: 'unknown' } };
     }
-    if (!endpoint.enabled) return { status: 404, outcome: 'disabled', endpoint };
-    // The clock is read only when a window is set (most endpoints never have one).
-    const retryAfter =
-      endpoint.maintenanceUntil === undefined && endpoint.pool.maintenanceUntil === undefined
-        ? undefined
-        : maintenanceRetryAfter(endpoint, (this.opts.wallClock ?? Date.now)());
-    if (retryAfter !== undefined) {
-      // RFC 3261 §21.5.4: 503 with Retry-After while the endpoint or its pool is in a cutover window.
-      return { status: 503, outcome: 'maintenance', extra: `Retry-After: ${retryAfter}\r\n`, endpoint };
-    }
-    switch (endpoint.mode) {
-      case 'redirect':
-        return { status: 302, outcome: 'redirect', extra: redirectContact(endpoint), endpoint };
-      case 'proxy':
-        if (this.proxy !== undefined) return { proxy: 'pool', endpoint };
-        return { status: 501, outcome: 'proxy-not-configured', endpoint };
-      case 'lookup':
-        if (this.lookup === undefined) return { status: 501, outcome: 'lookup-not-configured', endpoint };
-        if (req.method === 'INVITE') return { lookup: 'invite', endpoint };
-        if (req.method === 'OPTIONS') return { status: 200, outcome: 'options', extra: ALLOW, endpoint };
-        // RFC 3261 §12.2.2: a request with a To tag for a dialog we do not hold.
-        if (req.toTag !== undefined) return { status: 481, outcome: 'no-dialog', endpoint };
-        // RFC 3261 §8.2.1: outside a dialog the Lookup service serves INVITE alone.
-        return {
-          status: 405,
-          reason: 'Method Not Allowed',
-          outcome: 'lookup-method',
-          extra: 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n',
-          endpoint,
-        };
-    }
+    if (mode === undefined)
+      return { decision: { status: 501, outcome: `${endpoint.mode}-not-configured`, endpoint } };
+    return { decision: mode.decide(req, endpoint, source), mode };
   }
-}
-
-/**
- * Seconds until the maintenance window of an endpoint (or its pool) ends, at least 1; undefined
- * when none is in force. An open-ended window ("on") asks clients to come back in an hour.
- */
-export function maintenanceRetryAfter(endpoint: Endpoint, now: number): number | undefined {
-  const until = Math.max(endpoint.maintenanceUntil ?? 0, endpoint.pool.maintenanceUntil ?? 0);
-  if (until <= now) return undefined;
-  if (until === Infinity) return 3600;
-  return Math.max(1, Math.ceil((until - now) / 1000));
 }
 
 /** A Request-URI with no user part names the service itself. */
@@ -930,26 +722,4 @@ function addressesService(uri: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Option tags the lookup service supports in Require (RFC 4028 session timers). */
-const SUPPORTED_BY_LOOKUP: ReadonlySet<string> = new Set(['timer']);
-
-/**
- * The Require (or Proxy-Require) option tags of a request that are not in `supported`, joined, or
- * undefined when there are none.
- */
-function requiredExtensions(
-  req: SipRequest,
-  header: 'require' | 'proxy-require',
-  supported?: ReadonlySet<string>,
-): string | undefined {
-  const bit = header === 'require' ? HeaderBit.require : HeaderBit['proxy-require'];
-  if (req.method === 'ACK' || req.method === 'CANCEL' || !req.has(bit)) return undefined;
-  const lines = req.headerLines(header);
-  if (lines.length === 0) return undefined;
-  const tags: string[] = [];
-  for (const line of lines)
-    for (const v of splitHeaderValues(line)) if (supported?.has(v.toLowerCase()) !== true) tags.push(v);
-  return tags.length === 0 ? undefined : tags.join(', ');
 }

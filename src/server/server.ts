@@ -13,6 +13,7 @@ import type { Endpoint } from '../endpoints/endpoint.js';
 import { EndpointTable } from '../endpoints/table.js';
 import { createLogger, flushLogger } from '../base/log.js';
 import { Router, type RouterStats } from '../router/router.js';
+import { buildModes } from '../modes/registry.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from '../modes/lookup/lookup-service.js';
 import type { Clock } from '../base/clock.js';
@@ -220,21 +221,23 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     logger,
     clock,
     timers,
-    proxy: proxySupport.routerDeps(),
-    // Lookup mode shares the proxy's client transactions and reads its pool members' probe states.
-    lookup: {
-      clientTxns: proxySupport.clientTxns,
-      probes: () => proxySupport.prober?.states() ?? [],
-      settings: {
-        ...DEFAULT_LOOKUP_SETTINGS,
-        sessionExpires: server.lookup.sessionExpires,
-        idleTimeoutMs: server.lookup.idleTimeout,
-        maxDialogs: server.lookup.maxDialogs,
-        maxBodyBytes: server.lookup.maxBodyBytes,
-        maxUnackedPerSource: server.lookup.maxUnackedPerSource,
-        ...opts.lookup,
+    modes: buildModes({
+      proxy: proxySupport.routerDeps(),
+      // Lookup mode shares the proxy's client transactions and reads its pool members' probe states.
+      lookup: {
+        clientTxns: proxySupport.clientTxns,
+        probes: () => proxySupport.prober?.states() ?? [],
+        settings: {
+          ...DEFAULT_LOOKUP_SETTINGS,
+          sessionExpires: server.lookup.sessionExpires,
+          idleTimeoutMs: server.lookup.idleTimeout,
+          maxDialogs: server.lookup.maxDialogs,
+          maxBodyBytes: server.lookup.maxBodyBytes,
+          maxUnackedPerSource: server.lookup.maxUnackedPerSource,
+          ...opts.lookup,
+        },
       },
-    },
+    }),
     maxMessageSize: server.sip.maxMessageSize,
     serverHeader: server.sip.serverHeader,
     ...(opts.wallClock === undefined ? {} : { wallClock: opts.wallClock }),
@@ -601,7 +604,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     async close() {
       if (closed) return;
       await closeAll();
-      router.lookup?.close();
+      router.close();
       router.transactions.clear();
       logger.info('stopped');
       flushLogger(logger);

@@ -2,6 +2,7 @@
 // (sip:ocschat@contoso.com) whose pool is one UDP member, on a fake clock. The client side is a
 // MemoryLink; what the proxy sends to the member is kept as text in `toMember`.
 
+import { buildModes } from '../../src/modes/registry.js';
 import { pino } from 'pino';
 import { Router } from '../../src/router/router.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
@@ -56,14 +57,16 @@ export function proxyRig() {
     timers: RIG_TIMERS,
     maxMessageSize: 65535,
     serverHeader: 'pchat-endpoint',
-    proxy: {
-      clientTxns,
-      targets: { resolve: () => Promise.resolve([RIG_MEMBER]), cached: () => [RIG_MEMBER] },
-      health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
-      outbound,
-      timersT1: RIG_TIMERS.t1,
-      settings: DEFAULT_PROXY_SETTINGS,
-    },
+    modes: buildModes({
+      proxy: {
+        clientTxns,
+        targets: { resolve: () => Promise.resolve([RIG_MEMBER]), cached: () => [RIG_MEMBER] },
+        health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
+        outbound,
+        timersT1: RIG_TIMERS.t1,
+        settings: DEFAULT_PROXY_SETTINGS,
+      },
+    }),
   });
   return { clock, client, router, clientTxns, toMember };
 }

@@ -2,6 +2,7 @@
 // dialogs tied to their flow, and answers that cannot be used to reflect traffic (issue 18, findings
 // 4, 7 and 8), end to end over real sockets on 127.0.0.1.
 
+import { lookupOf, proxyOf } from '../helpers/modes.js';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -139,7 +140,7 @@ const isFinal = (m: string): boolean => /^SIP\/2\.0 [2-6]\d\d /.test(m);
 
 /** Transactions held: server, and client (the proxy and the lookup service share one table). */
 function held(s: TestService): number {
-  return s.server.router.transactions.size + (s.server.router.proxy?.deps.clientTxns.size ?? 0);
+  return s.server.router.transactions.size + (proxyOf(s.server.router)?.deps.clientTxns.size ?? 0);
 }
 
 describe('limits.maxTransactions counts every transaction (finding 4)', () => {
@@ -385,7 +386,7 @@ describe('lookup dialogs are bound to their flow', () => {
     // CSeq untouched, so the client's own INFO with CSeq 2 is in order.
     expect(other.inbox).toHaveLength(2);
     expect(client.inbox.filter((m) => !m.startsWith('SIP/2.0 200'))).toEqual([]);
-    expect(s.server.router.lookup!.size).toBe(1);
+    expect(lookupOf(s.server.router).size).toBe(1);
     const before = client.inbox.length;
     client.send(
       {
@@ -482,7 +483,7 @@ describe('no reflection: answers of our own are stateless (RFC 3261 §8.2.7, fin
     await sleep(900);
     expect(spoofed.inbox.map(status)).toEqual([503]);
     expect(spoofed.inbox[0]).toMatch(/\r\nRetry-After: \d+\r\n/);
-    expect(s.server.router.lookup!.size).toBe(1);
+    expect(lookupOf(s.server.router).size).toBe(1);
     expect(s.server.router.transactions.size).toBe(0);
   });
 
@@ -561,7 +562,7 @@ describe('no reflection: answers of our own are stateless (RFC 3261 §8.2.7, fin
     expect(new Set(oks.map(toTag)).size).toBe(8);
     expect(refused).toHaveLength(4);
     expect(new Set(refused.map((m) => /Call-ID: (\S+)/.exec(m)?.[1])).size).toBe(4);
-    expect(s.server.router.lookup!.size).toBe(8);
+    expect(lookupOf(s.server.router).size).toBe(8);
     // Resent 200s come from the 8 dialogs only: about 4 each by now, never more.
     expect(oks.length).toBeGreaterThan(8);
     expect(oks.length).toBeLessThanOrEqual(8 * 5);

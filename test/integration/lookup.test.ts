@@ -2,6 +2,7 @@
 // performing the exchange of shared/protocol/xccos.md over UDP and TCP, round-robin hand-outs,
 // dialogs the client abandons, and raw clients sending bad bodies and retransmissions.
 
+import { lookupOf } from '../helpers/modes.js';
 import { describe, it, expect, afterEach } from 'vitest';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -119,7 +120,7 @@ describe('lookup mode with SIPp as the legacy client', () => {
         endpoint: 'sip:ocschat@contoso.com',
         mode: 'lookup',
       });
-      expect(s.server.router.lookup!.size).toBe(0);
+      expect(lookupOf(s.server.router).size).toBe(0);
       // Counted: the hand-outs show in the request counter by outcome.
       expect(await s.server.metrics.text()).toMatch(
         /pchat_requests_total\{method="INFO",endpoint="sip:ocschat@contoso\.com",mode="lookup",outcome="lookup-handout",status="200"\} 2/,
@@ -166,8 +167,8 @@ describe('lookup mode with SIPp as the legacy client', () => {
     });
     expect(run.errors, run.stdout.slice(-2000)).toBe('');
     expect(run.successful).toBe(3);
-    expect(s.server.router.lookup!.size).toBe(0);
-    expect(s.server.router.lookup!.stats).toMatchObject({ expired: 3, byesSent: 3, dialogs: 0 });
+    expect(lookupOf(s.server.router).size).toBe(0);
+    expect(lookupOf(s.server.router).stats).toMatchObject({ expired: 3, byesSent: 3, dialogs: 0 });
   });
 
   it('answers malformed XML in the INFO with 400, and the dialog still ends with BYE', async () => {
@@ -326,7 +327,7 @@ describe('lookup mode over raw sockets: retransmissions and bad input', () => {
       expect(new Set(responses.map((r) => r.toBuffer().toString('latin1'))).size).toBe(1);
       expect(requests).toHaveLength(1);
       expect(requests[0]!.body.toString()).toContain('<commandid seqid="1" envid="77"/>');
-      expect(s.server.router.lookup!.stats.handouts).toBe(1);
+      expect(lookupOf(s.server.router).stats.handouts).toBe(1);
     } finally {
       c.close();
     }
@@ -402,7 +403,7 @@ describe('lookup mode over raw sockets: retransmissions and bad input', () => {
           const line = s.lines.find((l) => l.outcome === 'xccos-refused');
           expect(line).toMatchObject({ level: 40, status: k.status, method: 'INFO', mode: 'lookup' });
           expect(String(line!.reason)).toMatch(k.why);
-          expect(s.server.router.lookup!.stats.handouts).toBe(0);
+          expect(lookupOf(s.server.router).stats.handouts).toBe(0);
         } finally {
           c.close();
         }

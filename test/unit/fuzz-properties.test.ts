@@ -14,7 +14,7 @@ import { StreamFramer, streamContentLength } from '../../src/sip/framer.js';
 import { aorKey, aorKeyFromText, formatSipUri, parseSipUri } from '../../src/sip/uri.js';
 import { validateRequest } from '../../src/sip/validate.js';
 import { responsePort } from '../../src/sip/response.js';
-import { ACK_BRANCH, firstLineViaBranch } from '../../src/router/router.js';
+import { ACK_BRANCH, firstLineViaBranch } from '../../src/router/fast-path.js';
 import { namesOwnSentBy } from '../../src/modes/proxy/proxy.js';
 import { splitFirstElement, splitHeaderValues } from '../../src/sip/header-values.js';
 

@@ -2,6 +2,8 @@
 // SDP, 2xx retransmission until ACK, BYE after 64*T1), XCCOS cmd:requri → 200 + INFO rpl:requri,
 // round-robin and health, RFC 4028 session timers, bad bodies, and dialogs that are abandoned.
 
+import { buildModes } from '../../src/modes/registry.js';
+import { lookupOf } from '../helpers/modes.js';
 import { describe, it, expect, beforeEach } from 'vitest';
 import { pino } from 'pino';
 import { Router } from '../../src/router/router.js';
@@ -66,11 +68,13 @@ function start(
     timers: T,
     maxMessageSize: 65535,
     serverHeader: 'pchat-endpoint',
-    lookup: {
-      clientTxns,
-      probes: () => probes,
-      settings: { ...DEFAULT_LOOKUP_SETTINGS, ...settings },
-    },
+    modes: buildModes({
+      lookup: {
+        clientTxns,
+        probes: () => probes,
+        settings: { ...DEFAULT_LOOKUP_SETTINGS, ...settings },
+      },
+    }),
     limits: { maxHeaders: 256, maxLineLength: 8192, maxTransactions, retryAfter: 5 },
   });
 }
@@ -236,7 +240,7 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     c.inDialog('ACK');
     clock.advance(20_000);
     expect(link.take()).toHaveLength(0);
-    expect(router.lookup!.size).toBe(1);
+    expect(lookupOf(router).size).toBe(1);
   });
 
   it('does not retransmit the 2xx over TCP', () => {
@@ -254,14 +258,14 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     c.send(text);
     const again = link.take();
     expect(again).toEqual(first);
-    expect(router.lookup!.size).toBe(1);
+    expect(lookupOf(router).size).toBe(1);
     // Branch-less (RFC 2543) INVITEs too: matched by Call-ID, From tag and CSeq.
     const d = new Client('inv-rtx-2543');
     const t2 = d.invite();
     const f2 = link.take();
     d.send(t2);
     expect(link.take()).toEqual(f2);
-    expect(router.lookup!.size).toBe(2);
+    expect(lookupOf(router).size).toBe(2);
   });
 
   it('ends a dialog never ACKed with BYE after 64*T1 and frees it', () => {
@@ -278,8 +282,8 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     expect(bye.header('to')).toBe('<sip:alice@contoso.com>;tag=81723456;epid=0123abcd');
     expect(bye.header('call-id')).toBe('noack-1');
     expect(bye.topVia.branch).toMatch(/^z9hG4bK/);
-    expect(router.lookup!.size).toBe(0);
-    expect(router.lookup!.stats).toMatchObject({ expired: 1, byesSent: 1, dialogs: 0 });
+    expect(lookupOf(router).size).toBe(0);
+    expect(lookupOf(router).stats).toMatchObject({ expired: 1, byesSent: 1, dialogs: 0 });
     // An ACK arriving afterwards matches nothing.
     c.inDialog('ACK');
     expect(router.stats.dropped).toBe(1);
@@ -292,7 +296,7 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     const r = asResponse(link.take()[0]!);
     expect(r.status).toBe(200);
     expect(r.cseq.method).toBe('BYE');
-    expect(router.lookup!.size).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
     c.inDialog('INFO', { body: REQURI(1) });
     expect(asResponse(link.take()[0]!).status).toBe(481);
   });
@@ -312,7 +316,7 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     expect(router.transactions.size).toBe(1);
     c.inDialog('BYE');
     expect(asResponse(link.take()[0]!).status).toBe(200);
-    expect(router.lookup!.size).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
   });
 
   it('ends a confirmed dialog left idle with BYE', () => {
@@ -326,7 +330,7 @@ describe('lookup dialog (RFC 3261 §12, §13.3.1.4)', () => {
     expect(bye.method).toBe('BYE');
     expect(bye.cseq.seq).toBe(1);
     c.answer(bye);
-    expect(router.lookup!.size).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
   });
 
   it('refuses a request out of CSeq order with 500 (RFC 3261 §12.2.2)', () => {
@@ -382,14 +386,14 @@ describe('XCCOS over the lookup dialog (xccos.md §3)', () => {
         mode: 'lookup',
       }),
     ]);
-    expect(router.lookup!.stats.handouts).toBe(1);
+    expect(lookupOf(router).stats.handouts).toBe(1);
     // The client's 200 ends our INFO transaction; then its BYE ends the dialog.
     c.answer(rpl);
     clock.advance(T.t4);
     expect(clientTxns.size).toBe(0);
     c.inDialog('BYE');
     expect(asResponse(link.take()[0]!).status).toBe(200);
-    expect(router.lookup!.size).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
   });
 
   it('copies Record-Route into the 200 and routes its INFO through the Front End (RFC 3261 §12.1.1)', () => {
@@ -478,7 +482,7 @@ describe('XCCOS over the lookup dialog (xccos.md §3)', () => {
     c.send(info);
     const again = link.take();
     expect(again).toEqual([first[0], first[0]]);
-    expect(router.lookup!.stats.handouts).toBe(1);
+    expect(lookupOf(router).stats.handouts).toBe(1);
   });
 
   it('answers any other command with the error reply (resp 500), not silence', () => {
@@ -578,7 +582,7 @@ describe('XCCOS over the lookup dialog (xccos.md §3)', () => {
         status: b.status,
       });
       expect(lines.at(-1)!.reason).toEqual(expect.any(String));
-      expect(router.lookup!.stats.handouts).toBe(0);
+      expect(lookupOf(router).stats.handouts).toBe(0);
       // The dialog survives a bad INFO: a good one still works.
       c.inDialog('INFO', { body: REQURI(2) });
       expect(link.take()).toHaveLength(2);
@@ -620,7 +624,7 @@ describe('RFC 4028 session timers on the lookup dialog', () => {
     const r = asResponse(link.take()[0]!);
     expect(r.status).toBe(422);
     expect(r.header('min-se')).toBe('90');
-    expect(router.lookup!.size).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
   });
 
   it('raises a too-short interval from a client without timer support, and never goes under Min-SE', () => {
@@ -660,12 +664,12 @@ describe('bounded memory', () => {
       }
     }
     link.take();
-    expect(router.lookup!.size).toBe(500);
+    expect(lookupOf(router).size).toBe(500);
     // 64*T1 ends the un-ACKed ones, the idle timeout the others; our BYEs and INFOs then time out
     // (Timer F) unanswered, and the INFO transactions end their dialogs.
     clock.advance(200_000);
-    expect(router.lookup!.size).toBe(0);
-    expect(router.lookup!.stats.dialogs).toBe(0);
+    expect(lookupOf(router).size).toBe(0);
+    expect(lookupOf(router).stats.dialogs).toBe(0);
     expect(clientTxns.size).toBe(0);
     expect(router.transactions.size).toBe(0);
     expect(clock.active).toBe(0);
