@@ -137,6 +137,8 @@ export class Router {
   private readonly keepsDialogs: boolean;
   /** The distinct client transaction tables of the modes, for responses. */
   private readonly clientTables: readonly ClientTransactionTable[];
+  /** The mode the last decide() handed its request to. */
+  private decidedBy: Mode | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
@@ -406,14 +408,14 @@ export class Router {
     // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it could
     // be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
     if (this.shed(req, via, source, t0)) return;
-    const decided = this.decide(req, source);
-    if (decided.decision.handover === undefined) {
-      this.answer(req, via, source, decided.decision, t0);
+    const decision = this.decide(req, source);
+    if (decision.handover === undefined) {
+      this.answer(req, via, source, decision, t0);
       return;
     }
-    const mode = decided.mode!;
-    const plan = decided.decision.plan;
-    if (decided.decision.handover === 'direct') {
+    const mode = this.decidedBy!;
+    const plan = decision.plan;
+    if (decision.handover === 'direct') {
       // The mode answers at once on the request's route and keeps what it needs itself.
       const port = route.port;
       const responder: Responder = {
@@ -672,16 +674,19 @@ export class Router {
     this.answer(req, via, source, { status: 200, outcome }, t0);
   }
 
-  /** What a request gets, and from which mode when it is handed over. */
-  private decide(req: SipRequest, source: Source): { decision: ModeDecision; mode?: Mode | undefined } {
+  /**
+   * What a request gets. A hand-over is to `this.decidedBy` (set here, read at once by the caller:
+   * no wrapper object per request on the path every 302 takes).
+   */
+  private decide(req: SipRequest, source: Source): ModeDecision {
+    this.decidedBy = undefined;
     const table = this.opts.table();
     let endpoint: Endpoint | undefined;
     if (req.uri === this.lastUri && table === this.lastTable) endpoint = this.lastEndpoint;
     else {
       const scheme = uriScheme(req.uri);
       // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
-      if (scheme !== 'sip' && scheme !== 'sips')
-        return { decision: { status: 416, outcome: 'unsupported-scheme' } };
+      if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
       endpoint = table.lookupUri(req.uri);
       if (endpoint !== undefined) {
         this.lastTable = table;
@@ -691,27 +696,27 @@ export class Router {
     }
     // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
     if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri))
-      return { decision: SERVICE_OPTIONS };
+      return SERVICE_OPTIONS;
     // The mode that would take it: the endpoint's, or for no endpoint the one routing dialogs.
     const mode = endpoint === undefined ? this.dialogRouter : this.byName.get(endpoint.mode);
     // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us. Only a request
     // a mode would send on can go round again: a redirect or a lookup answer ends it here.
-    if (mode?.forwards === true && mode.isLoop?.(req) === true)
-      return { decision: { status: 482, outcome: 'loop' } };
+    if (mode?.forwards === true && mode.isLoop?.(req) === true) return { status: 482, outcome: 'loop' };
     const stop = sharedChecks(req, endpoint, mode, this.opts.wallClock ?? Date.now);
-    if (stop !== undefined) return { decision: stop };
+    if (stop !== undefined) return stop;
     if (endpoint === undefined) {
       // An in-dialog request, or one routed through us by our Record-Route.
-      if (mode !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route)))
-        return { decision: mode.route!(req, source), mode };
+      if (mode !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
+        this.decidedBy = mode;
+        return mode.route!(req, source);
+      }
       // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (one already over).
-      if (this.keepsDialogs && req.toTag !== undefined)
-        return { decision: { status: 481, outcome: 'no-dialog' } };
-      return { decision: { status: 404, outcome: 'unknown' } };
+      if (this.keepsDialogs && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
+      return { status: 404, outcome: 'unknown' };
     }
-    if (mode === undefined)
-      return { decision: { status: 501, outcome: `${endpoint.mode}-not-configured`, endpoint } };
-    return { decision: mode.decide(req, endpoint, source), mode };
+    if (mode === undefined) return { status: 501, outcome: `${endpoint.mode}-not-configured`, endpoint };
+    this.decidedBy = mode;
+    return mode.decide(req, endpoint, source);
   }
 }
 
