@@ -3,28 +3,65 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
-/** Files under `files` may import, of the service's own folders, only those in `below`. */
-function layer(files, below) {
-  return [
-    {
-      files: [files],
-      rules: {
-        'no-restricted-imports': [
-          'error',
+// The layers of ../shared/DESIGN.md and docs/architecture.md, top to bottom: each imports only the
+// layers below it. Enforced with no-restricted-imports on the import text, so every file sits at a
+// known depth under src/.
+const LAYERS = [
+  'cli',
+  'server',
+  'admin',
+  'router',
+  'modes',
+  'dialog',
+  'pool',
+  'guard',
+  'transaction',
+  'transport',
+  'config',
+  'endpoints',
+  'sip',
+  'base',
+];
+
+/** "Anything `up` folders up that is not one of `allowed`", as a regex on the import text. */
+function outside(up, allowed) {
+  const prefix = '\\.\\./'.repeat(up);
+  return allowed.length === 0 ? `^${prefix}` : `^${prefix}(?!(?:${allowed.join('|')})/)`;
+}
+
+function layerRules() {
+  return LAYERS.map((name, i) => {
+    const below = LAYERS.slice(i + 1);
+    const message = `${name}/ may import only from ${below.join(', ') || 'nothing of the service'} (docs/architecture.md, layers)`;
+    return {
+      files: [`src/${name}/*.ts`],
+      rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: outside(1, below), message }] }] },
+    };
+  });
+}
+
+// Modes are peers: a mode's folder imports the layers below modes/ and modes/'s own seam (mode.ts,
+// shared-checks.ts), never another mode or the registry that lists them all.
+const modeFolders = {
+  files: ['src/modes/*/*.ts'],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
           {
-            patterns: [
-              {
-                // Anything one folder up that is not a folder below this one (top-level files included).
-                regex: below.length === 0 ? '^\\.\\./' : `^\\.\\./(?!(?:${below.join('|')})/)`,
-                message: `${files.slice(4, -3)}/ may import only from ${below.join(', ') || 'nothing above it'} (../shared/DESIGN.md, layers)`,
-              },
-            ],
+            regex: outside(2, LAYERS.slice(LAYERS.indexOf('modes') + 1)),
+            message: `a mode may import only from ${LAYERS.slice(LAYERS.indexOf('modes') + 1).join(', ')} (docs/architecture.md, layers)`,
+          },
+          {
+            regex: '^\\.\\./(?!\\.\\./)(?!(?:mode|shared-checks)\\.js$)',
+            message: 'modes are peers: a mode imports only ../mode.js and ../shared-checks.js of modes/',
           },
         ],
       },
-    },
-  ];
-}
+    ],
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'bench/out/**', 'native/build/**'] },
@@ -43,14 +80,9 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  // Layering (../shared/DESIGN.md): a layer imports only the layers below it. Enforced for the lower
-  // layers, which hold to it today; the upper ones (endpoints → config, transport → config and the
-  // modes inside router/) are the architecture issue's to untangle first.
-  ...layer('src/base/**', []),
-  ...layer('src/sip/**', ['base']),
-  ...layer('src/config/**', ['base', 'sip', 'endpoints']),
-  ...layer('src/transaction/**', ['base', 'sip', 'transport']),
-  ...layer('src/pool/**', ['base', 'sip', 'endpoints', 'config', 'transport', 'transaction', 'guard']),
+  // Layering: zero exceptions.
+  ...layerRules(),
+  modeFolders,
   {
     files: ['src/cli/**', 'bench/**', 'test/**', 'native/**'],
     rules: { 'no-console': 'off' },

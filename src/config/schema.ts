@@ -708,16 +708,6 @@ function maintenanceConflict(
   }
 }
 
-/** When the window of an entry ends: ms since the epoch, Infinity for "on", undefined for none. */
-export function maintenanceEnd(value: {
-  maintenance?: 'on' | 'off' | undefined;
-  maintenanceUntil?: number | undefined;
-}): number | undefined {
-  if (value.maintenance === 'on') return Infinity;
-  if (value.maintenance === 'off') return undefined;
-  return value.maintenanceUntil;
-}
-
 export const endpointSchema = strictObject({
   sipAddress: z.string().superRefine(check(sipAddressProblem)),
   poolFqdn,

@@ -53,3 +53,16 @@ export interface Endpoint {
   /** As Pool.maintenanceUntil, for this endpoint alone. */
   readonly maintenanceUntil?: number | undefined;
 }
+
+/** How endpoints.yaml writes a maintenance window: a switch, or an end time. */
+export interface MaintenanceInput {
+  readonly maintenance?: 'on' | 'off' | undefined;
+  readonly maintenanceUntil?: number | undefined;
+}
+
+/** When the window of an entry ends: ms since the epoch, Infinity for "on", undefined for none. */
+export function maintenanceEnd(value: MaintenanceInput): number | undefined {
+  if (value.maintenance === 'on') return Infinity;
+  if (value.maintenance === 'off') return undefined;
+  return value.maintenanceUntil;
+}

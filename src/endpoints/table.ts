@@ -1,9 +1,34 @@
 // The endpoint table: well-known addresses keyed by canonical address-of-record, looked up once per
 // request on the hot path.
-import { maintenanceEnd, type EndpointsConfig } from '../config/schema.js';
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
-import type { Endpoint, Pool } from './endpoint.js';
+import {
+  maintenanceEnd,
+  type Endpoint,
+  type EndpointMode,
+  type MaintenanceInput,
+  type Pool,
+} from './endpoint.js';
+
+/**
+ * What the table is built from: endpoints.yaml as the schema gives it back (src/config/schema.ts
+ * EndpointsConfig has this shape), checked by the config layer's rules before it gets here.
+ */
+export interface EndpointsInput {
+  readonly pools: readonly (MaintenanceInput & {
+    readonly fqdn: string;
+    readonly targets: readonly { readonly uri: string; readonly q?: number | undefined }[];
+  })[];
+  readonly endpoints: readonly (MaintenanceInput & {
+    readonly sipAddress: string;
+    readonly poolFqdn: string;
+    readonly displayName?: string | undefined;
+    readonly mode: EndpointMode;
+    readonly enabled: boolean;
+    readonly recordRoute?: boolean | undefined;
+    readonly lookupUris?: readonly string[] | undefined;
+  })[];
+}
 
 export class EndpointTable {
   private readonly byKey: ReadonlyMap<string, Endpoint>;
@@ -18,7 +43,7 @@ export class EndpointTable {
    * Builds the table from a configuration that has passed the schema and its rules. A duplicate address
    * still throws: silently letting one entry shadow another would route requests to the wrong pool.
    */
-  static fromConfig(cfg: EndpointsConfig): EndpointTable {
+  static fromConfig(cfg: EndpointsInput): EndpointTable {
     const steps = EndpointTable.building(cfg);
     for (;;) {
       const step = steps.next();
@@ -33,7 +58,7 @@ export class EndpointTable {
    * As fromConfig, pausing after every SLICE endpoints, so a caller holding an event loop can let other
    * work in between (a table of tens of thousands of endpoints takes tens of milliseconds to build).
    */
-  static *building(cfg: EndpointsConfig): Generator<void, EndpointTable, void> {
+  static *building(cfg: EndpointsInput): Generator<void, EndpointTable, void> {
     const configured = new Map<string, Pool>();
     for (const p of cfg.pools) {
       const fqdn = domainNameKey(p.fqdn);

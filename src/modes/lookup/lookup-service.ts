@@ -18,7 +18,7 @@ import type { ClientTransactionTable } from '../../transaction/client-transactio
 import type { ResponseRoute } from '../../transaction/server-transaction.js';
 import { hostPort } from '../../transport/outbound.js';
 import type { Link, Source } from '../../transport/types.js';
-import type { Inbound } from '../proxy/proxy.js';
+import type { Inbound } from '../mode.js';
 import { buildResponse, responsePort, stampedTopVia } from '../../sip/response.js';
 import type { TagFactory } from '../../dialog/tags.js';
 import { HandoutPicker, type ProbeStates } from './handout.js';
