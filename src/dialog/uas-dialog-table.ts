@@ -190,12 +190,13 @@ export class UasDialogTable<C> {
     const localTag = this.deps.tags.next();
     // Flat copies: the dialog outlives the request, whose strings may hold on to its whole buffer.
     const callId = flatCopy(req.callId ?? '');
-    const fromTag = req.fromTag ?? '';
+    const fromTag = flatCopy(req.fromTag ?? '');
     const d: HeldDialog<C> = {
       key: dialogKey(callId, localTag, fromTag),
       earlyKey: earlyKey(callId, fromTag),
       callId,
       localTag,
+      remoteTag: fromTag,
       localParty: `${flatCopy(req.header('to') ?? '')};tag=${localTag}`,
       remoteParty: flatCopy(req.header('from') ?? ''),
       remoteTarget: targets.remoteTarget,

@@ -29,8 +29,10 @@ export interface DialogRequest {
  * (UasDialogTable) changes it as requests and ACKs arrive. `context` is the mode's own.
  */
 export interface UasDialog<C> {
+  /** RFC 3261 §12: the dialog ID is the Call-ID, the local tag (ours, in To) and the remote tag. */
   readonly callId: string;
   readonly localTag: string;
+  readonly remoteTag: string;
   /** Our From in requests we send: the creating request's To value with our tag. */
   readonly localParty: string;
   /** Our To in requests we send: the creating request's From value, tag and parameters included. */

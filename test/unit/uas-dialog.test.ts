@@ -216,6 +216,7 @@ describe('in-dialog requests (RFC 3261 §12.2.2)', () => {
   it('matches by Call-ID and tags, on the flow the dialog came on', () => {
     const { d } = dialog();
     const info = request('INFO', { cseq: 2, toTag: d.localTag });
+    expect([d.callId, d.remoteTag, d.localTag.length]).toEqual(['call-1', 'a1', 12]);
     expect(table.owns(info.req, info.source)).toBe('flow');
     expect(
       table.owns(
