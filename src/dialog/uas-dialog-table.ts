@@ -9,6 +9,7 @@ import type { Clock, TimerHandle, TimerValues } from '../base/clock.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { responsePort } from '../sip/response.js';
 import { newBranch } from '../transaction/branch.js';
+import type { ClientTransactionUser } from '../transaction/client-transaction.js';
 import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
 import type { ResponseRoute } from '../transaction/server-transaction.js';
 import type { Source } from '../transport/types.js';
@@ -357,6 +358,17 @@ export class UasDialogTable<C> {
       body,
       userAgent: this.deps.userAgent,
     });
+    const txn = this.deps.clientTxns.createNonInvite({
+      request,
+      send: (data) => link.send(data, source.address, source.port),
+      reliable: link.reliable,
+      user: this.requestUser(d, method, done),
+    });
+    txn.start();
+  }
+
+  /** What the answer to a request of ours (or its lack) does to the dialog; `done` is told once. */
+  private requestUser(d: HeldDialog<C>, method: string, done?: () => void): ClientTransactionUser {
     const callId = d.callId;
     const log = this.deps.logger;
     // A BYE ends the dialog whatever its answer; anything else that fails ends it too.
@@ -366,35 +378,28 @@ export class UasDialogTable<C> {
       pending?.();
       pending = undefined;
     };
-    const txn = this.deps.clientTxns.createNonInvite({
-      request,
-      send: (data) => link.send(data, source.address, source.port),
-      reliable: link.reliable,
-      user: {
-        onResponse: (res) => {
-          if (res.status < 200) return;
-          finish();
-          if (!ends) return;
-          // RFC 3261 §12.2.1.2: "If the response for a request within a dialog is a 481 or a 408, the
-          // UAC SHOULD terminate the dialog."
-          if (res.status === 481 || res.status === 408)
-            this.end(d, `${method} answered ${res.status}`, false);
-          else if (res.status >= 300)
-            log.info({ callId, method, status: res.status }, 'in-dialog request refused by the client');
-        },
-        onTimeout: () => {
-          finish();
-          log.info({ callId, method }, 'in-dialog request to the client timed out');
-          if (ends) this.end(d, `${method} timed out`, false);
-        },
-        onTransportError: (err) => {
-          finish();
-          log.info({ callId, method, err: err.message }, 'in-dialog request to the client not sent');
-          if (ends) this.end(d, 'transport error', false);
-        },
+    return {
+      onResponse: (res) => {
+        if (res.status < 200) return;
+        finish();
+        if (!ends) return;
+        // RFC 3261 §12.2.1.2: "If the response for a request within a dialog is a 481 or a 408, the
+        // UAC SHOULD terminate the dialog."
+        if (res.status === 481 || res.status === 408) this.end(d, `${method} answered ${res.status}`, false);
+        else if (res.status >= 300)
+          log.info({ callId, method, status: res.status }, 'in-dialog request refused by the client');
       },
-    });
-    txn.start();
+      onTimeout: () => {
+        finish();
+        log.info({ callId, method }, 'in-dialog request to the client timed out');
+        if (ends) this.end(d, `${method} timed out`, false);
+      },
+      onTransportError: (err) => {
+        finish();
+        log.info({ callId, method, err: err.message }, 'in-dialog request to the client not sent');
+        if (ends) this.end(d, 'transport error', false);
+      },
+    };
   }
 
   /**
