@@ -280,6 +280,18 @@ export function getTag(value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The URI of a From/To/Contact/Route/Record-Route value, or undefined when the value does not parse:
+ * for callers that fall back on something else rather than refuse the message.
+ */
+export function uriOf(value: string): string | undefined {
+  try {
+    return parseNameAddr(value).uri;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Contact: * (RFC 3261 §10.2.2, REGISTER removing all bindings); parseNameAddr refuses it. */
 export function isWildcardContact(value: string): boolean {
   if (typeof value !== 'string') return false;

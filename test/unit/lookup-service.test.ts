@@ -638,6 +638,21 @@ describe('RFC 4028 session timers on the lookup dialog', () => {
     ).toBe('2000;refresher=uac');
   });
 
+  it('keeps the session interval in force when a refresh is refused with 422', () => {
+    const { c } = dialog('se-keep', 'ocschat', 'Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n');
+    c.inDialog('ACK');
+    c.inDialog('UPDATE', { extra: 'Supported: timer\r\nSession-Expires: 30\r\n' });
+    expect(asResponse(link.take()[0]!).status).toBe(422);
+    // A request after the refused refresh re-arms the 90 s interval's deadline (60 s), not the idle
+    // timeout (120 s): the refused refresh changed nothing.
+    c.inDialog('INFO');
+    expect(asResponse(link.take()[0]!).status).toBe(200);
+    clock.advance(60_000 - 1);
+    expect(link.take()).toHaveLength(0);
+    clock.advance(1);
+    expect(asRequest(link.take()[0]!).method).toBe('BYE');
+  });
+
   it('refuses a malformed Session-Expires with 400, and 420 for extensions other than timer', () => {
     const c = new Client('se-bad');
     c.invite('Session-Expires: soon\r\n');

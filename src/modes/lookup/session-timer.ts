@@ -1,9 +1,17 @@
 // RFC 4028 session timers for the lookup dialog, UAS side: what the client asked for, what our 2xx
 // answers, and when a dialog nobody refreshes must end.
 
-import type { SipRequest } from '../../sip/message.js';
 import { splitHeaderValues } from '../../sip/header-values.js';
 import { ServiceError } from '../../base/service-error.js';
+
+/**
+ * The headers a decision reads, by lower-case long name: the first value, and every line in order.
+ * Our SipRequest is one; a request of another SIP stack is one after a few lines of adapter.
+ */
+export interface HeaderView {
+  header(name: string): string | undefined;
+  headerLines(name: string): readonly string[];
+}
 
 /** RFC 4028 §4: "the minimum value for the Session-Expires header field is 90 seconds". */
 export const MIN_SE = 90;
@@ -40,7 +48,7 @@ function delta(text: string, what: string): number {
 }
 
 /** Read Session-Expires, Min-SE and Supported; throws SessionTimerSyntaxError for a malformed value. */
-export function readSessionTimer(req: SipRequest): SessionTimerRequest {
+export function readSessionTimer(req: HeaderView): SessionTimerRequest {
   let supported = false;
   for (const line of req.headerLines('supported')) {
     for (const tag of splitHeaderValues(line)) if (tag.toLowerCase() === 'timer') supported = true;
