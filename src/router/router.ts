@@ -13,7 +13,15 @@ import { TagFactory } from '../dialog/tags.js';
 import type { EndpointTable } from '../endpoints/table.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { Admission } from '../guard/guard.js';
-import type { Answer, Inbound, Mode, ModeDecision, ModeFactory, Responder } from '../modes/mode.js';
+import type {
+  Answer,
+  Handover,
+  Mode,
+  ModeDecision,
+  ModeFactory,
+  Responder,
+  ServerTxn,
+} from '../modes/mode.js';
 import { buildModes } from '../modes/registry.js';
 import { sharedChecks } from '../modes/shared-checks.js';
 import type { SipParseError } from '../sip/errors.js';
@@ -383,56 +391,60 @@ export class Router {
       this.cancel(req, via, source, t0);
       return;
     }
-    const route = { link: source.link, address: source.address, port: responsePort(via, source) };
-    // RFC 3261 §12.2.2: a request in one of a mode's dialogs (Call-ID and tags) is that mode's,
-    // before any routing by Request-URI (it is our Contact) or by another mode.
+    if (this.modes.length > 1 && this.claimed(req, via, source, t0, key)) return;
+    // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it
+    // could be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
+    if (this.shed(req, via, source, t0)) return;
+    const decision = this.decide(req, source);
+    if (decision.handover === undefined) this.answer(req, via, source, decision, t0);
+    else this.carryOut(this.decidedBy!, decision, req, via, source, t0, raw, key);
+  }
+
+  /**
+   * RFC 3261 §12.2.2: a request in one of a mode's dialogs (Call-ID and tags) is that mode's, before
+   * any routing by Request-URI (it is our Contact) or by another mode. True when a mode claimed it.
+   */
+  private claimed(req: SipRequest, via: Via, source: Source, t0: number, key: string | undefined): boolean {
     for (const mode of this.modes) {
       const claim = mode.claim?.(req, source);
       if (claim === undefined) continue;
       if (claim === 'other-flow') {
         // Only the flow the dialog came on may act in it: our tag is no secret to whoever saw it.
         this.answer(req, via, source, { status: 403, outcome: `${mode.name}-other-flow`, warn: true }, t0);
-        return;
+        return true;
       }
       // Over the cap a BYE still ends its dialog, and frees what the dialog holds.
-      if (req.method !== 'BYE' && this.shed(req, via, source, t0)) return;
+      if (req.method !== 'BYE' && this.shed(req, via, source, t0)) return true;
       key ??= serverTransactionKey(req);
-      const txn =
-        req.method === 'INVITE'
-          ? this.transactions.createInvite(key, route)
-          : this.transactions.createNonInvite(key, route);
-      this.handOver(txn);
-      mode.inDialog!({ req, source, via, txn, t0, key });
-      return;
+      mode.inDialog!({ req, source, via, txn: this.newTransaction(req, via, source, key), t0, key });
+      return true;
     }
-    // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it could
-    // be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
-    if (this.shed(req, via, source, t0)) return;
-    const decision = this.decide(req, source);
-    if (decision.handover === undefined) {
-      this.answer(req, via, source, decision, t0);
-      return;
-    }
-    const mode = this.decidedBy!;
-    const plan = decision.plan;
+    return false;
+  }
+
+  /** A mode takes the request on: with a server transaction made here, or answering at once itself. */
+  private carryOut(
+    mode: Mode,
+    decision: Handover,
+    req: SipRequest,
+    via: Via,
+    source: Source,
+    t0: number,
+    raw: Buffer,
+    key: string | undefined,
+  ): void {
     if (decision.handover === 'direct') {
-      // The mode answers at once on the request's route and keeps what it needs itself.
-      const port = route.port;
+      const port = responsePort(via, source);
       const responder: Responder = {
         respond: (_status, data) => source.link.send(data, source.address, port),
       };
-      mode.carry({ req, source, via, txn: responder, t0, raw }, plan);
+      mode.carry({ req, source, via, txn: responder, t0, raw }, decision.plan);
       return;
     }
     key ??= serverTransactionKey(req);
-    const txn =
-      req.method === 'INVITE'
-        ? this.transactions.createInvite(key, route)
-        : this.transactions.createNonInvite(key, route);
-    this.handOver(txn);
-    const inb: Inbound = { req, source, via, txn, t0, raw, key };
+    const txn = this.newTransaction(req, via, source, key);
     try {
-      if (mode.carry(inb, plan)) return;
+      if (mode.carry({ req, source, via, txn, t0, raw, key }, decision.plan)) return;
     } catch (err) {
       // The transaction exists now: it must end with an answer, or it would be held for ever.
       this.stats.internalErrors++;
@@ -444,6 +456,17 @@ export class Router {
     txn.dispose();
     // RFC 3261 §12.2.2: an in-dialog request for no dialog we can reach.
     this.answer(req, via, source, { status: 481, outcome: 'no-dialog' }, t0);
+  }
+
+  /** A server transaction for a request handed to a mode; a drain waits for it. */
+  private newTransaction(req: SipRequest, via: Via, source: Source, key: string): ServerTxn {
+    const route = { link: source.link, address: source.address, port: responsePort(via, source) };
+    const txn =
+      req.method === 'INVITE'
+        ? this.transactions.createInvite(key, route)
+        : this.transactions.createNonInvite(key, route);
+    this.handOver(txn);
+    return txn;
   }
 
   /** Send our own answer through a transaction already created, and log the decision. */
