@@ -13,11 +13,13 @@ const N = Number(process.argv[3] ?? 50000);
 const RR = process.argv[4] === 'rr';
 const { Router } = await import(`${dist}/router/router.js`);
 const { EndpointTable } = await import(`${dist}/endpoints/table.js`);
-const { parseEndpointsConfig } = await import(`${dist}/config/load.js`);
+const { parseEndpointsConfig, parseServerConfig } = await import(`${dist}/config/load.js`);
 const { TimerWheel } = await import(`${dist}/base/timer-wheel.js`);
 const { ClientTransactionTable } = await import(`${dist}/transaction/client-transaction-table.js`);
 const { ConnectionRegistry } = await import(`${dist}/transport/tcp.js`);
-const { DEFAULT_PROXY_SETTINGS } = await import(`${dist}/modes/proxy/proxy.js`);
+const { proxyOptionsFrom } = await import(`${dist}/server/settings.js`);
+// The schema's proxy settings, as an empty server.yaml gives them.
+const proxySettings = proxyOptionsFrom(parseServerConfig('', 'server.yaml'));
 const table = EndpointTable.fromConfig(
   parseEndpointsConfig(
     'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: proxy\n',
@@ -76,7 +78,7 @@ const router = new Router({
     outbound,
     connections: new ConnectionRegistry(),
     timersT1: T.t1,
-    settings: { ...DEFAULT_PROXY_SETTINGS, recordRoute: RR },
+    settings: { ...proxySettings, recordRoute: RR },
   },
   secret: Buffer.from('bench secret bench secret'),
 });

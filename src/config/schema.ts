@@ -292,6 +292,10 @@ const proxySchema = strictObject({
   noMemberRetryAfter: z.int().min(1).max(86_400).default(30),
   /** Transport tried first for pools found through DNS; Lync pools speak TLS. */
   transport: z.enum(['tls', 'tcp', 'udp']).default('tls'),
+  /** ms a connection to a pool member (TCP, and its TLS handshake) may take to come up. */
+  connectTimeout: z.int().min(100).max(600_000).default(5_000),
+  /** ms a connection to a pool member may carry nothing either way before it is closed. */
+  connectionIdleTimeout: z.int().min(1000).max(86_400_000).default(600_000),
   dns: orEmpty(
     {},
     strictObject({

@@ -14,8 +14,10 @@ import { parseMessage } from '../../src/sip/parser.js';
 import type { SipResponse } from '../../src/sip/message.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
-import { DEFAULT_TIMERS } from '../../src/base/clock.js';
 import { jsonLines } from '../helpers/log-lines.js';
+import { defaultSettings } from '../helpers/settings.js';
+
+const DEFAULT_TIMERS = defaultSettings().timers;
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
