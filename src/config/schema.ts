@@ -24,6 +24,10 @@ export const LISTEN_TRANSPORTS = {
 
 export type ListenTransport = keyof typeof LISTEN_TRANSPORTS;
 
+/**
+ * A server.yaml `listen` entry as parsed: where a listener is to be bound (port 0: any). Once bound,
+ * a listener reports a transport/types.ts BoundAddress.
+ */
 export interface ListenAddress {
   transport: ListenTransport;
   /** An IP address, without brackets. */
