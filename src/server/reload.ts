@@ -177,7 +177,13 @@ export class Reloader {
       );
       return { ...base, ok: false, unchanged: false, issues, endpoints };
     }
-    const next = result;
+    return this.apply(result, trigger);
+  }
+
+  /** Swaps a configuration that passed the schema in, and says what changed. */
+  private async apply(next: LoadedConfig, trigger: string): Promise<ReloadResult> {
+    const { logger } = this.deps;
+    const current = this.configNow;
     const diff = await diffTablesInSlices(this.table, next.table);
     const restartNeeded = restartOnly(current.server, next.server);
     // The log level is the one server.yaml setting applied live (unless the command line fixed it).
@@ -212,7 +218,7 @@ export class Reloader {
         `${SERVER_FILE}: ${restartNeeded.join(', ')} changed: not applied, restart the service to apply`,
       );
     }
-    return { ...base, ...diff, ok: true, unchanged: false, restartNeeded, endpoints: size };
+    return { trigger, ...diff, ok: true, unchanged: false, restartNeeded, issues: [], endpoints: size };
   }
 }
 

@@ -163,9 +163,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   );
   const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics });
   const svc: Service = {
-    ...{ configDir: opts.configDir, settings, logger, router, metrics, guard, connectionWatch },
-    ...{ proxySupport, reloader, listeners, certificates: undefined, admin: undefined },
-    ...{ closed: false, draining: false },
+    configDir: opts.configDir,
+    settings,
+    logger,
+    router,
+    metrics,
+    guard,
+    connectionWatch,
+    proxySupport,
+    reloader,
+    listeners,
+    certificates: undefined,
+    admin: undefined,
+    closed: false,
+    draining: false,
   };
   try {
     await open(svc, server, opts);
@@ -212,7 +223,7 @@ function routerFor(
     metrics: ServiceMetrics;
   },
 ): Router {
-  const secret = deploymentSecret(d.reloader.current.server.security.secret);
+  const secret = deploymentSecret(s.secret);
   if (secret.generated)
     d.logger.info(
       'no security.secret configured: a random one is used, so signed routes hold for this process only',

@@ -44,6 +44,8 @@ export interface ServiceSettings {
   readonly admin: AdminSettings | undefined;
   /** How long a drain before shutdown waits for transactions in flight, ms. */
   readonly drainTimeMs: number;
+  /** Key of our Record-Route signatures and stateless To tags; undefined: a random one per process. */
+  readonly secret: string | undefined;
 }
 
 export function serviceSettingsFrom(s: ServerConfig): ServiceSettings {
@@ -57,6 +59,7 @@ export function serviceSettingsFrom(s: ServerConfig): ServiceSettings {
     transport: transportSettingsFrom(s),
     admin: adminSettingsFrom(s),
     drainTimeMs: s.shutdown.drainTime,
+    secret: s.security.secret,
   };
 }
 

@@ -43,6 +43,7 @@ describe('server.yaml to settings', () => {
       },
       admin: undefined,
       drainTimeMs: 10_000,
+      secret: undefined,
     });
   });
 
@@ -190,5 +191,11 @@ describe('server.yaml to settings', () => {
 
   it('shutdown: drainTime is the drain time', () => {
     expect(defaultSettings('shutdown:\n  drainTime: 2500\n').drainTimeMs).toBe(2500);
+  });
+
+  it('security: the secret is the key the router signs with', () => {
+    expect(defaultSettings('security:\n  secret: 0123456789abcdef-xyz\n').secret).toBe(
+      '0123456789abcdef-xyz',
+    );
   });
 });
