@@ -64,6 +64,7 @@ export function proxyRig() {
       timersT1: RIG_TIMERS.t1,
       settings: defaultSettings().proxy,
     },
+    limits: defaultSettings().router,
   });
   return { clock, client, router, clientTxns, toMember };
 }
