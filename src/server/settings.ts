@@ -137,17 +137,14 @@ export function guardSettingsFrom(s: ServerConfig): GuardSettings {
   };
 }
 
-/** server.yaml's sip, limits.tcp and proxy connection timeouts as the transports take them. */
+/** server.yaml's sip and limits.tcp sections, and proxy.connectTimeout, as the transports take them. */
 export function transportSettingsFrom(s: ServerConfig): TransportSettings {
   const tcp = s.limits.tcp;
   return {
     maxMessageSize: s.sip.maxMessageSize,
     udpEngine: s.sip.udpEngine,
     inbound: { handshakeMs: tcp.handshakeTimeout, messageMs: tcp.messageTimeout, idleMs: tcp.idleTimeout },
-    outbound: {
-      connectTimeoutMs: s.proxy.connectTimeout,
-      idleTimeoutMs: s.proxy.connectionIdleTimeout,
-    },
+    outbound: { connectTimeoutMs: s.proxy.connectTimeout, idleTimeoutMs: tcp.idleTimeout },
   };
 }
 

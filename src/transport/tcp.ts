@@ -230,7 +230,10 @@ export class ConnectionRegistry {
   }
 }
 
-/** How long a connection we open may take to come up, and may stay quiet (server.yaml `proxy`). */
+/**
+ * How long a connection we open may take to come up, and may stay quiet (server.yaml
+ * proxy.connectTimeout and limits.tcp.idleTimeout).
+ */
 export interface OutboundTimeouts {
   /** From connect until the connection (and its TLS handshake) is up, ms. */
   readonly connectTimeoutMs: number;

@@ -38,7 +38,6 @@ const DEFAULTS = {
     noMemberRetryAfter: 30,
     transport: 'tls',
     connectTimeout: 5_000,
-    connectionIdleTimeout: 600_000,
     dns: { servers: [] },
     probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
   },

@@ -81,6 +81,8 @@ describe('server.yaml to settings', () => {
     );
     expect(s.router).toEqual({ maxHeaders: 100, maxLineLength: 1000, maxTransactions: 7, retryAfter: 9 });
     expect(s.transport.inbound).toEqual({ handshakeMs: 1100, messageMs: 2200, idleMs: 3300 });
+    // Connections to pool members close after the same quiet time (README: flood protection).
+    expect(s.transport.outbound.idleTimeoutMs).toBe(3300);
     expect(s.guard.maxConnectionsPerSource).toBe(3);
     expect(s.guard.maxConnections).toBe(40);
   });
@@ -95,7 +97,6 @@ describe('server.yaml to settings', () => {
         '  noMemberRetryAfter: 17',
         '  transport: tcp',
         '  connectTimeout: 2345',
-        '  connectionIdleTimeout: 45678',
         '  dns:',
         '    servers: ["127.0.0.1:5353"]',
         '  probe:',
@@ -115,7 +116,7 @@ describe('server.yaml to settings', () => {
       dnsServers: ['127.0.0.1:5353'],
       probe: { intervalMs: 700, timeoutMs: 300, upThreshold: 4, downThreshold: 5 },
     });
-    expect(s.transport.outbound).toEqual({ connectTimeoutMs: 2345, idleTimeoutMs: 45_678 });
+    expect(s.transport.outbound.connectTimeoutMs).toBe(2345);
     expect(defaultSettings('proxy:\n  probe:\n    enabled: false\n').proxy.probe).toBe(false);
   });
 
