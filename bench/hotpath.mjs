@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Router } from '../dist/router/router.js';
 import { EndpointTable } from '../dist/endpoints/table.js';
-import { parseEndpointsConfig } from '../dist/config/load.js';
+import { parseEndpointsConfig, parseServerConfig } from '../dist/config/load.js';
+import * as settings from '../dist/server/settings.js';
 import { TimerWheel } from '../dist/base/timer-wheel.js';
 
 const N = Number(process.argv[2] ?? 200_000);
@@ -46,6 +47,7 @@ const router = new Router({
   maxMessageSize: 65535,
   serverHeader: 'pchat-endpoint',
   secret: randomBytes(32),
+  limits: settings.routerLimitsFrom(parseServerConfig('', 'server.yaml')),
 });
 
 function invite(i) {

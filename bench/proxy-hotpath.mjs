@@ -13,11 +13,19 @@ const N = Number(process.argv[3] ?? 50000);
 const RR = process.argv[4] === 'rr';
 const { Router } = await import(`${dist}/router/router.js`);
 const { EndpointTable } = await import(`${dist}/endpoints/table.js`);
-const { parseEndpointsConfig } = await import(`${dist}/config/load.js`);
-const { TimerWheel } = await import(`${dist}/base/timer-wheel.js`);
+const { parseEndpointsConfig, parseServerConfig } = await import(`${dist}/config/load.js`);
+const { TimerWheel } = await import(`${dist}/base/timer-wheel.js`).catch(
+  () => import(`${dist}/transaction/timer-wheel.js`),
+);
 const { ClientTransactionTable } = await import(`${dist}/transaction/client-transaction-table.js`);
 const { ConnectionRegistry } = await import(`${dist}/transport/tcp.js`);
-const { DEFAULT_PROXY_SETTINGS } = await import(`${dist}/modes/proxy/proxy.js`);
+// The schema's settings, as an empty server.yaml gives them. A build from before src/server/settings.ts
+// and the mode registry (given as the dist folder, to compare) takes its own defaults and `proxy:`.
+const settings = await import(`${dist}/server/settings.js`).catch(() => undefined);
+const registry = await import(`${dist}/modes/registry.js`).catch(() => undefined);
+const emptyServer = parseServerConfig('', 'server.yaml');
+const proxySettings =
+  settings?.proxyOptionsFrom(emptyServer) ?? (await import(`${dist}/router/proxy.js`)).DEFAULT_PROXY_SETTINGS;
 const table = EndpointTable.fromConfig(
   parseEndpointsConfig(
     'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: proxy\n',
@@ -62,6 +70,15 @@ const outbound = {
 let virtualMs = 0;
 const wheel = new TimerWheel(() => virtualMs);
 const T = { t1: 500, t2: 4000, t4: 5000 };
+const proxyDeps = {
+  clientTxns: new ClientTransactionTable(wheel, T),
+  targets: { resolve: () => Promise.resolve([MEMBER]), cached: () => [MEMBER] },
+  health: { order: (t) => [...t], markFailed() {}, markSucceeded() {} },
+  outbound,
+  connections: new ConnectionRegistry(),
+  timersT1: T.t1,
+  settings: { ...proxySettings, recordRoute: RR },
+};
 const router = new Router({
   table: () => table,
   logger: pino({ level: 'warn' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })),
@@ -69,15 +86,8 @@ const router = new Router({
   timers: T,
   maxMessageSize: 65535,
   serverHeader: 'pchat-endpoint',
-  proxy: {
-    clientTxns: new ClientTransactionTable(wheel, T),
-    targets: { resolve: () => Promise.resolve([MEMBER]), cached: () => [MEMBER] },
-    health: { order: (t) => [...t], markFailed() {}, markSucceeded() {} },
-    outbound,
-    connections: new ConnectionRegistry(),
-    timersT1: T.t1,
-    settings: { ...DEFAULT_PROXY_SETTINGS, recordRoute: RR },
-  },
+  ...(registry === undefined ? { proxy: proxyDeps } : { modes: registry.buildModes({ proxy: proxyDeps }) }),
+  ...(settings === undefined ? {} : { limits: settings.routerLimitsFrom(emptyServer) }),
   secret: Buffer.from('bench secret bench secret'),
 });
 const client = { link, address: '127.0.0.1', port: 40000, family: 4 };
@@ -147,7 +157,7 @@ console.log(
     calls: N,
     usPerCall: +((c.user + c.system) / N).toFixed(2),
     toClient: toClient,
-    clientTxns: router.proxy.deps.clientTxns.size,
+    clientTxns: (router.mode?.('proxy').proxy ?? router.proxy).deps.clientTxns.size,
     serverTxns: router.transactions.size,
     heapGrowthMB: +((h1 - h0) / 1e6).toFixed(1),
     stats: router.stats,

@@ -33,5 +33,3 @@ export interface TimerValues {
   readonly t2: number;
   readonly t4: number;
 }
-
-export const DEFAULT_TIMERS: TimerValues = { t1: 500, t2: 4000, t4: 5000 };

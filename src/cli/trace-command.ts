@@ -12,6 +12,7 @@ import { maintenanceRetryAfter } from '../modes/shared-checks.js';
 import { parseMessage } from '../sip/parser.js';
 import { isSipScheme } from '../sip/uri.js';
 import { TimerWheel } from '../base/timer-wheel.js';
+import { serviceSettingsFrom } from '../server/settings.js';
 import type { Link } from '../transport/types.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT, usage } from './exit-codes.js';
@@ -37,13 +38,15 @@ export function staticAnswer(config: LoadedConfig, method: string, uri: string, 
     send: (data) => void sent.push(typeof data === 'string' ? Buffer.from(data, 'latin1') : data),
   };
   const clock = new TimerWheel();
+  const settings = serviceSettingsFrom(config.server);
   const router = new Router({
     table: () => config.table,
     logger: pino({ level: 'silent' }),
     clock,
-    timers: { t1: config.server.sip.t1, t2: config.server.sip.t2, t4: config.server.sip.t4 },
-    maxMessageSize: config.server.sip.maxMessageSize,
-    serverHeader: config.server.sip.serverHeader,
+    timers: settings.timers,
+    maxMessageSize: settings.transport.maxMessageSize,
+    serverHeader: settings.serverHeader,
+    limits: settings.router,
     wallClock: () => now,
   });
   const branch = randomBytes(6).toString('hex');

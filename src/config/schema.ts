@@ -24,6 +24,10 @@ export const LISTEN_TRANSPORTS = {
 
 export type ListenTransport = keyof typeof LISTEN_TRANSPORTS;
 
+/**
+ * A server.yaml `listen` entry as parsed: where a listener is to be bound (port 0: any). Once bound,
+ * a listener reports a transport/types.ts BoundAddress.
+ */
 export interface ListenAddress {
   transport: ListenTransport;
   /** An IP address, without brackets. */
@@ -292,6 +296,11 @@ const proxySchema = strictObject({
   noMemberRetryAfter: z.int().min(1).max(86_400).default(30),
   /** Transport tried first for pools found through DNS; Lync pools speak TLS. */
   transport: z.enum(['tls', 'tcp', 'udp']).default('tls'),
+  /**
+   * ms a connection to a pool member (TCP, and its TLS handshake) may take to come up. Once up, it is
+   * closed after limits.tcp.idleTimeout with nothing sent either way.
+   */
+  connectTimeout: z.int().min(100).max(600_000).default(5_000),
   dns: orEmpty(
     {},
     strictObject({
@@ -361,7 +370,10 @@ const limitsSchema = strictObject({
       handshakeTimeout: z.int().min(100).max(600_000).default(5_000),
       /** From a SIP message's first byte until its last, ms; a trickle of bytes does not extend it. */
       messageTimeout: z.int().min(100).max(3_600_000).default(10_000),
-      /** A connection with no message (or keep-alive) for this long is closed, ms. */
+      /**
+       * A connection with no message (or keep-alive) for this long is closed, ms; one we opened to a
+       * pool member, with nothing sent either way.
+       */
       idleTimeout: z.int().min(1000).max(86_400_000).default(600_000),
     }),
   ),

@@ -26,8 +26,8 @@ export interface PoolResolverOptions {
   readonly dns: DnsLike;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** The transport used when `resolve` is given none. Default `tls`: Lync pools take TLS only. */
-  readonly defaultTransport?: TransportChoice;
+  /** The transport used when `resolve` is given none (server.yaml proxy.transport). */
+  readonly defaultTransport: TransportChoice;
   /** How long NXDOMAIN/NODATA is believed, and the pause before asking a failing server again. Default 30 s. */
   readonly negativeTtlMs?: number;
   /** How long past its TTL an answer is still served while DNS fails. Default 24 h. */
@@ -128,7 +128,7 @@ export class PoolResolver {
     }
     this.clock = opts.clock;
     this.logger = opts.logger;
-    this.defaultTransport = opts.defaultTransport ?? 'tls';
+    this.defaultTransport = opts.defaultTransport;
     this.random = opts.random ?? Math.random;
     this.cache = new DnsCache({ dns: opts.dns, clock: opts.clock, negativeTtlMs, maxStaleMs, defaultTtlMs });
   }

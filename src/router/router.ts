@@ -56,7 +56,7 @@ export interface RouterOptions {
   /** Called once per decision with what was logged (metrics hang off this). */
   readonly onDecision?: (d: DecisionFields) => void;
   /** Flood protection (server.yaml `limits`): parser limits and the cap on transactions held. */
-  readonly limits?: RouterLimits | undefined;
+  readonly limits: RouterLimits;
   /** The per-deployment secret (server.yaml `security.secret`, or random per process). */
   readonly secret?: Buffer | undefined;
 }
@@ -154,10 +154,7 @@ export class Router {
     this.statelessTagNeedle = ';tag=' + this.tags.statelessPrefix;
     this.log = opts.logger;
     this.logDecision = decisionLogger(opts.logger);
-    const limits =
-      opts.limits === undefined
-        ? {}
-        : { maxHeaders: opts.limits.maxHeaders, maxLineLength: opts.limits.maxLineLength };
+    const limits = { maxHeaders: opts.limits.maxHeaders, maxLineLength: opts.limits.maxLineLength };
     this.parseDatagram = { stream: false, ...limits };
     this.parseStream = { stream: true, ...limits };
     const context = {
@@ -536,7 +533,7 @@ export class Router {
       this.stats.overloaded++;
       outcome = 'overload';
     } else return false;
-    const retryAfter = limits?.retryAfter ?? 5;
+    const retryAfter = limits.retryAfter;
     // RFC 3261 §21.5.4: 503 Service Unavailable; Retry-After says when to come back.
     this.sendStateless(req, via, source, 503, undefined, `Retry-After: ${retryAfter}\r\n`);
     const fields: DecisionFields = {
@@ -560,7 +557,7 @@ export class Router {
         {
           transactions: this.transactions.size,
           clientTransactions: this.clientTransactions(),
-          max: limits?.maxTransactions,
+          max: limits.maxTransactions,
           suppressed,
         },
         'overloaded: new requests answered 503',
@@ -577,7 +574,7 @@ export class Router {
 
   /** limits.maxTransactions: server plus client transactions held reach it. */
   private overCap(): boolean {
-    const max = this.opts.limits?.maxTransactions ?? 0;
+    const max = this.opts.limits.maxTransactions;
     return max > 0 && this.transactions.size + this.clientTransactions() >= max;
   }
 

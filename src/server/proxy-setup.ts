@@ -14,34 +14,40 @@ import {
   type Target,
   type TargetTransport,
 } from '../pool/index.js';
-import { DEFAULT_PROXY_SETTINGS, type ProxyDeps, type ProxySettings } from '../modes/proxy/proxy.js';
+import type { ProxyDeps, ProxySettings } from '../modes/proxy/proxy.js';
 import { EMPTY_BODY, field, SipRequest } from '../sip/message.js';
 import { newBranch } from '../transaction/branch.js';
 import type { Clock, TimerValues } from '../base/clock.js';
 import { ClientTransactionTable } from '../transaction/client-transaction-table.js';
 import { hostPort, Outbound } from '../transport/outbound.js';
-import { ConnectionRegistry, TcpConnector, type TcpListener } from '../transport/tcp.js';
+import {
+  ConnectionRegistry,
+  TcpConnector,
+  type OutboundTimeouts,
+  type TcpListener,
+} from '../transport/tcp.js';
 import type { FramingErrorHandler, MessageHandler } from '../transport/types.js';
 import type { UdpListener } from '../transport/udp.js';
 
-export interface ProxyOptions extends Partial<ProxySettings> {
-  /** DNS servers for pool resolution ("127.0.0.1:5353"); the system's configured servers otherwise. */
-  readonly dnsServers?: readonly string[];
-  /** A DNS implementation to use instead (tests). */
+/** Proxy mode's settings (server.yaml `proxy`, through settings.ts), whole: none has a default here. */
+export interface ProxyOptions extends ProxySettings {
+  /** DNS servers for pool resolution ("127.0.0.1:5353"); empty: the system's configured servers. */
+  readonly dnsServers: readonly string[];
+  /** A DNS implementation to use instead of dnsServers (tests). */
   readonly dns?: DnsLike;
   /** Transport tried first for pools found by DNS; Lync pools speak TLS. */
-  readonly defaultTransport?: TargetTransport;
+  readonly defaultTransport: TargetTransport;
   /** How long a member that failed a request is skipped. */
-  readonly holdDownMs?: number;
-  /** OPTIONS probing of pool members; false to switch it off. */
-  readonly probe?:
-    | false
-    | {
-        readonly intervalMs?: number;
-        readonly timeoutMs?: number;
-        readonly upThreshold?: number;
-        readonly downThreshold?: number;
-      };
+  readonly holdDownMs: number;
+  /** OPTIONS probing of pool members; false when it is switched off. */
+  readonly probe: false | ProbeSettings;
+}
+
+export interface ProbeSettings {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly upThreshold: number;
+  readonly downThreshold: number;
 }
 
 export interface ProxySupportContext {
@@ -49,6 +55,8 @@ export interface ProxySupportContext {
   readonly timers: TimerValues;
   readonly logger: Logger;
   readonly maxMessageSize: number;
+  /** Connections opened to pool members. */
+  readonly outboundTimeouts: OutboundTimeouts;
   /** Filled by the composition root as listeners come up. */
   readonly udp: UdpListener[];
   readonly tcp: TcpListener[];
@@ -68,14 +76,19 @@ export class ProxySupport {
   private readonly settings: ProxySettings;
 
   constructor(
-    private readonly opts: ProxyOptions,
+    opts: ProxyOptions,
     private readonly ctx: ProxySupportContext,
   ) {
-    this.settings = { ...DEFAULT_PROXY_SETTINGS, ...definedOnly(opts) };
+    this.settings = {
+      recordRoute: opts.recordRoute,
+      timerCMs: opts.timerCMs,
+      noTargetRetryAfter: opts.noTargetRetryAfter,
+    };
     const connector = new TcpConnector(
       this.connections,
       {
         maxMessageSize: ctx.maxMessageSize,
+        ...ctx.outboundTimeouts,
         onError: (err) => ctx.logger.debug({ err: err.message }, 'outbound connection error'),
       },
       ctx.onMessage,
@@ -83,19 +96,19 @@ export class ProxySupport {
     );
     this.clientTxns = new ClientTransactionTable(ctx.clock, ctx.timers);
     this.outbound = new Outbound(ctx.udp, ctx.tcp, connector);
-    const servers = [...(opts.dnsServers ?? getServers())];
+    const servers = opts.dnsServers.length > 0 ? [...opts.dnsServers] : getServers();
     // With no DNS server at all, pools with static targets still work; named ones fail clearly.
     const dns = opts.dns ?? (servers.length > 0 ? createDnsResolver(servers) : unavailableDns());
     this.resolver = new PoolResolver({
       dns,
       clock: ctx.clock,
       logger: ctx.logger,
-      defaultTransport: opts.defaultTransport ?? 'tls',
+      defaultTransport: opts.defaultTransport,
     });
     this.health = new TargetHealth({
       clock: ctx.clock,
       logger: ctx.logger,
-      holdDownMs: opts.holdDownMs ?? 30_000,
+      holdDownMs: opts.holdDownMs,
       ...(ctx.onMemberChange === undefined ? {} : { onChange: ctx.onMemberChange }),
     });
     const probe = opts.probe;
@@ -105,10 +118,7 @@ export class ProxySupport {
         : new HealthProber({
             health: this.health,
             probe: (t) => this.probe(t),
-            intervalMs: probe?.intervalMs ?? 10_000,
-            timeoutMs: probe?.timeoutMs ?? 5_000,
-            upThreshold: probe?.upThreshold ?? 2,
-            downThreshold: probe?.downThreshold ?? 2,
+            ...probe,
             clock: ctx.clock,
             logger: ctx.logger,
           });
@@ -204,12 +214,4 @@ function unavailableDns(): DnsLike {
   const fail = (): Promise<never> =>
     Promise.reject(new Error('no DNS server configured (proxy.dns.servers in server.yaml)'));
   return { resolveNaptr: fail, resolveSrv: fail, resolve4: fail, resolve6: fail };
-}
-
-function definedOnly(opts: ProxyOptions): Partial<ProxySettings> {
-  const out: { -readonly [K in keyof ProxySettings]?: ProxySettings[K] } = {};
-  if (opts.recordRoute !== undefined) out.recordRoute = opts.recordRoute;
-  if (opts.timerCMs !== undefined) out.timerCMs = opts.timerCMs;
-  if (opts.noTargetRetryAfter !== undefined) out.noTargetRetryAfter = opts.noTargetRetryAfter;
-  return out;
 }

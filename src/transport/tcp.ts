@@ -230,10 +230,19 @@ export class ConnectionRegistry {
   }
 }
 
-export interface ConnectorOptions {
+/**
+ * How long a connection we open may take to come up, and may stay quiet (server.yaml
+ * proxy.connectTimeout and limits.tcp.idleTimeout).
+ */
+export interface OutboundTimeouts {
+  /** From connect until the connection (and its TLS handshake) is up, ms. */
+  readonly connectTimeoutMs: number;
+  /** A connection with no traffic either way for this long is closed, ms. */
+  readonly idleTimeoutMs: number;
+}
+
+export interface ConnectorOptions extends OutboundTimeouts {
   readonly maxMessageSize: number;
-  readonly connectTimeoutMs?: number;
-  readonly idleTimeoutMs?: number;
   readonly onError?: (err: Error) => void;
 }
 
@@ -263,7 +272,7 @@ export class TcpConnector {
       const socket = net.connect({ host: address, port, noDelay: true });
       const timer = setTimeout(
         () => socket.destroy(new Error(`connect to ${address}:${port} timed out`)),
-        this.opts.connectTimeoutMs ?? 5000,
+        this.opts.connectTimeoutMs,
       );
       timer.unref();
       socket.once('error', (err) => {
@@ -274,7 +283,7 @@ export class TcpConnector {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         socket.on('error', (err) => this.opts.onError?.(err));
-        socket.setTimeout(this.opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
+        socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
         const conn = new TcpConnection(socket, this.opts.maxMessageSize, this.onMessage, this.onFramingError);
         this.registry.add(conn);
         resolve(conn);

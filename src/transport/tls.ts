@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { describeVerifyError, peerCertificateOf, type CertificateStore } from './certificates.js';
 import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
-import { connectionId, TcpConnection, type ConnectionRegistry } from './tcp.js';
+import { connectionId, TcpConnection, type ConnectionRegistry, type OutboundTimeouts } from './tcp.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, MessageHandler } from './types.js';
 
@@ -145,12 +145,10 @@ export class TlsListener extends StreamListener<TcpConnection> {
   }
 }
 
-export interface TlsConnectorOptions {
+export interface TlsConnectorOptions extends OutboundTimeouts {
   readonly maxMessageSize: number;
   /** Our certificate and the CA bundle; without them the system's CAs verify and we present none. */
   readonly certificates: CertificateStore | undefined;
-  readonly connectTimeoutMs?: number;
-  readonly idleTimeoutMs?: number;
   readonly onError?: (err: Error) => void;
 }
 
@@ -197,7 +195,7 @@ export class TlsConnector {
       socket.setNoDelay(true);
       const timer = setTimeout(
         () => socket.destroy(new Error(`TLS connect to ${hop.address}:${hop.port} timed out`)),
-        this.opts.connectTimeoutMs ?? 5000,
+        this.opts.connectTimeoutMs,
       );
       timer.unref();
       socket.once('error', (err: Error) => {
@@ -208,7 +206,7 @@ export class TlsConnector {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         socket.on('error', (err: Error) => this.opts.onError?.(err));
-        socket.setTimeout(this.opts.idleTimeoutMs ?? 600_000, () => socket.destroy());
+        socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
         const conn = new TcpConnection(
           socket,
           this.opts.maxMessageSize,

@@ -56,12 +56,14 @@ export type MessageHandler = (data: Buffer, source: Source, head?: FramedHead) =
  */
 export type FramingErrorHandler = (error: SipParseError, head: Buffer | undefined, source: Source) => void;
 
-export interface ListenAddress {
+/**
+ * Where a listener's socket is bound, with the port the system chose for port 0. (A server.yaml
+ * `listen` entry, before it is bound, is config/schema.ts's ListenAddress.)
+ */
+export interface BoundAddress {
   readonly transport: TransportName;
+  /** An IP address, without brackets. */
   readonly host: string;
   readonly port: number;
-}
-
-export interface BoundAddress extends ListenAddress {
   readonly family: 4 | 6;
 }

@@ -33,15 +33,14 @@ export interface UdpListener extends Link {
  * `auto` falls back to node:dgram then (and says why through `onFallback`).
  */
 export async function listenUdp(
-  opts: UdpOptions & { readonly engine?: UdpEngineChoice; readonly onFallback?: (why: string) => void },
+  opts: UdpOptions & { readonly engine: UdpEngineChoice; readonly onFallback?: (why: string) => void },
   onMessage: MessageHandler,
 ): Promise<UdpListener> {
-  const engine = opts.engine ?? 'auto';
-  if (engine !== 'dgram') {
+  if (opts.engine !== 'dgram') {
     const binding = nativeUdp();
     if (binding !== undefined) return NativeUdpListener.listen(binding, opts, onMessage);
     const why = nativeUdpProblem() ?? 'not loaded';
-    if (engine === 'native') throw new Error(`UDP engine "native" is not available: ${why}`);
+    if (opts.engine === 'native') throw new Error(`UDP engine "native" is not available: ${why}`);
     opts.onFallback?.(why);
   }
   return DgramUdpListener.listen(opts, onMessage);

@@ -8,11 +8,11 @@ import { Router } from '../../src/router/router.js';
 import { EndpointTable } from '../../src/endpoints/table.js';
 import { parseEndpointsConfig } from '../../src/config/load.js';
 import { ClientTransactionTable } from '../../src/transaction/client-transaction-table.js';
-import { DEFAULT_PROXY_SETTINGS } from '../../src/modes/proxy/proxy.js';
 import type { Outbound, Sender } from '../../src/transport/outbound.js';
 import type { Target } from '../../src/pool/index.js';
 import { FakeClock } from './fake-clock.js';
 import { MemoryLink } from './memory-link.js';
+import { defaultSettings } from './settings.js';
 
 export const RIG_TIMERS = { t1: 500, t2: 4000, t4: 5000 };
 
@@ -64,9 +64,10 @@ export function proxyRig() {
         health: { order: (t) => [...t], markFailed: () => undefined, markSucceeded: () => undefined },
         outbound,
         timersT1: RIG_TIMERS.t1,
-        settings: DEFAULT_PROXY_SETTINGS,
+        settings: defaultSettings().proxy,
       },
     }),
+    limits: defaultSettings().router,
   });
   return { clock, client, router, clientTxns, toMember };
 }

@@ -36,7 +36,7 @@ export interface TestService {
 }
 
 export async function startTestService(
-  opts: { listen?: string[]; endpoints?: string; sip?: string; proxy?: ProxyOptions } = {},
+  opts: { listen?: string[]; endpoints?: string; sip?: string; proxy?: Partial<ProxyOptions> } = {},
 ): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), 'pchat-test-'));
   const listen = opts.listen ?? ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0'];

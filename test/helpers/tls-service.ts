@@ -27,7 +27,7 @@ export async function startTlsService(opts: {
   /** The tls section's body, indented by two spaces. */
   tls: string;
   endpoints?: string;
-  proxy?: ProxyOptions;
+  proxy?: Partial<ProxyOptions>;
   /** Watch the configuration and certificate files (default false). */
   watch?: boolean;
   extra?: string;

@@ -10,6 +10,7 @@ import type { Target } from '../../src/pool/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { jsonLines } from '../helpers/log-lines.js';
+import { defaultSettings } from '../helpers/settings.js';
 
 const D = 'pcpool.test.example';
 
@@ -78,6 +79,7 @@ function resolverWith(random: number) {
     clock,
     logger,
     random: () => random,
+    defaultTransport: defaultSettings().proxy.defaultTransport,
   });
   return { resolver, clock, lines };
 }

@@ -6,7 +6,8 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { SipRequest, SipResponse } from '../../src/sip/message.js';
 import { parseVia } from '../../src/sip/via.js';
-import { DEFAULT_TIMERS, type TimerValues } from '../../src/base/clock.js';
+import type { TimerValues } from '../../src/base/clock.js';
+import { defaultSettings } from '../helpers/settings.js';
 import {
   ClientTransactionArgumentError,
   ClientTransactionState,
@@ -20,6 +21,8 @@ import {
 } from '../../src/transaction/client-transaction-table.js';
 import { newBranch } from '../../src/transaction/branch.js';
 
+/** server.yaml's sip.t1, t2, t4 as the schema sets them: RFC 3261's values. */
+const DEFAULT_TIMERS = defaultSettings().timers;
 const T1 = DEFAULT_TIMERS.t1;
 const T2 = DEFAULT_TIMERS.t2;
 const T4 = DEFAULT_TIMERS.t4;

@@ -37,6 +37,7 @@ const DEFAULTS = {
     holdDown: 30_000,
     noMemberRetryAfter: 30,
     transport: 'tls',
+    connectTimeout: 5_000,
     dns: { servers: [] },
     probe: { enabled: true, interval: 10_000, timeout: 5_000, upThreshold: 2, downThreshold: 2 },
   },

@@ -12,7 +12,8 @@ import { parseEndpointsConfig } from '../../src/config/load.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.js';
 import { ClientTransactionTable } from '../../src/transaction/client-transaction-table.js';
-import { DEFAULT_LOOKUP_SETTINGS, type LookupSettings } from '../../src/modes/lookup/lookup-service.js';
+import type { LookupSettings } from '../../src/modes/lookup/lookup-service.js';
+import { defaultSettings } from '../helpers/settings.js';
 import type { ProbeStates } from '../../src/modes/lookup/handout.js';
 import type { Target } from '../../src/pool/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -72,10 +73,10 @@ function start(
       lookup: {
         clientTxns,
         probes: () => probes,
-        settings: { ...DEFAULT_LOOKUP_SETTINGS, ...settings },
+        settings: { ...defaultSettings().lookup, ...settings },
       },
     }),
-    limits: { maxHeaders: 256, maxLineLength: 8192, maxTransactions, retryAfter: 5 },
+    limits: { ...defaultSettings().router, maxTransactions },
   });
 }
 

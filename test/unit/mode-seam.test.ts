@@ -13,7 +13,7 @@ import { sharedChecks, maintenanceRetryAfter } from '../../src/modes/shared-chec
 import { buildModes } from '../../src/modes/registry.js';
 import type { Mode, ModeContext, ModeFactory } from '../../src/modes/mode.js';
 import { Router } from '../../src/router/router.js';
-import { DEFAULT_TIMERS } from '../../src/base/clock.js';
+import { defaultSettings } from '../helpers/settings.js';
 import { TagFactory } from '../../src/dialog/tags.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
@@ -120,7 +120,7 @@ describe("each mode's decision is data", () => {
   const ctx: ModeContext = {
     logger: pino({ level: 'silent' }),
     clock: new FakeClock(),
-    timers: DEFAULT_TIMERS,
+    timers: defaultSettings().timers,
     serverHeader: 'pchat-endpoint',
     tags: new TagFactory(),
     secret: Buffer.alloc(32),
@@ -176,9 +176,10 @@ describe('the router reaches modes only through the seam', () => {
       table: () => table,
       logger: pino({ level: 'silent' }),
       clock: new FakeClock(),
-      timers: DEFAULT_TIMERS,
+      timers: defaultSettings().timers,
       maxMessageSize: 4096,
       serverHeader: 'pchat-endpoint',
+      limits: defaultSettings().router,
       modes: [...buildModes(), stubMode(seen)],
     });
     return { router, link };
@@ -215,9 +216,10 @@ describe('the router reaches modes only through the seam', () => {
       table: () => table,
       logger: pino({ level: 'silent' }),
       clock: new FakeClock(),
-      timers: DEFAULT_TIMERS,
+      timers: defaultSettings().timers,
       maxMessageSize: 4096,
       serverHeader: 'pchat-endpoint',
+      limits: defaultSettings().router,
     });
     router.onMessage(req('', 'INVITE', 'sip:proxied@contoso.com').toBuffer(), link.source('127.0.0.1', 5070));
     expect(link.take()[0]).toMatch(/^SIP\/2.0 501 /);

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Outbound, TransportUnavailableError, type NextHop } from '../../src/transport/outbound.js';
 import type { TcpConnector } from '../../src/transport/tcp.js';
 import { listenUdp, type UdpListener } from '../../src/transport/udp.js';
+import { defaultSettings } from '../helpers/settings.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -13,7 +14,10 @@ afterEach(async () => {
 });
 
 async function rig() {
-  const listener: UdpListener = await listenUdp({ host: '127.0.0.1', port: 0 }, () => {});
+  const listener: UdpListener = await listenUdp(
+    { host: '127.0.0.1', port: 0, engine: defaultSettings().transport.udpEngine },
+    () => {},
+  );
   cleanup.push(() => listener.close());
   const peer = dgram.createSocket('udp4');
   peer.bind(0, '127.0.0.1');

@@ -9,6 +9,7 @@ import { PoolResolver, type PoolResolverOptions } from '../../src/pool/pool-reso
 import type { AddressRecord, DnsLike, NaptrRecord, SrvRecord, Target } from '../../src/pool/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { jsonLines } from '../helpers/log-lines.js';
+import { defaultSettings } from '../helpers/settings.js';
 
 class DnsError extends Error {
   constructor(readonly code: string) {
@@ -78,7 +79,14 @@ function setup(extra: Partial<PoolResolverOptions> = {}) {
   const dns = new FakeDns();
   const clock = new FakeClock();
   const { logger, lines } = capture();
-  const resolver = new PoolResolver({ dns, clock, logger, random: () => 0, ...extra });
+  const resolver = new PoolResolver({
+    dns,
+    clock,
+    logger,
+    random: () => 0,
+    defaultTransport: defaultSettings().proxy.defaultTransport,
+    ...extra,
+  });
   return { dns, clock, lines, resolver };
 }
 

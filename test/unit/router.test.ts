@@ -15,8 +15,10 @@ import { parseMessage } from '../../src/sip/parser.js';
 import type { SipResponse } from '../../src/sip/message.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
-import { DEFAULT_TIMERS } from '../../src/base/clock.js';
 import { jsonLines } from '../helpers/log-lines.js';
+import { defaultSettings } from '../helpers/settings.js';
+
+const DEFAULT_TIMERS = defaultSettings().timers;
 
 const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
 
@@ -81,6 +83,7 @@ beforeEach(() => {
     timers: DEFAULT_TIMERS,
     maxMessageSize: 4096,
     serverHeader: 'pchat-endpoint',
+    limits: defaultSettings().router,
   });
 });
 
@@ -311,6 +314,7 @@ describe('maintenance windows', () => {
       logger: pino({ level: 'silent' }),
       clock,
       timers: DEFAULT_TIMERS,
+      limits: defaultSettings().router,
       maxMessageSize: 4096,
       serverHeader: '',
       wallClock: () => now,
@@ -347,6 +351,7 @@ describe('endpoint matching', () => {
       timers: DEFAULT_TIMERS,
       maxMessageSize: 4096,
       serverHeader: 'pchat-endpoint',
+      limits: defaultSettings().router,
     });
     expect(contactOf('sip:ocschat@contoso.com', '1')).toBe('<sip:ocschat@pcpool.contoso.com>');
     expect(contactOf('sip:ocschat@contoso.com', '2')).toBe('<sip:ocschat@pcpool.contoso.com>');

@@ -5,8 +5,10 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { MemoryLink } from '../helpers/memory-link.js';
 import { ServerTransactionTable } from '../../src/transaction/server-transaction-table.js';
 import { ServerTransactionState, IllegalTransitionError } from '../../src/transaction/server-transaction.js';
-import { DEFAULT_TIMERS } from '../../src/base/clock.js';
+import { defaultSettings } from '../helpers/settings.js';
 
+/** server.yaml's sip.t1, t2, t4 as the schema sets them: RFC 3261's values. */
+const DEFAULT_TIMERS = defaultSettings().timers;
 const T1 = DEFAULT_TIMERS.t1;
 const T2 = DEFAULT_TIMERS.t2;
 const T4 = DEFAULT_TIMERS.t4;

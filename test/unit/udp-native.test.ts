@@ -206,7 +206,7 @@ describe('listenUdp', () => {
       const n = await listenUdp({ host: '127.0.0.1', port: 0, engine: 'native' }, () => {});
       open.push(n);
       expect(n.engine).toBe('native');
-      const auto = await listenUdp({ host: '127.0.0.1', port: 0 }, () => {});
+      const auto = await listenUdp({ host: '127.0.0.1', port: 0, engine: 'auto' }, () => {});
       open.push(auto);
       expect(auto.engine).toBe('native');
     }

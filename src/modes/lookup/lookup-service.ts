@@ -50,14 +50,6 @@ export interface LookupSettings {
   readonly maxUnackedPerSource: number;
 }
 
-export const DEFAULT_LOOKUP_SETTINGS: LookupSettings = {
-  sessionExpires: 1800,
-  idleTimeoutMs: 120_000,
-  maxDialogs: 10_000,
-  maxBodyBytes: 16_384,
-  maxUnackedPerSource: 8,
-};
-
 export interface LookupDeps {
   readonly clientTxns: ClientTransactionTable;
   /** What health probing knows of pool members; URIs it knows to be down are not handed out. */

@@ -50,12 +50,6 @@ export interface ProxySettings {
   readonly noTargetRetryAfter: number;
 }
 
-export const DEFAULT_PROXY_SETTINGS: ProxySettings = {
-  recordRoute: false,
-  timerCMs: 181_000,
-  noTargetRetryAfter: 30,
-};
-
 /** A pool's known targets, and those of them available now (health order). */
 export interface PoolTargets {
   readonly known: readonly Target[];
