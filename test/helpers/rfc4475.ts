@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SipGrammarError } from '../../src/sip/grammar-error.js';
 
-export const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+export const FIXTURES = join(import.meta.dirname, '../fixtures/rfc4475');
 
 const COMPACT: Record<string, string> = {
   i: 'call-id',

@@ -18,7 +18,7 @@ import { MemoryLink } from '../helpers/memory-link.js';
 import { DEFAULT_TIMERS } from '../../src/base/clock.js';
 import { jsonLines } from '../helpers/log-lines.js';
 
-const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
 const ENDPOINTS = `
 endpoints:
