@@ -76,7 +76,7 @@ export function asCliError(err: unknown): CliError | undefined {
   if (err instanceof CliError) return err;
   if (err instanceof ConfigError) return new CliError(EXIT.config, `configuration refused:\n${err.message}`);
   if (err instanceof EditError)
-    return new CliError(err.code === 'NOT_FOUND' ? EXIT.notFound : EXIT.conflict, err.message);
+    return new CliError(err.code === 'PCHAT_ERR_EDIT_NOT_FOUND' ? EXIT.notFound : EXIT.conflict, err.message);
   if (err instanceof LockTimeoutError) return new CliError(EXIT.lockTimeout, err.message);
   return undefined;
 }

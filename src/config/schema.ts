@@ -5,7 +5,7 @@ import { createSecureContext } from 'node:tls';
 import * as z from 'zod';
 import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
-import { SipGrammarError } from '../sip/grammar-error.js';
+import { SipParseError } from '../sip/errors.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
 
@@ -74,7 +74,7 @@ function parseUri(text: string): SipUri | string {
     return parseSipUri(text);
   } catch (err) {
     // The parser's reason reads "Bad SIP URI: <why>"; the field path already says what was bad.
-    if (!(err instanceof SipGrammarError)) throw err;
+    if (!(err instanceof SipParseError)) throw err;
     return `is not a valid SIP URI (${err.reason.replace(/^Bad [^:]*: /, '')})`;
   }
 }

@@ -30,7 +30,7 @@ export interface Sender {
 }
 
 export class TransportUnavailableError extends ServiceError {
-  readonly code = 'TRANSPORT_UNAVAILABLE';
+  readonly code = 'PCHAT_ERR_TRANSPORT_UNAVAILABLE';
 }
 
 /** How an address appears in a Via sent-by or a URI host (IPv6 in brackets). */

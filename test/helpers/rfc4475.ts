@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 
 export const FIXTURES = join(import.meta.dirname, '../fixtures/rfc4475');
 
@@ -38,7 +38,7 @@ export function reasonOf(fn: () => unknown): string {
   try {
     fn();
   } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
+    if (e instanceof SipParseError) return e.reason;
     throw e;
   }
   throw new Error('did not throw');
