@@ -6,6 +6,7 @@ import * as z from 'zod';
 import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
 import { SipParseError } from '../sip/errors.js';
+import { hostPort } from '../sip/host-port.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
 
@@ -311,11 +312,11 @@ const proxySchema = strictObject({
   ),
 });
 
-// --- limits, access, shutdown (issue 6: access control, flood protection, graceful shutdown) ---
+// --- limits, access control, flood protection, graceful shutdown ---
 
 /** The id a listener is known by in `access.allow[].listen`: `udp://127.0.0.1:5060`, `tcp://[::1]:5060`. */
 export function listenerId(a: { transport: string; host: string; port: number }): string {
-  return `${a.transport}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return `${a.transport}://${hostPort(a.host, a.port)}`;
 }
 
 /** Why `text` is not a source network (CIDR block or one address), or undefined. */

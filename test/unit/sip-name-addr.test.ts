@@ -9,6 +9,7 @@ import {
   getTag,
   isWildcardContact,
   parseNameAddr,
+  uriOf,
   type NameAddr,
 } from '../../src/sip/name-addr.js';
 
@@ -332,5 +333,18 @@ describe('robustness', () => {
     }
     expect(failures).toEqual([]);
     expect(checked).toBeGreaterThan(5000);
+  });
+});
+
+describe('uriOf', () => {
+  it('gives the URI of a name-addr or addr-spec, and undefined for a value that does not parse', () => {
+    expect(uriOf('"Lync" <sip:ocschat@contoso.com;transport=tls>;tag=1')).toBe(
+      'sip:ocschat@contoso.com;transport=tls',
+    );
+    expect(uriOf('<sip:pc1.contoso.com:5041;lr>')).toBe('sip:pc1.contoso.com:5041;lr');
+    // RFC 3261 §20.10: without brackets, what follows a semicolon is a header parameter, not the URI's.
+    expect(uriOf('sip:pc1.contoso.com:5041;lr')).toBe('sip:pc1.contoso.com:5041');
+    expect(uriOf('<sip:unterminated@contoso.com')).toBeUndefined();
+    expect(uriOf('')).toBeUndefined();
   });
 });
