@@ -1,5 +1,5 @@
 // Mutation fuzzer: runs the built service (dist/) as a child process on loopback and sends it mutated
-// SIP messages — the RFC 4475 torture corpus (../shared/fixtures/rfc4475) and the messages of our
+// SIP messages — the RFC 4475 torture corpus (test/fixtures/rfc4475) and the messages of our
 // SIPp scenarios (test/sipp) — as UDP datagrams and as TCP stream chunks split at random offsets,
 // for a bounded time and count. Passes when the service never exits, still answers OPTIONS at the
 // end, logged no internal error or unhandled rejection, its heap stayed flat, and nothing it sent
@@ -36,7 +36,7 @@ import { currentRssKb } from './lib/proc.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
-const RFC4475 = join(ROOT, '../shared/fixtures/rfc4475');
+const RFC4475 = join(ROOT, 'test/fixtures/rfc4475');
 const SIPP = join(ROOT, 'test/sipp');
 const OBSERVER = pathToFileURL(join(ROOT, 'bench/lib/egress-observer.mjs')).href;
 /** Loopback addresses no message may make the service reach. */

@@ -61,7 +61,8 @@ export class ServiceMetrics {
   private readonly reloads: Counter<'result'>;
   /**
    * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool and target URI.
-   * Nothing sets it until the pool layer lands; it is registered now so dashboards can be built.
+   * Each probed member has a series from the start (up until its first probe says otherwise),
+   * set again whenever the prober sees it change state.
    */
   readonly poolMemberUp: Gauge<'pool' | 'target'>;
 

@@ -13,6 +13,8 @@ import {
 } from '../config/endpoints-editor.js';
 import { defaultConfigDir, ENDPOINTS_FILE } from '../config/load.js';
 import { parseInstant, type EndpointConfig } from '../config/schema.js';
+import { endpointProjection } from '../endpoints/projection.js';
+import { EndpointTable } from '../endpoints/table.js';
 import { CliError, EXIT, usage } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -76,7 +78,7 @@ export function asCliError(err: unknown): CliError | undefined {
   if (err instanceof CliError) return err;
   if (err instanceof ConfigError) return new CliError(EXIT.config, `configuration refused:\n${err.message}`);
   if (err instanceof EditError)
-    return new CliError(err.code === 'NOT_FOUND' ? EXIT.notFound : EXIT.conflict, err.message);
+    return new CliError(err.code === 'PCHAT_ERR_EDIT_NOT_FOUND' ? EXIT.notFound : EXIT.conflict, err.message);
   if (err instanceof LockTimeoutError) return new CliError(EXIT.lockTimeout, err.message);
   return undefined;
 }
@@ -147,43 +149,53 @@ export function lineDiff(before: string, after: string): string {
   return out.join('\n') + '\n';
 }
 
-export interface EndpointView {
-  identity: string;
-  sipAddress: string;
-  poolFqdn: string;
-  displayName: string | null;
-  mode: string;
-  enabled: boolean;
-  /** "on" (until switched off), an ISO 8601 instant, or null. */
-  maintenanceUntil: string | null;
+/** An endpoint as the commands show it: the projection the admin port and the reload show too. */
+export type EndpointView = { identity: string } & ReturnType<typeof endpointProjection>;
+
+/**
+ * The entries as the service builds them from the file (defaults filled in, the pool's name in
+ * canonical form), seen through the one projection of an Endpoint.
+ */
+export function endpointViews(entries: readonly EndpointConfig[]): EndpointView[] {
+  // The entries come from a validated file: no duplicate addresses. The pools are not shown here.
+  const table = EndpointTable.fromConfig({ endpoints: [...entries], pools: [] });
+  return [...table].map((e) => ({ identity: e.sipAddress, ...endpointProjection(e) }));
 }
 
-export function endpointView(e: EndpointConfig): EndpointView {
-  const until = e.maintenance === 'on' ? 'on' : e.maintenance === 'off' ? undefined : e.maintenanceUntil;
-  return {
-    identity: e.sipAddress,
-    sipAddress: e.sipAddress,
-    poolFqdn: e.poolFqdn,
-    displayName: e.displayName ?? null,
-    mode: e.mode,
-    enabled: e.enabled,
-    maintenanceUntil: until === undefined ? null : until === 'on' ? 'on' : new Date(until).toISOString(),
-  };
+interface Column {
+  readonly header: string;
+  readonly cell: (v: EndpointView) => string;
 }
+
+/**
+ * The table's columns, in order: one for each field of the projection, or null for a field shown in
+ * JSON only. Typed against the projection, so a field added to Endpoint needs a decision here too.
+ */
+const COLUMNS = {
+  sipAddress: { header: 'SipAddress', cell: (v) => v.sipAddress },
+  poolFqdn: { header: 'PoolFqdn', cell: (v) => v.poolFqdn },
+  mode: { header: 'Mode', cell: (v) => v.mode },
+  enabled: { header: 'Enabled', cell: (v) => String(v.enabled) },
+  maintenanceUntil: {
+    header: 'Maintenance',
+    cell: (v) =>
+      v.maintenanceUntil === null ? '-' : v.maintenanceUntil === 'on' ? 'on' : `until ${v.maintenanceUntil}`,
+  },
+  // "-": unset, the server's proxy.recordRoute applies.
+  recordRoute: { header: 'RecordRoute', cell: (v) => (v.recordRoute === null ? '-' : String(v.recordRoute)) },
+  // Last: free text, often with spaces.
+  displayName: { header: 'DisplayName', cell: (v) => v.displayName ?? '' },
+  // One or more URIs, too wide for a column; in --json.
+  lookupUris: null,
+} satisfies Record<keyof ReturnType<typeof endpointProjection>, Column | null>;
 
 /** A readable table, or JSON (an array) for scripts. */
 export function formatEndpoints(entries: readonly EndpointConfig[], json: boolean): string {
-  const views = entries.map(endpointView);
+  const views = endpointViews(entries);
   if (json) return JSON.stringify(views, null, 2) + '\n';
-  const header = ['SipAddress', 'PoolFqdn', 'Mode', 'Enabled', 'Maintenance', 'DisplayName'];
-  const rows = views.map((v) => [
-    v.sipAddress,
-    v.poolFqdn,
-    v.mode,
-    String(v.enabled),
-    v.maintenanceUntil === null ? '-' : v.maintenanceUntil === 'on' ? 'on' : `until ${v.maintenanceUntil}`,
-    v.displayName ?? '',
-  ]);
+  const columns = Object.values(COLUMNS).filter((c): c is Column => c !== null);
+  const header = columns.map((c) => c.header);
+  const rows = views.map((v) => columns.map((c) => c.cell(v)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells

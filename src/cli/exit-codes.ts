@@ -24,7 +24,7 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** A failure the command line reports as one message and an exit code. */
 export class CliError extends ServiceError {
-  readonly code = 'CLI_FAILURE';
+  readonly code = 'PCHAT_ERR_CLI_FAILURE';
   constructor(
     readonly exitCode: ExitCode,
     message: string,

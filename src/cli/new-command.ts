@@ -48,7 +48,10 @@ export function newCommand(io: CliIo): Command {
       (current) => {
         const existing = current.config.endpoints.find((e) => aorKeyFromText(e.sipAddress) === key);
         if (existing !== undefined) {
-          throw new EditError('CONFLICT', `an endpoint with address ${existing.sipAddress} already exists`);
+          throw new EditError(
+            'PCHAT_ERR_EDIT_CONFLICT',
+            `an endpoint with address ${existing.sipAddress} already exists`,
+          );
         }
         return {
           edits: [{ kind: 'append', seqKey: 'endpoints', entry }],

@@ -156,7 +156,7 @@ function poolPlan(
     return { edits: maintenanceEdits(['pools', index], flags), summary: `set ${summary} on pool ${name}` };
   }
   if (!poolInUse(current.config, fqdn)) {
-    throw new EditError('NOT_FOUND', `no endpoint or pool named ${fqdn}`);
+    throw new EditError('PCHAT_ERR_EDIT_NOT_FOUND', `no endpoint or pool named ${fqdn}`);
   }
   // A pool found through DNS has no entry yet: one is added to carry the window.
   if (flags.maintenance === 'off') return { edits: [], summary: `pool ${name} has no maintenance window` };

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { hostPort } from '../sip/host-port.js';
 import { parseMessage } from '../sip/parser.js';
 import type { SipResponse } from '../sip/message.js';
 
@@ -175,8 +176,8 @@ export function ladder(
   service: { host: string; port: number },
   showFull: boolean,
 ): string {
-  const left = `trace ${hostPort(result.local)}`;
-  const right = `pchat-endpoint ${hostPort(service)}`;
+  const left = `trace ${hostPort(result.local.host, result.local.port)}`;
+  const right = `pchat-endpoint ${hostPort(service.host, service.port)}`;
   const width = Math.max(44, ...result.events.map((e) => e.label.length + 8));
   const pad = ' '.repeat(10);
   const lines: string[] = [];
@@ -193,8 +194,4 @@ export function ladder(
   }
   lines.push(`${pad}|${' '.repeat(width)}|`);
   return lines.join('\n') + '\n';
-}
-
-function hostPort(a: { host: string; port: number }): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }

@@ -9,6 +9,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
 import { Router } from '../router/router.js';
 import { maintenanceRetryAfter } from '../modes/shared-checks.js';
+import { hostPort } from '../sip/host-port.js';
 import { parseMessage } from '../sip/parser.js';
 import { isSipScheme } from '../sip/uri.js';
 import { TimerWheel } from '../base/timer-wheel.js';
@@ -96,7 +97,7 @@ export async function liveHealth(
   const admin = config.server.admin.listen;
   if (admin === undefined) return undefined;
   const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}/metrics`;
+  const url = `http://${hostPort(host, admin.port)}/metrics`;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return undefined;
@@ -225,7 +226,7 @@ export function traceCommand(io: CliIo): Command {
     if (result.final === undefined) {
       throw new CliError(
         EXIT.failure,
-        `no final answer from udp://${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port} within ${flags.timeout} ms: is the service running there?`,
+        `no final answer from udp://${hostPort(service.host, service.port)} within ${flags.timeout} ms: is the service running there?`,
       );
     }
   });

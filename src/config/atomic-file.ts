@@ -9,7 +9,7 @@ import { ServiceError } from '../base/service-error.js';
 
 /** An edit could not take the lock within its time limit: another edit holds it. */
 export class LockTimeoutError extends ServiceError {
-  readonly code = 'LOCK_TIMEOUT';
+  readonly code = 'PCHAT_ERR_LOCK_TIMEOUT';
   constructor(
     readonly file: string,
     readonly timeoutMs: number,

@@ -37,7 +37,7 @@ const OPEN_RESOLVED = OPEN_FLAGS | constants.O_NOFOLLOW;
 
 /** Thrown inside the reader; becomes the reason. */
 class Refused extends ServiceError {
-  readonly code = 'CONFIG_FILE_REFUSED';
+  readonly code = 'PCHAT_ERR_CONFIG_FILE_REFUSED';
 }
 
 function kindOf(s: {

@@ -14,7 +14,7 @@ import { ServiceError } from '../base/service-error.js';
 /** Why an edit was not made, with a stable code the command line turns into an exit code. */
 export class EditError extends ServiceError {
   constructor(
-    readonly code: 'NOT_FOUND' | 'CONFLICT',
+    readonly code: 'PCHAT_ERR_EDIT_NOT_FOUND' | 'PCHAT_ERR_EDIT_CONFLICT',
     message: string,
   ) {
     super(message);
@@ -93,7 +93,7 @@ export function findEndpoint(config: EndpointsConfig, identity: string): number 
   if (key !== undefined) {
     const index = config.endpoints.findIndex((e) => aorKeyFromText(e.sipAddress) === key);
     if (index >= 0) return index;
-    throw new EditError('NOT_FOUND', `no endpoint with address ${identity}`);
+    throw new EditError('PCHAT_ERR_EDIT_NOT_FOUND', `no endpoint with address ${identity}`);
   }
   const byName = config.endpoints
     .map((e, i) => ({ e, i }))
@@ -101,11 +101,11 @@ export function findEndpoint(config: EndpointsConfig, identity: string): number 
   if (byName.length === 1) return byName[0]!.i;
   if (byName.length > 1) {
     throw new EditError(
-      'CONFLICT',
+      'PCHAT_ERR_EDIT_CONFLICT',
       `display name "${identity}" is shared by ${byName.map(({ e }) => e.sipAddress).join(', ')}: name one by its SIP address`,
     );
   }
-  throw new EditError('NOT_FOUND', `no endpoint with address or display name "${identity}"`);
+  throw new EditError('PCHAT_ERR_EDIT_NOT_FOUND', `no endpoint with address or display name "${identity}"`);
 }
 
 /** The index of the pool `fqdn` under pools, or -1 when it is only used by endpoints (or unknown). */

@@ -24,7 +24,7 @@ export function formatIssue(issue: ConfigIssue): string {
  * The message holds each issue on its own line.
  */
 export class ConfigError extends ServiceError {
-  readonly code = 'CONFIG_INVALID';
+  readonly code = 'PCHAT_ERR_CONFIG_INVALID';
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {

@@ -5,7 +5,8 @@ import { createSecureContext } from 'node:tls';
 import * as z from 'zod';
 import { domainNameProblem } from '../endpoints/domain-name.js';
 import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
-import { SipGrammarError } from '../sip/grammar-error.js';
+import { SipParseError } from '../sip/errors.js';
+import { hostPort } from '../sip/host-port.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
 
@@ -78,7 +79,7 @@ function parseUri(text: string): SipUri | string {
     return parseSipUri(text);
   } catch (err) {
     // The parser's reason reads "Bad SIP URI: <why>"; the field path already says what was bad.
-    if (!(err instanceof SipGrammarError)) throw err;
+    if (!(err instanceof SipParseError)) throw err;
     return `is not a valid SIP URI (${err.reason.replace(/^Bad [^:]*: /, '')})`;
   }
 }
@@ -320,11 +321,11 @@ const proxySchema = strictObject({
   ),
 });
 
-// --- limits, access, shutdown (issue 6: access control, flood protection, graceful shutdown) ---
+// --- limits, access control, flood protection, graceful shutdown ---
 
 /** The id a listener is known by in `access.allow[].listen`: `udp://127.0.0.1:5060`, `tcp://[::1]:5060`. */
 export function listenerId(a: { transport: string; host: string; port: number }): string {
-  return `${a.transport}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return `${a.transport}://${hostPort(a.host, a.port)}`;
 }
 
 /** Why `text` is not a source network (CIDR block or one address), or undefined. */

@@ -8,7 +8,7 @@ import { EMPTY_BODY, field, flatCopy, SipRequest, type HeaderField } from '../si
 import { parseNameAddr, uriOf } from '../sip/name-addr.js';
 import { splitHeaderValues } from '../sip/header-values.js';
 import type { Via } from '../sip/via.js';
-import { hostPort } from '../transport/outbound.js';
+import { hostPort } from '../sip/host-port.js';
 import type { Source } from '../transport/types.js';
 
 /** Whatever sends our answer to a request: a server transaction, or a stateless send. */

@@ -1,10 +1,10 @@
 // Errors the pool layer raises, each with a stable code the caller can branch on.
 
-import { ServiceError } from '../base/service-error.js';
+import { ServiceError, type ServiceErrorCode } from '../base/service-error.js';
 
 export class PoolError extends ServiceError {
-  readonly code: string;
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  readonly code: ServiceErrorCode;
+  constructor(code: ServiceErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
   }
@@ -14,9 +14,13 @@ export class PoolError extends ServiceError {
 export class PoolResolutionError extends PoolError {
   readonly pool: string;
   constructor(pool: string, cause: unknown) {
-    super('POOL_DNS_FAILED', `DNS resolution of pool ${pool} failed and no earlier answer is cached`, {
-      cause,
-    });
+    super(
+      'PCHAT_ERR_POOL_DNS_FAILED',
+      `DNS resolution of pool ${pool} failed and no earlier answer is cached`,
+      {
+        cause,
+      },
+    );
     this.pool = pool;
   }
 }
@@ -24,6 +28,6 @@ export class PoolResolutionError extends PoolError {
 /** A constructor was given an option it cannot work with. */
 export class PoolOptionError extends PoolError {
   constructor(message: string) {
-    super('POOL_BAD_OPTION', message);
+    super('PCHAT_ERR_POOL_BAD_OPTION', message);
   }
 }

@@ -1,5 +1,5 @@
 // Small SIP header-value grammar pieces (RFC 3261 §25.1): character classes, list splitting, CSeq, scalars, Call-ID, SIP-date.
-import { SipGrammarError } from './grammar-error.js';
+import { SipParseError } from './errors.js';
 
 // Character classes as bit flags over latin1 code points; anything above 0x7f is in no class, so
 // UTF-8 bytes never pass for grammar characters outside quoted strings.
@@ -153,7 +153,7 @@ export function isValidCallId(s: string): boolean {
  * contain commas that are not separators.
  */
 export function splitHeaderValues(value: string): string[] {
-  if (typeof value !== 'string') throw new SipGrammarError('Bad header value');
+  if (typeof value !== 'string') throw new SipParseError('Bad header value');
   const n = value.length;
   const out: string[] = [];
   if (skipWs(value, 0) === n) return out;
@@ -176,7 +176,7 @@ export function splitFirstElement(value: string): [first: string, rest: string |
   const first = trimWs(value, 0, end);
   const rest = end < n ? trimWs(value, end + 1, n) : undefined;
   if (first.length === 0 || rest?.length === 0)
-    throw new SipGrammarError('Bad header value: empty list element');
+    throw new SipParseError('Bad header value: empty list element');
   return [first, rest];
 }
 
@@ -188,12 +188,12 @@ function elementEnd(value: string, from: number): number {
     const c = codeAt(value, i);
     if (c === DQUOTE) {
       i = skipQuotedLoose(value, i);
-      if (i < 0) throw new SipGrammarError('Bad header value: unterminated quoted string');
+      if (i < 0) throw new SipParseError('Bad header value: unterminated quoted string');
       continue;
     }
     if (c === 0x3c) {
       const close = value.indexOf('>', i + 1);
-      if (close < 0) throw new SipGrammarError('Bad header value: unterminated <');
+      if (close < 0) throw new SipParseError('Bad header value: unterminated <');
       i = close + 1;
       continue;
     }
@@ -205,7 +205,7 @@ function elementEnd(value: string, from: number): number {
 
 function pushElement(out: string[], value: string, start: number, end: number): void {
   const element = trimWs(value, start, end);
-  if (element.length === 0) throw new SipGrammarError('Bad header value: empty list element');
+  if (element.length === 0) throw new SipParseError('Bad header value: empty list element');
   out.push(element);
 }
 
@@ -222,18 +222,18 @@ function skipQuotedLoose(s: string, i: number): number {
 
 /**
  * An unsigned decimal: digits only (leading zeros allowed, as RFC 4475 wsinv has `0068`), at most `max`.
- * Throws `SipGrammarError('Bad <what>')` otherwise. Stops at the first digit that overflows, so a
+ * Throws `SipParseError('Bad <what>')` otherwise. Stops at the first digit that overflows, so a
  * 100-digit value costs no more than a short one.
  */
 export function parseUint(value: string, max: number, what: string): number {
   const n = typeof value === 'string' ? value.length : 0;
-  if (n === 0) throw new SipGrammarError(`Bad ${what}`);
+  if (n === 0) throw new SipParseError(`Bad ${what}`);
   let v = 0;
   for (let i = 0; i < n; i++) {
     const d = codeAt(value, i) - 0x30;
-    if (d < 0 || d > 9) throw new SipGrammarError(`Bad ${what}`);
+    if (d < 0 || d > 9) throw new SipParseError(`Bad ${what}`);
     v = v * 10 + d;
-    if (v > max) throw new SipGrammarError(`Bad ${what}`);
+    if (v > max) throw new SipParseError(`Bad ${what}`);
   }
   return v;
 }
@@ -243,13 +243,13 @@ export const MAX_CSEQ = 0xffffffff;
 
 /** CSeq = 1*DIGIT LWS Method; seq 0..2^32-1 (RFC 4475 scalar02 has a larger one, which must be refused). */
 export function parseCSeq(value: string): { seq: number; method: string } {
-  if (typeof value !== 'string') throw new SipGrammarError('Bad CSeq');
+  if (typeof value !== 'string') throw new SipParseError('Bad CSeq');
   const digitsEnd = skipClass(value, 0, CH_DIGIT);
   const methodStart = skipWs(value, digitsEnd);
-  if (digitsEnd === 0 || methodStart === digitsEnd) throw new SipGrammarError('Bad CSeq');
+  if (digitsEnd === 0 || methodStart === digitsEnd) throw new SipParseError('Bad CSeq');
   const seq = parseUint(value.slice(0, digitsEnd), MAX_CSEQ, 'CSeq');
   const method = value.slice(methodStart);
-  if (!isToken(method)) throw new SipGrammarError('Bad CSeq');
+  if (!isToken(method)) throw new SipParseError('Bad CSeq');
   return { seq, method };
 }
 

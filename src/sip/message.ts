@@ -106,7 +106,7 @@ abstract class SipMessageBase {
     return this.header('call-id');
   }
 
-  /** The CSeq, parsed once. Throws SipGrammarError if malformed. */
+  /** The CSeq, parsed once. Throws SipParseError if malformed. */
   get cseq(): { seq: number; method: string } {
     if (this.cseqCache === undefined) this.cseqCache = parseCSeq(this.header('cseq') ?? '');
     return this.cseqCache;
@@ -120,7 +120,7 @@ abstract class SipMessageBase {
     return first.indexOf(',') < 0 ? first : splitFirstElement(first)[0];
   }
 
-  /** The top Via, parsed once. Throws SipGrammarError if malformed or absent. */
+  /** The top Via, parsed once. Throws SipParseError if malformed or absent. */
   get topVia(): Via {
     if (this.viaCache === undefined) {
       const text = this.topViaText ?? '';

@@ -1,5 +1,5 @@
 // From, To, Contact, Route and Record-Route values (RFC 3261 §20, §25.1): ( name-addr / addr-spec ) *( SEMI param ).
-import { SipGrammarError } from './grammar-error.js';
+import { SipParseError } from './errors.js';
 import {
   CH_HEX,
   CH_TOKEN,
@@ -38,7 +38,7 @@ const PERCENT = 0x25;
 const LBRACKET = 0x5b;
 
 /**
- * Parses one From/To/Contact/Route/Record-Route value. Throws {@link SipGrammarError} with reason
+ * Parses one From/To/Contact/Route/Record-Route value. Throws {@link SipParseError} with reason
  * `Bad <what>: <why>`; pass the header name as `what` for a precise 400 reason phrase.
  */
 export function parseNameAddr(value: string, what = 'address'): NameAddr {
@@ -299,6 +299,6 @@ export function isWildcardContact(value: string): boolean {
   return codeAt(value, star) === 0x2a && skipWs(value, star + 1) === value.length;
 }
 
-function bad(what: string, why: string): SipGrammarError {
-  return new SipGrammarError(`Bad ${what}: ${why}`);
+function bad(what: string, why: string): SipParseError {
+  return new SipParseError(`Bad ${what}: ${why}`);
 }

@@ -1,5 +1,5 @@
 // SIP and SIPS URIs (RFC 3261 §19.1, §25.1): validate, parse, format, compare, and derive the endpoint-table key.
-import { SipGrammarError } from './grammar-error.js';
+import { SipParseError } from './errors.js';
 import {
   CH_ALPHA,
   CH_DIGIT,
@@ -363,13 +363,13 @@ function formatIpv6(groups: number[]): string {
 }
 
 /**
- * Parses a `sip:` or `sips:` URI. Throws {@link SipGrammarError} with reason `Bad <what>: <why>`;
+ * Parses a `sip:` or `sips:` URI. Throws {@link SipParseError} with reason `Bad <what>: <why>`;
  * `what` lets the caller name the field (`Request-URI`, `To URI`, ...).
  */
 export function parseSipUri(text: string, what = 'SIP URI'): SipUri {
-  if (typeof text !== 'string') throw new SipGrammarError(`Bad ${what}`);
+  if (typeof text !== 'string') throw new SipParseError(`Bad ${what}`);
   const reason = scanSipUri(text);
-  if (reason !== undefined) throw new SipGrammarError(`Bad ${what}: ${reason}`);
+  if (reason !== undefined) throw new SipParseError(`Bad ${what}: ${reason}`);
   const userStart = sUserStart;
   const userEnd = sUserEnd;
   const passStart = sPassStart;

@@ -3,7 +3,6 @@
 
 import { SipParseError } from './errors.js';
 import { HeaderBit } from './headers.js';
-import { SipGrammarError } from './grammar-error.js';
 import type { SipRequest, SipResponse } from './message.js';
 import { parseNameAddr, isWildcardContact } from './name-addr.js';
 import { parseVia } from './via.js';
@@ -30,7 +29,7 @@ const WIRE_NAME: Record<string, string> = { 'call-id': 'Call-ID', from: 'From', 
 
 /** The grammar error's own reason (it already names what was bad), or a generic one. */
 function reasonOf(err: unknown, what: string): string {
-  return err instanceof SipGrammarError ? err.reason : `Bad ${what}`;
+  return err instanceof SipParseError ? err.reason : `Bad ${what}`;
 }
 
 function checkVias(msg: SipRequest | SipResponse): void {

@@ -1,5 +1,5 @@
 // One Via header value (RFC 3261 §20.42, §25.1, RFC 3581 rport): sent-protocol LWS sent-by *( SEMI via-params ).
-import { SipGrammarError } from './grammar-error.js';
+import { SipParseError } from './errors.js';
 import { CH_DIGIT, CH_HOST, CH_TOKEN, DQUOTE, codeAt, skipClass, skipWs } from './header-values.js';
 import { isGenValueUnquoted, parseGenericParams } from './name-addr.js';
 import { hostnameReason, isIpv4, parseIpv6 } from './uri.js';
@@ -30,7 +30,7 @@ const RBRACKET = 0x5d;
 /**
  * Parses ONE via-parm (split a Via line with splitHeaderValues first). LWS is accepted wherever the
  * ABNF's SLASH, COLON, SEMI and EQUAL allow it (RFC 4475 wsinv: `SIP  /   2.0  /   UDP`).
- * Throws {@link SipGrammarError} with reason `Bad <what>: <why>`.
+ * Throws {@link SipParseError} with reason `Bad <what>: <why>`.
  */
 export function parseVia(value: string, what = 'Via'): Via {
   if (typeof value !== 'string') throw bad(what, 'not a string');
@@ -159,6 +159,6 @@ function isUintAtMost(value: string, max: number): boolean {
   return true;
 }
 
-function bad(what: string, why: string): SipGrammarError {
-  return new SipGrammarError(`Bad ${what}: ${why}`);
+function bad(what: string, why: string): SipParseError {
+  return new SipParseError(`Bad ${what}: ${why}`);
 }

@@ -48,7 +48,7 @@ export type MatchedClientTransaction = ClientTransaction | AcceptedInvite;
 
 /** A second live transaction on one key: its responses could not be told apart. */
 export class DuplicateTransactionError extends ServiceError {
-  readonly code = 'TRANSACTION_DUPLICATE_KEY';
+  readonly code = 'PCHAT_ERR_TRANSACTION_DUPLICATE_KEY';
 }
 
 export type ClientTransactionRequest = Omit<ClientTransactionOptions, 'clock' | 'timers'>;

@@ -33,7 +33,7 @@ export enum ClientTransactionState {
 
 /** A request a client transaction cannot be built for: refused before anything is sent. */
 export class ClientTransactionArgumentError extends ServiceError {
-  readonly code = 'TRANSACTION_BAD_ARGUMENT';
+  readonly code = 'PCHAT_ERR_TRANSACTION_BAD_ARGUMENT';
 }
 
 /** What a client transaction tells the transaction user (the proxy core, the health prober). */

@@ -16,7 +16,7 @@ export enum ServerTransactionState {
 }
 
 export class IllegalTransitionError extends ServiceError {
-  readonly code = 'TRANSACTION_ILLEGAL_TRANSITION';
+  readonly code = 'PCHAT_ERR_TRANSACTION_ILLEGAL_TRANSITION';
 }
 
 /** Where responses of a transaction go: the link it arrived on and, for datagrams, the peer. */

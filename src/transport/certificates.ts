@@ -13,7 +13,7 @@ import type { PeerCertificate } from './types.js';
 import { ServiceError } from '../base/service-error.js';
 
 export class CertificateError extends ServiceError {
-  readonly code = 'CERTIFICATE_INVALID';
+  readonly code = 'PCHAT_ERR_CERTIFICATE_INVALID';
 }
 
 /** The files' contents, checked: every key matches its certificate. */

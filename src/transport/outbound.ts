@@ -8,6 +8,10 @@ import type { TlsConnector, TlsListener } from './tls.js';
 import type { UdpListener } from './udp.js';
 import type { TransportName } from './types.js';
 import { ServiceError } from '../base/service-error.js';
+import { hostPort } from '../sip/host-port.js';
+
+// Still imported from here by modes/proxy/proxy.ts and modes/lookup/lookup-service.ts; its home is sip/.
+export { hostPort };
 
 export interface NextHop {
   readonly transport: 'udp' | 'tcp' | 'tls';
@@ -30,12 +34,7 @@ export interface Sender {
 }
 
 export class TransportUnavailableError extends ServiceError {
-  readonly code = 'TRANSPORT_UNAVAILABLE';
-}
-
-/** How an address appears in a Via sent-by or a URI host (IPv6 in brackets). */
-export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  readonly code = 'PCHAT_ERR_TRANSPORT_UNAVAILABLE';
 }
 
 /** A concrete address for a listener bound to the wildcard: the first non-internal one of its family. */

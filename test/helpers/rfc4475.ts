@@ -3,9 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 
-export const FIXTURES = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+export const FIXTURES = join(import.meta.dirname, '../fixtures/rfc4475');
 
 const COMPACT: Record<string, string> = {
   i: 'call-id',
@@ -38,7 +38,7 @@ export function reasonOf(fn: () => unknown): string {
   try {
     fn();
   } catch (e) {
-    if (e instanceof SipGrammarError) return e.reason;
+    if (e instanceof SipParseError) return e.reason;
     throw e;
   }
   throw new Error('did not throw');

@@ -149,7 +149,7 @@ describe('pool resolution against a real DNS server', () => {
 
     // Nothing cached for another pool: a clear failure, not an empty list.
     await expect(resolver.resolve(pool('plain.test.example'))).rejects.toMatchObject({
-      code: 'POOL_DNS_FAILED',
+      code: 'PCHAT_ERR_POOL_DNS_FAILED',
     });
   });
 });

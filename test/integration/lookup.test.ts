@@ -187,7 +187,7 @@ describe('lookup mode with SIPp as the legacy client', () => {
       level: 40,
       status: 400,
       method: 'INFO',
-      reason: expect.stringMatching(/^XCCOS_MALFORMED_XML: malformed XML: /) as unknown,
+      reason: expect.stringMatching(/^PCHAT_ERR_XCCOS_MALFORMED_XML: malformed XML: /) as unknown,
     });
   });
 });
@@ -353,7 +353,7 @@ describe('lookup mode over raw sockets: retransmissions and bad input', () => {
       type: 'text/plain',
       body: REQURI.slice(0, 70),
       status: 400,
-      why: /^XCCOS_MALFORMED_XML/,
+      why: /^PCHAT_ERR_XCCOS_MALFORMED_XML/,
     },
     {
       name: 'billion laughs',
@@ -362,14 +362,14 @@ describe('lookup mode over raw sockets: retransmissions and bad input', () => {
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">' +
         '<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]><xccos envid="1">&lol2;</xccos>',
       status: 400,
-      why: /^XCCOS_DOCTYPE/,
+      why: /^PCHAT_ERR_XCCOS_DOCTYPE/,
     },
     {
       name: 'external entity',
       type: 'application/xml',
       body: '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xccos envid="1"><cmd id="cmd:requri">&e;</cmd></xccos>',
       status: 400,
-      why: /^XCCOS_DOCTYPE/,
+      why: /^PCHAT_ERR_XCCOS_DOCTYPE/,
     },
     {
       name: 'huge body',

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { readIntoShared } from '../../src/transport/tcp.js';
 
-const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
 function invite(opts: {
   via: string;

@@ -123,7 +123,7 @@ describe('get', () => {
   it('lists as a table, filters by wildcard and pool, shows one by display name, JSON for scripts', async () => {
     const all = await cli(['get']);
     expect(all.out.split('\n')[0]).toMatch(
-      /^SipAddress\s+PoolFqdn\s+Mode\s+Enabled\s+Maintenance\s+DisplayName$/,
+      /^SipAddress\s+PoolFqdn\s+Mode\s+Enabled\s+Maintenance\s+RecordRoute\s+DisplayName$/,
     );
     expect(all.out).toContain('sip:persistentchat@contoso.com');
     const filtered = await cli(['get', '--filter', '*OCS*', '--json']);
@@ -136,6 +136,36 @@ describe('get', () => {
     );
     const none = await cli(['get', '--pool-fqdn', 'other.contoso.com', '--json']);
     expect(JSON.parse(none.out)).toEqual([]);
+  });
+
+  it('shows recordRoute, set or unset, in the table and in JSON: every field the admin port shows', async () => {
+    await writeFile(
+      file,
+      'endpoints:\n' +
+        '  - sipAddress: sip:on@contoso.com\n    poolFqdn: PCPool.Contoso.com\n    recordRoute: true\n' +
+        '  - sipAddress: sip:off@contoso.com\n    poolFqdn: pcpool.contoso.com\n    recordRoute: false\n' +
+        '  - sipAddress: sip:unset@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: lookup\n',
+    );
+    const json = await cli(['get', '--json']);
+    expect(json.code, json.err).toBe(EXIT.ok);
+    const views = JSON.parse(json.out) as { recordRoute: boolean | null }[];
+    expect(views.map((v) => v.recordRoute)).toEqual([true, false, null]);
+    // The whole view: the projection of the Endpoint the service builds, and the identity to name it by.
+    expect(views[0]).toEqual({
+      identity: 'sip:on@contoso.com',
+      sipAddress: 'sip:on@contoso.com',
+      poolFqdn: 'pcpool.contoso.com',
+      displayName: null,
+      mode: 'proxy',
+      enabled: true,
+      lookupUris: ['sip:on@pcpool.contoso.com'],
+      recordRoute: true,
+      maintenanceUntil: null,
+    });
+    const table = (await cli(['get'])).out.split('\n');
+    expect(table[2]).toMatch(/^sip:on@contoso\.com\s+pcpool\.contoso\.com\s+proxy\s+true\s+-\s+true$/);
+    expect(table[3]).toMatch(/^sip:off@contoso\.com\s+pcpool\.contoso\.com\s+proxy\s+true\s+-\s+false$/);
+    expect(table[4]).toMatch(/^sip:unset@contoso\.com\s+pcpool\.contoso\.com\s+lookup\s+true\s+-\s+-$/);
   });
 
   it('an unknown identity is exit 4', async () => {

@@ -11,7 +11,7 @@ function refusal(text: string): string[] {
     parseEndpointsConfig(text, FILE);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).code).toBe('CONFIG_INVALID');
+    expect((err as ConfigError).code).toBe('PCHAT_ERR_CONFIG_INVALID');
     return (err as ConfigError).message.split('\n');
   }
   expect.fail('the configuration was accepted');

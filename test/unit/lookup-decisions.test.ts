@@ -201,7 +201,7 @@ describe('decideInfo (xccos.md §3)', () => {
       req: view(XML, `<!DOCTYPE x [<!ENTITY a "b">]>${envelope('cmd:requri')}`),
       status: 400,
       reason: 'Bad XCCOS: DOCTYPE not allowed',
-      why: 'XCCOS_DOCTYPE: DOCTYPE not allowed',
+      why: 'PCHAT_ERR_XCCOS_DOCTYPE: DOCTYPE not allowed',
     },
   ];
   for (const r of refusals) {

@@ -400,11 +400,11 @@ describe('PoolResolver: DNS failure', () => {
     );
   });
 
-  it('rejects with POOL_DNS_FAILED when DNS fails and nothing was ever cached', async () => {
+  it('rejects with PCHAT_ERR_POOL_DNS_FAILED when DNS fails and nothing was ever cached', async () => {
     const { dns, resolver } = setup();
     dns.failing = true;
     await expect(resolver.resolve(pool('pcpool.test.example'), 'tls')).rejects.toMatchObject({
-      code: 'POOL_DNS_FAILED',
+      code: 'PCHAT_ERR_POOL_DNS_FAILED',
       pool: 'pcpool.test.example',
     });
   });

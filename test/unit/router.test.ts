@@ -20,7 +20,7 @@ import { defaultSettings } from '../helpers/settings.js';
 
 const DEFAULT_TIMERS = defaultSettings().timers;
 
-const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
 const ENDPOINTS = `
 endpoints:

@@ -9,7 +9,7 @@ import { parseNameAddr } from '../../src/sip/name-addr.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { splitHeaderValues } from '../../src/sip/header-values.js';
 
-const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
 /** Header values of every fixture, plus deterministic mutations of them. */
 function corpus(names: string[]): string[] {

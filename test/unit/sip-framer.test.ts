@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StreamFramer, type FrameEvent } from '../../src/sip/framer.js';
 
-const FIX = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
 function msg(body: string, extra = ''): string {
   return (

@@ -1,7 +1,7 @@
 // Header-value helpers: list splitting, CSeq and scalars, token/Call-ID/SIP-date checks, and the grammar error itself.
 import { headerValues, reasonOf } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 import {
   isGmtDate,
   isToken,
@@ -11,20 +11,23 @@ import {
   splitHeaderValues,
 } from '../../src/sip/header-values.js';
 
-describe('SipGrammarError', () => {
+describe('SipParseError', () => {
   it('carries a stable code and the reason as message', () => {
-    const e = new SipGrammarError('Bad CSeq');
+    const e = new SipParseError('Bad CSeq');
     expect(e).toBeInstanceOf(Error);
-    expect(e.code).toBe('SIP_GRAMMAR');
+    expect(e.code).toBe('PCHAT_ERR_SIP_PARSE');
     expect(e.reason).toBe('Bad CSeq');
     expect(e.message).toBe('Bad CSeq');
-    expect(e.name).toBe('SipGrammarError');
+    expect(e.name).toBe('SipParseError');
+    // The status a grammar error answers with, unless the one who throws it names another.
+    expect(e.status).toBe(400);
+    expect(new SipParseError('Message Too Large', 513).status).toBe(513);
   });
 
   it('keeps its reason a single printable-ASCII line, whatever it is given', () => {
-    const e = new SipGrammarError('Bad\r\nVia: x\u00e9');
+    const e = new SipParseError('Bad\r\nVia: x\u00e9');
     expect(e.reason).toBe('Bad??Via: x?');
-    expect(new SipGrammarError('').reason).toBe('Bad Request');
+    expect(new SipParseError('').reason).toBe('Bad Request');
   });
 });
 
@@ -63,7 +66,7 @@ describe('splitHeaderValues', () => {
     expect(via).toBe('SIP/2.0/UDP 192.0.2.15;;,;,,');
     expect(reasonOf(() => splitHeaderValues(via))).toBe('Bad header value: empty list element');
     for (const bad of ['a,,b', 'a,', ',a', 'a, ,b', ','])
-      expect(() => splitHeaderValues(bad)).toThrow(SipGrammarError);
+      expect(() => splitHeaderValues(bad)).toThrow(SipParseError);
   });
 
   it('gives no elements for an empty value, and refuses unterminated quotes and brackets', () => {
@@ -102,7 +105,7 @@ describe('parseUint', () => {
       reasonOf(() => parseUint(headerValues('ncl', 'Content-Length')[0]!, 2 ** 31, 'Content-Length')),
     ).toBe('Bad Content-Length');
     for (const bad of ['', '+1', ' 1', '1 ', '1.0', '0x10', '１'])
-      expect(() => parseUint(bad, 1000, 'n')).toThrow(SipGrammarError);
+      expect(() => parseUint(bad, 1000, 'n')).toThrow(SipParseError);
   });
 });
 
@@ -120,14 +123,14 @@ describe('parseCSeq', () => {
 
   it('refuses a sequence number above 2^32-1 (RFC 4475 scalar02, scalarlg)', () => {
     expect(reasonOf(() => parseCSeq(headerValues('scalar02', 'CSeq')[0]!))).toBe('Bad CSeq');
-    expect(() => parseCSeq(headerValues('scalarlg', 'CSeq')[0]!)).toThrow(SipGrammarError);
+    expect(() => parseCSeq(headerValues('scalarlg', 'CSeq')[0]!)).toThrow(SipParseError);
     expect(parseCSeq('4294967295 ACK').seq).toBe(4294967295);
-    expect(() => parseCSeq('4294967296 ACK')).toThrow(SipGrammarError);
+    expect(() => parseCSeq('4294967296 ACK')).toThrow(SipParseError);
   });
 
   it('refuses a missing LWS, method or number, and a non-token method', () => {
     for (const bad of ['1INVITE', '1 ', '1', 'INVITE', ' 1 INVITE', '1 INV ITE', '1 INVITE;x', '-1 INVITE']) {
-      expect(() => parseCSeq(bad), bad).toThrow(SipGrammarError);
+      expect(() => parseCSeq(bad), bad).toThrow(SipParseError);
     }
   });
 });

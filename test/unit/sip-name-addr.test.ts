@@ -2,13 +2,14 @@
 import { readdirSync } from 'node:fs';
 import { headerValues, reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 import { splitHeaderValues } from '../../src/sip/header-values.js';
 import {
   getParam,
   getTag,
   isWildcardContact,
   parseNameAddr,
+  uriOf,
   type NameAddr,
 } from '../../src/sip/name-addr.js';
 
@@ -128,7 +129,7 @@ describe('parseNameAddr: refused forms', () => {
   it('refuses unquoted display names with non-token characters (RFC 4475 baddn)', () => {
     expect(one('baddn', 'From')).toBe('Bell, Alexander <sip:a.g.bell@example.com>;tag=43');
     expect(reasonOf(() => parseNameAddr(one('baddn', 'From'), 'From'))).toBe('Bad From: bad display name');
-    expect(() => parseNameAddr(one('baddn', 'To'))).toThrow(SipGrammarError);
+    expect(() => parseNameAddr(one('baddn', 'To'))).toThrow(SipParseError);
   });
 
   it('refuses an unterminated quoted display name (RFC 4475 quotbal)', () => {
@@ -156,7 +157,7 @@ describe('parseNameAddr: refused forms', () => {
   });
 
   it('does not read a semicolon user part out of a bare addr-spec (RFC 3261 §20: such URIs need <>)', () => {
-    expect(() => parseNameAddr('sip:user;par=u%40example.net@example.com')).toThrow(SipGrammarError);
+    expect(() => parseNameAddr('sip:user;par=u%40example.net@example.com')).toThrow(SipParseError);
     expect(parseNameAddr('<sip:user;par=u%40example.net@example.com>').uri).toBe(
       'sip:user;par=u%40example.net@example.com',
     );
@@ -201,8 +202,7 @@ describe('parseNameAddr: refused forms', () => {
       '<sip:a@b>;TAG="quoted"',
       'sip:a@b;tag=[::1]',
     ];
-    for (const value of bad)
-      expect(() => parseNameAddr(value), JSON.stringify(value)).toThrow(SipGrammarError);
+    for (const value of bad) expect(() => parseNameAddr(value), JSON.stringify(value)).toThrow(SipParseError);
   });
 });
 
@@ -227,7 +227,7 @@ describe('getTag', () => {
     expect(getTag(one('lwsdisp', 'From'))).toBe('323');
   });
 
-  it('throws SipGrammarError on broken structure', () => {
+  it('throws SipParseError on broken structure', () => {
     for (const bad of [
       '"abc <sip:a@b>;tag=1',
       '<sip:a@b;tag=1',
@@ -236,7 +236,7 @@ describe('getTag', () => {
       '<sip:a@b>;;tag=1',
       '<sip:a@b> x;tag=1',
     ]) {
-      expect(() => getTag(bad), bad).toThrow(SipGrammarError);
+      expect(() => getTag(bad), bad).toThrow(SipParseError);
     }
   });
 
@@ -270,7 +270,7 @@ describe('isWildcardContact', () => {
 });
 
 describe('robustness', () => {
-  it('every truncation and one-byte change of a valid value parses or throws SipGrammarError, and getTag agrees', () => {
+  it('every truncation and one-byte change of a valid value parses or throws SipParseError, and getTag agrees', () => {
     const samples = [
       one('intmeth', 'From'),
       one('intmeth', 'To'),
@@ -313,25 +313,38 @@ describe('robustness', () => {
           try {
             parsed = parseNameAddr(v);
           } catch (e) {
-            if (!(e instanceof SipGrammarError)) failures.push(`parse threw ${String(e)}: ${v}`);
+            if (!(e instanceof SipParseError)) failures.push(`parse threw ${String(e)}: ${v}`);
           }
           try {
             const tag = getTag(v);
             if (parsed !== undefined && tag !== getParam(parsed.params, 'tag'))
               failures.push(`tag differs: ${v}`);
           } catch (e) {
-            if (!(e instanceof SipGrammarError)) failures.push(`getTag threw ${String(e)}: ${v}`);
+            if (!(e instanceof SipParseError)) failures.push(`getTag threw ${String(e)}: ${v}`);
             else if (parsed !== undefined) failures.push(`getTag refused a valid value: ${v}`);
           }
           try {
             splitHeaderValues(v);
           } catch (e) {
-            if (!(e instanceof SipGrammarError)) failures.push(`split threw ${String(e)}: ${v}`);
+            if (!(e instanceof SipParseError)) failures.push(`split threw ${String(e)}: ${v}`);
           }
         }
       }
     }
     expect(failures).toEqual([]);
     expect(checked).toBeGreaterThan(5000);
+  });
+});
+
+describe('uriOf', () => {
+  it('gives the URI of a name-addr or addr-spec, and undefined for a value that does not parse', () => {
+    expect(uriOf('"Lync" <sip:ocschat@contoso.com;transport=tls>;tag=1')).toBe(
+      'sip:ocschat@contoso.com;transport=tls',
+    );
+    expect(uriOf('<sip:pc1.contoso.com:5041;lr>')).toBe('sip:pc1.contoso.com:5041;lr');
+    // RFC 3261 §20.10: without brackets, what follows a semicolon is a header parameter, not the URI's.
+    expect(uriOf('sip:pc1.contoso.com:5041;lr')).toBe('sip:pc1.contoso.com:5041');
+    expect(uriOf('<sip:unterminated@contoso.com')).toBeUndefined();
+    expect(uriOf('')).toBeUndefined();
   });
 });

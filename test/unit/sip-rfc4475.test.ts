@@ -1,4 +1,4 @@
-// RFC 4475 torture messages: every message in ../shared/fixtures/rfc4475 is parsed and validated, and
+// RFC 4475 torture messages: every message in test/fixtures/rfc4475 is parsed and validated, and
 // the outcome is compared with the corpus manifest.
 
 import { describe, it, expect } from 'vitest';
@@ -8,7 +8,7 @@ import { parseMessage } from '../../src/sip/parser.js';
 import { validateRequest, validateResponse } from '../../src/sip/validate.js';
 import type { SipParseError } from '../../src/sip/errors.js';
 
-const DIR = join(import.meta.dirname, '../../../shared/fixtures/rfc4475');
+const DIR = join(import.meta.dirname, '../fixtures/rfc4475');
 
 interface Row {
   name: string;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 import {
   aorKey,
   aorKeyFromText,
@@ -195,8 +195,8 @@ describe('parseSipUri', () => {
       ).toBe(`Bad SIP URI: ${why}`);
   });
 
-  it('throws SipGrammarError, not TypeError, on a non-string', () => {
-    expect(() => parseSipUri(undefined as unknown as string)).toThrow(SipGrammarError);
+  it('throws SipParseError, not TypeError, on a non-string', () => {
+    expect(() => parseSipUri(undefined as unknown as string)).toThrow(SipParseError);
   });
 });
 
@@ -390,7 +390,7 @@ describe('getUriParam', () => {
 });
 
 describe('robustness', () => {
-  it('every truncation and every one-byte change of a valid URI parses or throws SipGrammarError, and the fast key agrees', () => {
+  it('every truncation and every one-byte change of a valid URI parses or throws SipParseError, and the fast key agrees', () => {
     const bytes = [
       '',
       ' ',
@@ -428,7 +428,7 @@ describe('robustness', () => {
         try {
           uri = parseSipUri(v);
         } catch (e) {
-          if (!(e instanceof SipGrammarError) || !/^[\x20-\x7e]+$/.test(e.reason))
+          if (!(e instanceof SipParseError) || !/^[\x20-\x7e]+$/.test(e.reason))
             failures.push(`threw ${String(e)}: ${v}`);
         }
         if (aorKeyFromText(v) !== (uri === undefined ? undefined : aorKey(uri)))

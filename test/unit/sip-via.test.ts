@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reasonOf, FIXTURES } from '../helpers/rfc4475.js';
 import { describe, expect, it } from 'vitest';
-import { SipGrammarError } from '../../src/sip/grammar-error.js';
+import { SipParseError } from '../../src/sip/errors.js';
 import { splitHeaderValues } from '../../src/sip/header-values.js';
 import { MAGIC_COOKIE, parseVia, type Via } from '../../src/sip/via.js';
 
@@ -126,7 +126,7 @@ describe('parseVia', () => {
 
   it('refuses the empty params of RFC 4475 badinv01', () => {
     expect(reasonOf(() => parseVia('SIP/2.0/UDP 192.0.2.15;;'))).toBe('Bad Via: empty parameter');
-    expect(() => parseVia('SIP/2.0/UDP 192.0.2.15;')).toThrow(SipGrammarError);
+    expect(() => parseVia('SIP/2.0/UDP 192.0.2.15;')).toThrow(SipParseError);
   });
 
   it('refuses malformed values with a reason', () => {
@@ -164,7 +164,7 @@ describe('parseVia', () => {
       ).toBe(`Bad Via: ${why}`);
   });
 
-  it('every truncation and one-byte change of a valid Via parses or throws SipGrammarError', () => {
+  it('every truncation and one-byte change of a valid Via parses or throws SipParseError', () => {
     const samples = [
       ...vias('wsinv'),
       'SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bK1;received=2001:db8::2;rport=1;x="q;,"',
@@ -180,7 +180,7 @@ describe('parseVia', () => {
           try {
             parseVia(v);
           } catch (e) {
-            if (!(e instanceof SipGrammarError)) failures.push(`${String(e)}: ${v}`);
+            if (!(e instanceof SipParseError)) failures.push(`${String(e)}: ${v}`);
           }
         }
       }

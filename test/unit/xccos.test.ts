@@ -62,47 +62,47 @@ describe('parseXccos', () => {
     const t0 = performance.now();
     const err = refused(lol);
     expect(performance.now() - t0).toBeLessThan(100);
-    expect(err.code).toBe('XCCOS_DOCTYPE');
+    expect(err.code).toBe('PCHAT_ERR_XCCOS_DOCTYPE');
     expect(err.message).toBe('DOCTYPE not allowed');
   });
 
   it('refuses external entities (never resolved) and undeclared entities', () => {
     expect(
       refused('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xccos envid="1">&e;</xccos>').code,
-    ).toBe('XCCOS_DOCTYPE');
+    ).toBe('PCHAT_ERR_XCCOS_DOCTYPE');
     expect(refused('<!DOCTYPE xccos SYSTEM "http://127.0.0.1:9/x.dtd"><xccos envid="1"/>').code).toBe(
-      'XCCOS_DOCTYPE',
+      'PCHAT_ERR_XCCOS_DOCTYPE',
     );
     const undeclared = refused('<xccos envid="1"><cmd id="cmd:requri">&e;</cmd></xccos>');
-    expect(undeclared.code).toBe('XCCOS_MALFORMED_XML');
+    expect(undeclared.code).toBe('PCHAT_ERR_XCCOS_MALFORMED_XML');
     expect(undeclared.message).toMatch(/undefined entity/);
   });
 
   it('refuses truncated and malformed XML with the parser position', () => {
     for (const cut of [10, 40, REQURI.length - 1]) {
       const err = refused(REQURI.slice(0, cut));
-      expect(err.code, `cut at ${cut}`).toBe('XCCOS_MALFORMED_XML');
+      expect(err.code, `cut at ${cut}`).toBe('PCHAT_ERR_XCCOS_MALFORMED_XML');
     }
     expect(refused('<xccos envid="1"><cmd id="a"></xccos>').message).toMatch(/^malformed XML: 1:\d+: /);
-    expect(refused('not xml at all').code).toBe('XCCOS_MALFORMED_XML');
-    expect(refused('').code).toBe('XCCOS_MALFORMED_XML');
+    expect(refused('not xml at all').code).toBe('PCHAT_ERR_XCCOS_MALFORMED_XML');
+    expect(refused('').code).toBe('PCHAT_ERR_XCCOS_MALFORMED_XML');
   });
 
   it('refuses another root, another namespace, and a cmd without id', () => {
-    expect(refused('<html/>').code).toBe('XCCOS_NOT_ENVELOPE');
-    expect(refused('<xccos xmlns="urn:other" envid="1"/>').code).toBe('XCCOS_NOT_ENVELOPE');
+    expect(refused('<html/>').code).toBe('PCHAT_ERR_XCCOS_NOT_ENVELOPE');
+    expect(refused('<xccos xmlns="urn:other" envid="1"/>').code).toBe('PCHAT_ERR_XCCOS_NOT_ENVELOPE');
     expect(refused('<xccos envid="1"><cmd seqid="1"/></xccos>').message).toBe('cmd without id');
   });
 
   it('refuses invalid UTF-8, deep nesting, too many commands and long attributes', () => {
-    expect(refused(Buffer.from([0x3c, 0x78, 0xff, 0x3e])).code).toBe('XCCOS_ENCODING');
+    expect(refused(Buffer.from([0x3c, 0x78, 0xff, 0x3e])).code).toBe('PCHAT_ERR_XCCOS_ENCODING');
     expect(refused(`<xccos envid="1">${'<a>'.repeat(20)}${'</a>'.repeat(20)}</xccos>`).code).toBe(
-      'XCCOS_LIMIT',
+      'PCHAT_ERR_XCCOS_LIMIT',
     );
     expect(refused(`<xccos envid="1">${'<cmd id="cmd:requri"/>'.repeat(9)}</xccos>`).code).toBe(
-      'XCCOS_LIMIT',
+      'PCHAT_ERR_XCCOS_LIMIT',
     );
-    expect(refused(`<xccos envid="${'9'.repeat(200)}"/>`).code).toBe('XCCOS_LIMIT');
+    expect(refused(`<xccos envid="${'9'.repeat(200)}"/>`).code).toBe('PCHAT_ERR_XCCOS_LIMIT');
   });
 });
 

@@ -36,7 +36,7 @@ export type SessionTimerAnswer =
   | { readonly kind: 'timer'; readonly seconds: number; readonly refresher: Refresher };
 
 export class SessionTimerSyntaxError extends ServiceError {
-  readonly code = 'SESSION_TIMER_SYNTAX';
+  readonly code = 'PCHAT_ERR_SESSION_TIMER_SYNTAX';
 }
 
 const DELTA = /^\d{1,10}$/;

@@ -18,7 +18,11 @@ export interface XccosEnvelope {
 }
 
 export type XccosErrorCode =
-  'XCCOS_ENCODING' | 'XCCOS_DOCTYPE' | 'XCCOS_MALFORMED_XML' | 'XCCOS_NOT_ENVELOPE' | 'XCCOS_LIMIT';
+  | 'PCHAT_ERR_XCCOS_ENCODING'
+  | 'PCHAT_ERR_XCCOS_DOCTYPE'
+  | 'PCHAT_ERR_XCCOS_MALFORMED_XML'
+  | 'PCHAT_ERR_XCCOS_NOT_ENVELOPE'
+  | 'PCHAT_ERR_XCCOS_LIMIT';
 
 /** A body that is not an XCCOS envelope we accept; `message` is short enough for a reason phrase. */
 export class XccosError extends ServiceError {
@@ -50,7 +54,7 @@ export function parseXccos(body: Buffer): XccosEnvelope {
   try {
     text = utf8.decode(body);
   } catch {
-    throw new XccosError('XCCOS_ENCODING', 'body is not UTF-8');
+    throw new XccosError('PCHAT_ERR_XCCOS_ENCODING', 'body is not UTF-8');
   }
   const parser = new SaxesParser({ xmlns: true, position: true });
   let depth = 0;
@@ -59,28 +63,29 @@ export function parseXccos(body: Buffer): XccosEnvelope {
   let rootSeen = false;
   const commands: XccosCommand[] = [];
   parser.on('doctype', () => {
-    throw new XccosError('XCCOS_DOCTYPE', 'DOCTYPE not allowed');
+    throw new XccosError('PCHAT_ERR_XCCOS_DOCTYPE', 'DOCTYPE not allowed');
   });
   parser.on('error', (err) => {
-    throw new XccosError('XCCOS_MALFORMED_XML', `malformed XML: ${err.message}`);
+    throw new XccosError('PCHAT_ERR_XCCOS_MALFORMED_XML', `malformed XML: ${err.message}`);
   });
   parser.on('opentag', (tag: SaxesTagNS) => {
     depth++;
     elements++;
     if (depth > MAX_DEPTH || elements > MAX_ELEMENTS)
-      throw new XccosError('XCCOS_LIMIT', 'XCCOS envelope too deep or too large');
+      throw new XccosError('PCHAT_ERR_XCCOS_LIMIT', 'XCCOS envelope too deep or too large');
     if (depth === 1) {
       rootSeen = true;
       if (tag.local !== 'xccos' || (tag.uri !== XCCOS_NS && tag.uri !== ''))
-        throw new XccosError('XCCOS_NOT_ENVELOPE', `root element is not xccos`);
+        throw new XccosError('PCHAT_ERR_XCCOS_NOT_ENVELOPE', `root element is not xccos`);
       envid = attribute(tag, 'envid') ?? '';
       return;
     }
     if (depth === 2 && tag.local === 'cmd') {
       const id = attribute(tag, 'id');
-      if (id === undefined || id === '') throw new XccosError('XCCOS_NOT_ENVELOPE', 'cmd without id');
+      if (id === undefined || id === '')
+        throw new XccosError('PCHAT_ERR_XCCOS_NOT_ENVELOPE', 'cmd without id');
       if (commands.length >= MAX_COMMANDS)
-        throw new XccosError('XCCOS_LIMIT', 'too many commands in one envelope');
+        throw new XccosError('PCHAT_ERR_XCCOS_LIMIT', 'too many commands in one envelope');
       commands.push({ id, seqid: attribute(tag, 'seqid') ?? '1' });
     }
   });
@@ -92,11 +97,12 @@ export function parseXccos(body: Buffer): XccosEnvelope {
   } catch (err) {
     if (err instanceof XccosError) throw err;
     throw new XccosError(
-      'XCCOS_MALFORMED_XML',
+      'PCHAT_ERR_XCCOS_MALFORMED_XML',
       `malformed XML: ${err instanceof Error ? err.message : 'error'}`,
     );
   }
-  if (!rootSeen || envid === undefined) throw new XccosError('XCCOS_NOT_ENVELOPE', 'no root element');
+  if (!rootSeen || envid === undefined)
+    throw new XccosError('PCHAT_ERR_XCCOS_NOT_ENVELOPE', 'no root element');
   return { envid, commands };
 }
 
@@ -105,7 +111,7 @@ function attribute(tag: SaxesTagNS, name: string): string | undefined {
   const a = tag.attributes[name];
   if (a === undefined) return undefined;
   if (a.value.length > MAX_ATTRIBUTE_LENGTH)
-    throw new XccosError('XCCOS_LIMIT', `attribute ${name} too long`);
+    throw new XccosError('PCHAT_ERR_XCCOS_LIMIT', `attribute ${name} too long`);
   return a.value;
 }
 

@@ -28,7 +28,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Target } from '../../pool/types.js';
 import { SipResponse, flatCopy, type SipRequest } from '../../sip/message.js';
 import { parseSipUri, getUriParam, type SipUri } from '../../sip/uri.js';
-import { parseNameAddr } from '../../sip/name-addr.js';
+import { parseNameAddr, uriOf } from '../../sip/name-addr.js';
 import { splitHeaderValues } from '../../sip/header-values.js';
 import { HeaderBit } from '../../sip/headers.js';
 import type { NextHop } from '../../transport/outbound.js';
@@ -253,11 +253,8 @@ function secondRoute(req: SipRequest): string | undefined {
     const values = line.indexOf(',') < 0 ? [line] : splitHeaderValues(line);
     for (const v of values) {
       if (seen++ === 0) continue;
-      try {
-        return parseNameAddr(v).uri;
-      } catch {
-        return '';
-      }
+      // Present but unreadable: '' names no hop, where undefined would fall back to the Request-URI.
+      return uriOf(v) ?? '';
     }
   }
   return undefined;
