@@ -19,7 +19,8 @@ import { EMPTY_BODY, field, SipRequest } from '../sip/message.js';
 import { newBranch } from '../transaction/branch.js';
 import type { Clock, TimerValues } from '../base/clock.js';
 import { ClientTransactionTable } from '../transaction/client-transaction-table.js';
-import { hostPort, Outbound } from '../transport/outbound.js';
+import { Outbound } from '../transport/outbound.js';
+import { hostPort } from '../sip/host-port.js';
 import {
   ConnectionRegistry,
   TcpConnector,

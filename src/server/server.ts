@@ -10,6 +10,7 @@ import { EndpointTable } from '../endpoints/table.js';
 import { createLogger, flushLogger } from '../base/log.js';
 import { Router, type RouterStats } from '../router/router.js';
 import { buildModes } from '../modes/registry.js';
+import { hostPort } from '../sip/host-port.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import type { LookupSettings } from '../modes/lookup/lookup-service.js';
 import type { Clock } from '../base/clock.js';
@@ -306,7 +307,10 @@ function logStarted(svc: Service, initial: LoadedConfig): void {
   const { logger, admin } = svc;
   svc.listeners.logListening(logger);
   if (admin !== undefined)
-    logger.info({ admin: admin.address }, `admin port on http://${hostPort(admin.address)}/`);
+    logger.info(
+      { admin: admin.address },
+      `admin port on http://${hostPort(admin.address.host, admin.address.port)}/`,
+    );
   const size = svc.reloader.table.size;
   logger.info(
     { endpoints: size, files: initial.files },
@@ -348,10 +352,6 @@ async function closeService(svc: Service): Promise<void> {
   svc.proxySupport.close();
   svc.certificates?.close();
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
-}
-
-function hostPort(a: AdminAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /** The live table as /endpoints serves it. */

@@ -10,9 +10,6 @@ import type { TransportName } from './types.js';
 import { ServiceError } from '../base/service-error.js';
 import { hostPort } from '../sip/host-port.js';
 
-// Still imported from here by modes/proxy/proxy.ts and modes/lookup/lookup-service.ts; its home is sip/.
-export { hostPort };
-
 export interface NextHop {
   readonly transport: 'udp' | 'tcp' | 'tls';
   readonly address: string;

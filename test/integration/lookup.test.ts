@@ -1,5 +1,5 @@
 // Lookup mode end to end over real sockets on 127.0.0.1: SIPp as the legacy Group Chat client
-// performing the exchange of shared/protocol/xccos.md over UDP and TCP, round-robin hand-outs,
+// performing the exchange of docs/protocol/xccos.md over UDP and TCP, round-robin hand-outs,
 // dialogs the client abandons, and raw clients sending bad bodies and retransmissions.
 
 import { lookupOf } from '../helpers/modes.js';

@@ -1,4 +1,4 @@
-// Lookup mode: pchat-endpoint plays the legacy Group Chat Lookup service (shared/protocol/xccos.md),
+// Lookup mode: pchat-endpoint plays the legacy Group Chat Lookup service (docs/protocol/xccos.md),
 // as a UAS on the dialog layer (src/dialog/): INVITE → 200 OK with an SDP answer, in-dialog INFO,
 // UPDATE, re-INVITE and BYE, RFC 4028 session timers, and the XCCOS exchange itself: the client's
 // cmd:requri INFO gets 200, then a separate INFO from us carries rpl:requri with a URI handed out
@@ -10,7 +10,7 @@ import type { DecisionFields } from '../../base/log.js';
 import type { SipRequest } from '../../sip/message.js';
 import type { Clock, TimerValues } from '../../base/clock.js';
 import type { ClientTransactionTable } from '../../transaction/client-transaction-table.js';
-import { hostPort } from '../../transport/outbound.js';
+import { hostPort } from '../../sip/host-port.js';
 import type { Source } from '../../transport/types.js';
 import { buildResponse, stampedTopVia } from '../../sip/response.js';
 import type { TagFactory } from '../../dialog/tags.js';

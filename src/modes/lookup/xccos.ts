@@ -1,4 +1,4 @@
-// XCCOS, the Group Chat protocol carried in SIP INFO bodies (shared/protocol/xccos.md §3): reading a
+// XCCOS, the Group Chat protocol carried in SIP INFO bodies (docs/protocol/xccos.md §3): reading a
 // client's envelope with a strict XML parser that refuses DTDs, and writing the server's replies.
 
 import { SaxesParser, type SaxesTagNS } from 'saxes';

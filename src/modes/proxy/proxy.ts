@@ -34,7 +34,8 @@ import type {
   NonInviteServerTransaction,
   ResponseRoute,
 } from '../../transaction/server-transaction.js';
-import { hostPort, type NextHop, type Outbound, type Sender } from '../../transport/outbound.js';
+import { hostPort } from '../../sip/host-port.js';
+import type { NextHop, Outbound, Sender } from '../../transport/outbound.js';
 import type { Link, Source } from '../../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
 import { ForwardingPolicy, type ForwardVerdict, type SignedRoute } from './forwarding-policy.js';
