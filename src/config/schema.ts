@@ -9,6 +9,8 @@ import { SipParseError } from '../sip/errors.js';
 import { hostPort } from '../sip/host-port.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
+// The parser's own limits when called with none (the CLI, re-parses): the schema's defaults are these.
+import { DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE_LENGTH } from '../sip/parser.js';
 
 /**
  * Transports a `listen` entry may name, with the port used when the entry gives none.
@@ -346,13 +348,13 @@ const network = z.string().superRefine(check(networkProblem));
 /** Flood protection and parser limits: under overload the service sheds work instead of growing. */
 const limitsSchema = strictObject({
   /** Most header lines in one message; more is answered 400. */
-  maxHeaders: z.int().min(16).max(10_000).default(256),
+  maxHeaders: z.int().min(16).max(10_000).default(DEFAULT_MAX_HEADERS),
   /** Longest header line (after unfolding), bytes; longer is answered 400. */
   maxLineLength: z
     .int()
     .min(256)
     .max(1024 * 1024)
-    .default(8192),
+    .default(DEFAULT_MAX_LINE_LENGTH),
   /** Server and client transactions held at once (completed ones included); 0: no cap. */
   maxTransactions: z.int().min(0).max(10_000_000).default(200_000),
   /** Retry-After, in seconds, of the 503 answered over the cap and while draining. */
