@@ -139,8 +139,8 @@ function startKamailioTarget(dir, level) {
       endpoints: ENDPOINTS.map((e) => ({
         user: e.user,
         domain: e.domain,
-        // Same Contact as the service's redirect mode sends when the pool has no static targets.
-        contact: `<sip:${e.user}@${e.pool}>`,
+        // The service's redirect mode sends Contact <sip:user@pool> when the pool has no static targets.
+        targets: [{ uri: `sip:${e.user}@${e.pool}` }],
       })),
     }),
   );
