@@ -47,9 +47,9 @@ export class KeyTable<V> {
    * Holds that one string (never a value) until the next key comes.
    *
    * What it buys (issue 19, docs/performance-notes.md): a proxied call hashes 18 keys of about 27
-   * characters, 12 of them just hashed; without this, about 3,000 more instructions per call
-   * (callgrind) and 3.5 % more CPU on the in-process proxy path (`node bench/proxy-hotpath.mjs DIST
-   * 30000`, 43 alternated pairs: mean +3.5 %, median +4.1 %). The redirect path does not use the table.
+   * characters, 12 of them just hashed (about 3,000 instructions a call); without this, 3.5 % more
+   * CPU on the in-process proxy path (`node bench/proxy-hotpath.mjs DIST 30000`, 43 alternated
+   * pairs: mean +3.5 %, median +4.1 %). The redirect path does not use the table.
    */
   private lastKey = '';
   private lastHash = hash('');
