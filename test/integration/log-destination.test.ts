@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const LOG = fileURLToPath(new URL('../../dist/log.js', import.meta.url));
+const LOG = fileURLToPath(new URL('../../dist/base/log.js', import.meta.url));
 
 /** Runs `body` in a child with `logger` made by createLogger; resolves with its stdout lines and when each came. */
 function run(body: string): Promise<{ lines: string[]; at: number[]; code: number | null }> {
