@@ -1,7 +1,8 @@
 // Load benchmark (`npm run bench`): the service against Kamailio under the same SIPp load, in two suites
 // (both by default): `redirect` (stateless 302, SIPp's redirect-uac scenario) and `proxy` (stateful
-// proxying of full calls to a SIPp pool member, bench/lib/proxy-suite.mjs). Each suite appends a dated
-// section to bench/RESULTS.md.
+// proxying of full calls to a SIPp pool member, bench/lib/proxy-suite.mjs). Each suite puts its
+// standing (one table: CPU per call against Kamailio, failures, peak RSS) in place of its section of
+// bench/RESULTS.md and writes its full report to a temporary file (bench/lib/standing.mjs).
 //
 // node bench/run.mjs [--suite redirect|proxy] [--only ours|kamailio] [--levels info,warn]
 //   [--kamailio-children 2] [--repeat 1] [--no-write]
@@ -12,8 +13,8 @@
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
 //             [--kamailio-shm 1024]
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +23,11 @@ import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss, processTree } from './lib/proc.mjs';
 import { runProxySuite } from './lib/proxy-suite.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
-import { markdownReport, proxyMarkdownReport } from './lib/report.mjs';
+import { markdownReport, proxyMarkdownReport, proxyStanding, redirectStanding } from './lib/report.mjs';
+import { recordStanding, saveFullReport } from './lib/standing.mjs';
 import { startKamailioWith, startPchat, stopAll, stopProcess, track } from './lib/servers.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS = join(ROOT, 'bench/RESULTS.md');
 const SUITES = ['redirect', 'proxy'];
 
 const { values: args } = parseArgs({
@@ -139,8 +140,8 @@ function startKamailioTarget(dir, level) {
       endpoints: ENDPOINTS.map((e) => ({
         user: e.user,
         domain: e.domain,
-        // Same Contact as the service's redirect mode sends when the pool has no static targets.
-        contact: `<sip:${e.user}@${e.pool}>`,
+        // The service's redirect mode sends Contact <sip:user@pool> when the pool has no static targets.
+        targets: [{ uri: `sip:${e.user}@${e.pool}` }],
       })),
     }),
   );
@@ -276,6 +277,7 @@ function environment() {
   const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   return {
     date: new Date().toISOString(),
+    command: ['node bench/run.mjs', ...process.argv.slice(2)].join(' '),
     uname: sh('uname', ['-a']),
     cpuModel,
     cores: cpus().length,
@@ -291,16 +293,18 @@ function environment() {
   };
 }
 
-async function appendResult(section) {
+/**
+ * The full report goes to a temporary file; the standing replaces the suite's section of
+ * bench/RESULTS.md, unless --no-write, or one server was left out (a standing is a comparison).
+ */
+async function record(suite, env, report, standing) {
+  console.log(`full report: ${await saveFullReport(suite, env.date, report)}`);
   if (args['no-write']) return;
-  if (!existsSync(RESULTS)) {
-    await writeFile(
-      RESULTS,
-      '# Benchmark results\n\nWritten by `npm run bench` (bench/run.mjs); each run appends a dated section.\n',
-    );
+  if (args.only) {
+    console.log(`bench/RESULTS.md left as it was: --only ${args.only} runs one server`);
+    return;
   }
-  await appendFile(RESULTS, `\n${section}\n`);
-  console.log(`appended to ${RESULTS}`);
+  console.log(`standing written to ${await recordStanding(suite, standing)}`);
 }
 
 async function redirectSuite() {
@@ -322,7 +326,7 @@ async function redirectSuite() {
   const memory = servers.includes('ours') && memoryCalls > 0 ? await memoryRun('info') : undefined;
   const report = markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate });
   console.log(`\n${report}`);
-  await appendResult(report);
+  await record('redirect', env, report, redirectStanding({ env, runs, memory, memoryCalls, memoryRate }));
 }
 
 async function proxySuite() {
@@ -335,7 +339,7 @@ async function proxySuite() {
   console.log(`raw results: ${raw}`);
   const report = proxyMarkdownReport({ env, cfg: proxyCfg, ...result });
   console.log(`\n${report}`);
-  await appendResult(report);
+  await record('proxy', env, report, proxyStanding({ env, cfg: proxyCfg, ...result }));
 }
 
 async function main() {

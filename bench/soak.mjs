@@ -6,11 +6,12 @@
 //
 //   node bench/soak.mjs [--seconds 600] [--rate 40] [--lookup-rate 2] [--record]
 //
-// --record appends a dated section to bench/RESULTS.md. Everything stays on 127.0.0.1; every loop is
-// bounded by --seconds; the service, SIPp and every socket are closed at the end.
+// --record puts the report in place of the soak section of bench/RESULTS.md (bench/lib/standing.mjs).
+// Everything stays on 127.0.0.1; every loop is bounded by --seconds; the service, SIPp and every
+// socket are closed at the end.
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { freePort, waitForSip } from './lib/net.mjs';
 import { currentRssKb, machineBusyMicros, cpuMicros } from './lib/proc.mjs';
+import { recordStanding } from './lib/standing.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -500,7 +502,7 @@ async function main() {
   const text = markdown(report);
   console.log(text);
   if (crashed) console.log(`service exited during the run; last output:\n${serverLog}`);
-  if (args.record) await appendFile(join(ROOT, 'bench/RESULTS.md'), `\n${text}`);
+  if (args.record) console.log(`standing written to ${await recordStanding('soak', text)}`);
   const otherFailures = Object.values(counts).reduce((a, c) => a + c.failed, 0) + (lookupResult?.failed || 0);
   process.exit(crashed || otherFailures > 0 ? 1 : 0);
 }
@@ -523,7 +525,7 @@ function markdown(r) {
     version = 'unknown';
   }
   const lk = r.lookup;
-  return `## ${new Date().toISOString().slice(0, 10)} — soak: mixed traffic, live reloads, a pool member stopped and started (${new Date().toISOString()})
+  return `## Soak: mixed traffic, live reloads, a pool member stopped and started (run of ${new Date().toISOString()})
 
 - Machine: \`${execFileSync('uname', ['-a'], { encoding: 'utf8' }).trim()}\`
 - CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores (the soak driver, SIPp, the pool members and the service share them); load average before the run: ${r.loadBefore.map((x) => x.toFixed(2)).join(' ')}; other CPU during the run: ${r.otherCpuPercent.toFixed(0)}% of all cores

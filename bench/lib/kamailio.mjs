@@ -43,20 +43,42 @@ async function fill(file, values) {
 }
 
 /**
+ * The script lines that answer a request for an endpoint with its 302, the way Kamailio users write a
+ * redirect server: the targets go into the destination set and sl_send_reply() builds the Contact from
+ * it for a 3xx. One target without a q-value rewrites the Request-URI; otherwise each target is added
+ * as a branch with its q-value (the script cannot give the Request-URI a q-value, and a Request-URI
+ * left as it came is not part of the set). With append_to_reply and no destination set, Kamailio
+ * logs "print_dset(): no r-uri or branches" at warn for every 302: a line per call ours does not write.
+ * @param {Array<{ uri: string, q?: string }>} targets
+ */
+function redirectTo(targets) {
+  if (targets.length === 0) throw new Error('an endpoint needs at least one redirect target');
+  if (targets.length === 1 && targets[0].q === undefined) return [`$ru = "${literal(targets[0].uri)}";`];
+  return targets.map((t) =>
+    t.q === undefined
+      ? `append_branch("${literal(t.uri)}");`
+      : `append_branch("${literal(t.uri)}", "${literal(t.q)}");`,
+  );
+}
+
+/**
  * @param {{ host: string, port: number, children: number, tcpChildren: number, logDecisions: boolean,
- *   endpoints: Array<{ user: string, domain: string, contact: string }> }} opts
+ *   endpoints: Array<{ user: string, domain: string, targets: Array<{ uri: string, q?: string }> }> }} opts
  */
 export async function renderKamailioConfig(opts) {
   const routes = opts.endpoints
     .map(
-      (
-        e,
-      ) => `\tif ($(rU{s.tolower}) == "${literal(e.user.toLowerCase())}" && $(rd{s.tolower}) == "${literal(e.domain.toLowerCase())}") {
-\t\t${decisionLog(opts.logDecisions, 302)}
-\t\tappend_to_reply("Contact: ${literal(e.contact)}\\r\\n");
-\t\tsl_send_reply("302", "Moved Temporarily");
-\t\texit;
-\t}`,
+      (e) =>
+        `\tif ($(rU{s.tolower}) == "${literal(e.user.toLowerCase())}" && $(rd{s.tolower}) == "${literal(e.domain.toLowerCase())}") {\n` +
+        [
+          decisionLog(opts.logDecisions, 302),
+          ...redirectTo(e.targets),
+          'sl_send_reply("302", "Moved Temporarily");',
+          'exit;',
+        ]
+          .map((line) => `\t\t${line}\n`)
+          .join('') +
+        '\t}',
     )
     .join('\n');
   const values = {

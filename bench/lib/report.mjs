@@ -1,4 +1,4 @@
-// Formats the benchmark's measurements as the markdown section appended to bench/RESULTS.md.
+// Formats the benchmark's measurements: the full report of a run, and the standing that bench/RESULTS.md keeps.
 
 const mb = (kb) => (kb / 1024).toFixed(1);
 const fixed = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -365,7 +365,7 @@ function holdSection(hold, cfg) {
   return out;
 }
 
-/** The proxy suite's section of bench/RESULTS.md. */
+/** The proxy suite's full report (kept in a temporary file; bench/RESULTS.md keeps its standing). */
 export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
   const out = [];
   out.push(`## ${env.date.slice(0, 10)} — proxy load, pchat-endpoint vs Kamailio (${env.date})`);
@@ -497,5 +497,116 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
   }
   if (memory) out.push(...memorySection(memory, cfg));
   if (hold) out.push(...holdSection(hold, cfg));
+  return out.join('\n');
+}
+
+/**
+ * Each configuration's CPU per call over every round it ran (each server's CPU summed over its
+ * successful calls summed), ours against Kamailio, with what failed and the peak RSS: the rows of a
+ * suite's standing in bench/RESULTS.md.
+ * @param {any[]} runs
+ * @param {(r: any) => string[]} keyOf the configuration's cells (log level, transport, load)
+ */
+function standingRows(runs, keyOf) {
+  const by = new Map();
+  for (const r of runs) {
+    const cells = keyOf(r);
+    const key = cells.join(' ');
+    const acc = by.get(key) ?? { cells, ours: [], kamailio: [] };
+    (r.server === 'ours' ? acc.ours : acc.kamailio).push(r);
+    by.set(key, acc);
+  }
+  const cpu = (rs) => {
+    const calls = rs.reduce((a, r) => a + (r.successful > 0 ? r.successful : 0), 0);
+    return calls > 0
+      ? (rs.reduce((a, r) => a + (r.serverCpuS >= 0 ? r.serverCpuS : 0), 0) * 1e6) / calls
+      : NaN;
+  };
+  const notOk = (rs) =>
+    rs.length === 0 ? '-' : String(rs.reduce((a, r) => a + (r.calls - r.successful), 0));
+  const peak = (rs, field) => (rs.length === 0 ? NaN : Math.max(...rs.map((r) => r[field])));
+  return [...by.values()].map(({ cells, ours, kamailio }) => {
+    const o = cpu(ours);
+    const k = cpu(kamailio);
+    return [
+      ...cells,
+      `${ours.length} / ${kamailio.length}`,
+      fixed(o, 1),
+      fixed(k, 1),
+      ratio(o, k),
+      `${notOk(ours)} / ${notOk(kamailio)}`,
+      `${fmtMb(peak(ours, 'peakRssMaxKb'))} / ${fmtMb(peak(kamailio, 'peakRssSumKb'))}`,
+    ];
+  });
+}
+
+const STANDING_COLUMNS = [
+  'rounds (ours / Kamailio)',
+  'ours CPU µs/call',
+  'Kamailio CPU µs/call',
+  'ratio',
+  'not successful (ours / Kamailio)',
+  'peak RSS MB (ours / Kamailio sum)',
+];
+
+/** Where a run came from: date, command, commit, machine and versions. */
+function provenance(env) {
+  return (
+    `Run of ${env.date}: \`${env.command}\`, pchat-endpoint at ${env.commit}. Machine: ${env.cpuModel}, ` +
+    `${env.cores} cores (the servers, SIPp and the OS share them), \`${env.uname}\`, load average before ` +
+    `${env.loadavg}; node ${env.node}, ${env.sipp}, ${env.kamailio}.`
+  );
+}
+
+/** The redirect suite's standing in bench/RESULTS.md (the full report is kept apart). */
+export function redirectStanding({ env, runs, memory, memoryCalls, memoryRate }) {
+  const out = ['## Redirect: stateless 302 (`--suite redirect`)', '', provenance(env), ''];
+  out.push(
+    table(
+      ['log', 'transport', 'offered/s', ...STANDING_COLUMNS],
+      standingRows(runs, (r) => [r.level, r.transport.toUpperCase(), String(r.offeredRate)]),
+    ),
+  );
+  if (memory) {
+    const s = memory.samples;
+    const mid = s[Math.floor(s.length / 2)]?.rssKb ?? NaN;
+    const last = s.at(-1)?.rssKb ?? NaN;
+    out.push(
+      '',
+      `Memory: ${memoryCalls} calls at ${memoryRate}/s over UDP (log ${memory.level}), ` +
+        `${memory.load.calls - memory.load.successful} not successful: RSS ${fmtMb(s[0]?.rssKb)} MB at the start, ` +
+        `${fmtMb(last)} at the end (second half ${last >= mid ? '+' : ''}${fmtMb(last - mid)} MB), VmHWM ${mb(memory.peakRssKb)} MB.`,
+    );
+  }
+  return out.join('\n');
+}
+
+/** The proxy suite's standing in bench/RESULTS.md (the full report is kept apart). */
+export function proxyStanding({ env, cfg, runs, memory, hold }) {
+  const out = ['## Proxy: stateful, full calls to a pool member (`--suite proxy`)', '', provenance(env), ''];
+  out.push(
+    table(
+      ['log', 'offered/s', ...STANDING_COLUMNS],
+      standingRows(runs, (r) => [r.level, String(r.offeredRate)]),
+    ),
+  );
+  if (memory) {
+    out.push(
+      '',
+      `Memory: ${cfg.memoryCalls} calls at ${cfg.memoryRate}/s, ${memory.load.calls - memory.load.successful} not ` +
+        `successful: heap after a full GC ${fmtMb(memory.gcBefore.heapUsedKb)} MB before, ` +
+        `${fmtMb(memory.gcAfter.heapUsedKb)} MB after; VmHWM ${mb(memory.peakRssKb)} MB.`,
+    );
+  }
+  if (hold) {
+    const open = hold.plateau.transactions;
+    const perRss = ((hold.plateau.rssBeforeGcKb - hold.before.rssKb) * 1024) / open;
+    const perHeap = ((hold.plateau.heapUsedKb - hold.after.heapUsedKb) * 1024) / open;
+    out.push(
+      '',
+      `Held calls: ${cfg.holdCalls} INVITEs held ${cfg.holdMs} ms each, ${hold.load.calls - hold.load.successful} ` +
+        `not successful: ${fixed(perHeap / 1024, 1)} kB of live heap and ${fixed(perRss / 1024, 1)} kB of RSS per held INVITE.`,
+    );
+  }
   return out.join('\n');
 }

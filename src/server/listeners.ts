@@ -75,7 +75,7 @@ const TRANSPORTS: { readonly [T in ListenTransport]: TransportEntry } = {
     async open(o, into) {
       into.tcp.push(
         await TcpListener.listen(
-          { ...stream(o), admit: o.admit, onError: o.onError },
+          { ...stream(o), admit: o.admit, logger: o.deps.logger, onError: o.onError },
           o.onMessage,
           o.deps.onFramingError,
           o.deps.connections,

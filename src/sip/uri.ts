@@ -43,26 +43,33 @@ const HYPHEN = 0x2d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 
-// Offsets left by scanSipUri for its caller. JavaScript runs one call at a time and the scanner
-// calls nothing that scans, so module-level scratch is safe and spares aorKeyFromText an object.
-let sSchemeLen = 0;
-let sUserStart = -1; // -1: no userinfo
-let sUserEnd = 0;
-let sUserEscaped = false;
-let sUpper = false; // an ASCII capital in the user part or host
-let sPassStart = -1; // -1: no password
-let sHostStart = 0;
-let sHostEnd = 0;
-let sPort = -1; // -1: no port
-let sPortStart = 0;
-let sParamsStart = 0; // the first ";" of the parameters (== sParamsEnd when there are none)
-let sParamsEnd = 0; // headers run from here ("?") to the end
+/** Where the parts of a valid SIP or SIPS URI are, as scanSipUri found them. */
+interface UriScan {
+  readonly schemeLen: number;
+  /** -1: no userinfo. */
+  readonly userStart: number;
+  readonly userEnd: number;
+  readonly userEscaped: boolean;
+  /** An ASCII capital in the user part or host. */
+  readonly upper: boolean;
+  /** -1: no password. */
+  readonly passStart: number;
+  readonly hostStart: number;
+  readonly hostEnd: number;
+  /** -1: no port. */
+  readonly port: number;
+  readonly portStart: number;
+  /** The first ";" of the parameters (== paramsEnd when there are none). */
+  readonly paramsStart: number;
+  /** Headers run from here ("?") to the end. */
+  readonly paramsEnd: number;
+}
 
 /**
- * Validates `text` as a SIP or SIPS URI against the RFC 3261 ABNF and records its component offsets.
- * Returns undefined when valid, else a short reason. Never throws.
+ * Validates `text` as a SIP or SIPS URI against the RFC 3261 ABNF. Returns where its parts are when
+ * valid, else a short reason. Never throws.
  */
-function scanSipUri(text: string): string | undefined {
+function scanSipUri(text: string): UriScan | string {
   const n = text.length;
   // Scheme: "sip:" or "sips:", any case (RFC 3261 §19.1.4: scheme comparison is case-insensitive).
   if (n > 0 && codeAt(text, 0) === 0x3c) return 'URI must not be enclosed in <>';
@@ -72,35 +79,37 @@ function scanSipUri(text: string): string | undefined {
   if (codeAt(text, 3) === COLON) i = 4;
   else if ((codeAt(text, 3) | 0x20) === 0x73 && codeAt(text, 4) === COLON) i = 5;
   else return 'not a SIP URI';
-  sSchemeLen = i - 1;
+  const schemeLen = i - 1;
 
   // No character allowed after the userinfo may be "@" (params, headers and host all exclude it), so
   // the first "@" is the only place userinfo can end; this is what makes RFC 4475 semiuri unambiguous.
   const at = text.indexOf('@', i);
-  sUserEscaped = false;
-  sUpper = false;
-  sPassStart = -1;
+  let userStart = -1;
+  let userEnd = 0;
+  let userEscaped = false;
+  let upper = false;
+  let passStart = -1;
   if (at >= 0) {
-    sUserStart = i;
+    userStart = i;
     while (i < at) {
       const c = codeAt(text, i);
       if (c === COLON) break;
       if (c === PERCENT) {
         if (!isEscape(text, i)) return 'bad escape in user part';
-        sUserEscaped = true;
+        userEscaped = true;
         i += 3;
       } else if ((charClass(c) & CH_USER) !== 0) {
-        if (c <= 0x5a && c >= 0x41) sUpper = true;
+        if (c <= 0x5a && c >= 0x41) upper = true;
         i++;
       } else {
         return isWs(c) ? 'whitespace in URI' : 'invalid character in user part';
       }
     }
-    if (i === sUserStart) return 'empty user part';
-    sUserEnd = i;
+    if (i === userStart) return 'empty user part';
+    userEnd = i;
     if (i < at) {
       i++;
-      sPassStart = i;
+      passStart = i;
       while (i < at) {
         const c = codeAt(text, i);
         if (c === PERCENT) {
@@ -114,11 +123,9 @@ function scanSipUri(text: string): string | undefined {
       }
     }
     i = at + 1;
-  } else {
-    sUserStart = -1;
   }
 
-  sHostStart = i;
+  const hostStart = i;
   if (codeAt(text, i) === LBRACKET) {
     let j = i + 1;
     // Scan over what an IPv6 reference may hold, then insist on the closing bracket.
@@ -136,33 +143,34 @@ function scanSipUri(text: string): string | undefined {
     while (i < n) {
       const c = codeAt(text, i);
       if ((charClass(c) & CH_HOST) === 0) break;
-      if (c <= 0x5a && c >= 0x41) sUpper = true;
+      if (c <= 0x5a && c >= 0x41) upper = true;
       i++;
     }
-    if (i === sHostStart) return emptyReason(text, i, 'empty host');
-    const reason = hostnameReason(text, sHostStart, i);
+    if (i === hostStart) return emptyReason(text, i, 'empty host');
+    const reason = hostnameReason(text, hostStart, i);
     if (reason !== undefined) return reason;
   }
-  sHostEnd = i;
+  const hostEnd = i;
 
-  sPort = -1;
+  let port = -1;
+  let portStart = 0;
   if (codeAt(text, i) === COLON) {
     i++;
-    sPortStart = i;
-    let port = 0;
+    portStart = i;
+    let value = 0;
     while (i < n) {
       const d = codeAt(text, i) - 0x30;
       if (d < 0 || d > 9) break;
-      port = port * 10 + d;
-      if (port > 65535) return 'port out of range';
+      value = value * 10 + d;
+      if (value > 65535) return 'port out of range';
       i++;
     }
-    if (i === sPortStart) return isWs(codeAt(text, i)) ? 'whitespace in URI' : 'bad port';
-    sPort = port;
+    if (i === portStart) return isWs(codeAt(text, i)) ? 'whitespace in URI' : 'bad port';
+    port = value;
   }
 
   // uri-parameters = *( ";" pname [ "=" pvalue ] ), pname and pvalue 1*paramchar
-  sParamsStart = i;
+  const paramsStart = i;
   while (codeAt(text, i) === SEMI) {
     const nameStart = ++i;
     i = scanChars(text, i, CH_PARAM);
@@ -175,7 +183,7 @@ function scanSipUri(text: string): string | undefined {
       if (i === valueStart) return emptyReason(text, i, 'empty URI parameter value');
     }
   }
-  sParamsEnd = i;
+  const paramsEnd = i;
 
   // headers = "?" header *( "&" header ); header = hname "=" hvalue; hname 1*, hvalue *
   if (codeAt(text, i) === QMARK) {
@@ -190,7 +198,20 @@ function scanSipUri(text: string): string | undefined {
   }
 
   if (i < n) return isWs(codeAt(text, i)) ? 'whitespace in URI' : 'invalid character in URI';
-  return undefined;
+  return {
+    schemeLen,
+    userStart,
+    userEnd,
+    userEscaped,
+    upper,
+    passStart,
+    hostStart,
+    hostEnd,
+    port,
+    portStart,
+    paramsStart,
+    paramsEnd,
+  };
 }
 
 /** The reason for a component found empty at `i`: the char there explains it better unless it is a delimiter or the end. */
@@ -368,16 +389,9 @@ function formatIpv6(groups: number[]): string {
  */
 export function parseSipUri(text: string, what = 'SIP URI'): SipUri {
   if (typeof text !== 'string') throw new SipParseError(`Bad ${what}`);
-  const reason = scanSipUri(text);
-  if (reason !== undefined) throw new SipParseError(`Bad ${what}: ${reason}`);
-  const userStart = sUserStart;
-  const userEnd = sUserEnd;
-  const passStart = sPassStart;
-  const hostStart = sHostStart;
-  const hostEnd = sHostEnd;
-  const port = sPort;
-  const paramsStart = sParamsStart;
-  const paramsEnd = sParamsEnd;
+  const scan = scanSipUri(text);
+  if (typeof scan === 'string') throw new SipParseError(`Bad ${what}: ${scan}`);
+  const { userStart, userEnd, passStart, hostStart, hostEnd, port, paramsStart, paramsEnd } = scan;
 
   const params: Array<readonly [string, string | undefined]> = [];
   if (paramsStart < paramsEnd) {
@@ -394,7 +408,7 @@ export function parseSipUri(text: string, what = 'SIP URI'): SipUri {
     }
   }
   return {
-    scheme: sSchemeLen === 3 ? 'sip' : 'sips',
+    scheme: scan.schemeLen === 3 ? 'sip' : 'sips',
     user: userStart >= 0 ? text.slice(userStart, userEnd) : undefined,
     password: passStart >= 0 ? text.slice(passStart, hostStart - 1) : undefined,
     host: text.slice(hostStart, hostEnd),
@@ -584,18 +598,20 @@ export function aorKey(uri: SipUri): string {
  * zeros) costs one slice and one lower-casing.
  */
 export function aorKeyFromText(text: string): string | undefined {
-  if (typeof text !== 'string' || scanSipUri(text) !== undefined) return undefined;
-  const start = sUserStart >= 0 ? sUserStart : sHostStart;
+  if (typeof text !== 'string') return undefined;
+  const s = scanSipUri(text);
+  if (typeof s === 'string') return undefined;
+  const start = s.userStart >= 0 ? s.userStart : s.hostStart;
   // A port written with leading zeros ("05060") has to be reprinted, as aorKey prints the number.
-  const plainPort = sPort < 0 || codeAt(text, sPortStart) !== 0x30 || sParamsStart === sPortStart + 1;
-  if (!sUserEscaped && sPassStart < 0 && plainPort && codeAt(text, sHostStart) !== LBRACKET) {
-    const key = text.slice(start, sPort >= 0 ? sParamsStart : sHostEnd);
+  const plainPort = s.port < 0 || codeAt(text, s.portStart) !== 0x30 || s.paramsStart === s.portStart + 1;
+  if (!s.userEscaped && s.passStart < 0 && plainPort && codeAt(text, s.hostStart) !== LBRACKET) {
+    const key = text.slice(start, s.port >= 0 ? s.paramsStart : s.hostEnd);
     // Unescaped user and host text is ASCII only, so the native lower-casing is exact here.
-    return sUpper ? key.toLowerCase() : key;
+    return s.upper ? key.toLowerCase() : key;
   }
-  let key = sUserStart >= 0 ? lowerAscii(unescapeUri(text.slice(sUserStart, sUserEnd))) + '@' : '';
-  key += hostKey(text.slice(sHostStart, sHostEnd));
-  if (sPort >= 0) key += ':' + String(sPort);
+  let key = s.userStart >= 0 ? lowerAscii(unescapeUri(text.slice(s.userStart, s.userEnd))) + '@' : '';
+  key += hostKey(text.slice(s.hostStart, s.hostEnd));
+  if (s.port >= 0) key += ':' + String(s.port);
   return key;
 }
 

@@ -3,6 +3,7 @@
 
 import net from 'node:net';
 import { StreamFramer } from '../sip/framer.js';
+import { readThroughShared, reportSharedReadBuffer } from './shared-read-buffer.js';
 import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, Link, MessageHandler, PeerCertificate, Source } from './types.js';
@@ -16,6 +17,8 @@ export interface TcpOptions {
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before it is taken on; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
+  /** Told once per process whether connections read into the shared buffer (shared-read-buffer.ts). */
+  readonly logger?: { info(fields: object, message: string): void };
 }
 
 /** Set for a connection that carries TLS (a TLSSocket is a net.Socket, so the framing is shared). */
@@ -51,9 +54,8 @@ export class TcpConnection implements Link {
       family: socket.remoteFamily === 'IPv6' ? 6 : 4,
       ...(secure?.peerCertificate === undefined ? {} : { peerCertificate: secure.peerCertificate }),
     };
-    if (secure !== undefined || !readIntoShared(socket, this.receiveShared)) {
-      socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    }
+    const receive = (chunk: Buffer): void => this.receive(chunk);
+    if (secure !== undefined || !readThroughShared(socket, receive)) socket.on('data', receive);
     let failure: Error | undefined;
     socket.on('error', (err) => (failure = err));
     socket.on('close', () => {
@@ -107,13 +109,6 @@ export class TcpConnection implements Link {
     this.socket.destroy();
   }
 
-  /** Bytes read into the shared buffer: copied out, since the next read of any connection reuses it. */
-  private readonly receiveShared = (n: number, shared: Buffer): void => {
-    const chunk = Buffer.allocUnsafe(n);
-    shared.copy(chunk, 0, 0, n);
-    this.receive(chunk);
-  };
-
   private receive(chunk: Buffer): void {
     // What the messages of one chunk answer leaves in one write: one pass through the socket's
     // stream machinery for the lot, rather than one per answer.
@@ -159,39 +154,6 @@ export class TcpConnection implements Link {
     // one do not, so a peer trickling a byte at a time is closed at the message bound.
     this.timer?.received(events.length > 0, this.framer.midMessage);
   }
-}
-
-/**
- * The buffer every plain TCP connection reads into. Without it, each read allocates a 64 KiB buffer,
- * shrinks it to what was read and wraps it in a stream chunk. A read is handled to the end before
- * the next one starts, so one buffer serves every connection.
- */
-const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-/** The socket's `onread` fields (node:net), found once by their names. */
-let onreadFields: { buffer: symbol; callback: symbol } | null | undefined;
-
-/**
- * Have the socket read into SHARED_READ_BUFFER and call `callback` with each read's length, which
- * is what net.connect's `onread` option does; a socket that net.Server accepted has no such option,
- * so the fields it sets are set here, before the first read. Returns false, and changes nothing,
- * when this Node does not have them: the socket then delivers 'data' events as usual.
- */
-export function readIntoShared(socket: net.Socket, callback: (n: number, buf: Buffer) => void): boolean {
-  if (onreadFields === undefined) {
-    const symbols = Object.getOwnPropertySymbols(socket);
-    const buffer = symbols.find((s) => s.description === 'kBuffer');
-    const cb = symbols.find((s) => s.description === 'kBufferCb');
-    onreadFields = buffer !== undefined && cb !== undefined ? { buffer, callback: cb } : null;
-  }
-  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } | null })._handle;
-  if (onreadFields === null || typeof handle?.useUserBuffer !== 'function') return false;
-  const fields = socket as unknown as Record<symbol, unknown>;
-  if (fields[onreadFields.buffer] !== null || fields[onreadFields.callback] !== null) return false;
-  fields[onreadFields.buffer] = SHARED_READ_BUFFER;
-  fields[onreadFields.callback] = callback;
-  handle.useUserBuffer(SHARED_READ_BUFFER);
-  return true;
 }
 
 // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.
@@ -344,6 +306,7 @@ export class TcpListener extends StreamListener<TcpConnection> {
     });
     const a = server.address() as net.AddressInfo;
     l.bound = { transport: 'tcp', host: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    if (opts.logger !== undefined) reportSharedReadBuffer(opts.logger);
     return l;
   }
 

@@ -1,13 +1,14 @@
 // The service over real sockets on loopback: UDP and TCP, IPv4 and IPv6, stream framing, rport,
 // keep-alive pings, and bad input that must be answered without harming later requests.
 
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestService, type TestService } from '../helpers/service.js';
-import { readIntoShared } from '../../src/transport/tcp.js';
+import { readThroughShared } from '../../src/transport/shared-read-buffer.js';
+import { ConnectionWatch } from '../../src/transport/connection-watch.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/rfc4475');
 
@@ -123,6 +124,35 @@ describe.each(['native', 'dgram'] as const)('UDP (%s engine)', (engine) => {
     expect(statusOf(r)).toBe(302);
     expect(r).toMatch(/\r\nContact: <sip:ocschat@pcpool\.contoso\.com>\r\n/);
     c.close();
+  });
+
+  it('a TCP listener given a logger says once per process whether it reads into the shared buffer', async () => {
+    const lines: { fields: object; message: string }[] = [];
+    const logger = { info: (fields: object, message: string) => void lines.push({ fields, message }) };
+    // Fresh copies of the modules: the service this file starts may have reported already.
+    vi.resetModules();
+    const { TcpListener } = await import('../../src/transport/tcp.js');
+    const { sharedReadBuffer } = await import('../../src/transport/shared-read-buffer.js');
+    const watch = new ConnectionWatch({ handshakeMs: 5000, messageMs: 10_000, idleMs: 600_000 });
+    const opts = { host: '127.0.0.1', port: 0, maxMessageSize: 65535, watch, logger };
+    const listeners = [
+      await TcpListener.listen(
+        opts,
+        () => undefined,
+        () => undefined,
+      ),
+      await TcpListener.listen(
+        opts,
+        () => undefined,
+        () => undefined,
+      ),
+    ];
+    for (const l of listeners) await l.close();
+    // Node 20 has the fields: the line says the trick is on, and a second listener says nothing more.
+    expect(sharedReadBuffer()).toEqual({ active: true });
+    expect(lines).toEqual([
+      { fields: { readBuffer: 'shared' }, message: 'TCP: connections read into one shared buffer' },
+    ]);
   });
 
   it('over IPv6 too', async () => {
@@ -289,8 +319,8 @@ describe('TCP', () => {
     });
     const socket = await accepted;
     const reads: string[] = [];
-    expect(readIntoShared(socket, (n, buf) => void reads.push(buf.toString('latin1', 0, n)))).toBe(true);
-    expect(readIntoShared(socket, () => undefined)).toBe(false);
+    expect(readThroughShared(socket, (chunk) => void reads.push(chunk.toString('latin1')))).toBe(true);
+    expect(readThroughShared(socket, () => undefined)).toBe(false);
     await new Promise((r) => socket.once('end', r));
     expect(reads.join('')).toBe('hello');
     socket.destroy();
