@@ -29,15 +29,30 @@ import { KeyTable } from '../../base/key-table.js';
 import type { Clock, TimerHandle } from '../../base/clock.js';
 import type { ClientTransaction, ClientTransactionUser } from '../../transaction/client-transaction.js';
 import type { ClientTransactionTable } from '../../transaction/client-transaction-table.js';
-import type {
-  InviteServerTransaction,
-  NonInviteServerTransaction,
-  ResponseRoute,
+import {
+  IllegalTransitionError,
+  type InviteServerTransaction,
+  type NonInviteServerTransaction,
+  type ResponseRoute,
 } from '../../transaction/server-transaction.js';
 import { hostPort, type NextHop, type Outbound, type Sender } from '../../transport/outbound.js';
 import type { Link, Source } from '../../transport/types.js';
 import { firstRoute, forwardedRequest, retryAfterSeconds, withoutTopVia } from './forward.js';
-import { ForwardingPolicy, type ForwardVerdict, type SignedRoute } from './forwarding-policy.js';
+import { ForwardingPolicy, type ForwardVerdict, type Hop, type SignedRoute } from './forwarding-policy.js';
+import {
+  conclude,
+  decide,
+  failsMember,
+  failureAnswer,
+  INTERNAL,
+  TIMEOUT,
+  TRANSPORT_ERROR,
+  UNREACHABLE,
+  type Attempts,
+  type Ending,
+  type Outcome,
+  type OwnAnswer,
+} from './failover.js';
 import { responseText, stampedTopVia } from '../../sip/response.js';
 import type { TagFactory } from '../../dialog/tags.js';
 
@@ -375,8 +390,8 @@ export class Proxy {
  */
 class Attempt implements ClientTransactionUser {
   txn: ClientTransaction | undefined = undefined;
-  provisional = false;
-  cancelSent = false;
+  /** How the request goes to the member: set once a connection is had (at once over UDP). */
+  sender: Sender | undefined = undefined;
   unsubscribe: (() => void) | undefined = undefined;
   /** The INVITE as sent, packed, for its CANCEL; nothing for other methods, which are not cancelled. */
   request: SipRequest | RetainedRequest | undefined = undefined;
@@ -397,8 +412,7 @@ class Attempt implements ClientTransactionUser {
 
   constructor(
     ctx: ResponseContext,
-    readonly target: NextHop & Partial<Target>,
-    readonly sender: Sender,
+    readonly target: Hop,
   ) {
     this.ctx = ctx;
   }
@@ -422,11 +436,11 @@ class Attempt implements ClientTransactionUser {
   }
 
   onTimeout(): void {
-    this.ctx?.onFailure(this, 408, undefined);
+    this.ctx?.onFailure(this, TIMEOUT);
   }
 
   onTransportError(): void {
-    this.ctx?.onFailure(this, 503, undefined);
+    this.ctx?.onFailure(this, TRANSPORT_ERROR);
   }
 }
 
@@ -470,20 +484,61 @@ class Accepted implements ClientTransactionUser {
   }
 }
 
-/** RFC 3261 §16.7: the response context of one proxied request. */
-class ResponseContext {
+/**
+ * The states of a response context (RFC 3261 §16.7): one proxied request, from its arrival to the
+ * final response sent upstream. The pool's members are tried one at a time (serial failover), so at
+ * most one attempt is live, and the state is that attempt's as much as the request's.
+ */
+export enum ResponseContextState {
+  /** Created, 100 Trying sent for an INVITE (§16.2); the pool's targets are still being resolved. */
+  Trying = 'trying',
+  /** The request is out to the current member, or a connection to it is opening; nothing back yet. */
+  Calling = 'calling',
+  /** The current member sent a provisional response: Timer C runs from it, and it may be CANCELled. */
+  Proceeding = 'proceeding',
+  /** Cancelled before the current member sent a provisional: the CANCEL goes with the first (§9.1). */
+  CancelPending = 'cancel-pending',
+  /** A CANCEL went to the current member; its final response, a 2xx too, is still relayed. */
+  Cancelling = 'cancelling',
+  /**
+   * The final response went upstream, and the context is released: nothing it hears is relayed
+   * again. The 2xx retransmissions of an answered INVITE still go up, through the Accepted
+   * transactions (RFC 6026 §7.1), which need no context; so there is no Terminated after this one.
+   */
+  Completed = 'completed',
+}
+
+const S = ResponseContextState;
+
+/** A 2xx, as a member's health sees it: the member is up. */
+const ANSWERED: Outcome = { kind: 'response', status: 200 };
+
+/** The states each state may be entered from; anything else is a fault of ours (it throws). */
+const ENTERED_FROM: Readonly<Record<ResponseContextState, readonly ResponseContextState[]>> = {
+  [S.Trying]: [],
+  // Failover comes back here, from the attempt before (a 503 may follow a 180).
+  [S.Calling]: [S.Trying, S.Calling, S.Proceeding],
+  [S.Proceeding]: [S.Calling],
+  [S.CancelPending]: [S.Trying, S.Calling],
+  [S.Cancelling]: [S.Proceeding, S.CancelPending],
+  [S.Completed]: [S.Trying, S.Calling, S.Proceeding, S.CancelPending, S.Cancelling],
+};
+
+/**
+ * RFC 3261 §16.7: the response context of one proxied request. It is also the record of its
+ * attempts the failover policy (failover.ts) reads: which member is next, and what ends the request.
+ */
+class ResponseContext implements Attempts<Hop, SipResponse> {
+  state: ResponseContextState = S.Trying;
   /** The INVITE server transaction key it is tracked under for CANCEL (Proxy.track). */
   key: string | undefined;
-  private targets: (NextHop & Partial<Target>)[] = [];
-  private index = 0;
+  targets: readonly Hop[] = [];
+  tried = 0;
+  readonly finals: SipResponse[] = [];
+  failure: OwnAnswer | undefined;
+  timerC = false;
   private current: Attempt | undefined;
-  private readonly finals: SipResponse[] = [];
-  private synthesized: { status: number; retryAfter?: number } | undefined;
-  private finalSent = false;
-  private cancelled = false;
-  private cancelPending = false;
-  private timerC: TimerHandle | undefined;
-  private timerCFired = false;
+  private timerCHandle: TimerHandle | undefined;
   private readonly stampedVia: string | undefined;
   /** Our Record-Route URI without the signature ("sip:host:port;transport=udp;lr"), when wanted. */
   private readonly recordRoute: string | undefined;
@@ -526,7 +581,7 @@ class ResponseContext {
       inb.req.method === 'INVITE' || inb.req.method === 'SUBSCRIBE' || inb.req.method === 'REFER';
     if (rrWanted && dialogCreating && endpoint !== undefined) {
       const link = inb.source.link;
-      // Signed per target in attempt(): the downstream party is the member it goes to.
+      // Signed per target in send(): the downstream party is the member it goes to.
       this.recordRoute = proxy.recordRouteBase(link);
     } else this.recordRoute = undefined;
   }
@@ -535,13 +590,38 @@ class ResponseContext {
     return this.proxy.deps;
   }
 
+  /** Cancelled, by the client (§16.10) or by Timer C (§16.8): no other member is tried. */
+  get cancelled(): boolean {
+    return this.state === S.CancelPending || this.state === S.Cancelling;
+  }
+
+  get noMemberRetryAfter(): number {
+    return this.deps.settings.noTargetRetryAfter;
+  }
+
+  /** The one way the state changes: from a state ENTERED_FROM allows, else a fault of ours. */
+  private enter(next: ResponseContextState): void {
+    if (!ENTERED_FROM[next].includes(this.state)) {
+      throw new IllegalTransitionError(`proxy response context cannot go from ${this.state} to ${next}`);
+    }
+    this.state = next;
+  }
+
   /**
    * Only requests to the pool (not in-dialog ones) count towards a member's health: a BYE that goes
    * unanswered for a dialog the member has forgotten says nothing about whether it takes new calls,
    * and holding the member down for it would turn one lost BYE into an outage.
    */
-  private judgesHealth(target: NextHop & Partial<Target>): boolean {
+  private judgesHealth(target: Hop): boolean {
     return this.endpoint !== undefined && target.id !== undefined;
+  }
+
+  /** What a member's health learns from one outcome (failover.ts says which outcomes count against it). */
+  private judge(target: Hop, o: Outcome): void {
+    if (!this.judgesHealth(target)) return;
+    if (failsMember(o))
+      this.deps.health.markFailed(target as Target, o.kind === 'response' ? o.retryAfter : undefined);
+    else this.deps.health.markSucceeded(target as Target);
   }
 
   /** RFC 3261 §16.2: a stateful proxy answers an INVITE with 100 Trying right away. */
@@ -550,106 +630,112 @@ class ResponseContext {
     this.respondOwn(100);
   }
 
-  start(targets: (NextHop & Partial<Target>)[]): void {
+  /** The pool's targets in the pool's order (health first), or the one hop of an in-dialog request. */
+  start(targets: Hop[]): void {
+    // Resolved after a CANCEL already ended the request: nothing to start.
+    if (this.state !== S.Trying) return;
     this.targets = targets;
     if (this.method === 'INVITE') this.armTimerC();
-    if (targets.length === 0) {
-      // No live member: 503 with Retry-After rather than trying dead ones.
-      this.synthesized = { status: 503, retryAfter: this.deps.settings.noTargetRetryAfter };
-      this.finish();
-      return;
-    }
-    this.next();
+    this.proceed(undefined);
   }
 
+  /** RFC 3261 §16.10: the client CANCELled the INVITE (the router has answered the CANCEL with 200). */
   cancel(): void {
-    if (this.finalSent || this.cancelled) return;
-    this.cancelled = true;
-    const a = this.current;
-    // RFC 3261 §9.1: a CANCEL is sent only once a provisional response has come back.
-    if (a?.txn !== undefined && a.provisional) this.sendCancel(a);
-    else if (a !== undefined) this.cancelPending = true;
-    else {
-      this.synthesized = { status: 487 };
-      this.finish();
+    switch (this.state) {
+      case S.Trying:
+        // No member has the request yet: none will.
+        this.enter(S.CancelPending);
+        this.end(conclude(this));
+        return;
+      case S.Calling:
+        this.enter(S.CancelPending);
+        // A connection to the member still opening: no branch to cancel, and none is started now.
+        if (this.current?.txn === undefined) this.end(conclude(this));
+        // RFC 3261 §9.1: otherwise the CANCEL waits for a provisional response (onResponse).
+        return;
+      case S.Proceeding:
+        this.enter(S.Cancelling);
+        this.sendCancel(this.current!);
+        return;
+      case S.CancelPending:
+      case S.Cancelling:
+      case S.Completed:
+        return;
     }
   }
 
-  private next(): void {
-    if (this.finalSent) return;
-    if (this.cancelled || this.index >= this.targets.length) {
-      this.finish();
-      return;
-    }
-    const target = this.targets[this.index++]!;
+  /** After an attempt's outcome (undefined before the first): the failover policy says what is next. */
+  private proceed(last: Outcome | undefined): void {
+    if (last !== undefined) this.failure = failureAnswer(this.failure, last);
+    const v = decide(this, last);
+    if (v.action === 'try') this.attempt(v.target);
+    else this.end(v);
+  }
+
+  private attempt(target: Hop): void {
+    this.tried++;
+    const a = new Attempt(this, target);
+    this.current = a;
+    this.enter(S.Calling);
     // A UDP member (the usual pool) is sent to at once; a stream may first have to connect.
     const ready = this.deps.outbound.readySender(target);
     if (ready !== undefined) {
-      this.attempt(target, ready);
+      this.send(a, ready);
       return;
     }
     this.deps.outbound.sender(target).then(
-      (sender) => this.attempt(target, sender),
+      (sender) => {
+        // Meanwhile the request may have been cancelled, or Timer C may have moved on.
+        if (this.current === a && this.state === S.Calling) this.send(a, sender);
+      },
       (err: unknown) => {
         this.deps.logger.warn(
           { target: describe(target), err: err instanceof Error ? err.message : String(err) },
           'pool member unreachable',
         );
-        if (this.judgesHealth(target)) this.deps.health.markFailed(target as Target);
-        this.synthesized ??= { status: 503 };
-        this.next();
+        this.judge(target, UNREACHABLE);
+        if (this.current === a && this.state !== S.Completed) this.proceed(UNREACHABLE);
       },
     );
   }
 
-  private attempt(target: NextHop & Partial<Target>, sender: Sender): void {
-    if (this.finalSent) return;
+  /** RFC 3261 §16.6: the copy of the request for this attempt's member, sent in a client transaction. */
+  private send(a: Attempt, sender: Sender): void {
+    a.sender = sender;
     const branch = newBranch();
     const via = `SIP/2.0/${sender.transport.toUpperCase()} ${sender.sentBy};branch=${branch}`;
     const full = this.fullRequest();
     if (full === undefined) {
       this.deps.logger.error({ callId: this.req.callId }, 'proxied request could not be read again');
-      this.synthesized ??= { status: 500 };
-      this.finish();
+      this.proceed(INTERNAL);
       return;
     }
-    // One HMAC per target when record-routing; none otherwise.
-    const rr =
-      this.recordRoute === undefined
-        ? undefined
-        : this.proxy.policy.recordRoute(
-            this.recordRoute,
-            flatCopy(full.callId ?? ''),
-            flatCopy(full.fromTag ?? ''),
-            this.upstream,
-            target.address,
-          );
+    const rr = this.signedRoute(full, a.target);
     const request = forwardedRequest(full, {
       via,
       recordRoute: rr?.value,
       popRoute: this.popRoute,
     });
     const req = this.stampedVia === undefined ? request : withStampedVia(request, this.stampedVia);
-    const attempt = new Attempt(this, target, sender);
-    attempt.rr = rr;
-    this.current = attempt;
+    a.rr = rr;
     const opts = {
       request: req,
       branch,
       send: sender.send,
       reliable: sender.reliable,
-      peer: target.address,
-      user: attempt,
+      peer: a.target.address,
+      user: a,
     };
     const txn =
       req.method === 'INVITE'
         ? this.deps.clientTxns.createInvite(opts)
         : this.deps.clientTxns.createNonInvite(opts);
-    attempt.txn = txn;
+    a.txn = txn;
     if (sender.connection !== undefined) {
       // A pool member closing its connection before answering fails over, not hangs.
-      attempt.unsubscribe = sender.connection.onClose(() => {
-        if (this.current === attempt && !this.finalSent) txn.transportError(new Error('connection closed'));
+      a.unsubscribe = sender.connection.onClose(() => {
+        if (this.current === a && this.state !== S.Completed)
+          txn.transportError(new Error('connection closed'));
       });
     }
     txn.start();
@@ -657,12 +743,24 @@ class ResponseContext {
     // copies; a failover to the next member parses the bytes again. Only an INVITE waits long enough
     // (minutes, ringing) for that to matter.
     if (this.method !== 'INVITE') return;
-    attempt.request = txn.sentRequest ?? retainedRequest(req);
+    a.request = txn.sentRequest ?? retainedRequest(req);
     if (!(this.req instanceof RetainedRequest) && this.raw !== undefined) {
       this.req = retainedRequest(this.req);
       // Still the Buffer received: this is the first send.
       this.raw = (this.raw as Buffer).toString('latin1');
     }
+  }
+
+  /** Our Record-Route for the request to `target`, signed for both parties: one HMAC per target. */
+  private signedRoute(full: SipRequest, target: Hop): SignedRoute | undefined {
+    if (this.recordRoute === undefined) return undefined;
+    return this.proxy.policy.recordRoute(
+      this.recordRoute,
+      flatCopy(full.callId ?? ''),
+      flatCopy(full.fromTag ?? ''),
+      this.upstream,
+      target.address,
+    );
   }
 
   /** The whole request, to send on: as parsed, or parsed again from its bytes once slimmed. */
@@ -680,124 +778,122 @@ class ResponseContext {
   }
 
   onResponse(a: Attempt, res: SipResponse): void {
-    if (a !== this.current || this.finalSent) return;
+    if (a !== this.current || this.state === S.Completed) return;
     const status = res.status;
     if (status < 200) {
-      a.provisional = true;
-      if (this.cancelPending) {
-        this.cancelPending = false;
-        this.sendCancel(a);
-      }
-      // RFC 3261 §16.7 item 2: Timer C is reset on every provisional response.
-      if (this.method === 'INVITE') this.armTimerC();
-      // RFC 3261 §16.7 item 5: 100 Trying is not forwarded; other provisionals are, at once.
-      if (status > 100) this.forwardUpstream(res, a);
+      this.onProvisional(a, res);
       return;
     }
     this.release(a);
-    if (this.judgesHealth(a.target)) {
-      if (status === 503) this.deps.health.markFailed(a.target as Target, retryAfterSeconds(res));
-      else this.deps.health.markSucceeded(a.target as Target);
-    }
     if (status < 300) {
-      // RFC 3261 §16.7 item 4: a 2xx is forwarded immediately.
+      this.judge(a.target, ANSWERED);
+      // RFC 3261 §16.7 item 4: a 2xx is forwarded immediately, in every state (a CANCEL may have
+      // crossed it: the call is then up, and the caller's UA ends it).
       this.forwardUpstream(res, a);
       // RFC 6026 §7.1: the member retransmits its 2xx until the ACK comes; those go up through the
       // Accepted transactions, not statelessly.
       if (this.method === 'INVITE') a.accepted = this.proxy.relayTo(this.txn.route);
-      this.done(res.status, 'proxied', a);
+      this.complete(status, 'proxied', a);
       return;
     }
+    const outcome: Outcome = {
+      kind: 'response',
+      status,
+      retryAfter: status === 503 ? retryAfterSeconds(res) : undefined,
+    };
+    this.judge(a.target, outcome);
     this.finals.push(res);
-    // Serial failover on 503 (and on 408/transport errors, below); every other final is the pool's answer.
-    if (status === 503 && !this.cancelled) {
-      this.next();
-      return;
-    }
-    this.finish();
+    this.proceed(outcome);
   }
 
-  onFailure(a: Attempt, status: 408 | 503, retryAfter: number | undefined): void {
-    if (a !== this.current || this.finalSent) return;
+  private onProvisional(a: Attempt, res: SipResponse): void {
+    if (this.state === S.Calling) this.enter(S.Proceeding);
+    else if (this.state === S.CancelPending) {
+      // RFC 3261 §9.1: a CANCEL is sent only once a provisional response has come back.
+      this.enter(S.Cancelling);
+      this.sendCancel(a);
+    }
+    // RFC 3261 §16.7 item 2: Timer C is reset on every provisional response.
+    if (this.method === 'INVITE') this.armTimerC();
+    // RFC 3261 §16.7 item 5: 100 Trying is not forwarded; other provisionals are, at once.
+    if (res.status > 100) this.forwardUpstream(res, a);
+  }
+
+  /** The attempt's transaction timed out or its transport failed: as failover.ts has it. */
+  onFailure(a: Attempt, o: Outcome): void {
+    if (a !== this.current || this.state === S.Completed) return;
     this.release(a);
-    if (this.judgesHealth(a.target)) this.deps.health.markFailed(a.target as Target, retryAfter);
-    this.synthesized = { status };
-    this.next();
+    this.judge(a.target, o);
+    this.proceed(o);
   }
 
-  /** RFC 3261 §16.7 item 6: choose the best final response and send it. */
-  private finish(): void {
-    if (this.finalSent) return;
-    const best = bestResponse(this.finals);
-    if (best !== undefined) {
-      if (this.timerCFired && best.status === 487) {
-        this.respondOwn(408);
-        this.done(408, 'timer-c');
-        return;
-      }
-      if (best.status === 503) {
-        // RFC 3261 §16.7 item 6: a 503 is not passed on as such ("the proxy SHOULD generate a 500"):
-        // the client would otherwise take the whole service as unavailable.
-        this.respondOwn(500);
-        this.done(500, 'pool-503');
-        return;
-      }
-      this.forwardUpstream(best, undefined);
-      this.done(best.status, 'proxied', this.current);
+  /** The request ends: the best final response relayed, or an answer of our own. */
+  private end(v: Ending<SipResponse>): void {
+    if (v.action === 'relay') {
+      this.forwardUpstream(v.response, undefined);
+      this.complete(v.response.status, 'proxied', this.current);
       return;
     }
-    if (this.cancelled) {
-      const status = this.timerCFired ? 408 : 487;
-      this.respondOwn(status);
-      this.done(status, this.timerCFired ? 'timer-c' : 'cancelled');
-      return;
-    }
-    const s = this.synthesized ?? { status: 503 };
-    this.respondOwn(s.status, s.retryAfter);
-    this.done(
-      s.status,
-      this.targets.length === 0 ? 'no-live-member' : s.status === 408 ? 'timeout' : 'unreachable',
-    );
+    this.respondOwn(v.answer.status, v.answer.retryAfter);
+    this.complete(v.answer.status, v.answer.outcome);
   }
 
   private sendCancel(a: Attempt): void {
-    if (a.cancelSent) return;
-    a.cancelSent = true;
     // RFC 3261 §9.1: if no final response comes within 64*T1 of the CANCEL, the client transaction
     // is destroyed; the client then gets 487 (or 408 after Timer C) from us.
     this.deps.clock.setTimer(64 * this.deps.timersT1, () => {
-      if (this.current !== a || this.finalSent) return;
+      if (this.current !== a || this.state !== S.Cancelling) return;
       a.txn?.dispose();
       this.release(a);
-      this.finish();
+      this.end(conclude(this));
     });
     const cancel = cancelFor(asRequest(a.request!));
     const txn = this.deps.clientTxns.createNonInvite({
       request: cancel,
-      send: a.sender.send,
-      reliable: a.sender.reliable,
+      send: a.sender!.send,
+      reliable: a.sender!.reliable,
       user: { onResponse: () => undefined, onTimeout: () => undefined, onTransportError: () => undefined },
     });
     txn.start();
   }
 
   private armTimerC(): void {
-    if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
-    this.timerC = this.deps.clock.setTimer(this.deps.settings.timerCMs, ResponseContext.timerCExpired, this);
+    if (this.timerCHandle !== undefined) this.deps.clock.clearTimer(this.timerCHandle);
+    this.timerCHandle = this.deps.clock.setTimer(
+      this.deps.settings.timerCMs,
+      ResponseContext.timerCExpired,
+      this,
+    );
   }
 
+  /** RFC 3261 §16.8: Timer C fired. */
   private static timerCExpired(this: void, t: ResponseContext): void {
-    t.timerC = undefined;
-    if (t.finalSent) return;
-    t.timerCFired = true;
+    t.timerCHandle = undefined;
     const a = t.current;
-    // RFC 3261 §16.8: with a provisional, CANCEL the branch; without, behave as if 408 came back.
-    if (a?.txn !== undefined && a.provisional) {
-      t.cancelled = true;
-      t.sendCancel(a);
-    } else if (a !== undefined) {
-      a.txn?.dispose();
-      t.onFailure(a, 408, undefined);
+    switch (t.state) {
+      case S.Proceeding:
+        t.timerC = true;
+        // "If the client transaction has received a provisional response, the proxy MUST generate a
+        // CANCEL request matching that transaction."
+        t.enter(S.Cancelling);
+        t.sendCancel(a!);
+        return;
+      case S.Calling:
+      case S.CancelPending:
+        t.timerC = true;
+        // "If the client transaction has not received a provisional response, the proxy MUST behave
+        // as if the transaction received a 408 (Request Timeout) response."
+        a!.txn?.dispose();
+        t.onFailure(a!, TIMEOUT);
+        return;
+      case S.Cancelling:
+        // The CANCEL is out already; the 487 it brings becomes our 408.
+        t.timerC = true;
+        return;
+      case S.Trying:
+      case S.Completed:
+        // Not armed before the targets are known; cleared once the final is sent.
+        return;
     }
   }
 
@@ -832,11 +928,11 @@ class ResponseContext {
     this.txn.respond(status, data);
   }
 
-  private done(status: number, outcome: string, a?: Attempt): void {
-    if (this.finalSent) return;
-    this.finalSent = true;
-    if (this.timerC !== undefined) this.deps.clock.clearTimer(this.timerC);
-    this.timerC = undefined;
+  /** The final response went upstream: the context lets go of everything and records the decision. */
+  private complete(status: number, outcome: string, a?: Attempt): void {
+    this.enter(S.Completed);
+    if (this.timerCHandle !== undefined) this.deps.clock.clearTimer(this.timerCHandle);
+    this.timerCHandle = undefined;
     if (this.current !== undefined) this.release(this.current);
     if (this.key !== undefined) this.proxy.untrack(this.key, this);
     const req = this.req;
@@ -853,14 +949,6 @@ class ResponseContext {
       latencyUs: Math.round((performance.now() - this.t0) * 1000),
     });
   }
-}
-
-/** RFC 3261 §16.7 item 6: 6xx first, then the lowest class; 503 counts after other 5xx. */
-function bestResponse(finals: readonly SipResponse[]): SipResponse | undefined {
-  let best: SipResponse | undefined;
-  const rank = (s: number): number => (s >= 600 ? 0 : s === 503 ? 1000 : s);
-  for (const r of finals) if (best === undefined || rank(r.status) < rank(best.status)) best = r;
-  return best;
 }
 
 /** RFC 3261 §9.1: the CANCEL of a request we sent, on the same branch and to the same hop. */
