@@ -190,6 +190,7 @@ export class ResponseContext implements Attempts<Hop, SipResponse> {
   state: ResponseContextState = S.Trying;
   /** The INVITE server transaction key it is tracked under for CANCEL (Proxy.track). */
   key: string | undefined;
+  // What the failover policy reads (Attempts): written here only, by the transitions below.
   targets: readonly Hop[] = [];
   tried = 0;
   readonly finals: SipResponse[] = [];
@@ -297,7 +298,7 @@ export class ResponseContext implements Attempts<Hop, SipResponse> {
     this.proceed(undefined);
   }
 
-  /** RFC 3261 §16.10: the client CANCELled the INVITE (the router has answered the CANCEL with 200). */
+  /** RFC 3261 §16.10: the client CANCELled the INVITE (the router answers the CANCEL itself, 200). */
   cancel(): void {
     switch (this.state) {
       case S.Trying:
