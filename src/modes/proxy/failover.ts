@@ -156,9 +156,9 @@ export function conclude<T, R extends Final>(s: Attempts<T, R>): Ending<R> {
 }
 
 /**
- * RFC 3261 §16.7 item 6: "the proxy MUST choose the best final response": 6xx first, then the lowest
- * class; a 503 counts after every other 5xx (it is answered as 500, see conclude). A 2xx, never held
- * back, comes before all.
+ * RFC 3261 §16.7 item 6: "The stateful proxy MUST choose the "best" final response among those
+ * received": 6xx first, then the lowest status; a 503 counts after every other 5xx (it is answered as
+ * 500, see conclude). A 2xx, never held back, comes before all.
  */
 export function bestResponse<R extends Final>(finals: readonly R[]): R | undefined {
   let best: R | undefined;

@@ -160,8 +160,10 @@ export enum ResponseContextState {
   Cancelling = 'cancelling',
   /**
    * The final response went upstream, and the context is released: nothing it hears is relayed
-   * again. The 2xx retransmissions of an answered INVITE still go up, through the Accepted
-   * transactions (RFC 6026 §7.1), which need no context; so there is no Terminated after this one.
+   * again, but for RFC 3261 §16.7 item 5: "After a final response has been sent on the server
+   * transaction, the following responses MUST be forwarded immediately: Any 2xx response to an INVITE
+   * request." Those go up through the Accepted transactions (RFC 6026 §7.1), which need no context;
+   * so there is no Terminated after this one.
    */
   Completed = 'completed',
 }
@@ -491,7 +493,10 @@ export class ResponseContext implements Attempts<Hop, SipResponse> {
     this.proceed(o);
   }
 
-  /** The request ends: the best final response relayed, or an answer of our own. */
+  /**
+   * RFC 3261 §16.7 item 6: "The stateful proxy MUST choose the "best" final response among those
+   * received and stored in the response context" (failover.ts chooses), or answers on its own.
+   */
   private end(v: Ending<SipResponse>): void {
     if (v.action === 'relay') {
       this.forwardUpstream(v.response, undefined);
