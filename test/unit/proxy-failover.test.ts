@@ -11,6 +11,7 @@ import {
   failureAnswer,
   movesOn,
   nextTarget,
+  noMemberAnswer,
   INTERNAL,
   TIMEOUT,
   TRANSPORT_ERROR,
@@ -136,6 +137,7 @@ describe('decide: the next member or the end', () => {
       action: 'answer',
       answer: { status: 503, retryAfter: 45, outcome: 'no-live-member' },
     });
+    expect(noMemberAnswer(7)).toEqual({ status: 503, retryAfter: 7, outcome: 'no-live-member' });
   });
 
   it('once cancelled, no other member is tried: 487 without a final, the member final otherwise', () => {

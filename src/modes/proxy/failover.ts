@@ -45,6 +45,14 @@ const CANCELLED: OwnAnswer = { status: 487, outcome: 'cancelled' };
 const TIMER_C: OwnAnswer = { status: 408, outcome: 'timer-c' };
 const POOL_503: OwnAnswer = { status: 500, outcome: 'pool-503' };
 
+/**
+ * No live member: 503 with Retry-After rather than trying dead ones. Also what a request gets when
+ * the pool is known to have no member available before anything is created for it.
+ */
+export function noMemberAnswer(retryAfter: number): OwnAnswer {
+  return { status: 503, retryAfter, outcome: 'no-live-member' };
+}
+
 /** What a request's attempts have come to so far: the engine keeps it, the policy reads it. */
 export interface Attempts<T, R extends Final> {
   /** The pool's targets, in the pool's order. */
@@ -145,13 +153,7 @@ export function conclude<T, R extends Final>(s: Attempts<T, R>): Ending<R> {
     return { action: 'relay', response: best };
   }
   if (s.cancelled) return { action: 'answer', answer: s.timerC ? TIMER_C : CANCELLED };
-  // No live member: 503 with Retry-After rather than trying dead ones.
-  if (s.targets.length === 0) {
-    return {
-      action: 'answer',
-      answer: { status: 503, retryAfter: s.noMemberRetryAfter, outcome: 'no-live-member' },
-    };
-  }
+  if (s.targets.length === 0) return { action: 'answer', answer: noMemberAnswer(s.noMemberRetryAfter) };
   return { action: 'answer', answer: s.failure ?? NOT_REACHED };
 }
 
