@@ -2,7 +2,7 @@
 // Router to an in-memory pool member, in virtual time at RATE calls/s (default 2000), so Accepted
 // INVITEs (RFC 6026, 64*T1) and Timer J/K pile up as under real load. Prints CPU µs per call and the
 // heap the calls leave held. `rr` record-routes (signed Record-Route, verified on ACK and BYE).
-// Usage: npm run build && node bench/proxy-hotpath.mjs [dist folder] [calls] [rr]
+// Usage: npm run build && [OUTBOUND=real] [RATE=2000] node bench/proxy-hotpath.mjs [dist folder] [calls] [rr]
 import { pino } from 'pino';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -61,12 +61,18 @@ const sender = {
     lastToMember = d;
   },
 };
-const outbound = {
-  listenerCount: 1,
-  sentByValues: () => ['127.0.0.1:5060'],
-  readySender: () => sender,
-  sender: () => Promise.resolve(sender),
-};
+// OUTBOUND=real: the service's Outbound over one in-memory UDP listener, so the senders it keeps per
+// next hop are made and held as in the service (the in-dialog hop cache shows in the numbers).
+const { Outbound } = await import(`${dist}/transport/outbound.js`);
+const outbound =
+  process.env.OUTBOUND === 'real'
+    ? new Outbound([{ address: { host: '127.0.0.1', port: 5060, family: 4 }, send: sender.send }], [], {})
+    : {
+        listenerCount: 1,
+        sentByValues: () => ['127.0.0.1:5060'],
+        readySender: () => sender,
+        sender: () => Promise.resolve(sender),
+      };
 let virtualMs = 0;
 const wheel = new TimerWheel(() => virtualMs);
 const T = { t1: 500, t2: 4000, t4: 5000 };

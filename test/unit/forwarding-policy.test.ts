@@ -229,3 +229,25 @@ Content-Length: 0
     });
   });
 });
+
+describe('forwarding policy: the hop of an in-dialog request', () => {
+  it('consecutive requests naming one party get one hop object (Outbound keeps one sender by it), per policy', () => {
+    const p = policy();
+    const rr = p.recordRoute(BASE, 'c1', 'caller', UP, DOWN);
+    const first = p.judge(bye('sip:m@10.0.0.9:5070', rr.value, 'caller', 'member'), UP);
+    const again = p.judge(bye('sip:m@10.0.0.9:5070', rr.value, 'caller', 'member'), UP);
+    expect(first.forward && again.forward && first.target === again.target).toBe(true);
+    // Another member in between, then the first again: a hop equal to the first, read anew.
+    const other = p.judge(bye('sip:m@10.0.0.9:5080', rr.value, 'caller', 'member'), UP);
+    expect(other).toMatchObject({ forward: true, target: { port: 5080 } });
+    const third = p.judge(bye('sip:m@10.0.0.9:5070', rr.value, 'caller', 'member'), UP);
+    expect(third).toMatchObject({ forward: true, target: { address: DOWN, port: 5070 } });
+    // Nothing is shared between two policies (two services in one process).
+    const q = policy();
+    const elsewhere = q.judge(
+      bye('sip:m@10.0.0.9:5070', q.recordRoute(BASE, 'c1', 'caller', UP, DOWN).value, 'caller', 'member'),
+      UP,
+    );
+    expect(elsewhere.forward && third.forward && elsewhere.target !== third.target).toBe(true);
+  });
+});

@@ -6,6 +6,7 @@ import type { Endpoint } from '../../endpoints/endpoint.js';
 import type { SipRequest } from '../../sip/message.js';
 import type { Source } from '../../transport/types.js';
 import type { Inbound, Mode, ModeContext, ModeDecision, ModeFactory, Responder, ServerTxn } from '../mode.js';
+import { noMemberAnswer } from './failover.js';
 import type { ForwardVerdict } from './forwarding-policy.js';
 import { Proxy, type PoolTargets, type ProxyDeps } from './proxy.js';
 
@@ -47,8 +48,9 @@ export class ProxyMode implements Mode<ProxyPlan> {
     if (targets !== undefined && targets.known.length > 0 && targets.available.length === 0) {
       // No member can take it: one stateless 503, so a spoofed source gets one datagram back, not a
       // transaction's 100 Trying and retransmitted final.
-      const extra = `Retry-After: ${this.proxy.noMemberRetryAfter}\r\n`;
-      return { status: 503, outcome: 'no-live-member', extra, endpoint, warn: true };
+      const own = noMemberAnswer(this.proxy.noMemberRetryAfter);
+      const extra = `Retry-After: ${own.retryAfter}\r\n`;
+      return { status: own.status, outcome: own.outcome, extra, endpoint, warn: true };
     }
     return { handover: 'transaction', plan: { endpoint, targets }, endpoint };
   }
