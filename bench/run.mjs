@@ -299,7 +299,7 @@ function environment() {
  */
 async function record(suite, env, report, standing) {
   console.log(`full report: ${await saveFullReport(suite, env.date, report)}`);
-  if (args['no-write']) return;
+  if (args['no-write'] || process.env.PCHAT_DIST !== undefined) return;
   if (args.only) {
     console.log(`bench/RESULTS.md left as it was: --only ${args.only} runs one server`);
     return;

@@ -9,7 +9,12 @@ import { startKamailio } from './kamailio.mjs';
 import { freePort, waitForSip } from './net.mjs';
 import { processTree } from './proc.mjs';
 
-const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+// PCHAT_DIST names another build's dist/ folder (an older commit's, say) to measure it on the same
+// load; the standing in bench/RESULTS.md is only ever written for this checkout's own build.
+const CLI =
+  process.env.PCHAT_DIST === undefined
+    ? fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+    : join(process.env.PCHAT_DIST, 'cli/main.js');
 /** Node flags the service is run with, as `npm start`, the Dockerfile and the systemd unit give them. */
 export const SERVICE_NODE_FLAGS = ['--max-semi-space-size=8'];
 
