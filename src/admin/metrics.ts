@@ -98,172 +98,9 @@ export class ServiceMetrics {
       labelNames: ['pool', 'target'],
       registers,
     });
-    new Gauge({
-      name: 'pchat_transactions_in_flight',
-      help: 'Server transactions held (including completed ones absorbing retransmissions)',
-      registers,
-      collect() {
-        this.set(source.transactionsInFlight());
-      },
-    });
-    new Gauge({
-      name: 'pchat_endpoints',
-      help: 'Endpoints in the live table',
-      registers,
-      collect() {
-        this.set(source.endpoints());
-      },
-    });
-    fromStats(
-      'pchat_parse_errors_total',
-      'Messages refused as malformed (answered 400 or dropped)',
-      'parseErrors',
-    );
-    fromStats(
-      'pchat_dropped_messages_total',
-      'Messages dropped: no response could be routed, stray or refused responses, unmatched or refused ACKs',
-      'dropped',
-    );
-    fromStats(
-      'pchat_stray_responses_total',
-      'Responses matching no transaction: dropped, never forwarded',
-      'strayResponses',
-    );
-    fromStats(
-      'pchat_responses_refused_total',
-      'Responses from a source the access policy or the rate limit refuses (not where the request went): dropped',
-      'responsesRefused',
-    );
-    fromStats(
-      'pchat_response_loops_total',
-      'Responses whose next Via names the service: dropped as loops',
-      'responseLoops',
-    );
-    fromStats(
-      'pchat_retransmissions_absorbed_total',
-      'Request retransmissions answered by their transaction',
-      'retransmissionsAbsorbed',
-    );
-    fromStats(
-      'pchat_internal_errors_total',
-      'Messages whose handling failed inside the service',
-      'internalErrors',
-    );
-
-    fromStats(
-      'pchat_overload_rejected_total',
-      'New requests answered 503 because limits.maxTransactions was reached',
-      'overloaded',
-    );
-    fromStats(
-      'pchat_drain_rejected_total',
-      'New requests answered 503 while draining before shutdown',
-      'drainRejected',
-    );
-    const guard = source.guard;
-    if (guard !== undefined) {
-      fromCount(
-        'pchat_access_denied_total',
-        'Requests (and TCP connections) refused by a listener allow list: 403 or dropped',
-        () => guard.stats.accessDenied,
-      );
-      fromCount(
-        'pchat_rate_limited_total',
-        'Requests dropped because their source exceeded limits.rate or was banned for it',
-        () => guard.stats.rateLimited,
-      );
-      fromCount(
-        'pchat_source_bans_total',
-        'Sources banned for exceeding limits.rate',
-        () => guard.stats.bans,
-      );
-      fromCount(
-        'pchat_connections_refused_total',
-        'TCP connections closed at once: per-source limit, banned source or network not allowed',
-        () => guard.stats.connectionsRefused,
-      );
-      fromCounts(
-        'pchat_connections_over_cap_total',
-        'Connections closed at accept over limits.tcp.maxConnectionsPerSource (source) or maxConnections (global)',
-        'cap',
-        {
-          source: () => guard.stats.connectionsOverSourceCap,
-          global: () => guard.stats.connectionsOverGlobalCap,
-        },
-      );
-      new Gauge({
-        name: 'pchat_rate_limited_sources',
-        help: 'Source addresses tracked by the rate limiter',
-        registers,
-        collect() {
-          this.set(guard.trackedSources);
-        },
-      });
-    }
-
-    const connections = source.connections;
-    if (connections !== undefined) {
-      new Gauge({
-        name: 'pchat_connections_open',
-        help: 'Inbound TCP, TLS and WebSocket connections open, those still in their handshake included',
-        registers,
-        collect() {
-          this.set(connections.open);
-        },
-      });
-      fromCounts(
-        'pchat_connections_timed_out_total',
-        'Inbound connections destroyed for taking too long: handshake, one message (messageTimeout) or idle',
-        'phase',
-        {
-          handshake: () => connections.timedOut.handshake,
-          message: () => connections.timedOut.message,
-          idle: () => connections.timedOut.idle,
-        },
-      );
-    }
-
-    function fromCounts(
-      name: string,
-      help: string,
-      label: string,
-      reads: Record<string, () => number>,
-    ): void {
-      const seen = new Map<string, number>();
-      new Counter({
-        name,
-        help,
-        labelNames: [label],
-        registers,
-        collect() {
-          for (const [value, read] of Object.entries(reads)) {
-            const now = read();
-            const before = seen.get(value) ?? 0;
-            this.inc({ [label]: value }, Math.max(0, now - before));
-            seen.set(value, now);
-          }
-        },
-      });
-    }
-
-    function fromStats(name: string, help: string, key: keyof RouterStats): void {
-      fromCount(name, help, () => source.stats[key]);
-    }
-
-    function fromCount(name: string, help: string, read: () => number): void {
-      // The service keeps plain counts; the counter catches up with them when scraped.
-      let seen = 0;
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const now = read();
-          if (now > seen) this.inc(now - seen);
-          seen = now;
-        },
-      });
-    }
+    routerMetrics(registers, source);
+    if (source.guard !== undefined) guardMetrics(registers, source.guard);
+    if (source.connections !== undefined) connectionMetrics(registers, source.connections);
   }
 
   /** The router's decision hook. */
@@ -422,4 +259,210 @@ class LatencyHistogram {
     this.rows.clear();
     this.last = undefined;
   }
+}
+
+type Registers = Registry[];
+
+/** The router's counts and what it holds. */
+function routerMetrics(registers: Registers, source: MetricsSource): void {
+  new Gauge({
+    name: 'pchat_transactions_in_flight',
+    help: 'Server transactions held (including completed ones absorbing retransmissions)',
+    registers,
+    collect() {
+      this.set(source.transactionsInFlight());
+    },
+  });
+  new Gauge({
+    name: 'pchat_endpoints',
+    help: 'Endpoints in the live table',
+    registers,
+    collect() {
+      this.set(source.endpoints());
+    },
+  });
+  fromStats(
+    registers,
+    source,
+    'pchat_parse_errors_total',
+    'Messages refused as malformed (answered 400 or dropped)',
+    'parseErrors',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_dropped_messages_total',
+    'Messages dropped: no response could be routed, stray or refused responses, unmatched or refused ACKs',
+    'dropped',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_stray_responses_total',
+    'Responses matching no transaction: dropped, never forwarded',
+    'strayResponses',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_responses_refused_total',
+    'Responses from a source the access policy or the rate limit refuses (not where the request went): dropped',
+    'responsesRefused',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_response_loops_total',
+    'Responses whose next Via names the service: dropped as loops',
+    'responseLoops',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_retransmissions_absorbed_total',
+    'Request retransmissions answered by their transaction',
+    'retransmissionsAbsorbed',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_internal_errors_total',
+    'Messages whose handling failed inside the service',
+    'internalErrors',
+  );
+
+  fromStats(
+    registers,
+    source,
+    'pchat_overload_rejected_total',
+    'New requests answered 503 because limits.maxTransactions was reached',
+    'overloaded',
+  );
+  fromStats(
+    registers,
+    source,
+    'pchat_drain_rejected_total',
+    'New requests answered 503 while draining before shutdown',
+    'drainRejected',
+  );
+}
+
+/** Access control and flood protection (src/guard). */
+function guardMetrics(registers: Registers, guard: NonNullable<MetricsSource['guard']>): void {
+  fromCount(
+    registers,
+    'pchat_access_denied_total',
+    'Requests (and TCP connections) refused by a listener allow list: 403 or dropped',
+    () => guard.stats.accessDenied,
+  );
+  fromCount(
+    registers,
+    'pchat_rate_limited_total',
+    'Requests dropped because their source exceeded limits.rate or was banned for it',
+    () => guard.stats.rateLimited,
+  );
+  fromCount(
+    registers,
+    'pchat_source_bans_total',
+    'Sources banned for exceeding limits.rate',
+    () => guard.stats.bans,
+  );
+  fromCount(
+    registers,
+    'pchat_connections_refused_total',
+    'TCP connections closed at once: per-source limit, banned source or network not allowed',
+    () => guard.stats.connectionsRefused,
+  );
+  fromCounts(
+    registers,
+    'pchat_connections_over_cap_total',
+    'Connections closed at accept over limits.tcp.maxConnectionsPerSource (source) or maxConnections (global)',
+    'cap',
+    {
+      source: () => guard.stats.connectionsOverSourceCap,
+      global: () => guard.stats.connectionsOverGlobalCap,
+    },
+  );
+  new Gauge({
+    name: 'pchat_rate_limited_sources',
+    help: 'Source addresses tracked by the rate limiter',
+    registers,
+    collect() {
+      this.set(guard.trackedSources);
+    },
+  });
+}
+
+/** Inbound connections (src/transport). */
+function connectionMetrics(registers: Registers, connections: ConnectionWatchStats): void {
+  new Gauge({
+    name: 'pchat_connections_open',
+    help: 'Inbound TCP, TLS and WebSocket connections open, those still in their handshake included',
+    registers,
+    collect() {
+      this.set(connections.open);
+    },
+  });
+  fromCounts(
+    registers,
+    'pchat_connections_timed_out_total',
+    'Inbound connections destroyed for taking too long: handshake, one message (messageTimeout) or idle',
+    'phase',
+    {
+      handshake: () => connections.timedOut.handshake,
+      message: () => connections.timedOut.message,
+      idle: () => connections.timedOut.idle,
+    },
+  );
+}
+
+/** A counter of a router count. */
+function fromStats(
+  registers: Registers,
+  source: MetricsSource,
+  name: string,
+  help: string,
+  key: keyof RouterStats,
+): void {
+  fromCount(registers, name, help, () => source.stats[key]);
+}
+
+/** A counter that catches up, when scraped, with a plain count the service keeps. */
+function fromCount(registers: Registers, name: string, help: string, read: () => number): void {
+  let seen = 0;
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = now;
+    },
+  });
+}
+
+/** As fromCount, for several counts told apart by one label. */
+function fromCounts(
+  registers: Registers,
+  name: string,
+  help: string,
+  label: string,
+  reads: Record<string, () => number>,
+): void {
+  const seen = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect() {
+      for (const [value, read] of Object.entries(reads)) {
+        const now = read();
+        const before = seen.get(value) ?? 0;
+        this.inc({ [label]: value }, Math.max(0, now - before));
+        seen.set(value, now);
+      }
+    },
+  });
 }
