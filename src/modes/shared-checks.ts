@@ -8,6 +8,10 @@ import { HeaderBit } from '../sip/headers.js';
 import type { SipRequest } from '../sip/message.js';
 import type { Answer, Mode } from './mode.js';
 
+/** The methods the service accepts, for the Allow header of its answers to OPTIONS (RFC 3261 §11.2). */
+export const SERVICE_ALLOW =
+  'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
+
 /** What the shared checks read of a request. */
 export type RequestFacts = Pick<SipRequest, 'method' | 'header' | 'headerLines' | 'has'>;
 

@@ -23,7 +23,7 @@ import type {
   ServerTxn,
 } from '../modes/mode.js';
 import { buildModes } from '../modes/registry.js';
-import { sharedChecks } from '../modes/shared-checks.js';
+import { SERVICE_ALLOW, sharedChecks } from '../modes/shared-checks.js';
 import type { SipParseError } from '../sip/errors.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
@@ -94,11 +94,10 @@ export interface RouterStats {
   responseLoops: number;
 }
 
-const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
 const SERVICE_OPTIONS: Answer = {
   status: 200,
   outcome: 'options',
-  extra: ALLOW + 'Accept: application/sdp\r\n',
+  extra: SERVICE_ALLOW + 'Accept: application/sdp\r\n',
 };
 
 export class Router {

@@ -170,7 +170,8 @@ describe('the router reaches modes only through the seam', () => {
     });
   }
 
-  function run(seen: string[]): { router: Router; link: MemoryLink } {
+  /** A router over an in-memory link with these modes (buildModes()'s alone when none are given). */
+  function run(modes?: ModeFactory[]): { router: Router; link: MemoryLink } {
     const link = new MemoryLink('udp');
     const router = new Router({
       table: () => table,
@@ -180,14 +181,14 @@ describe('the router reaches modes only through the seam', () => {
       maxMessageSize: 4096,
       serverHeader: 'pchat-endpoint',
       limits: defaultSettings().router,
-      modes: [...buildModes(), stubMode(seen)],
+      ...(modes === undefined ? {} : { modes }),
     });
     return { router, link };
   }
 
   it("an endpoint's mode gets the decision, and its answer is sent statelessly by the router", () => {
     const seen: string[] = [];
-    const { router, link } = run(seen);
+    const { router, link } = run([...buildModes(), stubMode(seen)]);
     router.onMessage(
       req('', 'OPTIONS', 'sip:proxied@contoso.com').toBuffer(),
       link.source('127.0.0.1', 5070),
@@ -200,7 +201,7 @@ describe('the router reaches modes only through the seam', () => {
 
   it('a transaction hand-over gets a server transaction that absorbs the retransmission', () => {
     const seen: string[] = [];
-    const { router, link } = run(seen);
+    const { router, link } = run([...buildModes(), stubMode(seen)]);
     const invite = req('', 'INVITE', 'sip:proxied@contoso.com').toBuffer();
     router.onMessage(invite, link.source('127.0.0.1', 5070));
     router.onMessage(invite, link.source('127.0.0.1', 5070));
@@ -211,16 +212,7 @@ describe('the router reaches modes only through the seam', () => {
   });
 
   it('an endpoint whose mode is not registered gets 501 naming the mode', () => {
-    const link = new MemoryLink('udp');
-    const router = new Router({
-      table: () => table,
-      logger: pino({ level: 'silent' }),
-      clock: new FakeClock(),
-      timers: defaultSettings().timers,
-      maxMessageSize: 4096,
-      serverHeader: 'pchat-endpoint',
-      limits: defaultSettings().router,
-    });
+    const { router, link } = run();
     router.onMessage(req('', 'INVITE', 'sip:proxied@contoso.com').toBuffer(), link.source('127.0.0.1', 5070));
     expect(link.take()[0]).toMatch(/^SIP\/2.0 501 /);
   });

@@ -15,18 +15,14 @@ import type {
   ModeFactory,
   Responder,
 } from '../mode.js';
-import { LookupService, type LookupDeps } from './lookup-service.js';
+import { SERVICE_ALLOW } from '../shared-checks.js';
+import { LOOKUP_ALLOW, LookupService, type LookupDeps } from './lookup-service.js';
 
-/** What lookup mode is configured with; the rest comes from the router (ModeContext). */
-export type LookupModeOptions = Omit<
-  LookupDeps,
-  'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'timers'
->;
+/** What lookup mode is configured with; the rest is the router's ModeContext. */
+export type LookupModeOptions = Omit<LookupDeps, keyof ModeContext>;
 
 /** Option tags the lookup service supports in Require (RFC 4028 session timers). */
 const SUPPORTED: ReadonlySet<string> = new Set(['timer']);
-
-const ALLOW = 'Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n';
 
 export class LookupMode implements Mode<Endpoint> {
   readonly name = 'lookup';
@@ -36,15 +32,7 @@ export class LookupMode implements Mode<Endpoint> {
   readonly service: LookupService;
 
   constructor(options: LookupModeOptions, ctx: ModeContext) {
-    this.service = new LookupService({
-      ...options,
-      record: ctx.record,
-      tags: ctx.tags,
-      serverHeader: ctx.serverHeader,
-      logger: ctx.logger,
-      clock: ctx.clock,
-      timers: ctx.timers,
-    });
+    this.service = new LookupService({ ...options, ...ctx });
   }
 
   get clientTxns(): LookupDeps['clientTxns'] {
@@ -60,7 +48,7 @@ export class LookupMode implements Mode<Endpoint> {
       // transaction, as for any answer of ours.
       return { handover: 'direct', plan: endpoint, endpoint };
     }
-    if (req.method === 'OPTIONS') return { status: 200, outcome: 'options', extra: ALLOW, endpoint };
+    if (req.method === 'OPTIONS') return { status: 200, outcome: 'options', extra: SERVICE_ALLOW, endpoint };
     // RFC 3261 §12.2.2: a request with a To tag for a dialog we do not hold.
     if (req.toTag !== undefined) return { status: 481, outcome: 'no-dialog', endpoint };
     // RFC 3261 §8.2.1: outside a dialog the Lookup service serves INVITE alone.
@@ -68,7 +56,7 @@ export class LookupMode implements Mode<Endpoint> {
       status: 405,
       reason: 'Method Not Allowed',
       outcome: 'lookup-method',
-      extra: 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n',
+      extra: LOOKUP_ALLOW,
       endpoint,
     };
   }

@@ -94,7 +94,8 @@ interface LookupContext {
 
 type LookupDialog = UasDialog<LookupContext>;
 
-const ALLOW = 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n';
+/** The methods a lookup dialog serves (the 405 outside one, and every answer in one). */
+export const LOOKUP_ALLOW = 'Allow: INVITE, ACK, BYE, INFO, OPTIONS, UPDATE\r\n';
 
 export class LookupService {
   readonly stats: LookupStats = {
@@ -227,11 +228,15 @@ export class LookupService {
         this.refresh(d, inb);
         return;
       case 'OPTIONS':
-        this.reply(inb, 200, 'options', { extra: ALLOW, endpoint });
+        this.reply(inb, 200, 'options', { extra: LOOKUP_ALLOW, endpoint });
         return;
       default:
         // RFC 3261 §8.2.1: a method we do not serve in this dialog gets 405 with Allow.
-        this.reply(inb, 405, 'lookup-method', { reason: 'Method Not Allowed', extra: ALLOW, endpoint });
+        this.reply(inb, 405, 'lookup-method', {
+          reason: 'Method Not Allowed',
+          extra: LOOKUP_ALLOW,
+          endpoint,
+        });
     }
   }
 
@@ -272,7 +277,9 @@ export class LookupService {
 
   /** Contact, Allow, Supported and Session-Expires of our 2xx to INVITE and UPDATE. */
   private dialogHeaders(d: LookupDialog, source: Source): string {
-    return localContact(source) + ALLOW + 'Supported: timer\r\n' + sessionTimerHeaders(d.context.session);
+    return (
+      localContact(source) + LOOKUP_ALLOW + 'Supported: timer\r\n' + sessionTimerHeaders(d.context.session)
+    );
   }
 
   /** (Re)arm the timer that ends a dialog left alone: idle, or past its session interval. */

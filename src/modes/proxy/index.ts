@@ -10,11 +10,8 @@ import { noMemberAnswer } from './failover.js';
 import type { ForwardVerdict } from './forwarding-policy.js';
 import { Proxy, type PoolTargets, type ProxyDeps } from './proxy.js';
 
-/** What proxy mode is configured with; the rest comes from the router (ModeContext). */
-export type ProxyModeOptions = Omit<
-  ProxyDeps,
-  'record' | 'tags' | 'serverHeader' | 'logger' | 'clock' | 'secret' | 'onResponseLoop'
->;
+/** What proxy mode is configured with; the rest is the router's ModeContext. */
+export type ProxyModeOptions = Omit<ProxyDeps, keyof ModeContext>;
 
 /** A new request for an endpoint, with the targets found when known at once; or an in-dialog hop. */
 type ProxyPlan =
@@ -27,16 +24,7 @@ export class ProxyMode implements Mode<ProxyPlan> {
   readonly proxy: Proxy;
 
   constructor(options: ProxyModeOptions, ctx: ModeContext) {
-    this.proxy = new Proxy({
-      ...options,
-      record: ctx.record,
-      tags: ctx.tags,
-      serverHeader: ctx.serverHeader,
-      logger: ctx.logger,
-      clock: ctx.clock,
-      secret: ctx.secret,
-      onResponseLoop: ctx.onResponseLoop,
-    });
+    this.proxy = new Proxy({ ...options, ...ctx });
   }
 
   get clientTxns(): ProxyDeps['clientTxns'] {
