@@ -140,6 +140,8 @@ export class Router {
   private readonly byName = new Map<string, Mode>();
   /** The mode that routes requests naming no endpoint (in a dialog, or carrying a Route). */
   private readonly dialogRouter: Mode | undefined;
+  /** The modes that hold dialogs a request may belong to (those with a `claim` hook). */
+  private readonly claimers: readonly Mode[];
   /** Whether any mode holds UAS dialogs (an in-dialog request for none gets 481, not 404). */
   private readonly keepsDialogs: boolean;
   /** The distinct client transaction tables of the modes, for responses. */
@@ -172,6 +174,7 @@ export class Router {
     this.modes = (opts.modes ?? buildModes()).map((make) => make(context));
     for (const m of this.modes) this.byName.set(m.name, m);
     this.dialogRouter = this.modes.find((m) => m.route !== undefined);
+    this.claimers = this.modes.filter((m) => m.claim !== undefined);
     this.keepsDialogs = this.modes.some((m) => m.keepsDialogs === true);
     const tables = new Set<ClientTransactionTable>();
     for (const m of this.modes) if (m.clientTxns !== undefined) tables.add(m.clientTxns);
@@ -387,7 +390,7 @@ export class Router {
       this.cancel(req, via, source, t0);
       return;
     }
-    if (this.modes.length > 1 && this.claimed(req, via, source, t0, key)) return;
+    if (this.claimers.length > 0 && this.claimed(req, via, source, t0, key)) return;
     // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it
     // could be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
     if (this.shed(req, via, source, t0)) return;
@@ -401,8 +404,8 @@ export class Router {
    * any routing by Request-URI (it is our Contact) or by another mode. True when a mode claimed it.
    */
   private claimed(req: SipRequest, via: Via, source: Source, t0: number, key: string | undefined): boolean {
-    for (const mode of this.modes) {
-      const claim = mode.claim?.(req, source);
+    for (const mode of this.claimers) {
+      const claim = mode.claim!(req, source);
       if (claim === undefined) continue;
       if (claim === 'other-flow') {
         // Only the flow the dialog came on may act in it: our tag is no secret to whoever saw it.
