@@ -541,6 +541,51 @@ const lookupSchema = strictObject({
   maxUnackedPerSource: z.int().min(1).max(100_000).default(8),
 });
 
+/** A drachtio-server's admin address: `host`, its TCP `port` and the shared `secret`. */
+const drachtioServerSchema = strictObject({
+  host: z.string().trim().min(1),
+  port: z.int().min(1).max(65535).default(9022),
+  secret: z.string().min(1),
+});
+
+/**
+ * `engine: drachtio`: the service runs as a drachtio-srf application. Inbound: it connects to every
+ * server under `servers`; outbound: it listens on `listen` and drachtio-servers connect to it per
+ * request (their request-handler names it). One of the two, not both.
+ */
+const drachtioSchema = strictObject({
+  servers: z.array(drachtioServerSchema).min(1).optional(),
+  listen: strictObject({
+    address: z.string().trim().min(1).default('127.0.0.1'),
+    port: z.int().min(0).max(65535).default(9023),
+    secret: z.string().min(1),
+  }).optional(),
+  /** Back-off between attempts to reach an inbound server, ms: doubled from min up to max. */
+  reconnect: orEmpty(
+    {},
+    strictObject({
+      min: z.int().min(50).max(60_000).default(500),
+      max: z.int().min(100).max(600_000).default(30_000),
+    }),
+  ),
+  /**
+   * How long drachtio-server waits for a pool member's first answer before it tries the next one
+   * (proxy mode), ms.
+   */
+  provisionalTimeout: z.int().min(100).max(60_000).default(2000),
+  /** How long a pool member may take to send its final answer before the next is tried, ms. */
+  finalTimeout: z.int().min(1000).max(600_000).default(32_000),
+}).superRefine((d, ctx) => {
+  if ((d.servers === undefined) === (d.listen === undefined))
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'give servers (inbound: we connect to drachtio) or listen (outbound: drachtio connects to us), one of them',
+    });
+});
+
+export type DrachtioConfig = z.output<typeof drachtioSchema>;
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -572,7 +617,18 @@ export const serverConfigSchema = strictObject({
   shutdown: orEmpty({}, shutdownSchema),
   security: orEmpty({}, securitySchema),
   config: orEmpty({}, configFilesSchema),
+  /** The SIP stack: `native` (ours) or `drachtio` (a drachtio-srf app on drachtio-server). */
+  engine: z.enum(['native', 'drachtio']).default('native'),
+  drachtio: z.preprocess((v) => (v === null ? undefined : v), drachtioSchema.optional()),
 })
+  .superRefine((cfg, ctx) => {
+    if (cfg.engine === 'drachtio' && cfg.drachtio === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['drachtio'],
+        message: 'engine: drachtio needs the drachtio section',
+      });
+  })
   .superRefine((cfg, ctx) => {
     // An access rule naming a listener that does not exist would silently protect nothing.
     const ids = new Set(cfg.listen.map(listenerId));
