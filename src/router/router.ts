@@ -120,7 +120,7 @@ export class Router {
   /** The distinct client transaction tables of the modes, for responses. */
   private readonly clientTables: readonly ClientTransactionTable[];
   /** What a request gets (src/modes/decider.ts): the same on every engine. */
-  private readonly decider: Decider;
+  readonly decider: Decider;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
@@ -567,7 +567,8 @@ export class Router {
   }
 
   /** One decision: its log line, and whoever observes decisions. */
-  private record(level: 'info' | 'warn', fields: DecisionFields): void {
+  /** One decision's log line and metrics (also the drachtio engine's, which decides with this router's modes). */
+  record(level: 'info' | 'warn', fields: DecisionFields): void {
     this.logDecision(level, fields);
     this.opts.onDecision?.(fields);
   }
