@@ -10,6 +10,8 @@ import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helper
 import { startDrachtioService, waitFor, type DrachtioService } from '../helpers/drachtio-service.js';
 import { requireSipp, runSipp, type SippResult, type SippTransport } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
 
 const bin = drachtioAvailable();
 
@@ -255,5 +257,49 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       'reload',
     );
     expect(await udpRequest(drachtio.sipPort, invite('sip:newcomer@contoso.com'))).toMatch(/^SIP\/2\.0 302 /);
+  });
+
+  it('the admin port shows the engine: /readyz, pchat_drachtio_connected, /drachtio with its SIP addresses; trace --live goes through drachtio', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      serverYaml: 'admin:\n  listen: 127.0.0.1:0\n',
+    });
+    const admin = svc.server.adminAddress()!;
+    const base = `http://127.0.0.1:${admin.port}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain(
+      `pchat_drachtio_connected{server="127.0.0.1:${drachtio.adminPort}",direction="inbound"} 1`,
+    );
+    const links = (await (await fetch(`${base}/drachtio`)).json()) as {
+      links: { state: string; sip: string[] }[];
+    };
+    expect(links.links[0]).toMatchObject({ state: 'connected' });
+    expect(links.links[0]!.sip).toContain(`udp/127.0.0.1:${drachtio.sipPort}`);
+    // Inbound: drachtio-servers are not routed to this instance by URL.
+    expect((await fetch(`${base}/drachtio/route/?method=INVITE`)).status).toBe(404);
+    // trace --live finds drachtio's SIP address through the admin port and draws the 302.
+    await writeFile(
+      join(svc.dir, 'server.yaml'),
+      (await import('node:fs'))
+        .readFileSync(join(svc.dir, 'server.yaml'), 'utf8')
+        .replace('127.0.0.1:0', `127.0.0.1:${admin.port}`),
+    );
+    let out = '';
+    const io: CliIo = {
+      out: (t) => void (out += t),
+      err: (t) => void (out += t),
+      interactive: false,
+      confirm: () => Promise.resolve(false),
+      env: {},
+    };
+    const code = await runCli(
+      ['trace', 'sip:ocschat@contoso.com', '--live', '--timeout', '2000', '--config-dir', svc.dir],
+      io,
+    );
+    expect(out).toContain('302');
+    expect(code, out).toBe(0);
+    expect(svc.decisions().some((l) => l['outcome'] === 'redirect')).toBe(true);
   });
 });
