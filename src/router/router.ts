@@ -11,27 +11,16 @@ import { LogThrottle } from '../base/log-throttle.js';
 import type { Clock, TimerValues } from '../base/clock.js';
 import { TagFactory } from '../dialog/tags.js';
 import type { EndpointTable } from '../endpoints/table.js';
-import type { Endpoint } from '../endpoints/endpoint.js';
 import type { Admission } from '../guard/guard.js';
-import type {
-  Answer,
-  Handover,
-  Mode,
-  ModeDecision,
-  ModeFactory,
-  Responder,
-  ServerTxn,
-} from '../modes/mode.js';
+import type { Answer, Handover, Mode, ModeFactory, Responder, ServerTxn } from '../modes/mode.js';
 import { buildModes } from '../modes/registry.js';
-import { SERVICE_ALLOW, sharedChecks } from '../modes/shared-checks.js';
+import { Decider } from '../modes/decider.js';
 import type { SipParseError } from '../sip/errors.js';
-import { flatCopy, type SipRequest } from '../sip/message.js';
+import type { SipRequest } from '../sip/message.js';
 import { parseMessage, type FramedHead, type ParseOptions } from '../sip/parser.js';
 import { responsePort, responseText, stampedTopVia } from '../sip/response.js';
-import { uriScheme, parseSipUri } from '../sip/uri.js';
 import { validateRequest } from '../sip/validate.js';
 import { MAGIC_COOKIE, type Via } from '../sip/via.js';
-import { HeaderBit } from '../sip/headers.js';
 import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
@@ -94,12 +83,6 @@ export interface RouterStats {
   responseLoops: number;
 }
 
-const SERVICE_OPTIONS: Answer = {
-  status: 200,
-  outcome: 'options',
-  extra: SERVICE_ALLOW + 'Accept: application/sdp\r\n',
-};
-
 export class Router {
   readonly transactions: ServerTransactionTable;
   readonly stats: RouterStats = {
@@ -125,11 +108,6 @@ export class Router {
   private readonly parseDatagram: ParseOptions;
   private readonly parseStream: ParseOptions;
   private readonly shedLog = new LogThrottle(1000);
-  // The last Request-URI that named an endpoint, and that endpoint: most requests repeat one of a
-  // few well-known addresses, and comparing the text is cheaper than scanning and hashing it again.
-  private lastTable: EndpointTable | undefined;
-  private lastUri: string | undefined;
-  private lastEndpoint: Endpoint | undefined;
   private readonly tags: TagFactory;
   /** ";tag=" and the prefix of our derived tags: what an ACK of a stateless answer carries in To. */
   private readonly statelessTagNeedle: string;
@@ -137,17 +115,12 @@ export class Router {
   private readonly logDecision: ReturnType<typeof decisionLogger>;
   /** The modes, in the registry's order (the order their hooks are asked). */
   private readonly modes: readonly Mode[];
-  private readonly byName = new Map<string, Mode>();
-  /** The mode that routes requests naming no endpoint (in a dialog, or carrying a Route). */
-  private readonly dialogRouter: Mode | undefined;
   /** The modes that hold dialogs a request may belong to (those with a `claim` hook). */
   private readonly claimers: readonly Mode[];
-  /** Whether any mode holds UAS dialogs (an in-dialog request for none gets 481, not 404). */
-  private readonly keepsDialogs: boolean;
   /** The distinct client transaction tables of the modes, for responses. */
   private readonly clientTables: readonly ClientTransactionTable[];
-  /** The mode the last decide() handed its request to. */
-  private decidedBy: Mode | undefined;
+  /** What a request gets (src/modes/decider.ts): the same on every engine. */
+  readonly decider: Decider;
 
   constructor(private readonly opts: RouterOptions) {
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
@@ -172,10 +145,8 @@ export class Router {
       },
     };
     this.modes = (opts.modes ?? buildModes()).map((make) => make(context));
-    for (const m of this.modes) this.byName.set(m.name, m);
-    this.dialogRouter = this.modes.find((m) => m.route !== undefined);
     this.claimers = this.modes.filter((m) => m.claim !== undefined);
-    this.keepsDialogs = this.modes.some((m) => m.keepsDialogs === true);
+    this.decider = new Decider(this.modes, opts.table, opts.wallClock);
     const tables = new Set<ClientTransactionTable>();
     for (const m of this.modes) if (m.clientTxns !== undefined) tables.add(m.clientTxns);
     this.clientTables = [...tables];
@@ -183,7 +154,7 @@ export class Router {
 
   /** The mode endpoints name by `name`, when it is configured. */
   mode(name: string): Mode | undefined {
-    return this.byName.get(name);
+    return this.decider.mode(name);
   }
 
   /** The service stops: every mode forgets what it holds. */
@@ -394,9 +365,9 @@ export class Router {
     // Everything else counts against the cap, BYE included: a BYE no mode claimed has no dialog it
     // could be matched with, and a flood of made-up BYEs must not hold transactions beyond it.
     if (this.shed(req, via, source, t0)) return;
-    const decision = this.decide(req, source);
+    const decision = this.decider.decide(req, source);
     if (decision.handover === undefined) this.answer(req, via, source, decision, t0);
-    else this.carryOut(this.decidedBy!, decision, req, via, source, t0, raw, key);
+    else this.carryOut(this.decider.decidedBy!, decision, req, via, source, t0, raw, key);
   }
 
   /**
@@ -596,7 +567,8 @@ export class Router {
   }
 
   /** One decision: its log line, and whoever observes decisions. */
-  private record(level: 'info' | 'warn', fields: DecisionFields): void {
+  /** One decision's log line and metrics (also the drachtio engine's, which decides with this router's modes). */
+  record(level: 'info' | 'warn', fields: DecisionFields): void {
     this.logDecision(level, fields);
     this.opts.onDecision?.(fields);
   }
@@ -694,59 +666,5 @@ export class Router {
     for (const mode of this.modes) if (mode.cancel?.(inviteKey) === true) forwarded = true;
     const outcome = forwarded ? 'cancel-forwarded' : 'cancel-after-final';
     this.answer(req, via, source, { status: 200, outcome }, t0);
-  }
-
-  /**
-   * What a request gets. A hand-over is to `this.decidedBy` (set here, read at once by the caller:
-   * no wrapper object per request on the path every 302 takes).
-   */
-  private decide(req: SipRequest, source: Source): ModeDecision {
-    this.decidedBy = undefined;
-    const table = this.opts.table();
-    let endpoint: Endpoint | undefined;
-    if (req.uri === this.lastUri && table === this.lastTable) endpoint = this.lastEndpoint;
-    else {
-      const scheme = uriScheme(req.uri);
-      // RFC 3261 §8.2.2.1 / RFC 4475 §3.3.2: never route on To for a scheme we do not serve.
-      if (scheme !== 'sip' && scheme !== 'sips') return { status: 416, outcome: 'unsupported-scheme' };
-      endpoint = table.lookupUri(req.uri);
-      if (endpoint !== undefined) {
-        this.lastTable = table;
-        this.lastUri = flatCopy(req.uri);
-        this.lastEndpoint = endpoint;
-      }
-    }
-    // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
-    if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri))
-      return SERVICE_OPTIONS;
-    // The mode that would take it: the endpoint's, or for no endpoint the one routing dialogs.
-    const mode = endpoint === undefined ? this.dialogRouter : this.byName.get(endpoint.mode);
-    // RFC 3261 §16.3 item 4: a request carrying our own Via has looped back to us. Only a request
-    // a mode would send on can go round again: a redirect or a lookup answer ends it here.
-    if (mode?.forwards === true && mode.isLoop?.(req) === true) return { status: 482, outcome: 'loop' };
-    const stop = sharedChecks(req, endpoint, mode, this.opts.wallClock ?? Date.now);
-    if (stop !== undefined) return stop;
-    if (endpoint === undefined) {
-      // An in-dialog request, or one routed through us by our Record-Route.
-      if (mode !== undefined && (req.toTag !== undefined || req.has(HeaderBit.route))) {
-        this.decidedBy = mode;
-        return mode.route!(req, source);
-      }
-      // RFC 3261 §12.2.2: an in-dialog request for no dialog we hold (one already over).
-      if (this.keepsDialogs && req.toTag !== undefined) return { status: 481, outcome: 'no-dialog' };
-      return { status: 404, outcome: 'unknown' };
-    }
-    if (mode === undefined) return { status: 501, outcome: `${endpoint.mode}-not-configured`, endpoint };
-    this.decidedBy = mode;
-    return mode.decide(req, endpoint, source);
-  }
-}
-
-/** A Request-URI with no user part names the service itself. */
-function addressesService(uri: string): boolean {
-  try {
-    return parseSipUri(uri).user === undefined;
-  } catch {
-    return false;
   }
 }

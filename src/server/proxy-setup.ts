@@ -65,6 +65,8 @@ export interface ProxySupportContext {
   readonly onFramingError: FramingErrorHandler;
   /** Told whenever a pool member goes up or down (metrics). */
   readonly onMemberChange?: (t: Target, up: boolean) => void;
+  /** Sends the health probes instead of the native transactions (the drachtio engine's). */
+  readonly sendProbe?: (t: Target) => Promise<ProbeResult>;
 }
 
 export class ProxySupport {
@@ -118,7 +120,7 @@ export class ProxySupport {
         ? undefined
         : new HealthProber({
             health: this.health,
-            probe: (t) => this.probe(t),
+            probe: ctx.sendProbe ?? ((t) => this.probe(t)),
             ...probe,
             clock: ctx.clock,
             logger: ctx.logger,

@@ -24,6 +24,8 @@ import { deploymentSecret } from '../guard/secret.js';
 import { endpointProjection, poolProjection } from '../endpoints/projection.js';
 import { readDescriptorLimit } from '../guard/descriptor-limit.js';
 import { Listeners } from './listeners.js';
+import { drachtioEngine, probeThrough } from './drachtio-setup.js';
+import type { DrachtioEngine } from '../drachtio/engine.js';
 import { Reloader, type ReloadResult } from './reload.js';
 import { guardSettingsFrom, serviceSettingsFrom, type ServiceSettings } from './settings.js';
 
@@ -52,6 +54,8 @@ export interface StartOptions {
 export interface RunningServer {
   /** Where the service listens, with the ports the system chose for port 0. */
   addresses(): BoundAddress[];
+  /** The drachtio engine, when server.yaml says `engine: drachtio`. */
+  engine(): DrachtioEngine | undefined;
   /** Where the admin HTTP port listens, or undefined when it is off. */
   adminAddress(): AdminAddress | undefined;
   readonly router: Router;
@@ -99,6 +103,9 @@ interface Service {
   readonly proxySupport: ProxySupport;
   readonly reloader: Reloader;
   readonly listeners: Listeners;
+  readonly clock: Clock;
+  /** The drachtio engine, when server.yaml says `engine: drachtio` (no listener is opened then). */
+  engine: DrachtioEngine | undefined;
   certificates: CertificateStore | undefined;
   admin: AdminServer | undefined;
   closed: boolean;
@@ -148,8 +155,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const listeners = new Listeners();
   // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
   // requests arriving on outbound connections go through the router like any other.
+  const drachtio = settings.drachtio;
+  // Outbound drachtio links give no way to send a request of our own: no probes then.
+  const probeOff = drachtio !== undefined && drachtio.servers === undefined ? { probe: false as const } : {};
   const proxySupport = new ProxySupport(
-    { ...settings.proxy, ...opts.proxy },
+    { ...settings.proxy, ...probeOff, ...opts.proxy },
     {
       clock,
       timers: settings.timers,
@@ -161,6 +171,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
       onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
+      ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
   const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics });
@@ -175,6 +186,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     proxySupport,
     reloader,
     listeners,
+    clock,
+    engine: undefined,
     certificates: undefined,
     admin: undefined,
     closed: false,
@@ -190,6 +203,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   logStarted(svc, initial);
   return {
     addresses: () => listeners.addresses(),
+    engine: () => svc.engine,
     adminAddress: () => svc.admin?.address,
     router,
     logger,
@@ -199,7 +213,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
     table: () => reloader.table,
     reload: (trigger) => reloader.reload(trigger),
-    ready: () => !svc.closed && !svc.draining,
+    ready: () => ready(svc),
     guard,
     drain: (timeoutMs = settings.drainTimeMs) => drainService(svc, timeoutMs),
     async close() {
@@ -254,8 +268,36 @@ function routerFor(
   });
 }
 
-/** Loads the certificates, opens the listeners and the admin port, and starts watching the folder. */
+/** Not closed, not draining, and with the drachtio engine, connected to a drachtio-server. */
+function ready(svc: Service): boolean {
+  return !svc.closed && !svc.draining && (svc.engine === undefined || svc.engine.ready());
+}
+
+/**
+ * Loads the certificates, opens the listeners (or connects to drachtio) and the admin port, and
+ * starts watching the folder.
+ */
 async function open(svc: Service, server: LoadedConfig['server'], opts: StartOptions): Promise<void> {
+  const { settings, logger, router, proxySupport } = svc;
+  if (settings.drachtio !== undefined) {
+    svc.engine = drachtioEngine({
+      config: settings.drachtio,
+      settings,
+      lookup: { ...settings.lookup, ...opts.lookup },
+      router,
+      guard: svc.guard,
+      proxySupport,
+      clock: svc.clock,
+      logger,
+    });
+    await svc.engine.start();
+  } else await openNative(svc, server, opts);
+  await openAdmin(svc);
+  if (opts.watch !== false) await svc.reloader.watch(opts.reloadDebounceMs ?? RELOAD_DEBOUNCE_MS);
+}
+
+/** The native engine: certificates, the proxy's TLS connector and the listeners. */
+async function openNative(svc: Service, server: LoadedConfig['server'], opts: StartOptions): Promise<void> {
   const { settings, logger, router, proxySupport } = svc;
   if (server.tls !== undefined) {
     const certificates = await CertificateStore.load({ config: server.tls, baseDir: svc.configDir, logger });
@@ -287,12 +329,16 @@ async function open(svc: Service, server: LoadedConfig['server'], opts: StartOpt
     onMessage: router.onMessage,
     onFramingError: router.onFramingError,
   });
+}
+
+async function openAdmin(svc: Service): Promise<void> {
+  const { settings, logger } = svc;
   if (settings.admin !== undefined) {
     svc.admin = await AdminServer.listen(
       settings.admin.listen,
       {
         metrics: svc.metrics,
-        ready: () => !svc.closed && !svc.draining,
+        ready: () => ready(svc),
         endpoints: () => endpointsView(svc.reloader.table),
         reload: () => svc.reloader.reload('http'),
       },
@@ -300,7 +346,6 @@ async function open(svc: Service, server: LoadedConfig['server'], opts: StartOpt
       { ...settings.admin.access, baseDir: svc.configDir },
     );
   }
-  if (opts.watch !== false) await svc.reloader.watch(opts.reloadDebounceMs ?? RELOAD_DEBOUNCE_MS);
 }
 
 function logStarted(svc: Service, initial: LoadedConfig): void {
@@ -328,15 +373,17 @@ async function drainService(svc: Service, timeoutMs: number): Promise<DrainResul
   svc.draining = true;
   router.draining = true;
   svc.listeners.stopAccepting();
+  svc.engine?.drain();
+  const inFlightNow = (): number => router.inFlight() + (svc.engine?.inFlight() ?? 0);
   logger.info(
-    { inFlight: router.inFlight(), drainTimeMs: timeoutMs },
+    { inFlight: inFlightNow(), drainTimeMs: timeoutMs },
     'draining: new requests answered 503, transactions in flight finishing',
   );
   // Polled rather than signalled: the check is cheap and the wait is bounded by timeoutMs.
-  while (!svc.closed && router.inFlight() > 0 && performance.now() - t0 < timeoutMs) {
+  while (!svc.closed && inFlightNow() > 0 && performance.now() - t0 < timeoutMs) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(50, timeoutMs)));
   }
-  const inFlight = router.inFlight();
+  const inFlight = inFlightNow();
   const elapsedMs = Math.round(performance.now() - t0);
   if (inFlight === 0) logger.info({ elapsedMs }, 'drained: no transaction in flight');
   else logger.warn({ elapsedMs, inFlight }, 'drain time over: transactions still in flight are abandoned');
@@ -350,6 +397,7 @@ async function closeService(svc: Service): Promise<void> {
   svc.guard.close();
   svc.connectionWatch.stop();
   svc.proxySupport.close();
+  svc.engine?.close();
   svc.certificates?.close();
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
 }

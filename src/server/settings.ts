@@ -4,7 +4,7 @@
 
 import type { AdminAccess } from '../admin/admin-server.js';
 import type { TimerValues } from '../base/clock.js';
-import type { AdminListen, ServerConfig } from '../config/schema.js';
+import type { AdminListen, DrachtioConfig, ServerConfig } from '../config/schema.js';
 import { listenerId, parseListenAddress } from '../config/schema.js';
 import type { GuardSettings } from '../guard/guard.js';
 import type { LookupSettings } from '../modes/lookup/lookup-service.js';
@@ -46,6 +46,8 @@ export interface ServiceSettings {
   readonly drainTimeMs: number;
   /** Key of our Record-Route signatures and stateless To tags; undefined: a random one per process. */
   readonly secret: string | undefined;
+  /** `drachtio` when drachtio-server carries SIP: its section (the schema requires it then). */
+  readonly drachtio: DrachtioConfig | undefined;
 }
 
 export function serviceSettingsFrom(s: ServerConfig): ServiceSettings {
@@ -60,6 +62,7 @@ export function serviceSettingsFrom(s: ServerConfig): ServiceSettings {
     admin: adminSettingsFrom(s),
     drainTimeMs: s.shutdown.drainTime,
     secret: s.security.secret,
+    drachtio: s.engine === 'drachtio' ? s.drachtio : undefined,
   };
 }
 

@@ -66,6 +66,7 @@ const DEFAULTS = {
   shutdown: { drainTime: 10_000 },
   security: {},
   config: { maxFileSize: 4 * 1024 * 1024, readTimeout: 5_000 },
+  engine: 'native',
 };
 
 describe('server.yaml accepted', () => {
@@ -162,7 +163,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader, udpEngine`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security, config`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security, config, engine, drachtio`,
     ]);
   });
 

@@ -14,7 +14,7 @@ import { Proxy, type PoolTargets, type ProxyDeps } from './proxy.js';
 export type ProxyModeOptions = Omit<ProxyDeps, keyof ModeContext>;
 
 /** A new request for an endpoint, with the targets found when known at once; or an in-dialog hop. */
-type ProxyPlan =
+export type ProxyPlan =
   | { readonly endpoint: Endpoint; readonly targets: PoolTargets | undefined }
   | { readonly endpoint?: undefined; readonly hop: ForwardVerdict & { readonly forward: true } };
 

@@ -1,0 +1,136 @@
+// Proxy mode on drachtio: the pool's members, in the order the decision gave them (health first,
+// then RFC 3263 priority and weight), are handed to srf.proxyRequest for serial forking; drachtio-
+// server's proxy core (RFC 3261 §16) sends, relays and fails over. What each member answered feeds
+// the same health view as the native engine's (a 503 or no answer holds the member down, any other
+// answer lifts a hold-down), so the next request's order, the probes and /metrics agree.
+//
+// drachtio-srf's sharp edges met here:
+// - a destination not starting with "sip:" or "tel:" gets "sip:" put in front, so a `sips:` URI
+//   would become "sip:sips:..."; members reached over TLS are given as `sip:...;transport=tls`.
+// - forking is 'sequential' or 'simultaneous' (any other word is taken as sequential).
+// - provisionalTimeout and finalTimeout are strings with a unit ("2000ms").
+// - drachtio-server moves on to the next member after any final response of 300 or more, where the
+//   native engine moves on after a 503 or no answer only; and when every member failed it relays
+//   the best response as it is (a 503 too), where the native engine answers 500 for a pool's 503.
+// - the results group responses by member with a faulty test (same address, other port: one group),
+//   so final responses are matched to members by their order.
+
+import type { Logger } from 'pino';
+import type { Endpoint } from '../endpoints/endpoint.js';
+import { failsMember, noMemberAnswer } from '../modes/proxy/failover.js';
+import type { ProxyPlan } from '../modes/proxy/index.js';
+import type { Target, TargetHealth } from '../pool/index.js';
+import { hostPort } from '../sip/host-port.js';
+import type { DrachtioEngine, Handed } from './engine.js';
+import type { ProxyResults } from './srf.js';
+
+export interface ProxyCarrierOptions {
+  readonly targets: {
+    resolve(pool: Endpoint['pool']): Promise<readonly Target[]>;
+  };
+  readonly health: TargetHealth;
+  /** server.yaml proxy.recordRoute; an endpoint's own recordRoute wins. */
+  readonly recordRoute: boolean;
+  /** Retry-After (s) of the 503 answered when no member is available. */
+  readonly noMemberRetryAfter: number;
+  readonly provisionalTimeoutMs: number;
+  readonly finalTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+export class ProxyCarrier {
+  constructor(private readonly o: ProxyCarrierOptions) {}
+
+  async carry(h: Handed, plan: ProxyPlan, engine: DrachtioEngine): Promise<void> {
+    if (plan.endpoint === undefined) {
+      // An in-dialog request the forwarding policy lets through to a party of the dialog.
+      const hop = plan.hop.target;
+      await this.forward(h, engine, [hop], undefined, false);
+      return;
+    }
+    const endpoint = plan.endpoint;
+    const targets = plan.targets?.available ?? (await this.resolve(endpoint));
+    if (targets.length === 0) {
+      const own = noMemberAnswer(this.o.noMemberRetryAfter);
+      engine.answer(h, {
+        status: own.status,
+        outcome: own.outcome,
+        extra: `Retry-After: ${own.retryAfter}\r\n`,
+        endpoint,
+        warn: true,
+      });
+      return;
+    }
+    await this.forward(h, engine, targets, endpoint, endpoint.recordRoute ?? this.o.recordRoute);
+  }
+
+  /** The pool's members available now, in order; none when the pool cannot be resolved. */
+  private async resolve(endpoint: Endpoint): Promise<readonly Target[]> {
+    try {
+      return this.o.health.order(await this.o.targets.resolve(endpoint.pool));
+    } catch (err) {
+      this.o.logger.warn(
+        { pool: endpoint.poolFqdn, err: err instanceof Error ? err.message : String(err) },
+        'pool resolution failed',
+      );
+      return [];
+    }
+  }
+
+  private async forward(
+    h: Handed,
+    engine: DrachtioEngine,
+    targets: readonly (Pick<Target, 'transport' | 'address' | 'port'> & Partial<Target>)[],
+    endpoint: Endpoint | undefined,
+    recordRoute: boolean,
+  ): Promise<void> {
+    const results = await h.srf.proxyRequest(h.req, targets.map(destination), {
+      forking: 'sequential',
+      recordRoute,
+      provisionalTimeout: `${this.o.provisionalTimeoutMs}ms`,
+      finalTimeout: `${this.o.finalTimeoutMs}ms`,
+    });
+    const answered = this.learn(results, targets);
+    const status = results.finalStatus ?? 408;
+    engine.record(h, status >= 500 ? 'warn' : 'info', {
+      status,
+      outcome: endpoint === undefined ? 'forwarded-in-dialog' : status < 300 ? 'proxied' : 'pool-answer',
+      endpoint: endpoint?.sipAddress,
+      mode: 'proxy',
+      target:
+        answered === undefined
+          ? undefined
+          : `${answered.transport}:${hostPort(answered.address, answered.port)}`,
+    });
+  }
+
+  /**
+   * What each member answered, into the health view: finals matched to members in order (see the
+   * header note). A member after which the next was tried with no final of its own did not answer
+   * in time. Returns the member whose answer ended the request.
+   */
+  private learn<T extends Partial<Target>>(results: ProxyResults, targets: readonly T[]): T | undefined {
+    const finals: number[] = [];
+    for (const group of results.responses)
+      for (const m of group.msgs) if (m.status >= 200) finals.push(m.status);
+    const health = this.o.health;
+    let last: T | undefined;
+    for (let i = 0; i < finals.length && i < targets.length; i++) {
+      const t = targets[i]!;
+      last = t;
+      if (t.id === undefined) continue;
+      const status = finals[i]!;
+      if (failsMember({ kind: 'response', status })) health.markFailed(t as unknown as Target);
+      else health.markSucceeded(t as unknown as Target);
+    }
+    // No final response at all: the first member never answered (drachtio answered 408 itself).
+    if (finals.length === 0 && targets[0]?.id !== undefined)
+      health.markFailed(targets[0] as unknown as Target);
+    return last;
+  }
+}
+
+/** A member as drachtio-srf takes a destination (see the header note on `sips:`). */
+function destination(t: Pick<Target, 'transport' | 'address' | 'port'>): string {
+  return `sip:${hostPort(t.address, t.port)};transport=${t.transport}`;
+}

@@ -1,0 +1,90 @@
+// The drachtio engine, wired: the router's modes and decision line, the guard as for a listener no
+// access rule names, proxy mode's pools and health (probed through drachtio-server), lookup mode's
+// settings. startServer takes this path instead of opening listeners when server.yaml says
+// `engine: drachtio`.
+
+import type { Logger } from 'pino';
+import type { Clock } from '../base/clock.js';
+import type { DrachtioConfig } from '../config/schema.js';
+import { DrachtioEngine } from '../drachtio/engine.js';
+import { LookupCarrier } from '../drachtio/lookup.js';
+import { ProxyCarrier } from '../drachtio/proxy.js';
+import type { Guard } from '../guard/guard.js';
+import type { LookupSettings } from '../modes/lookup/lookup-service.js';
+import type { ProbeResult, Target } from '../pool/index.js';
+import type { Router } from '../router/router.js';
+import { hostPort } from '../sip/host-port.js';
+import type { ProxySupport } from './proxy-setup.js';
+import type { ServiceSettings } from './settings.js';
+
+/** The guard's name for requests drachtio-server hands over (access rules naming no listener apply). */
+export const DRACHTIO_LISTENER = 'drachtio';
+
+export interface DrachtioSetup {
+  readonly config: DrachtioConfig;
+  readonly settings: ServiceSettings;
+  readonly lookup: LookupSettings;
+  readonly router: Router;
+  readonly guard: Guard;
+  readonly proxySupport: ProxySupport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export function drachtioEngine(d: DrachtioSetup): DrachtioEngine {
+  const { settings: s, router, proxySupport } = d;
+  const parse = { stream: false, maxHeaders: s.router.maxHeaders, maxLineLength: s.router.maxLineLength };
+  return new DrachtioEngine({
+    config: d.config,
+    logger: d.logger,
+    decider: router.decider,
+    guard: d.guard.forListener(DRACHTIO_LISTENER),
+    record: (level, fields) => router.record(level, fields),
+    serverHeader: s.serverHeader,
+    parse,
+    retryAfter: s.router.retryAfter,
+    proxy:
+      router.mode('proxy') === undefined
+        ? undefined
+        : new ProxyCarrier({
+            targets: { resolve: (pool) => proxySupport.resolver.resolve(pool) },
+            health: proxySupport.health,
+            recordRoute: s.proxy.recordRoute,
+            noMemberRetryAfter: s.proxy.noTargetRetryAfter,
+            provisionalTimeoutMs: d.config.provisionalTimeout,
+            finalTimeoutMs: d.config.finalTimeout,
+            logger: d.logger,
+          }),
+    lookup: new LookupCarrier({
+      settings: d.lookup,
+      probes: () => proxySupport.prober?.states() ?? [],
+      clock: d.clock,
+      t1: s.timers.t1,
+      serverHeader: s.serverHeader,
+      parse,
+      logger: d.logger,
+    }),
+  });
+}
+
+/**
+ * A health probe (OPTIONS) sent through the first connected drachtio-server; its final status, or
+ * an Error when none is connected. The prober times it out itself.
+ */
+export function probeThrough(engine: () => DrachtioEngine | undefined) {
+  return async (t: Target): Promise<ProbeResult> => {
+    const srf = engine()?.links.connectedApps()[0];
+    if (srf === undefined) return new Error('no drachtio-server connected');
+    const uri = `sip:${hostPort(t.address, t.port)};transport=${t.transport}`;
+    try {
+      const req = await srf.request(uri, { method: 'OPTIONS', headers: { 'Max-Forwards': '70' } });
+      return await new Promise<ProbeResult>((resolve) =>
+        req.on('response', (res: { status: number }) => {
+          if (res.status >= 200) resolve(res.status);
+        }),
+      );
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  };
+}
