@@ -41,6 +41,7 @@ import {
   stopProcess,
   stopTarget,
   targetAlive,
+  targetLogTail,
   targetProcesses,
   track,
 } from './lib/servers.mjs';
@@ -229,6 +230,7 @@ async function measure(server, level, transport, rate) {
         (load.wallS * 1e6 * cpus().length)) *
       100;
     const alive = targetAlive(target);
+    if (!alive) console.log(`  ${server} exited during the run; ${targetLogTail(target)}`);
     await stopTarget(target, pids);
     const result = {
       server,

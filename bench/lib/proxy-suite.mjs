@@ -17,6 +17,7 @@ import {
   stopProcess,
   stopTarget,
   targetAlive,
+  targetLogTail,
   targetProcesses,
   track,
 } from './servers.mjs';
@@ -178,6 +179,7 @@ async function measure(server, level, rate, cfg) {
         (load.wallS * 1e6 * cpus().length)) *
       100;
     const alive = targetAlive(target);
+    if (!alive) console.log(`  ${server} exited during the run; ${targetLogTail(target)}`);
     const uasErrorsHead = await uas.errorsHead();
     await uas.stop();
     untrackUas();

@@ -179,8 +179,9 @@ export function cpuOfParts(procs) {
  * peak RSS (VmHWM of the largest process of the part).
  */
 export function runCost(procs, before, after, successful) {
-  const app = after.app - before.app;
-  const drachtio = after.drachtio - before.drachtio;
+  // A process gone by the end reads as 0 (its figures went with it): no figure rather than a negative one.
+  const app = after.app >= before.app ? after.app - before.app : NaN;
+  const drachtio = after.drachtio >= before.drachtio ? after.drachtio - before.drachtio : NaN;
   const perCall = (micros) => (successful > 0 ? micros / successful : NaN);
   const rss = peakRss(procs.all);
   return {
@@ -200,6 +201,21 @@ export function runCost(procs, before, after, successful) {
           drachtioPeakRssKb: peakRss(procs.drachtio).maxKb,
         }),
   };
+}
+
+/** The last lines of each log of a target, to show why a server exited during a run. */
+export function targetLogTail(target, chars = 1500) {
+  const tail = (file) => {
+    try {
+      return readFileSync(file, 'utf8').slice(-chars);
+    } catch {
+      return '(no log)';
+    }
+  };
+  return (
+    `server log ends:\n${tail(target.logFile)}` +
+    (target.drachtio ? `\ndrachtio-server log ends:\n${tail(target.drachtio.logFile)}` : '')
+  );
 }
 
 /** Both parts still running (a server that died during the run makes its figures meaningless). */
