@@ -42,6 +42,19 @@ const failureKinds = (run) =>
     .map(([k, v]) => `${k.replace(/^Failed/, '')} ${v}`)
     .join(', ');
 
+/** The servers of a run, in the order they took each load: "the service, then Kamailio". */
+function inOrder(runs) {
+  const order = ['ours', 'drachtio', 'kamailio'].filter((sv) => runs.some((r) => r.server === sv));
+  const words = { ours: 'the service', drachtio: 'the service on drachtio', kamailio: 'Kamailio' };
+  return order.map((sv) => words[sv]).join(', then ');
+}
+
+/** The title's "pchat-endpoint vs Kamailio", naming drachtio when it ran. */
+const contenders = (runs) =>
+  runs.some((r) => r.server === 'drachtio')
+    ? 'pchat-endpoint (native and on drachtio) vs Kamailio'
+    : 'pchat-endpoint vs Kamailio';
+
 const SERVER_NAMES = { ours: 'pchat-endpoint', drachtio: 'pchat-endpoint on drachtio', kamailio: 'kamailio' };
 const serverName = (run) => SERVER_NAMES[run.server] ?? run.server;
 
@@ -132,7 +145,7 @@ function pushPooled(out, rows) {
 
 export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate }) {
   const out = [];
-  out.push(`## ${env.date.slice(0, 10)} — redirect load, pchat-endpoint vs Kamailio (${env.date})`);
+  out.push(`## ${env.date.slice(0, 10)} — redirect load, ${contenders(runs)} (${env.date})`);
   out.push('');
   out.push(`- Machine: \`${env.uname}\``);
   out.push(
@@ -158,7 +171,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       `"info" adds one xlog line per decision (like the service's info log), "warn" logs none.`,
   );
   out.push(
-    '- Order: for each log level, transport and load, the service and then Kamailio, back to back ' +
+    `- Order: for each log level, transport and load, ${inOrder(runs)}, back to back ` +
       `(${Math.max(...runs.map((r) => r.round ?? 1))} round(s) of the pair; \`--repeat\`).`,
   );
   out.push(
@@ -386,7 +399,7 @@ function holdSection(hold, cfg) {
 /** The proxy suite's full report (kept in a temporary file; bench/RESULTS.md keeps its standing). */
 export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
   const out = [];
-  out.push(`## ${env.date.slice(0, 10)} — proxy load, pchat-endpoint vs Kamailio (${env.date})`);
+  out.push(`## ${env.date.slice(0, 10)} — proxy load, ${contenders(runs)} (${env.date})`);
   out.push('');
   out.push(`- Machine: \`${env.uname}\``);
   out.push(
@@ -402,7 +415,7 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
       `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls at 1000/s ` +
-      `that are not counted. For each log level and load, the service and then Kamailio, ` +
+      `that are not counted. For each log level and load, ${inOrder(runs)}, ` +
       `back to back, ${cfg.repeat ?? 1} round(s) of the pair (\`--repeat\`).`,
   );
   out.push(
