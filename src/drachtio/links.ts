@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { DrachtioConfig } from '../config/schema.js';
 import { hostPort } from '../sip/host-port.js';
+import { LogThrottle } from '../base/log-throttle.js';
 import { loadSrf, type Srf } from './srf.js';
 
 export type LinkState = 'connecting' | 'connected' | 'refused' | 'listening' | 'closed';
@@ -36,6 +37,7 @@ export class DrachtioLinks {
   private readonly links: Link[] = [];
   private closing = false;
   private outboundServer: Server | undefined;
+  private readonly refusedLog = new LogThrottle(60_000);
 
   constructor(
     private readonly config: DrachtioConfig,
@@ -94,6 +96,11 @@ export class DrachtioLinks {
     }));
   }
 
+  /** Where drachtio-servers connect to us (outbound links), host:port; undefined for inbound. */
+  outboundAddress(): string | undefined {
+    return this.links.find((l) => l.direction === 'outbound' && l.state === 'listening')?.server;
+  }
+
   /** Ready to take requests: one inbound link connected, or the outbound socket listening. */
   ready(): boolean {
     return this.links.some((l) => l.state === 'connected' || l.state === 'listening');
@@ -114,7 +121,7 @@ export class DrachtioLinks {
     this.closing = true;
     for (const l of this.links) {
       try {
-        if (l.direction === 'inbound') l.srf.disconnect();
+        if (l.direction === 'inbound') disconnect(l.srf);
         else this.outboundServer?.close();
       } catch (err) {
         this.logger.debug({ server: l.server, err: String(err) }, 'drachtio: error while disconnecting');
@@ -128,8 +135,9 @@ export class DrachtioLinks {
     srf.on('connect', (err: Error | null, hp: string | undefined) => {
       if (err !== null && err !== undefined) {
         // drachtio-srf reports a refused secret as a failed connect; drachtio-server then closes the
-        // socket and the back-off tries again, so the operator sees this once per step.
+        // socket and drachtio-srf tries again, its back-off reset by the connect: said once a minute.
         link.state = 'refused';
+        if (this.refusedLog.take(server, performance.now()) === undefined) return;
         this.logger.error(
           { server, err: err.message },
           `drachtio-server ${server} refused the connection: ${err.message} (check drachtio.servers[].secret)`,
@@ -181,5 +189,26 @@ export class DrachtioLinks {
     this.outboundServer = server;
     link.state = 'listening';
     this.logger.info({ listen: link.server }, `waiting for drachtio-server connections on ${link.server}`);
+  }
+}
+
+/**
+ * Ends an inbound application's connection for good. drachtio-srf's disconnect() throws while it is
+ * between attempts and leaves the pending attempt armed, so the retry is stopped first.
+ */
+function disconnect(srf: Srf): void {
+  const wp = (
+    srf as unknown as {
+      _app?: { wp?: { closing: boolean; reconnectVars?: { retryTimer?: NodeJS.Timeout | null } } };
+    }
+  )._app?.wp;
+  if (wp !== undefined) {
+    wp.closing = true;
+    if (wp.reconnectVars?.retryTimer) clearTimeout(wp.reconnectVars.retryTimer);
+  }
+  try {
+    srf.disconnect();
+  } catch {
+    // Not connected at this moment: nothing more to close.
   }
 }

@@ -29,6 +29,11 @@ export interface ProxyCarrierOptions {
     resolve(pool: Endpoint['pool']): Promise<readonly Target[]>;
   };
   readonly health: TargetHealth;
+  /**
+   * Tells the forwarding policy which members requests went to: an in-dialog request without our
+   * Route may be sent on to them alone (rule (c), as in the native engine).
+   */
+  readonly noteMembers: (targets: readonly Target[]) => void;
   /** server.yaml proxy.recordRoute; an endpoint's own recordRoute wins. */
   readonly recordRoute: boolean;
   /** Retry-After (s) of the 503 answered when no member is available. */
@@ -43,13 +48,14 @@ export class ProxyCarrier {
 
   async carry(h: Handed, plan: ProxyPlan, engine: DrachtioEngine): Promise<void> {
     if (plan.endpoint === undefined) {
-      // An in-dialog request the forwarding policy lets through to a party of the dialog.
-      const hop = plan.hop.target;
-      await this.forward(h, engine, [hop], undefined, false);
+      // An in-dialog request the forwarding policy lets through to a party of the dialog: its
+      // Request-URI names that party (a pool member's Contact), and is kept as it is.
+      await this.forward(h, engine, [plan.hop.target], undefined, false, [h.req.uri]);
       return;
     }
     const endpoint = plan.endpoint;
     const targets = plan.targets?.available ?? (await this.resolve(endpoint));
+    this.o.noteMembers(plan.targets?.known ?? targets);
     if (targets.length === 0) {
       const own = noMemberAnswer(this.o.noMemberRetryAfter);
       engine.answer(h, {
@@ -83,8 +89,9 @@ export class ProxyCarrier {
     targets: readonly (Pick<Target, 'transport' | 'address' | 'port'> & Partial<Target>)[],
     endpoint: Endpoint | undefined,
     recordRoute: boolean,
+    destinations: string[] = targets.map(destination),
   ): Promise<void> {
-    const results = await h.srf.proxyRequest(h.req, targets.map(destination), {
+    const results = await h.srf.proxyRequest(h.req, destinations, {
       forking: 'sequential',
       recordRoute,
       provisionalTimeout: `${this.o.provisionalTimeoutMs}ms`,

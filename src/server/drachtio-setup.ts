@@ -11,6 +11,7 @@ import { LookupCarrier } from '../drachtio/lookup.js';
 import { ProxyCarrier } from '../drachtio/proxy.js';
 import type { Guard } from '../guard/guard.js';
 import type { LookupSettings } from '../modes/lookup/lookup-service.js';
+import type { ProxyMode } from '../modes/proxy/index.js';
 import type { ProbeResult, Target } from '../pool/index.js';
 import type { Router } from '../router/router.js';
 import { hostPort } from '../sip/host-port.js';
@@ -33,6 +34,7 @@ export interface DrachtioSetup {
 
 export function drachtioEngine(d: DrachtioSetup): DrachtioEngine {
   const { settings: s, router, proxySupport } = d;
+  const proxyMode = router.mode('proxy') as ProxyMode | undefined;
   const parse = { stream: false, maxHeaders: s.router.maxHeaders, maxLineLength: s.router.maxLineLength };
   return new DrachtioEngine({
     config: d.config,
@@ -44,11 +46,12 @@ export function drachtioEngine(d: DrachtioSetup): DrachtioEngine {
     parse,
     retryAfter: s.router.retryAfter,
     proxy:
-      router.mode('proxy') === undefined
+      proxyMode === undefined
         ? undefined
         : new ProxyCarrier({
             targets: { resolve: (pool) => proxySupport.resolver.resolve(pool) },
             health: proxySupport.health,
+            noteMembers: (targets) => proxyMode.proxy.policy.noteMembers(targets),
             recordRoute: s.proxy.recordRoute,
             noMemberRetryAfter: s.proxy.noTargetRetryAfter,
             provisionalTimeoutMs: d.config.provisionalTimeout,

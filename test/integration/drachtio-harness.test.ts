@@ -348,6 +348,21 @@ describe.skipIf(!bin)(title, () => {
     });
   });
 
+  describe('configuration', () => {
+    it('DRACHTIO_* variables of the test process do not override the written config', async () => {
+      // drachtio prefers DRACHTIO_LOGLEVEL to the config file; the harness keeps such variables away.
+      process.env['DRACHTIO_LOGLEVEL'] = 'debug';
+      let d: DrachtioHandle | undefined;
+      try {
+        d = await startDrachtio({ logLevel: 'notice' });
+        await d.waitForLog(/Logging threshold:\s+1\b/);
+      } finally {
+        delete process.env['DRACHTIO_LOGLEVEL'];
+        await d?.stop();
+      }
+    });
+  });
+
   describe('stop()', () => {
     it('ends the process and frees its ports', async () => {
       const d = await startDrachtio();
