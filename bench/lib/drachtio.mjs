@@ -71,6 +71,14 @@ export function renderDrachtioConfig({ adminPort, secret, sipPort, tcp }) {
   ].join('\n');
 }
 
+/**
+ * The environment drachtio-server runs with: the benchmark's own, less DRACHTIO_* (each of the ~40
+ * drachtio reads overrides the config file: DRACHTIO_LOGLEVEL, DRACHTIO_SECRET...).
+ */
+function childEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRACHTIO_')));
+}
+
 /** Resolves once something accepts a TCP connection on 127.0.0.1:`port`; polls every 50 ms. */
 function waitForTcp(port, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
@@ -108,7 +116,7 @@ export async function startDrachtio(dir, { tcp = true } = {}) {
   await writeFile(cfgFile, renderDrachtioConfig({ adminPort, secret, sipPort: port, tcp }));
   const logFile = join(dir, 'drachtio.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn(bin, ['-f', cfgFile], { cwd: dir, stdio: ['ignore', fd, fd] });
+  const child = spawn(bin, ['-f', cfgFile], { cwd: dir, stdio: ['ignore', fd, fd], env: childEnv() });
   closeSync(fd);
   await new Promise((resolve, reject) => {
     child.once('spawn', resolve);

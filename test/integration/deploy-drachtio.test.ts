@@ -96,6 +96,8 @@ describe.skipIf(!bin)('docker-compose.yml drachtio profile, with the real dracht
     drachtio = spawn(bin!, ['-f', join(dir, 'drachtio.conf.xml')], {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Each DRACHTIO_* variable drachtio reads would override the file under test.
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRACHTIO_'))),
     });
     drachtio.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     drachtio.stderr?.on('data', (d: Buffer) => (log += d.toString()));
