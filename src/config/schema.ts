@@ -625,8 +625,8 @@ export const serverConfigSchema = strictObject({
     if (cfg.engine === 'drachtio' && cfg.drachtio === undefined)
       ctx.addIssue({
         code: 'custom',
-        path: ['drachtio'],
-        message: 'engine: drachtio needs the drachtio section',
+        path: ['engine'],
+        message: 'drachtio needs the drachtio section (servers to connect to, or listen)',
       });
   })
   .superRefine((cfg, ctx) => {

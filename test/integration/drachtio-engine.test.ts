@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { startDrachtioService, waitFor, type DrachtioService } from '../helpers/drachtio-service.js';
+import { NO_DNS } from '../helpers/service.js';
 import { requireSipp, runSipp, type SippResult, type SippTransport } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 import { runCli } from '../../src/cli/program.js';
@@ -301,5 +302,55 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
     expect(out).toContain('302');
     expect(code, out).toBe(0);
     expect(svc.decisions().some((l) => l['outcome'] === 'redirect')).toBe(true);
+  });
+
+  it('pool members are probed with OPTIONS sent through drachtio-server: the one answering is up, the silent one down', async () => {
+    // Member A answers every OPTIONS 200 and notes where it came from; member B's port is silent.
+    const a = dgram.createSocket('udp4');
+    const b = dgram.createSocket('udp4');
+    await Promise.all([a, b].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))));
+    const vias: string[] = [];
+    a.on('message', (m, rinfo) => {
+      const text = m.toString('latin1');
+      if (!text.startsWith('OPTIONS ')) return;
+      vias.push(/^Via: (.*)$/im.exec(text)?.[1] ?? '');
+      const head = text.split('\r\n\r\n')[0]!.split('\r\n');
+      const keep = head
+        .filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l))
+        .map((l) => (/^To:/i.test(l) ? `${l};tag=up` : l));
+      a.send(
+        `SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`,
+        rinfo.port,
+        rinfo.address,
+      );
+    });
+    try {
+      const members = [a, b].map((s) => `sip:127.0.0.1:${s.address().port};transport=udp`);
+      svc = await startDrachtioService({
+        servers: [drachtio],
+        endpoints: ENDPOINTS(members),
+        serverYaml: 'admin:\n  listen: 127.0.0.1:0\n',
+        proxy: { dns: NO_DNS, probe: { intervalMs: 200, timeoutMs: 300, upThreshold: 1, downThreshold: 1 } },
+      });
+      const base = `http://127.0.0.1:${svc.server.adminAddress()!.port}`;
+      const up = (port: number, metrics: string): string | undefined =>
+        new RegExp(`pchat_pool_member_up\\{[^}]*target="udp:127\\.0\\.0\\.1:${port}"[^}]*\\} (\\d)`).exec(
+          metrics,
+        )?.[1];
+      let metrics = '';
+      const t0 = Date.now();
+      while (Date.now() - t0 < 5000) {
+        metrics = await (await fetch(`${base}/metrics`)).text();
+        if (up(a.address().port, metrics) === '1' && up(b.address().port, metrics) === '0') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(up(a.address().port, metrics), metrics.slice(0, 3000)).toBe('1');
+      expect(up(b.address().port, metrics)).toBe('0');
+      // The probes left through drachtio-server's own SIP port, not a socket of the service.
+      expect(vias[0]).toContain(`127.0.0.1:${drachtio.sipPort}`);
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
