@@ -415,6 +415,7 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
       `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls at 1000/s ` +
+      '(on drachtio, half as many at 500/s: 1000/s saturates drachtio-server) ' +
       `that are not counted. For each log level and load, ${inOrder(runs)}, ` +
       `back to back, ${cfg.repeat ?? 1} round(s) of the pair (\`--repeat\`).`,
   );

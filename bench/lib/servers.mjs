@@ -212,9 +212,13 @@ export function targetLogTail(target, chars = 1500) {
       return '(no log)';
     }
   };
+  const how = (child) =>
+    child.exitCode !== null ? `exit code ${child.exitCode}` : (child.signalCode ?? 'running');
   return (
-    `server log ends:\n${tail(target.logFile)}` +
-    (target.drachtio ? `\ndrachtio-server log ends:\n${tail(target.drachtio.logFile)}` : '')
+    `server (${how(target.child)}) log ends:\n${tail(target.logFile)}` +
+    (target.drachtio
+      ? `\ndrachtio-server (${how(target.drachtio.child)}) log ends:\n${tail(target.drachtio.logFile)}`
+      : '')
   );
 }
 
