@@ -353,4 +353,69 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       b.close();
     }
   });
+
+  it('lookup: a dialog the client abandons after the ACK is ended with BYE when idle', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      lookup: { idleTimeoutMs: 800 },
+    });
+    const r = await runSipp({
+      scenario: 'lookup-abandon-uac',
+      target: target(),
+      transport: 'udp',
+      calls: 2,
+      vars: { service: 'lookup', domain: 'contoso.com' },
+      timeoutMs: 15_000,
+    });
+    expect(r.successful, explain(r)).toBe(2);
+    expect(svc.lines.filter((l) => l['msg'] === 'lookup dialog ended' && l['why'] === 'idle')).toHaveLength(
+      2,
+    );
+    expect(svc.server.engine()!.inFlight()).toBe(0);
+  });
+
+  it('lookup: a 200 never ACKed ends its dialog with BYE after 64*T1', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      serverYaml: 'sip:\n  t1: 20\n',
+    });
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const got: string[] = [];
+    sock.on('message', (m, rinfo) => {
+      const text = m.toString('latin1');
+      got.push(text.split('\r\n')[0]!);
+      // The BYE is answered (RFC 3261 §15.1.2); the 200 to the INVITE never is.
+      if (text.startsWith('BYE ')) {
+        const keep = text
+          .split('\r\n\r\n')[0]!
+          .split('\r\n')
+          .filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+        sock.send(
+          `SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`,
+          rinfo.port,
+          rinfo.address,
+        );
+      }
+    });
+    try {
+      const port = sock.address().port;
+      const id = Math.random().toString(36).slice(2);
+      sock.send(
+        `INVITE sip:lookup@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${id}\r\n` +
+          `From: <sip:legacy@contoso.com>;tag=${id}\r\nTo: <sip:lookup@contoso.com>\r\nCall-ID: ${id}@test\r\n` +
+          `CSeq: 1 INVITE\r\nContact: <sip:legacy@127.0.0.1:${port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+        drachtio.sipPort,
+        '127.0.0.1',
+      );
+      await waitFor(() => got.some((l) => l.startsWith('BYE ')), 8000, 'our BYE');
+      expect(got.find((l) => l.startsWith('SIP/2.0 200'))).toBeDefined();
+      expect(svc.lines.find((l) => l['msg'] === 'lookup dialog ended')).toMatchObject({ why: 'never-acked' });
+      await waitFor(() => svc!.server.engine()!.inFlight() === 0, 2000, 'dialog forgotten');
+    } finally {
+      sock.close();
+    }
+  });
 });

@@ -199,7 +199,7 @@ describe('server.yaml: the drachtio engine', () => {
     expect(cfg.engine).toBe('drachtio');
     expect(cfg.drachtio).toEqual({
       servers: [{ host: '127.0.0.1', port: 9022, secret: 'cymru' }],
-      reconnect: { min: 500, max: 30_000 },
+      reconnect: { max: 30_000 },
       provisionalTimeout: 2000,
       finalTimeout: 32_000,
     });
