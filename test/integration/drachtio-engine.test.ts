@@ -139,9 +139,9 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       await waitFor(() => svc!.server.engine()!.inFlight() === 0, 3000, 'lookup dialogs ended');
     });
 
-    it(`proxy: a member answering 503 is failed over to the next, which answers, over ${transport.toUpperCase()}`, async () => {
+    it(`proxy: a member answering 503 is failed over to the next, which answers and gets the Ms-* header unchanged, over ${transport.toUpperCase()}`, async () => {
       const busy = await startSippServer({ scenario: 'busy-uas', transport, calls: 1, timeoutMs: 20_000 });
-      const good = await startSippServer({ scenario: 'pool-uas', transport, calls: 1, timeoutMs: 20_000 });
+      const good = await startSippServer({ scenario: 'pool-uas-ms', transport, calls: 1, timeoutMs: 20_000 });
       uas.push(busy, good);
       const members = [busy, good].map((s) => `sip:127.0.0.1:${s.port};transport=${transport}`);
       svc = await startDrachtioService({ servers: [drachtio], endpoints: ENDPOINTS(members) });
@@ -155,6 +155,8 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       });
       expect(r.successful, explain(r)).toBe(1);
       expect((await busy.done).successful).toBe(1);
+      // pool-uas-ms fails its call when Ms-Client-Diagnostics did not arrive as sent.
+      expect((await good.done).successful).toBe(1);
       const d = svc.decisions().find((l) => l['method'] === 'INVITE' && l['mode'] === 'proxy');
       expect(d).toMatchObject({
         status: 200,
