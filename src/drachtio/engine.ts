@@ -142,7 +142,8 @@ export class DrachtioEngine {
       res.send(403, 'Forbidden');
       return;
     }
-    const parsed = parseMessage(Buffer.from(req.raw, 'latin1'), this.opts.parse);
+    // drachtio-srf decoded the message as UTF-8: encoded back, it is the bytes drachtio received.
+    const parsed = parseMessage(Buffer.from(req.raw, 'utf8'), this.opts.parse);
     const sip = parsed.ok && parsed.message.kind === 'request' ? parsed.message : undefined;
     const invalid = sip === undefined ? (parsed.ok ? undefined : parsed.error) : validateRequest(sip);
     if (sip === undefined || invalid !== undefined) {

@@ -208,7 +208,8 @@ export class LookupCarrier {
   }
 
   private parse(req: SrfRequest): SipRequest | undefined {
-    const parsed = parseMessage(Buffer.from(req.raw, 'latin1'), this.o.parse);
+    // drachtio-srf decoded the message as UTF-8: encoded back, it is the bytes drachtio received.
+    const parsed = parseMessage(Buffer.from(req.raw, 'utf8'), this.o.parse);
     return parsed.ok && parsed.message.kind === 'request' ? parsed.message : undefined;
   }
 

@@ -195,6 +195,15 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
     expect(outcomes).toEqual(['unknown', 'too-many-hops', 'maintenance', 'options', 'bad-extension']);
   });
 
+  it('a request with UTF-8 in its body is read as the bytes drachtio received (Content-Length counts bytes)', async () => {
+    svc = await startDrachtioService({ servers: [drachtio], endpoints: ENDPOINTS() });
+    const text = invite('sip:ocschat@contoso.com', 'Content-Type: text/plain\r\n').replace(
+      'Content-Length: 0\r\n\r\n',
+      'Content-Length: 6\r\n\r\nZoë ✓'.replace('6', String(Buffer.byteLength('Zoë ✓'))),
+    );
+    expect(await udpRequest(drachtio.sipPort, text)).toMatch(/^SIP\/2\.0 302 /);
+  });
+
   it('lookup: a bad XCCOS body gets the native answer (400, the dialog goes on)', async () => {
     svc = await startDrachtioService({ servers: [drachtio], endpoints: ENDPOINTS() });
     const r = await runSipp({
