@@ -97,6 +97,17 @@ export class ProxyCarrier {
       provisionalTimeout: `${this.o.provisionalTimeoutMs}ms`,
       finalTimeout: `${this.o.finalTimeoutMs}ms`,
     });
+    this.o.logger.debug(
+      {
+        finalStatus: results.finalStatus,
+        responses: results.responses.map((r) => ({
+          address: r.address,
+          port: r.port,
+          status: r.msgs.map((m) => m.status),
+        })),
+      },
+      'drachtio proxy results',
+    );
     const answered = this.learn(results, targets);
     const status = results.finalStatus ?? 408;
     engine.record(h, status >= 500 ? 'warn' : 'info', {
@@ -111,30 +122,56 @@ export class ProxyCarrier {
     });
   }
 
-  /**
-   * What each member answered, into the health view: finals matched to members in order (see the
-   * header note). A member after which the next was tried with no final of its own did not answer
-   * in time. Returns the member whose answer ended the request.
-   */
-  private learn<T extends Partial<Target>>(results: ProxyResults, targets: readonly T[]): T | undefined {
-    const finals: number[] = [];
-    for (const group of results.responses)
-      for (const m of group.msgs) if (m.status >= 200) finals.push(m.status);
+  /** What each member answered, into the health view; the member whose answer ended the request. */
+  private learn<T extends Pick<Target, 'address' | 'port'> & Partial<Target>>(
+    results: ProxyResults,
+    targets: readonly T[],
+  ): T | undefined {
     const health = this.o.health;
     let last: T | undefined;
-    for (let i = 0; i < finals.length && i < targets.length; i++) {
-      const t = targets[i]!;
-      last = t;
+    for (const { index, status } of attributeFinals(results, targets)) {
+      const t = targets[index]!;
+      if (status !== undefined) last = t;
       if (t.id === undefined) continue;
-      const status = finals[i]!;
-      if (failsMember({ kind: 'response', status })) health.markFailed(t as unknown as Target);
+      if (status === undefined || failsMember({ kind: 'response', status }))
+        health.markFailed(t as unknown as Target);
       else health.markSucceeded(t as unknown as Target);
     }
-    // No final response at all: the first member never answered (drachtio answered 408 itself).
-    if (finals.length === 0 && targets[0]?.id !== undefined)
-      health.markFailed(targets[0] as unknown as Target);
     return last;
   }
+}
+
+/**
+ * Which member each final response came from, in order; `status` undefined for a member passed over
+ * without a final of its own (it did not answer in time). drachtio-srf groups the finals by member
+ * with a faulty test (see the header note): the first final of a group carries its member's address
+ * and port, a later one in the same group only its place in the order. When no member answered and
+ * drachtio gave up (408, or no final at all), every member was passed over in turn.
+ */
+export function attributeFinals(
+  results: ProxyResults,
+  targets: readonly Pick<Target, 'address' | 'port'>[],
+): { index: number; status: number | undefined }[] {
+  const out: { index: number; status: number | undefined }[] = [];
+  let next = 0;
+  for (const group of results.responses) {
+    group.msgs.forEach((m, k) => {
+      if (m.status < 200 || next >= targets.length) return;
+      let at = next;
+      if (k === 0) {
+        const found = targets.findIndex(
+          (t, i) => i >= next && t.address === group.address && t.port === group.port,
+        );
+        if (found >= 0) at = found;
+      }
+      for (; next < at; next++) out.push({ index: next, status: undefined });
+      out.push({ index: at, status: m.status });
+      next = at + 1;
+    });
+  }
+  if (out.length === 0 && (results.finalStatus === undefined || results.finalStatus === 408))
+    for (let i = 0; i < targets.length; i++) out.push({ index: i, status: undefined });
+  return out;
 }
 
 /** A member as drachtio-srf takes a destination (see the header note on `sips:`). */

@@ -34,10 +34,12 @@ export interface DrachtioServiceOptions {
   readonly watch?: boolean;
   /** Wait until connected to a drachtio-server (default true for inbound). */
   readonly waitReady?: boolean;
+  /** More keys of the drachtio section, e.g. "provisionalTimeout: 500". */
+  readonly drachtio?: string;
 }
 
 export function drachtioServerYaml(
-  o: Pick<DrachtioServiceOptions, 'servers' | 'listen' | 'serverYaml'>,
+  o: Pick<DrachtioServiceOptions, 'servers' | 'listen' | 'serverYaml' | 'drachtio'>,
 ): string {
   const servers =
     o.servers === undefined
@@ -49,6 +51,7 @@ export function drachtioServerYaml(
       : `  listen: { address: 127.0.0.1, port: ${o.listen.port}, secret: ${o.listen.secret} }\n`;
   return (
     `engine: drachtio\ndrachtio:\n${servers}${listen}  reconnect: { max: 500 }\n` +
+    (o.drachtio === undefined ? '' : `  ${o.drachtio}\n`) +
     `log:\n  level: debug\n${o.serverYaml ?? ''}`
   );
 }

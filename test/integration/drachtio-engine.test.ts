@@ -172,6 +172,49 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
     });
   }
 
+  it('proxy: a member that does not answer is passed over after drachtio.provisionalTimeout and held down', async () => {
+    const silent = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    const good = await startSippServer({
+      scenario: 'pool-uas',
+      transport: 'udp',
+      calls: 1,
+      timeoutMs: 20_000,
+    });
+    uas.push(good);
+    try {
+      const members = [silent.address().port, good.port].map((p) => `sip:127.0.0.1:${p};transport=udp`);
+      svc = await startDrachtioService({
+        servers: [drachtio],
+        endpoints: ENDPOINTS(members),
+        drachtio: 'provisionalTimeout: 500',
+      });
+      const r = await runSipp({
+        scenario: 'proxy-uac',
+        target: target(),
+        transport: 'udp',
+        calls: 1,
+        vars: { service: 'proxied', domain: 'contoso.com' },
+        timeoutMs: 20_000,
+      });
+      expect(r.successful, explain(r)).toBe(1);
+      (await import('node:fs')).writeFileSync(
+        '/tmp/to.json',
+        JSON.stringify(svc.lines.filter((l) => /proxy results|held down|decision/.test(String(l['msg'])))),
+      );
+      const d = svc.decisions().find((l) => l['method'] === 'INVITE' && l['mode'] === 'proxy');
+      expect(d).toMatchObject({ status: 200, target: `udp:127.0.0.1:${good.port}` });
+      expect(
+        svc.lines.some(
+          (l) =>
+            l['msg'] === 'pool member held down' && String(l['target']).endsWith(`:${silent.address().port}`),
+        ),
+      ).toBe(true);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('answers as the native engine does: 404 unknown, 483 Max-Forwards 0, 503 with Retry-After in maintenance, 200 to OPTIONS for the service, 420 for an unknown Require', async () => {
     svc = await startDrachtioService({ servers: [drachtio], endpoints: ENDPOINTS() });
     const port = drachtio.sipPort;
