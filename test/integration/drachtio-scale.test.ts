@@ -7,6 +7,12 @@
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import {
+  connect,
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer,
+} from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -69,14 +75,14 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
   () => {
     const drachtios: DrachtioHandle[] = [];
     const serves: ServeProcess[] = [];
-    const https: Server[] = [];
+    const servers: Array<Server | NetServer> = [];
 
     beforeAll(() => {
       requireSipp();
     });
     afterEach(async () => {
       for (const s of serves.splice(0)) await s.stop();
-      for (const h of https.splice(0)) h.close();
+      for (const h of servers.splice(0)) h.close();
       for (const d of drachtios.splice(0)) await d.stop();
     });
 
@@ -174,7 +180,9 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       expect(after.length).toBeGreaterThan(0);
     });
 
-    it('one of two killed with SIGKILL mid-run: only the calls it held fail, the other takes the rest', async () => {
+    it('one of two killed with SIGKILL mid-run: only the calls it held fail, the other takes the rest', async ({
+      annotate,
+    }) => {
       const d = await drachtio();
       const a = await serve({ servers: [d] });
       const b = await serve({ servers: [d] });
@@ -213,8 +221,8 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       expect(r.failed, explain(r)).toBeLessThanOrEqual(openMax);
       // And never more than the one instance's share of the calls open: rate × hold, with slack.
       expect(r.failed, explain(r)).toBeLessThanOrEqual(Math.ceil((rate * (HOLD_MS + 500)) / 1000));
-      // Reported in the test's output for the closing note.
-      console.info(
+      // Reported with the test's result (the reporters show annotations) for the closing note.
+      await annotate(
         `SIGKILL mid-run: ${r.failed} of ${calls} calls failed (at most ${openMax} open at once, lookup dialogs held ${HOLD_MS} ms at ${rate} calls/s)`,
       );
       const { signal } = await a.exit;
@@ -319,8 +327,20 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
 
     it('a wrong secret: a clear error naming the server, logged once however often it retries, /readyz 503', async () => {
       const d = await drachtio();
-      const s = await serve({ servers: [{ adminPort: d.adminPort, secret: 'not-the-secret' }] });
-      const server = `127.0.0.1:${d.adminPort}`;
+      // A relay in front of drachtio's admin port counts the service's attempts to connect.
+      let attempts = 0;
+      const relay = createNetServer((client) => {
+        attempts++;
+        const up = connect(d.adminPort, '127.0.0.1');
+        client.pipe(up).pipe(client);
+        client.on('error', () => up.destroy());
+        up.on('error', () => client.destroy());
+      });
+      servers.push(relay);
+      await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+      const relayPort = (relay.address() as AddressInfo).port;
+      const s = await serve({ servers: [{ adminPort: relayPort, secret: 'not-the-secret' }] });
+      const server = `127.0.0.1:${relayPort}`;
       const refused = await s.waitForLine(
         (l) => msg(l).startsWith(`drachtio-server ${server} refused the connection`),
         5000,
@@ -329,12 +349,12 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       expect(refused['level']).toBe(50);
       // drachtio-server closes the connection after each refusal and drachtio-srf connects again:
       // several attempts in the next 2 s, still one error line.
-      const from = d.logLength();
+      const before = attempts;
       await sleep(2000);
-      const drachtioLog = (await readFile(d.logFile, 'latin1')).slice(from);
+      expect(attempts - before).toBeGreaterThanOrEqual(3);
       expect(await s.readyz()).toBe(503);
       const errors = s.lines.filter((l) => msg(l).includes('refused the connection'));
-      expect(errors, drachtioLog.slice(-1000)).toHaveLength(1);
+      expect(errors).toHaveLength(1);
     });
 
     it('outbound: drachtio-server connects to the listening service per request, and an INVITE is answered 302', async () => {
@@ -354,7 +374,7 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ action: 'route', data: { uri } }));
       });
-      https.push(route);
+      servers.push(route);
       await new Promise<void>((r) => route.listen(0, '127.0.0.1', () => r()));
       const port = (route.address() as { port: number }).port;
       const d =
