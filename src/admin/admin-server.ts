@@ -24,6 +24,13 @@ export interface AdminHandlers {
   endpoints(): unknown;
   /** Reloads the configuration; `ok: false` when it was refused. */
   reload(): Promise<{ ok: boolean }>;
+  /**
+   * The drachtio engine's outbound address ("127.0.0.1:9023"), for drachtio-servers' request-handler
+   * (GET /drachtio/route); undefined when the engine does not listen for them.
+   */
+  drachtioRoute?(): string | undefined;
+  /** The drachtio engine's links and their SIP addresses (GET /drachtio); undefined on the native engine. */
+  drachtio?(): unknown;
 }
 
 export interface AdminAddress {
@@ -115,6 +122,10 @@ const ROUTES: Record<string, string> = {
   '/metrics': 'GET',
   '/endpoints': 'GET',
   '/reload': 'POST',
+  '/drachtio': 'GET',
+  // drachtio-server asks its request-handler URL with "/?method=..." appended.
+  '/drachtio/route': 'GET',
+  '/drachtio/route/': 'GET',
 };
 
 /** An authority (`host`, `host:port`, `[v6]:port`): host in group 1 (brackets kept), port in 2. */
@@ -307,6 +318,20 @@ async function handle(
       return send(res, 200, h.metrics.contentType, await h.metrics.text());
     case '/endpoints':
       return json(res, 200, h.endpoints());
+    case '/drachtio': {
+      const links = h.drachtio?.();
+      return links === undefined
+        ? send(res, 404, TEXT, 'the service runs on its native engine\n')
+        : json(res, 200, links);
+    }
+    case '/drachtio/route':
+    case '/drachtio/route/': {
+      // drachtio-server's outbound connections: every new request is routed to this instance.
+      const uri = h.drachtioRoute?.();
+      if (uri === undefined)
+        return send(res, 404, TEXT, 'the drachtio engine does not listen for drachtio-servers\n');
+      return json(res, 200, { action: 'route', data: { uri } });
+    }
     case '/reload': {
       const result = await h.reload();
       // 409: the request was fine, the configuration it asked to load was not.

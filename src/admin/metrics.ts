@@ -15,6 +15,8 @@ export interface MetricsSource {
   readonly guard?: { readonly stats: GuardStats; readonly trackedSources: number };
   /** Inbound connections open and those closed for overstaying a phase (src/transport). */
   readonly connections?: ConnectionWatchStats;
+  /** The drachtio engine's links (src/drachtio), when it runs: what /metrics shows of their state. */
+  readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
 }
 
 // Method is a label, and any token is a valid method on the wire: anything outside this set is
@@ -101,6 +103,7 @@ export class ServiceMetrics {
     routerMetrics(registers, source);
     if (source.guard !== undefined) guardMetrics(registers, source.guard);
     if (source.connections !== undefined) connectionMetrics(registers, source.connections);
+    if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
   }
 
   /** The router's decision hook. */
@@ -463,6 +466,24 @@ function fromCounts(
         this.inc({ [label]: value }, Math.max(0, now - before));
         seen.set(value, now);
       }
+    },
+  });
+}
+
+/** The drachtio engine's links: 1 while connected to a drachtio-server (or listening for them). */
+function drachtioMetrics(registers: Registers, links: NonNullable<MetricsSource['drachtio']>): void {
+  new Gauge({
+    name: 'pchat_drachtio_connected',
+    help: 'drachtio engine: 1 while connected to the drachtio-server (inbound) or listening for them (outbound), else 0',
+    labelNames: ['server', 'direction'],
+    registers,
+    collect() {
+      this.reset();
+      for (const l of links())
+        this.set(
+          { server: l.server, direction: l.direction },
+          l.state === 'connected' || l.state === 'listening' ? 1 : 0,
+        );
     },
   });
 }

@@ -113,6 +113,31 @@ export async function liveHealth(
   }
 }
 
+/** The UDP SIP address of the drachtio-server the running service is connected to (GET /drachtio). */
+async function drachtioSip(config: LoadedConfig): Promise<{ host: string; port: number }> {
+  const admin = config.server.admin.listen;
+  const fix = "give --target udp://host:port (drachtio-server's SIP address)";
+  if (admin === undefined) throw usage(`--live: engine drachtio and no admin port to ask; ${fix}`);
+  const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+  let body: { links?: { state: string; sip: string[] }[] } | undefined;
+  try {
+    const res = await fetch(`http://${hostPort(host, admin.port)}/drachtio`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    if (res.ok) body = (await res.json()) as typeof body;
+  } catch {
+    body = undefined;
+  }
+  for (const l of body?.links ?? []) {
+    if (l.state !== 'connected') continue;
+    for (const s of l.sip) {
+      const m = /^udp\/\[?([^\]]*?)\]?:(\d+)$/i.exec(s);
+      if (m !== null) return { host: m[1]!, port: Number(m[2]) };
+    }
+  }
+  throw usage(`--live: the service's admin port names no connected drachtio-server with UDP; ${fix}`);
+}
+
 /** The health shown next to a static target: matched by its id when the target is an IP literal. */
 function healthOf(uri: string, health: Map<string, boolean> | undefined): string {
   if (health === undefined) return 'health: unknown (service or admin port not reachable)';
@@ -168,8 +193,15 @@ function staticReport(
   return lines.join('\n') + '\n';
 }
 
-/** Where --live sends: --target, else the first UDP listener of server.yaml (a wildcard means loopback). */
-function liveTarget(config: LoadedConfig, target: string | undefined): { host: string; port: number } {
+/**
+ * Where --live sends: --target, else the first UDP listener of server.yaml (a wildcard means
+ * loopback); on the drachtio engine, the UDP address of the drachtio-server the service is connected
+ * to, as its admin port tells.
+ */
+async function liveTarget(
+  config: LoadedConfig,
+  target: string | undefined,
+): Promise<{ host: string; port: number }> {
   if (target !== undefined) {
     const m = /^(?:udp:\/\/)?(?:\[([^\]]+)\]|([^:/]+)):(\d{1,5})$/.exec(target);
     const port = Number(m?.[3]);
@@ -178,6 +210,7 @@ function liveTarget(config: LoadedConfig, target: string | undefined): { host: s
     }
     return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
   }
+  if (config.server.engine === 'drachtio') return drachtioSip(config);
   const udp = config.server.listen.find((l) => l.transport === 'udp');
   if (udp === undefined)
     throw usage(`--live: ${config.files.server} has no udp listener; give --target udp://host:port`);
@@ -220,7 +253,7 @@ export function traceCommand(io: CliIo): Command {
       endpoint !== undefined && endpoint.pool.targets.length > 0 ? await liveHealth(config) : undefined;
     io.out(staticReport(config, flags.method, uri, Date.now(), health));
     if (flags.live !== true) return;
-    const service = liveTarget(config, flags.target);
+    const service = await liveTarget(config, flags.target);
     const result = await probe({ ...service, method: flags.method, uri, timeoutMs: Number(flags.timeout) });
     io.out('\nlive:\n' + ladder(result, service, flags.full === true));
     if (result.final === undefined) {

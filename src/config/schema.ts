@@ -560,11 +560,13 @@ const drachtioSchema = strictObject({
     port: z.int().min(0).max(65535).default(9023),
     secret: z.string().min(1),
   }).optional(),
-  /** Back-off between attempts to reach an inbound server, ms: doubled from min up to max. */
+  /**
+   * Back-off between attempts to reach an inbound server: drachtio-srf's own, from 255 ms growing by
+   * 1.7 each attempt, capped at `max` ms.
+   */
   reconnect: orEmpty(
     {},
     strictObject({
-      min: z.int().min(50).max(60_000).default(500),
       max: z.int().min(100).max(600_000).default(30_000),
     }),
   ),
@@ -625,8 +627,8 @@ export const serverConfigSchema = strictObject({
     if (cfg.engine === 'drachtio' && cfg.drachtio === undefined)
       ctx.addIssue({
         code: 'custom',
-        path: ['drachtio'],
-        message: 'engine: drachtio needs the drachtio section',
+        path: ['engine'],
+        message: 'drachtio needs the drachtio section (servers to connect to, or listen)',
       });
   })
   .superRefine((cfg, ctx) => {

@@ -96,6 +96,11 @@ export class DrachtioLinks {
     }));
   }
 
+  /** Where drachtio-servers connect to us (outbound links), host:port; undefined for inbound. */
+  outboundAddress(): string | undefined {
+    return this.links.find((l) => l.direction === 'outbound' && l.state === 'listening')?.server;
+  }
+
   /** Ready to take requests: one inbound link connected, or the outbound socket listening. */
   ready(): boolean {
     return this.links.some((l) => l.state === 'connected' || l.state === 'listening');

@@ -18,6 +18,9 @@ import { hostPort } from '../sip/host-port.js';
 import type { ProxySupport } from './proxy-setup.js';
 import type { ServiceSettings } from './settings.js';
 
+/** How long a probe waits for a drachtio-server link before it counts as failed, ms. */
+const CONNECT_WAIT_MS = 3000;
+
 /** The guard's name for requests drachtio-server hands over (access rules naming no listener apply). */
 export const DRACHTIO_LISTENER = 'drachtio';
 
@@ -76,7 +79,13 @@ export function drachtioEngine(d: DrachtioSetup): DrachtioEngine {
  */
 export function probeThrough(engine: () => DrachtioEngine | undefined) {
   return async (t: Target): Promise<ProbeResult> => {
-    const srf = engine()?.links.connectedApps()[0];
+    // At start (and while drachtio restarts) the link may still be coming up: a member is not
+    // taken down for that, unless it lasts.
+    let srf = engine()?.links.connectedApps()[0];
+    for (let waited = 0; srf === undefined && waited < CONNECT_WAIT_MS; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+      srf = engine()?.links.connectedApps()[0];
+    }
     if (srf === undefined) return new Error('no drachtio-server connected');
     const uri = `sip:${hostPort(t.address, t.port)};transport=${t.transport}`;
     try {

@@ -148,6 +148,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       endpoints: () => reloader.table.size,
       guard,
       connections: connectionWatch,
+      ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
     },
     { processMetrics: settings.admin !== undefined },
   );
@@ -341,6 +342,8 @@ async function openAdmin(svc: Service): Promise<void> {
         ready: () => ready(svc),
         endpoints: () => endpointsView(svc.reloader.table),
         reload: () => svc.reloader.reload('http'),
+        drachtioRoute: () => svc.engine?.links.outboundAddress(),
+        drachtio: () => (svc.engine === undefined ? undefined : { links: svc.engine.views() }),
       },
       (err) => logger.warn({ err }, 'admin port error'),
       { ...settings.admin.access, baseDir: svc.configDir },

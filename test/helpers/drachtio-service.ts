@@ -48,7 +48,7 @@ export function drachtioServerYaml(
       ? ''
       : `  listen: { address: 127.0.0.1, port: ${o.listen.port}, secret: ${o.listen.secret} }\n`;
   return (
-    `engine: drachtio\ndrachtio:\n${servers}${listen}  reconnect: { min: 100, max: 500 }\n` +
+    `engine: drachtio\ndrachtio:\n${servers}${listen}  reconnect: { max: 500 }\n` +
     `log:\n  level: debug\n${o.serverYaml ?? ''}`
   );
 }

@@ -8,8 +8,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { startDrachtioService, waitFor, type DrachtioService } from '../helpers/drachtio-service.js';
+import { NO_DNS } from '../helpers/service.js';
 import { requireSipp, runSipp, type SippResult, type SippTransport } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
+import { runCli } from '../../src/cli/program.js';
+import type { CliIo } from '../../src/cli/io.js';
 
 const bin = drachtioAvailable();
 
@@ -255,5 +258,164 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       'reload',
     );
     expect(await udpRequest(drachtio.sipPort, invite('sip:newcomer@contoso.com'))).toMatch(/^SIP\/2\.0 302 /);
+  });
+
+  it('the admin port shows the engine: /readyz, pchat_drachtio_connected, /drachtio with its SIP addresses; trace --live goes through drachtio', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      serverYaml: 'admin:\n  listen: 127.0.0.1:0\n',
+    });
+    const admin = svc.server.adminAddress()!;
+    const base = `http://127.0.0.1:${admin.port}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain(
+      `pchat_drachtio_connected{server="127.0.0.1:${drachtio.adminPort}",direction="inbound"} 1`,
+    );
+    const links = (await (await fetch(`${base}/drachtio`)).json()) as {
+      links: { state: string; sip: string[] }[];
+    };
+    expect(links.links[0]).toMatchObject({ state: 'connected' });
+    expect(links.links[0]!.sip).toContain(`udp/127.0.0.1:${drachtio.sipPort}`);
+    // Inbound: drachtio-servers are not routed to this instance by URL.
+    expect((await fetch(`${base}/drachtio/route/?method=INVITE`)).status).toBe(404);
+    // trace --live finds drachtio's SIP address through the admin port and draws the 302.
+    await writeFile(
+      join(svc.dir, 'server.yaml'),
+      (await import('node:fs'))
+        .readFileSync(join(svc.dir, 'server.yaml'), 'utf8')
+        .replace('127.0.0.1:0', `127.0.0.1:${admin.port}`),
+    );
+    let out = '';
+    const io: CliIo = {
+      out: (t) => void (out += t),
+      err: (t) => void (out += t),
+      interactive: false,
+      confirm: () => Promise.resolve(false),
+      env: {},
+    };
+    const code = await runCli(
+      ['trace', 'sip:ocschat@contoso.com', '--live', '--timeout', '2000', '--config-dir', svc.dir],
+      io,
+    );
+    expect(out).toContain('302');
+    expect(code, out).toBe(0);
+    expect(svc.decisions().some((l) => l['outcome'] === 'redirect')).toBe(true);
+  });
+
+  it('pool members are probed with OPTIONS sent through drachtio-server: the one answering is up, the silent one down', async () => {
+    // Member A answers every OPTIONS 200 and notes where it came from; member B's port is silent.
+    const a = dgram.createSocket('udp4');
+    const b = dgram.createSocket('udp4');
+    await Promise.all([a, b].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))));
+    const vias: string[] = [];
+    a.on('message', (m, rinfo) => {
+      const text = m.toString('latin1');
+      if (!text.startsWith('OPTIONS ')) return;
+      vias.push(/^Via: (.*)$/im.exec(text)?.[1] ?? '');
+      const head = text.split('\r\n\r\n')[0]!.split('\r\n');
+      const keep = head
+        .filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l))
+        .map((l) => (/^To:/i.test(l) ? `${l};tag=up` : l));
+      a.send(
+        `SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`,
+        rinfo.port,
+        rinfo.address,
+      );
+    });
+    try {
+      const members = [a, b].map((s) => `sip:127.0.0.1:${s.address().port};transport=udp`);
+      svc = await startDrachtioService({
+        servers: [drachtio],
+        endpoints: ENDPOINTS(members),
+        serverYaml: 'admin:\n  listen: 127.0.0.1:0\n',
+        proxy: { dns: NO_DNS, probe: { intervalMs: 200, timeoutMs: 300, upThreshold: 1, downThreshold: 1 } },
+      });
+      const base = `http://127.0.0.1:${svc.server.adminAddress()!.port}`;
+      const up = (port: number, metrics: string): string | undefined =>
+        new RegExp(`pchat_pool_member_up\\{[^}]*target="udp:127\\.0\\.0\\.1:${port}"[^}]*\\} (\\d)`).exec(
+          metrics,
+        )?.[1];
+      let metrics = '';
+      const t0 = Date.now();
+      while (Date.now() - t0 < 5000) {
+        metrics = await (await fetch(`${base}/metrics`)).text();
+        if (up(a.address().port, metrics) === '1' && up(b.address().port, metrics) === '0') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(up(a.address().port, metrics), metrics.slice(0, 3000)).toBe('1');
+      expect(up(b.address().port, metrics)).toBe('0');
+      // The probes left through drachtio-server's own SIP port, not a socket of the service.
+      expect(vias[0]).toContain(`127.0.0.1:${drachtio.sipPort}`);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('lookup: a dialog the client abandons after the ACK is ended with BYE when idle', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      lookup: { idleTimeoutMs: 800 },
+    });
+    const r = await runSipp({
+      scenario: 'lookup-abandon-uac',
+      target: target(),
+      transport: 'udp',
+      calls: 2,
+      vars: { service: 'lookup', domain: 'contoso.com' },
+      timeoutMs: 15_000,
+    });
+    expect(r.successful, explain(r)).toBe(2);
+    expect(svc.lines.filter((l) => l['msg'] === 'lookup dialog ended' && l['why'] === 'idle')).toHaveLength(
+      2,
+    );
+    expect(svc.server.engine()!.inFlight()).toBe(0);
+  });
+
+  it('lookup: a 200 never ACKed ends its dialog with BYE after 64*T1', async () => {
+    svc = await startDrachtioService({
+      servers: [drachtio],
+      endpoints: ENDPOINTS(),
+      serverYaml: 'sip:\n  t1: 20\n',
+    });
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const got: string[] = [];
+    sock.on('message', (m, rinfo) => {
+      const text = m.toString('latin1');
+      got.push(text.split('\r\n')[0]!);
+      // The BYE is answered (RFC 3261 §15.1.2); the 200 to the INVITE never is.
+      if (text.startsWith('BYE ')) {
+        const keep = text
+          .split('\r\n\r\n')[0]!
+          .split('\r\n')
+          .filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+        sock.send(
+          `SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`,
+          rinfo.port,
+          rinfo.address,
+        );
+      }
+    });
+    try {
+      const port = sock.address().port;
+      const id = Math.random().toString(36).slice(2);
+      sock.send(
+        `INVITE sip:lookup@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${id}\r\n` +
+          `From: <sip:legacy@contoso.com>;tag=${id}\r\nTo: <sip:lookup@contoso.com>\r\nCall-ID: ${id}@test\r\n` +
+          `CSeq: 1 INVITE\r\nContact: <sip:legacy@127.0.0.1:${port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+        drachtio.sipPort,
+        '127.0.0.1',
+      );
+      await waitFor(() => got.some((l) => l.startsWith('BYE ')), 8000, 'our BYE');
+      expect(got.find((l) => l.startsWith('SIP/2.0 200'))).toBeDefined();
+      expect(svc.lines.find((l) => l['msg'] === 'lookup dialog ended')).toMatchObject({ why: 'never-acked' });
+      await waitFor(() => svc!.server.engine()!.inFlight() === 0, 2000, 'dialog forgotten');
+    } finally {
+      sock.close();
+    }
   });
 });

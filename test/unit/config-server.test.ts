@@ -189,3 +189,42 @@ describe('server.yaml refused, at file:line:column', () => {
     expect(refusal('- udp://127.0.0.1:5060\n')).toEqual([`${FILE}:1:1: expected a mapping, got a list`]);
   });
 });
+
+describe('server.yaml: the drachtio engine', () => {
+  it('engine: drachtio with inbound servers takes the defaults for the rest', () => {
+    const cfg = parseServerConfig(
+      'engine: drachtio\ndrachtio:\n  servers:\n    - { host: 127.0.0.1, secret: cymru }\n',
+      FILE,
+    );
+    expect(cfg.engine).toBe('drachtio');
+    expect(cfg.drachtio).toEqual({
+      servers: [{ host: '127.0.0.1', port: 9022, secret: 'cymru' }],
+      reconnect: { max: 30_000 },
+      provisionalTimeout: 2000,
+      finalTimeout: 32_000,
+    });
+  });
+
+  it('outbound: listen with its default address and port', () => {
+    const cfg = parseServerConfig('engine: drachtio\ndrachtio:\n  listen: { secret: s3cret }\n', FILE);
+    expect(cfg.drachtio?.listen).toEqual({ address: '127.0.0.1', port: 9023, secret: 's3cret' });
+  });
+
+  it('engine: drachtio without its section, both directions, neither, or a server without a secret are refused where they are', () => {
+    expect(refusal('engine: drachtio\n')).toEqual([
+      `${FILE}:1:9: engine: drachtio needs the drachtio section (servers to connect to, or listen)`,
+    ]);
+    expect(
+      refusal(
+        'engine: drachtio\ndrachtio:\n  servers: [{ host: 127.0.0.1, secret: a }]\n  listen: { secret: b }\n',
+      )[0],
+    ).toMatch(/^config\/server.yaml:3:3: drachtio: give servers .* or listen .*, one of them/);
+    expect(refusal('engine: drachtio\ndrachtio:\n  reconnect: { max: 1000 }\n')[0]).toMatch(/one of them/);
+    expect(refusal('engine: drachtio\ndrachtio:\n  servers:\n    - { host: 127.0.0.1 }\n')[0]).toMatch(
+      /^config\/server.yaml:4:7: drachtio.servers\[0\].secret: /,
+    );
+    expect(refusal('engine: kamailio\n')[0]).toMatch(
+      /^config\/server.yaml:1:9: engine: expected one of "native", "drachtio"/,
+    );
+  });
+});
