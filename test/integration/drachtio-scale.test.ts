@@ -6,13 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import {
-  connect,
-  createServer as createNetServer,
-  type AddressInfo,
-  type Server as NetServer,
-} from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -58,7 +52,7 @@ function serverYaml(o: YamlOptions): string {
       : `  listen: { address: 127.0.0.1, port: ${o.listen.port}, secret: ${o.listen.secret} }\n`;
   return (
     `engine: drachtio\ndrachtio:\n${servers}${listen}` +
-    `  reconnect: { min: 100, max: ${o.reconnectMax ?? 500} }\n` +
+    `  reconnect: { max: ${o.reconnectMax ?? 500} }\n` +
     `admin:\n  listen: 127.0.0.1:0\nlog:\n  level: info\n  pretty: false\n` +
     `shutdown:\n  drainTime: 8000\n`
   );
@@ -70,12 +64,21 @@ function explain(r: SippResult): string {
 
 const msg = msgOf;
 
+/** pchat_drachtio_connected for one inbound server, from the admin port's /metrics. */
+async function connectedGauge(s: ServeProcess, server: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${s.adminPort()}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('pchat_drachtio_connected{') && l.includes(`server="${server}"`));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
 describe.skipIf(bin === undefined || !existsSync(CLI))(
   'drachtio engine scale-out and resilience (serve processes, real drachtio-server, SIPp)',
   () => {
     const drachtios: DrachtioHandle[] = [];
     const serves: ServeProcess[] = [];
-    const servers: Array<Server | NetServer> = [];
+    const servers: Server[] = [];
 
     beforeAll(() => {
       requireSipp();
@@ -269,6 +272,7 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       await Promise.race([d.exited(), sleep(5000)]);
       await s.waitForLine((l) => msg(l) === `connection to drachtio-server ${server} lost`, 5000, before);
       await s.waitReadyz(503, 3000);
+      expect(await connectedGauge(s, server)).toBe(0);
       // Still 503 a little later: nothing to connect to.
       await sleep(300);
       expect(await s.readyz()).toBe(503);
@@ -276,6 +280,7 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       await d.restart();
       await s.waitReadyz(200, 5000);
       await s.waitForLine((l) => msg(l) === `connected to drachtio-server ${server}`, 3000, lost);
+      expect(await connectedGauge(s, server)).toBe(1);
       // And it serves again through the restarted server.
       const r = await runSipp({
         scenario: 'redirect-uac',
@@ -329,7 +334,7 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       const d = await drachtio();
       // A relay in front of drachtio's admin port counts the service's attempts to connect.
       let attempts = 0;
-      const relay = createNetServer((client) => {
+      const relay = createServer((client) => {
         attempts++;
         const up = connect(d.adminPort, '127.0.0.1');
         client.pipe(up).pipe(client);
@@ -367,34 +372,32 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       const uri = String(listening['listen']);
       expect(uri).toMatch(/^127\.0\.0\.1:\d+$/);
       await s.waitReadyz(200, 3000);
-      // drachtio-server asks an HTTP URL where to send each new request.
-      const asked: string[] = [];
-      const route = createServer((req, res) => {
-        asked.push(req.url ?? '');
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ action: 'route', data: { uri } }));
-      });
-      servers.push(route);
-      await new Promise<void>((r) => route.listen(0, '127.0.0.1', () => r()));
-      const port = (route.address() as { port: number }).port;
-      const d =
-        drachtios[
-          drachtios.push(await startDrachtio({ requestHandlerUrl: `http://127.0.0.1:${port}/route` })) - 1
-        ]!;
+      // drachtio-server asks its request-handler URL where to send each new request: the service's
+      // admin port answers with the address it listens on.
+      const routeUrl = `http://127.0.0.1:${s.adminPort()}/drachtio/route`;
+      const answer = await fetch(`${routeUrl}/?method=INVITE`);
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toEqual({ action: 'route', data: { uri } });
+      const d = await startDrachtio({ requestHandlerUrl: routeUrl });
+      drachtios.push(d);
       const r = await runSipp({
         scenario: 'redirect-uac',
         target: { host: '127.0.0.1', port: d.sipPort },
         transport: 'udp',
-        calls: 1,
+        calls: 3,
+        rate: 10,
         vars: REDIRECT,
         timeoutMs: 10_000,
       });
-      expect(r.successful, explain(r)).toBe(1);
-      expect(asked.some((u) => u.includes('method=INVITE'))).toBe(true);
-      await s.waitForLine(
-        (l) => msg(l) === 'decision' && l['status'] === 302 && l['outcome'] === 'redirect',
-        3000,
-      );
+      expect(r.successful, explain(r)).toBe(3);
+      expect(r.failed).toBe(0);
+      const deadline = Date.now() + 3000;
+      while (s.decisions().length < 3 && Date.now() < deadline) await sleep(100);
+      expect(s.decisions().map((l) => [l['status'], l['outcome']])).toEqual([
+        [302, 'redirect'],
+        [302, 'redirect'],
+        [302, 'redirect'],
+      ]);
     });
   },
 );
