@@ -45,6 +45,33 @@ export function msgOf(l: LogLine): string {
 const running = new Set<ChildProcess>();
 let exitHook = false;
 
+/**
+ * Makes sure no `serve` outlives the test process, as test/helpers/drachtio.ts does for drachtio: an
+ * 'exit' listener for a normal end, and a watchdog shell blocked reading a pipe from us that kills
+ * the service when the pipe closes (vitest ends its workers with signals no listener sees). A service
+ * left running would reconnect to a drachtio port forever.
+ */
+function track(child: ChildProcess): void {
+  running.add(child);
+  const watchdog = spawn('sh', ['-c', 'read _line; kill -KILL "$0" 2>/dev/null', String(child.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  watchdog.stdin?.on('error', () => undefined);
+  child.once('exit', () => {
+    running.delete(child);
+    // Gone first, so its pid, once free for reuse, is never killed by mistake.
+    watchdog.kill('SIGKILL');
+  });
+  if (exitHook) return;
+  exitHook = true;
+  // Only synchronous work runs in an 'exit' listener: a plain SIGKILL for whatever is left.
+  process.once('exit', () => {
+    for (const c of running) c.kill('SIGKILL');
+  });
+}
+
 /** Writes server.yaml and endpoints.yaml to a folder of their own and runs `serve` on it. */
 export async function startServe(serverYaml: string, endpointsYaml: string): Promise<ServeProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'pchat-serve-'));
@@ -53,19 +80,9 @@ export async function startServe(serverYaml: string, endpointsYaml: string): Pro
   const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.add(child);
-  if (!exitHook) {
-    exitHook = true;
-    // Only synchronous work runs in an 'exit' listener: a plain SIGKILL for whatever is left.
-    process.once('exit', () => {
-      for (const c of running) c.kill('SIGKILL');
-    });
-  }
+  track(child);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      done({ code, signal });
-    }),
+    child.once('exit', (code, signal) => done({ code, signal })),
   );
   const lines: LogLine[] = [];
   let partial = '';
