@@ -3,10 +3,15 @@
 // proxying of full calls to a SIPp pool member, bench/lib/proxy-suite.mjs). Each suite puts its
 // standing (one table: CPU per call against Kamailio, failures, peak RSS) in place of its section of
 // bench/RESULTS.md and writes its full report to a temporary file (bench/lib/standing.mjs).
+// `--engine drachtio` adds a third server to both suites: the service as a drachtio application on a
+// drachtio-server of its own (bench/lib/drachtio.mjs), the load sent to drachtio's SIP port, the CPU
+// of drachtio-server and of the app measured apart; the standing gains a table for it. Loads above
+// --drachtio-max-rate are run without it (its one SIP thread saturates near 4,000-5,000/s here).
 //
-// node bench/run.mjs [--suite redirect|proxy] [--only ours|kamailio] [--levels info,warn]
-//   [--kamailio-children 2] [--repeat 1] [--no-write]
-//   redirect: [--duration 10] [--loads 5000,10000,20000] [--tcp-rate 10000]
+// node bench/run.mjs [--suite redirect|proxy] [--only ours|drachtio|kamailio] [--levels info,warn]
+//   [--kamailio-children 2] [--repeat 1] [--no-write] [--engine drachtio] [--drachtio-max-rate 5000]
+//   redirect: [--duration 10] [--loads 5000,10000,20000 (2000,5000,10000,20000 with --engine drachtio)]
+//             [--tcp-rate 10000]
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
@@ -20,12 +25,26 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
-import { cpuMicros, currentRssKb, machineBusyMicros, peakRss, processTree } from './lib/proc.mjs';
+import { cpuMicros, currentRssKb, machineBusyMicros, peakRss } from './lib/proc.mjs';
 import { runProxySuite } from './lib/proxy-suite.mjs';
+import { drachtioVersion } from './lib/drachtio.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
 import { markdownReport, proxyMarkdownReport, proxyStanding, redirectStanding } from './lib/report.mjs';
 import { recordStanding, saveFullReport } from './lib/standing.mjs';
-import { startKamailioWith, startPchat, stopAll, stopProcess, track } from './lib/servers.mjs';
+import {
+  cpuOfParts,
+  runCost,
+  startKamailioWith,
+  startPchat,
+  startPchatOnDrachtio,
+  stopAll,
+  stopProcess,
+  stopTarget,
+  targetAlive,
+  targetLogTail,
+  targetProcesses,
+  track,
+} from './lib/servers.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SUITES = ['redirect', 'proxy'];
@@ -34,7 +53,8 @@ const { values: args } = parseArgs({
   options: {
     suite: { type: 'string' },
     duration: { type: 'string', default: '10' },
-    loads: { type: 'string', default: '5000,10000,20000' },
+    // Left out: 5000,10000,20000, and 2000 as well with --engine drachtio (its target load).
+    loads: { type: 'string' },
     'tcp-rate': { type: 'string', default: '10000' },
     'redirect-warmup': { type: 'string', default: '20000' },
     'memory-calls': { type: 'string', default: '200000' },
@@ -56,17 +76,36 @@ const { values: args } = parseArgs({
     'hold-ms': { type: 'string', default: '30000' },
     'kamailio-shm': { type: 'string', default: '1024' },
     warmup: { type: 'string', default: '15000' },
+    engine: { type: 'string' },
+    'drachtio-max-rate': { type: 'string', default: '5000' },
   },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
   throw new Error(`--suite: expected one of ${SUITES.join(', ')} (both run when it is left out)`);
 }
-if (args.only !== undefined && !['ours', 'kamailio'].includes(args.only)) {
-  throw new Error('--only: expected ours or kamailio');
+if (args.only !== undefined && !['ours', 'drachtio', 'kamailio'].includes(args.only)) {
+  throw new Error('--only: expected ours, drachtio or kamailio');
 }
+if (args.engine !== undefined && args.engine !== 'drachtio') {
+  throw new Error('--engine: expected drachtio (the native engine and Kamailio always run)');
+}
+/** The drachtio column: asked for with --engine drachtio, or alone with --only drachtio. */
+const withDrachtio = args.engine === 'drachtio' || args.only === 'drachtio';
+/** The servers of each run, in the order they take a load. */
+const SERVERS = args.only
+  ? [args.only]
+  : withDrachtio
+    ? ['ours', 'drachtio', 'kamailio']
+    : ['ours', 'kamailio'];
+const drachtioMaxRate = Number(args['drachtio-max-rate']);
+if (!(drachtioMaxRate > 0)) throw new Error('--drachtio-max-rate: expected a positive number');
+/** Whether `server` takes a load of `rate`/s: drachtio only up to --drachtio-max-rate. */
+const takes = (server, rate) => server !== 'drachtio' || rate <= drachtioMaxRate;
 const suites = args.suite ? [args.suite] : SUITES;
 const durationS = Number(args.duration);
-const loads = args.loads.split(',').map(Number);
+const loads = (args.loads ?? (withDrachtio ? '2000,5000,10000,20000' : '5000,10000,20000'))
+  .split(',')
+  .map(Number);
 const tcpRate = Number(args['tcp-rate']);
 const redirectWarmup = Number(args['redirect-warmup']);
 const memoryCalls = Number(args['memory-calls']);
@@ -98,7 +137,8 @@ const proxyCfg = {
   holdMs: Number(args['hold-ms']),
   drainS: Number(args.drain),
   warmupCalls: Number(args.warmup),
-  servers: args.only ? [args.only] : ['ours', 'kamailio'],
+  servers: SERVERS,
+  drachtioMaxRate,
 };
 if (proxyCfg.loads.some((n) => !(n > 0)))
   throw new Error('--proxy-loads: expected positive numbers, comma-separated');
@@ -129,6 +169,13 @@ function startOurs(dir, level) {
   return startPchat(dir, { level, endpointsYaml: REDIRECT_ENDPOINTS_YAML });
 }
 
+function startTarget(server, dir, level) {
+  if (server === 'ours') return startOurs(dir, level);
+  if (server === 'drachtio')
+    return startPchatOnDrachtio(dir, { level, endpointsYaml: REDIRECT_ENDPOINTS_YAML });
+  return startKamailioTarget(dir, level);
+}
+
 function startKamailioTarget(dir, level) {
   return startKamailioWith(dir, (port) =>
     renderKamailioConfig({
@@ -151,12 +198,14 @@ function startKamailioTarget(dir, level) {
 async function measure(server, level, transport, rate) {
   const dir = await mkdtemp(join(tmpdir(), `bench-${server}-`));
   try {
-    const target = server === 'ours' ? await startOurs(dir, level) : await startKamailioTarget(dir, level);
-    const pids = processTree(target.pid);
-    // A server runs for months: what it costs per call is its steady state. Both servers take the same
+    const target = await startTarget(server, dir, level);
+    const procs = targetProcesses(target);
+    const pids = procs.all;
+    // A server runs for months: what it costs per call is its steady state. Every server takes the same
     // warm-up load first (for the service, V8 compiles its hot path then), and it is not counted.
     const warmupCpu = await warmup(dir, target, transport, rate, pids);
-    const cpuBefore = cpuMicros(pids);
+    const partsBefore = cpuOfParts(procs);
+    const cpuBefore = partsBefore.app + partsBefore.drachtio;
     const busyBefore = machineBusyMicros();
     const load = await runLoad({
       dir,
@@ -170,34 +219,35 @@ async function measure(server, level, transport, rate) {
       pool: POOL,
       track,
     });
-    const cpuAfter = cpuMicros(pids);
+    const partsAfter = cpuOfParts(procs);
+    const cpuAfter = partsAfter.app + partsAfter.drachtio;
     const busyAfter = machineBusyMicros();
-    const rss = peakRss(pids);
+    const cost = runCost(procs, partsBefore, partsAfter, load.successful);
     // Busy time of everything but the server and SIPp, as a share of the machine: non-zero means other
     // work competed for the cores, and the run's figures are less trustworthy.
     const otherCpuPercent =
       ((busyAfter - busyBefore - (cpuAfter - cpuBefore) - load.sippCpuMicros) /
         (load.wallS * 1e6 * cpus().length)) *
       100;
-    const alive = target.child.exitCode === null && target.child.signalCode === null;
-    await stopProcess(target.child, pids);
+    const alive = targetAlive(target);
+    if (!alive) console.log(`  ${server} exited during the run; ${targetLogTail(target)}`);
+    await stopTarget(target, pids);
     const result = {
       server,
       level,
       ...load,
-      processes: pids.length,
-      serverCpuS: (cpuAfter - cpuBefore) / 1e6,
-      cpuMicrosPerCall: load.successful > 0 ? (cpuAfter - cpuBefore) / load.successful : NaN,
+      ...cost,
       warmupCpuS: warmupCpu / 1e6,
-      peakRssSumKb: rss.sumKb,
-      peakRssMaxKb: rss.maxKb,
       serverSurvived: alive,
       otherCpuPercent,
     };
     console.log(
       `${server}/${level} ${transport} ${rate}/s: ${load.successful}/${load.calls} ok, ${load.failed} failed, ` +
-        `${load.achievedRate.toFixed(0)}/s, ${result.cpuMicrosPerCall.toFixed(1)} µs CPU/call, ` +
-        `peak RSS ${(rss.sumKb / 1024).toFixed(1)} MB (max ${(rss.maxKb / 1024).toFixed(1)}), sipp CPU ${load.sippCpuPercent.toFixed(0)}%, other CPU ${otherCpuPercent.toFixed(0)}% of machine`,
+        `${load.achievedRate.toFixed(0)}/s, ${result.cpuMicrosPerCall.toFixed(1)} µs CPU/call` +
+        (cost.drachtioMicrosPerCall === undefined
+          ? ''
+          : ` (drachtio-server ${cost.drachtioMicrosPerCall.toFixed(1)} + app ${cost.appMicrosPerCall.toFixed(1)})`) +
+        `, peak RSS ${(cost.peakRssSumKb / 1024).toFixed(1)} MB (max ${(cost.peakRssMaxKb / 1024).toFixed(1)}), sipp CPU ${load.sippCpuPercent.toFixed(0)}%, other CPU ${otherCpuPercent.toFixed(0)}% of machine`,
     );
     if (load.errorsHead) console.log(`  sipp error log starts: ${load.errorsHead.slice(0, 600)}`);
     return result;
@@ -284,6 +334,7 @@ function environment() {
     node: process.version,
     sipp: sippVersion(),
     kamailio: kamailioVersion(),
+    ...(withDrachtio ? { drachtio: drachtioVersion(), drachtioMaxRate } : {}),
     commit: `${sh('git', ['rev-parse', '--short', 'HEAD'])}${sh('git', ['status', '--porcelain', '--', 'src']) ? ' (src modified)' : ''}`,
     kamailioChildren,
     durationS,
@@ -309,10 +360,10 @@ async function record(suite, env, report, standing) {
 
 async function redirectSuite() {
   const env = environment();
-  const servers = args.only ? [args.only] : ['ours', 'kamailio'];
+  const servers = SERVERS;
   const runs = [];
-  // The two servers take each load back to back, so a machine that drifts (a busier neighbour, a
-  // slower phase of the host) shifts both sides of a ratio alike rather than one half of the suite.
+  // The servers take each load back to back, so a machine that drifts (a busier neighbour, a slower
+  // phase of the host) shifts both sides of a ratio alike rather than one half of the suite.
   const cells = [];
   for (const level of levels) {
     for (const rate of loads) cells.push({ level, transport: 'udp', rate });
@@ -320,11 +371,11 @@ async function redirectSuite() {
   }
   for (const c of cells)
     for (let round = 1; round <= repeat; round++)
-      for (const server of servers)
+      for (const server of servers.filter((sv) => takes(sv, c.rate)))
         runs.push({ ...(await measure(server, c.level, c.transport, c.rate)), round });
   runs.sort((a, b) => servers.indexOf(a.server) - servers.indexOf(b.server));
   const memory = servers.includes('ours') && memoryCalls > 0 ? await memoryRun('info') : undefined;
-  const report = markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate });
+  const report = markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate, servers });
   console.log(`\n${report}`);
   await record('redirect', env, report, redirectStanding({ env, runs, memory, memoryCalls, memoryRate }));
 }
@@ -345,7 +396,8 @@ async function proxySuite() {
 async function main() {
   const env = environment();
   console.log(
-    `bench (${suites.join(' + ')}): ${env.cpuModel}, ${env.cores} cores, node ${env.node}, ${env.sipp}, ${env.kamailio}; load average ${env.loadavg}`,
+    `bench (${suites.join(' + ')}): ${env.cpuModel}, ${env.cores} cores, node ${env.node}, ${env.sipp}, ${env.kamailio}` +
+      `${env.drachtio ? `, ${env.drachtio}` : ''}; load average ${env.loadavg}`,
   );
   for (const suite of suites) {
     if (suite === 'redirect') await redirectSuite();

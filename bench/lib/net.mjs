@@ -44,15 +44,21 @@ export async function freePort(kinds = ['udp', 'tcp'], span = 1) {
 }
 
 /**
- * Sends OPTIONS over UDP every 100 ms until any final response arrives or `timeoutMs` passes, from a
- * socket on `localAddress`.
+ * Sends OPTIONS over UDP every 100 ms until a final response whose status line `accept` matches (any
+ * final one by default) arrives or `timeoutMs` passes, from a socket on `localAddress`.
  */
-export function waitForSip(host, port, timeoutMs = 15_000, localAddress = '127.0.0.1') {
+export function waitForSip(
+  host,
+  port,
+  timeoutMs = 15_000,
+  localAddress = '127.0.0.1',
+  accept = /^SIP\/2\.0 [2-6]\d\d/,
+) {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
     let n = 0;
     const deadline = setTimeout(
-      () => finish(new Error(`no SIP answer from ${host}:${port} in ${timeoutMs} ms`)),
+      () => finish(new Error(`no SIP answer matching ${accept} from ${host}:${port} in ${timeoutMs} ms`)),
       timeoutMs,
     );
     const timer = setInterval(send, 100);
@@ -81,7 +87,7 @@ export function waitForSip(host, port, timeoutMs = 15_000, localAddress = '127.0
       sock.send(msg, port, host);
     }
     sock.on('message', (m) => {
-      if (/^SIP\/2\.0 [2-6]\d\d/.test(m.toString('latin1'))) finish();
+      if (accept.test(m.toString('latin1'))) finish();
     });
     sock.bind(0, localAddress, send);
   });

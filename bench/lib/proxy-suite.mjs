@@ -1,31 +1,55 @@
 // The proxy benchmark: SIPp client → server → SIPp pool member full calls (INVITE/100/200/ACK/BYE/200)
 // over UDP at fixed offered loads, pchat-endpoint (mode proxy, one static pool member) against Kamailio
-// (tm + rr); then the service's memory over a long run and per held INVITE transaction.
+// (tm + rr), and with `drachtio` among the servers the same service as a drachtio application on a
+// drachtio-server; then the native service's memory over a long run and per held INVITE transaction.
 import { readdir, readFile, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderKamailioProxyConfig } from './kamailio.mjs';
-import { cpuMicros, currentRssKb, machineBusyMicros, peakRss, processTree } from './proc.mjs';
+import { currentRssKb, machineBusyMicros, peakRss } from './proc.mjs';
 import { PROXY_UAC_SCENARIO, runLoad, startSippUas } from './sipp-load.mjs';
-import { startKamailioWith, startPchat, stopProcess, track } from './servers.mjs';
+import {
+  cpuOfParts,
+  runCost,
+  startKamailioWith,
+  startPchat,
+  startPchatOnDrachtio,
+  stopProcess,
+  stopTarget,
+  targetAlive,
+  targetLogTail,
+  targetProcesses,
+  track,
+} from './servers.mjs';
 
 const USER = 'ocschat';
 const DOMAIN = 'contoso.com';
 const POOL = 'pcpool.contoso.com';
 /** Calls/s of the uncounted warm-up before each measured run, whatever the run's own rate. */
 const WARMUP_RATE = 1000;
+/**
+ * The same warm-up on drachtio runs at this rate instead, for as long: drachtio-server spends about
+ * 1 ms per proxied call here, so 1,000/s saturates its one SIP thread, INVITEs then wait past the
+ * provisional timeout and the pool member is held down for the measured run too.
+ */
+const DRACHTIO_WARMUP_RATE = 500;
 
-/** endpoints.yaml: the well-known user in mode proxy, its pool's one static member the SIPp UAS. */
-function proxyEndpoints(uasPort) {
+/**
+ * endpoints.yaml: the well-known user in mode proxy, its pool's one static member the SIPp UAS.
+ * `recordRoute`: the endpoint's own Record-Route setting, left out when undefined.
+ */
+function proxyEndpoints(uasPort, recordRoute) {
   return (
     `endpoints:\n  - sipAddress: sip:${USER}@${DOMAIN}\n    poolFqdn: ${POOL}\n    mode: proxy\n` +
+    (recordRoute === undefined ? '' : `    recordRoute: ${recordRoute}\n`) +
     `pools:\n  - fqdn: ${POOL}\n    targets:\n      - uri: sip:127.0.0.1:${uasPort};transport=udp\n`
   );
 }
 
 /**
- * What the server logged besides its per-request decisions: for the service, decisions that did not
- * end in a relayed 2xx and every warn/error line, counted by kind; for Kamailio, WARNING/ERROR lines.
+ * What the server logged besides its per-request decisions: for the service (on either engine: the
+ * app's log), decisions that did not end in a relayed 2xx and every warn/error line, counted by kind;
+ * for Kamailio, WARNING/ERROR lines.
  */
 async function logSummary(server, logFile) {
   const text = await readFile(logFile, 'utf8').catch(() => '');
@@ -33,7 +57,7 @@ async function logSummary(server, logFile) {
   const add = (key) => counts.set(key, (counts.get(key) ?? 0) + 1);
   for (const line of text.split('\n')) {
     if (!line) continue;
-    if (server === 'ours') {
+    if (server !== 'kamailio') {
       let rec;
       try {
         rec = JSON.parse(line);
@@ -61,10 +85,18 @@ async function logSummary(server, logFile) {
  * @typedef {{ levels: string[], repeat: number, loads: number[], durationS: number, kamailioChildren: number,
  *   kamailioShmMb: number, recordRoute: boolean, memoryCalls: number, memoryRate: number,
  *   holdCalls: number, holdRate: number, holdMs: number, drainS: number, warmupCalls: number,
- *   servers: string[] }} ProxySuiteConfig
+ *   servers: string[], drachtioMaxRate: number }} ProxySuiteConfig
+ *   drachtioMaxRate: loads above it are run without the drachtio server.
  */
 
 async function startServer(server, dir, level, uasPort, cfg, admin = false) {
+  if (server === 'drachtio') {
+    // SIPp sends the ACK and the BYE to the proxy's address, Route set or not. The native engine and
+    // Kamailio relay them by their Request-URI; drachtio-server relays an in-dialog request only when
+    // its Route names drachtio (it answers a BYE without one 481 and drops such an ACK), so here the
+    // endpoint records the route.
+    return startPchatOnDrachtio(dir, { level, endpointsYaml: proxyEndpoints(uasPort, true), tcp: false });
+  }
   if (server === 'ours') {
     return startPchat(dir, {
       level,
@@ -102,7 +134,8 @@ async function measure(server, level, rate, cfg) {
     uas = await startSippUas({ dir, maxS: cfg.warmupCalls / WARMUP_RATE + cfg.durationS + 60 });
     untrackUas = track(uas.child);
     const target = await startServer(server, dir, level, uas.port, cfg);
-    const pids = processTree(target.pid);
+    const procs = targetProcesses(target);
+    const pids = procs.all;
     // A long-running service has its hot paths compiled; without this the JIT's start-up cost would be
     // charged to the first few thousand calls, which at 500 calls/s is most of the run. The warm-up lasts
     // past Timer K (5 s), so that the paths run only when transactions end are compiled too; V8 is
@@ -114,7 +147,7 @@ async function measure(server, level, rate, cfg) {
         host: '127.0.0.1',
         port: target.port,
         transport: 'udp',
-        rate: WARMUP_RATE,
+        rate: server === 'drachtio' ? DRACHTIO_WARMUP_RATE : WARMUP_RATE,
         durationS: cfg.warmupCalls / WARMUP_RATE,
         service: USER,
         domain: DOMAIN,
@@ -125,7 +158,8 @@ async function measure(server, level, rate, cfg) {
         console.log(`  warm-up: ${warm.successful}/${warm.calls} successful`);
       }
     }
-    const cpuBefore = cpuMicros(pids);
+    const partsBefore = cpuOfParts(procs);
+    const cpuBefore = partsBefore.app + partsBefore.drachtio;
     const busyBefore = machineBusyMicros();
     const uasBefore = uas.cpuMicros();
     const load = await runLoad({
@@ -140,29 +174,27 @@ async function measure(server, level, rate, cfg) {
       scenario: PROXY_UAC_SCENARIO,
       track,
     });
-    const cpuAfter = cpuMicros(pids);
+    const partsAfter = cpuOfParts(procs);
+    const cpuAfter = partsAfter.app + partsAfter.drachtio;
     const busyAfter = machineBusyMicros();
     const uasCpuMicros = uas.cpuMicros() - uasBefore;
-    const rss = peakRss(pids);
+    const cost = runCost(procs, partsBefore, partsAfter, load.successful);
     // Busy time of everything but the server and both SIPp processes, as a share of the machine.
     const otherCpuPercent =
       ((busyAfter - busyBefore - (cpuAfter - cpuBefore) - load.sippCpuMicros - uasCpuMicros) /
         (load.wallS * 1e6 * cpus().length)) *
       100;
-    const alive = target.child.exitCode === null && target.child.signalCode === null;
+    const alive = targetAlive(target);
+    if (!alive) console.log(`  ${server} exited during the run; ${targetLogTail(target)}`);
     const uasErrorsHead = await uas.errorsHead();
     await uas.stop();
     untrackUas();
-    await stopProcess(target.child, pids);
+    await stopTarget(target, pids);
     const result = {
       server,
       level,
       ...load,
-      processes: pids.length,
-      serverCpuS: (cpuAfter - cpuBefore) / 1e6,
-      cpuMicrosPerCall: load.successful > 0 ? (cpuAfter - cpuBefore) / load.successful : NaN,
-      peakRssSumKb: rss.sumKb,
-      peakRssMaxKb: rss.maxKb,
+      ...cost,
       serverSurvived: alive,
       otherCpuPercent,
       uasCpuPercent: (uasCpuMicros / 1e6 / load.wallS) * 100,
@@ -171,8 +203,11 @@ async function measure(server, level, rate, cfg) {
     };
     console.log(
       `proxy ${server}/${level} UDP ${rate}/s: ${load.successful}/${load.calls} ok, ${load.failed} failed, ` +
-        `${load.unfinished} unfinished, ${load.achievedRate.toFixed(0)}/s, ${result.cpuMicrosPerCall.toFixed(1)} µs CPU/call, ` +
-        `peak RSS ${(rss.sumKb / 1024).toFixed(1)} MB (max ${(rss.maxKb / 1024).toFixed(1)}), ` +
+        `${load.unfinished} unfinished, ${load.achievedRate.toFixed(0)}/s, ${result.cpuMicrosPerCall.toFixed(1)} µs CPU/call` +
+        (cost.drachtioMicrosPerCall === undefined
+          ? ', '
+          : ` (drachtio-server ${cost.drachtioMicrosPerCall.toFixed(1)} + app ${cost.appMicrosPerCall.toFixed(1)}), `) +
+        `peak RSS ${(cost.peakRssSumKb / 1024).toFixed(1)} MB (max ${(cost.peakRssMaxKb / 1024).toFixed(1)}), ` +
         `sipp CPU ${load.sippCpuPercent.toFixed(0)}% + ${result.uasCpuPercent.toFixed(0)}%, other CPU ${otherCpuPercent.toFixed(0)}%`,
     );
     if (load.errorsHead) console.log(`  client error log starts: ${load.errorsHead.slice(0, 600)}`);
@@ -417,12 +452,14 @@ async function holdRun(cfg) {
 /** @param {ProxySuiteConfig} cfg */
 export async function runProxySuite(cfg) {
   const runs = [];
-  // Both servers take each load back to back, so drift of the machine between runs shifts both
-  // sides of a ratio alike; the report lists each server's runs together.
+  // The servers take each load back to back, so drift of the machine between runs shifts every side
+  // of a ratio alike; the report lists each server's runs together.
+  const takes = (server, rate) => server !== 'drachtio' || rate <= cfg.drachtioMaxRate;
   for (const level of cfg.levels) {
     for (const rate of cfg.loads)
       for (let round = 1; round <= cfg.repeat; round++)
-        for (const server of cfg.servers) runs.push({ ...(await measure(server, level, rate, cfg)), round });
+        for (const server of cfg.servers.filter((sv) => takes(sv, rate)))
+          runs.push({ ...(await measure(server, level, rate, cfg)), round });
   }
   runs.sort((a, b) => cfg.servers.indexOf(a.server) - cfg.servers.indexOf(b.server));
   const withOurs = cfg.servers.includes('ours');

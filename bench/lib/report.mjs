@@ -42,7 +42,27 @@ const failureKinds = (run) =>
     .map(([k, v]) => `${k.replace(/^Failed/, '')} ${v}`)
     .join(', ');
 
-const serverName = (run) => (run.server === 'ours' ? 'pchat-endpoint' : 'kamailio');
+/** The servers of a run, in the order they took each load: "the service, then Kamailio". */
+function inOrder(runs) {
+  const order = ['ours', 'drachtio', 'kamailio'].filter((sv) => runs.some((r) => r.server === sv));
+  const words = { ours: 'the service', drachtio: 'the service on drachtio', kamailio: 'Kamailio' };
+  return order.map((sv) => words[sv]).join(', then ');
+}
+
+/** The title's "pchat-endpoint vs Kamailio", naming drachtio when it ran. */
+const contenders = (runs) =>
+  runs.some((r) => r.server === 'drachtio')
+    ? 'pchat-endpoint (native and on drachtio) vs Kamailio'
+    : 'pchat-endpoint vs Kamailio';
+
+const SERVER_NAMES = { ours: 'pchat-endpoint', drachtio: 'pchat-endpoint on drachtio', kamailio: 'kamailio' };
+const serverName = (run) => SERVER_NAMES[run.server] ?? run.server;
+
+/** CPU per call; on drachtio the total and its two parts, "total (drachtio-server + app)". */
+const cpuCell = (run) =>
+  run.drachtioMicrosPerCall === undefined
+    ? fixed(run.cpuMicrosPerCall, 1)
+    : `${fixed(run.cpuMicrosPerCall, 1)} (${fixed(run.drachtioMicrosPerCall, 1)} + ${fixed(run.appMicrosPerCall, 1)})`;
 
 function runRow(run) {
   const notOk = run.calls - run.successful;
@@ -61,7 +81,7 @@ function runRow(run) {
     ...bands(run),
     quantile(run, 0.5),
     quantile(run, 0.99),
-    fixed(run.cpuMicrosPerCall, 1),
+    cpuCell(run),
     run.warmupCpuS === undefined ? 'n/a' : fixed(run.warmupCpuS, 2),
     `${mb(run.peakRssSumKb)} / ${mb(run.peakRssMaxKb)}`,
     run.processes,
@@ -93,6 +113,8 @@ function pooledCpu(runs, keyOf) {
   const by = new Map();
   for (const r of runs) {
     if (!(r.serverCpuS >= 0) || !(r.successful > 0)) continue;
+    // The drachtio runs have a table of their own (drachtioRows).
+    if (r.server !== 'ours' && r.server !== 'kamailio') continue;
     const key = keyOf(r);
     const acc = by.get(key) ?? { ours: { cpu: 0, calls: 0, n: 0 }, kamailio: { cpu: 0, calls: 0, n: 0 } };
     const side = r.server === 'ours' ? acc.ours : acc.kamailio;
@@ -123,14 +145,17 @@ function pushPooled(out, rows) {
 
 export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls, memoryRate }) {
   const out = [];
-  out.push(`## ${env.date.slice(0, 10)} — redirect load, pchat-endpoint vs Kamailio (${env.date})`);
+  out.push(`## ${env.date.slice(0, 10)} — redirect load, ${contenders(runs)} (${env.date})`);
   out.push('');
   out.push(`- Machine: \`${env.uname}\``);
   out.push(
     `- CPU: ${env.cpuModel}, ${env.cores} cores (SIPp, the server and the OS share them); ` +
       `load average before the run: ${env.loadavg}`,
   );
-  out.push(`- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}; pchat-endpoint at ${env.commit}`);
+  out.push(
+    `- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}${env.drachtio ? `, ${env.drachtio}` : ''}; ` +
+      `pchat-endpoint at ${env.commit}`,
+  );
   out.push(
     `- Load: SIPp \`test/sipp/redirect-uac.xml\` (INVITE → 302 → ACK, Contact and To tag checked) at fixed ` +
       `offered rates ${loads.join(', ')}/s over UDP and ${tcpRate}/s over TCP (one connection), ` +
@@ -146,7 +171,7 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       `"info" adds one xlog line per decision (like the service's info log), "warn" logs none.`,
   );
   out.push(
-    '- Order: for each log level, transport and load, the service and then Kamailio, back to back ' +
+    `- Order: for each log level, transport and load, ${inOrder(runs)}, back to back ` +
       `(${Math.max(...runs.map((r) => r.round ?? 1))} round(s) of the pair; \`--repeat\`).`,
   );
   out.push(
@@ -238,6 +263,12 @@ export function markdownReport({ env, runs, memory, loads, tcpRate, memoryCalls,
       pooledCpu(runs, (r) => `${r.level} ${r.transport.toUpperCase()} ${r.offeredRate}/s`),
     );
   }
+  const drachtioPart = drachtioSection(env, runs, ['log', 'transport', 'offered/s'], (r) => [
+    r.level,
+    r.transport.toUpperCase(),
+    String(r.offeredRate),
+  ]);
+  if (drachtioPart.length > 0) out.push(...drachtioPart, '');
 
   if (memory) {
     const s = memory.samples;
@@ -280,7 +311,7 @@ function proxyRunRow(run) {
     quantile(run, 0.5),
     quantile(run, 0.99),
     byeQuantile(run, 0.99),
-    fixed(run.cpuMicrosPerCall, 1),
+    cpuCell(run),
     `${mb(run.peakRssSumKb)} / ${mb(run.peakRssMaxKb)}`,
     run.processes,
     `${fixed(run.sippCpuPercent)} + ${fixed(run.uasCpuPercent)}`,
@@ -368,20 +399,24 @@ function holdSection(hold, cfg) {
 /** The proxy suite's full report (kept in a temporary file; bench/RESULTS.md keeps its standing). */
 export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
   const out = [];
-  out.push(`## ${env.date.slice(0, 10)} — proxy load, pchat-endpoint vs Kamailio (${env.date})`);
+  out.push(`## ${env.date.slice(0, 10)} — proxy load, ${contenders(runs)} (${env.date})`);
   out.push('');
   out.push(`- Machine: \`${env.uname}\``);
   out.push(
     `- CPU: ${env.cpuModel}, ${env.cores} cores (both SIPp processes, the server and the OS share them); ` +
       `load average before the suite: ${env.loadavg}`,
   );
-  out.push(`- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}; pchat-endpoint at ${env.commit}`);
+  out.push(
+    `- Versions: node ${env.node}, ${env.sipp}, ${env.kamailio}${env.drachtio ? `, ${env.drachtio}` : ''}; ` +
+      `pchat-endpoint at ${env.commit}`,
+  );
   out.push(
     `- Load: SIPp \`test/sipp/bench-proxy-uac.xml\` (INVITE → 100 → 200 → ACK → BYE → 200) through the server to ` +
       `SIPp \`test/sipp/bench-pool-uas.xml\` (the pool member, answering at once), over UDP on 127.0.0.1, at fixed ` +
       `offered rates ${cfg.loads.join(', ')} calls/s, ${cfg.durationS} s each (calls = rate × duration), one fresh ` +
       `server and pool member per run, each server first warmed up with ${cfg.warmupCalls} calls at 1000/s ` +
-      `that are not counted. For each log level and load, the service and then Kamailio, ` +
+      '(on drachtio, half as many at 500/s: 1000/s saturates drachtio-server) ' +
+      `that are not counted. For each log level and load, ${inOrder(runs)}, ` +
       `back to back, ${cfg.repeat ?? 1} round(s) of the pair (\`--repeat\`).`,
   );
   out.push(
@@ -478,6 +513,14 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
       pooledCpu(runs, (r) => `${r.level} ${r.offeredRate}/s`),
     );
   }
+  const drachtioPart = drachtioSection(
+    env,
+    runs,
+    ['log', 'offered/s'],
+    (r) => [r.level, String(r.offeredRate)],
+    DRACHTIO_PROXY_NOTE,
+  );
+  if (drachtioPart.length > 0) out.push(...drachtioPart, '');
 
   const troubled = runs.filter((r) => r.calls !== r.successful || r.serverLog.length > 0);
   if (troubled.length > 0) {
@@ -488,7 +531,7 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
         .split('\n')
         .find((l) => /Aborting|unexpected|timeout|Timeout|Failed/i.test(l));
       out.push(
-        `- ${r.server === 'ours' ? 'pchat-endpoint' : 'kamailio'} ${r.level} ${r.offeredRate}/s: ` +
+        `- ${serverName(r)} ${r.level} ${r.offeredRate}/s: ` +
           `${r.serverLog.length > 0 ? `server log ${r.serverLog.join('; ')}` : 'nothing in the server log'}` +
           `${first ? `; SIPp: \`${first.replace(/`/g, "'").slice(0, 200)}\`` : ''}`,
       );
@@ -510,6 +553,8 @@ export function proxyMarkdownReport({ env, cfg, runs, memory, hold }) {
 function standingRows(runs, keyOf) {
   const by = new Map();
   for (const r of runs) {
+    // The drachtio runs have a table of their own (drachtioRows).
+    if (r.server !== 'ours' && r.server !== 'kamailio') continue;
     const cells = keyOf(r);
     const key = cells.join(' ');
     const acc = by.get(key) ?? { cells, ours: [], kamailio: [] };
@@ -540,6 +585,98 @@ function standingRows(runs, keyOf) {
   });
 }
 
+/** The issue's target for the app on drachtio: at most this share of drachtio-server's own CPU. */
+const APP_SHARE_TARGET = 0.5;
+
+/**
+ * The drachtio runs, one row per configuration over every round (CPU summed over successful calls
+ * summed, as standingRows does): drachtio-server's CPU per call and the app's apart, the app's share,
+ * the pair's total against the native engine and Kamailio in the same configuration, what failed,
+ * and peak RSS of each part. No row where drachtio did not run.
+ * @param {any[]} runs
+ * @param {(r: any) => string[]} keyOf the configuration's cells (log level, transport, load)
+ */
+function drachtioRows(runs, keyOf) {
+  const by = new Map();
+  for (const r of runs) {
+    const cells = keyOf(r);
+    const key = cells.join(' ');
+    const acc = by.get(key) ?? { cells, ours: [], drachtio: [], kamailio: [] };
+    acc[r.server]?.push(r);
+    by.set(key, acc);
+  }
+  const perCall = (rs, field) => {
+    const calls = rs.reduce((a, r) => a + (r.successful > 0 ? r.successful : 0), 0);
+    return calls > 0 ? (rs.reduce((a, r) => a + (r[field] >= 0 ? r[field] : 0), 0) * 1e6) / calls : NaN;
+  };
+  const notOk = (rs) =>
+    rs.length === 0 ? '-' : String(rs.reduce((a, r) => a + (r.calls - r.successful), 0));
+  const peak = (rs, field) => (rs.length === 0 ? NaN : Math.max(...rs.map((r) => r[field])));
+  return [...by.values()]
+    .filter((acc) => acc.drachtio.length > 0)
+    .map(({ cells, ours, drachtio, kamailio }) => {
+      const server = perCall(drachtio, 'drachtioCpuS');
+      const app = perCall(drachtio, 'appCpuS');
+      const total = perCall(drachtio, 'serverCpuS');
+      return [
+        ...cells,
+        String(drachtio.length),
+        fixed(server, 1),
+        fixed(app, 1),
+        ratio(app, server),
+        fixed(total, 1),
+        ratio(total, perCall(ours, 'serverCpuS')),
+        ratio(total, perCall(kamailio, 'serverCpuS')),
+        `${notOk(ours)} / ${notOk(drachtio)} / ${notOk(kamailio)}`,
+        `${fmtMb(peak(drachtio, 'drachtioPeakRssKb'))} / ${fmtMb(peak(drachtio, 'appPeakRssKb'))}`,
+      ];
+    });
+}
+
+/** Why the proxy suite's drachtio runs Record-Route (bench/lib/proxy-suite.mjs, startServer). */
+const DRACHTIO_PROXY_NOTE =
+  'On drachtio the endpoint Record-Routes (the native engine and Kamailio do not): SIPp sends the ACK and ' +
+  'the BYE to the proxy address either way, and drachtio-server relays an in-dialog request only when ' +
+  'its Route names drachtio.';
+
+const DRACHTIO_COLUMNS = [
+  'rounds',
+  'drachtio-server CPU µs/call',
+  'app CPU µs/call',
+  'app / drachtio-server',
+  'total CPU µs/call',
+  'total / native',
+  'total / Kamailio',
+  'not successful (native / drachtio / Kamailio)',
+  'peak RSS MB (drachtio-server / app)',
+];
+
+/**
+ * The drachtio table with its heading and how to read it, or nothing when drachtio did not run.
+ * `note`: what else differs in the suite's drachtio runs.
+ */
+function drachtioSection(env, runs, keyColumns, keyOf, note = '') {
+  const rows = drachtioRows(runs, keyOf);
+  if (rows.length === 0) return [];
+  return [
+    '',
+    '### The same service on drachtio (`--engine drachtio`)',
+    '',
+    `${env.drachtio ?? 'drachtio-server'} on 127.0.0.1 at \`notice\` logging (sofia's log off, no CDRs), ` +
+      'the service connected to its admin port (`engine: drachtio`, inbound) and the load sent to its SIP ' +
+      'port. CPU per call of drachtio-server and of the app apart (utime+stime of each process over the run, ' +
+      'divided by successful calls), their total against the native engine and Kamailio in the same ' +
+      `configuration. Target: the app at most ${APP_SHARE_TARGET.toFixed(2)}× drachtio-server's own CPU, ` +
+      `0 failed calls at 2,000 calls/s offered.` +
+      (env.drachtioMaxRate === undefined
+        ? ''
+        : ` Loads above ${env.drachtioMaxRate}/s ran without drachtio.`) +
+      (note ? ` ${note}` : ''),
+    '',
+    table([...keyColumns, ...DRACHTIO_COLUMNS], rows),
+  ];
+}
+
 const STANDING_COLUMNS = [
   'rounds (ours / Kamailio)',
   'ours CPU µs/call',
@@ -554,7 +691,7 @@ function provenance(env) {
   return (
     `Run of ${env.date}: \`${env.command}\`, pchat-endpoint at ${env.commit}. Machine: ${env.cpuModel}, ` +
     `${env.cores} cores (the servers, SIPp and the OS share them), \`${env.uname}\`, load average before ` +
-    `${env.loadavg}; node ${env.node}, ${env.sipp}, ${env.kamailio}.`
+    `${env.loadavg}; node ${env.node}, ${env.sipp}, ${env.kamailio}${env.drachtio ? `, ${env.drachtio}` : ''}.`
   );
 }
 
@@ -566,6 +703,13 @@ export function redirectStanding({ env, runs, memory, memoryCalls, memoryRate })
       ['log', 'transport', 'offered/s', ...STANDING_COLUMNS],
       standingRows(runs, (r) => [r.level, r.transport.toUpperCase(), String(r.offeredRate)]),
     ),
+  );
+  out.push(
+    ...drachtioSection(env, runs, ['log', 'transport', 'offered/s'], (r) => [
+      r.level,
+      r.transport.toUpperCase(),
+      String(r.offeredRate),
+    ]),
   );
   if (memory) {
     const s = memory.samples;
@@ -588,6 +732,15 @@ export function proxyStanding({ env, cfg, runs, memory, hold }) {
     table(
       ['log', 'offered/s', ...STANDING_COLUMNS],
       standingRows(runs, (r) => [r.level, String(r.offeredRate)]),
+    ),
+  );
+  out.push(
+    ...drachtioSection(
+      env,
+      runs,
+      ['log', 'offered/s'],
+      (r) => [r.level, String(r.offeredRate)],
+      DRACHTIO_PROXY_NOTE,
     ),
   );
   if (memory) {

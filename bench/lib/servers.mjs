@@ -1,13 +1,15 @@
-// Starts and stops the servers under test (pchat-endpoint from dist/, Kamailio) and keeps track of
-// every process the benchmark started, so teardown stops them even after a failure.
+// Starts and stops the servers under test (pchat-endpoint from dist/, on its own or as a drachtio
+// application on a drachtio-server started for it; Kamailio) and keeps track of every process the
+// benchmark started, so teardown stops them even after a failure.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDrachtio } from './drachtio.mjs';
 import { startKamailio } from './kamailio.mjs';
 import { freePort, waitForSip } from './net.mjs';
-import { processTree } from './proc.mjs';
+import { cpuMicros, peakRss, processTree } from './proc.mjs';
 
 // PCHAT_DIST names another build's dist/ folder (an older commit's, say) to measure it on the same
 // load; the standing in bench/RESULTS.md is only ever written for this checkout's own build.
@@ -54,17 +56,28 @@ export async function stopAll() {
  *   adminPort: number | undefined, logFile: string }>}
  */
 export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp = true, nodeArgs = [] }) {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
   const port = await freePort(tcp ? ['udp', 'tcp'] : ['udp']);
   const adminPort = admin ? await freePort(['tcp']) : undefined;
-  const configDir = join(dir, 'config');
-  await mkdir(configDir, { recursive: true });
-  await writeFile(
-    join(configDir, 'server.yaml'),
-    `listen:\n  - udp://127.0.0.1:${port}\n${tcp ? `  - tcp://127.0.0.1:${port}\n` : ''}` +
+  const { child, logFile } = await spawnPchat(dir, {
+    serverYaml:
+      `listen:\n  - udp://127.0.0.1:${port}\n${tcp ? `  - tcp://127.0.0.1:${port}\n` : ''}` +
       `log:\n  level: ${level}\n  pretty: false\n` +
       (adminPort === undefined ? '' : `admin:\n  listen: 127.0.0.1:${adminPort}\n`),
-  );
+    endpointsYaml,
+    nodeArgs,
+  });
+  await waitForSip('127.0.0.1', port).catch((err) => {
+    throw new Error(`${err.message}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  });
+  return { child, pid: child.pid, port, adminPort, logFile };
+}
+
+/** `serve --config-dir dir/config` with the given files, its output in dir/server.log; tracked. */
+async function spawnPchat(dir, { serverYaml, endpointsYaml, nodeArgs = [] }) {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm run bench does)`);
+  const configDir = join(dir, 'config');
+  await mkdir(configDir, { recursive: true });
+  await writeFile(join(configDir, 'server.yaml'), serverYaml);
   await writeFile(join(configDir, 'endpoints.yaml'), endpointsYaml);
   const logFile = join(dir, 'server.log');
   const fd = openSync(logFile, 'a');
@@ -78,10 +91,48 @@ export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp
   );
   closeSync(fd);
   running.add({ child, pids: [] });
-  await waitForSip('127.0.0.1', port).catch((err) => {
-    throw new Error(`${err.message}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  return { child, logFile };
+}
+
+/**
+ * pchat-endpoint as a drachtio application: a drachtio-server of its own on free loopback ports
+ * (bench/lib/drachtio.mjs), and the service with `engine: drachtio` connected to its admin port
+ * (inbound). Ready once an OPTIONS to drachtio's SIP port is answered 200, which only the connected
+ * app does (drachtio-server alone answers with an error). `port` is drachtio's SIP port, where the
+ * load goes; `child` and `pid` are the app's; `drachtio` is the server's own process.
+ * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, port: number,
+ *   logFile: string, drachtio: { child: import('node:child_process').ChildProcess, pid: number,
+ *   logFile: string } }>}
+ */
+export async function startPchatOnDrachtio(dir, { level, endpointsYaml, tcp = true }) {
+  const d = await startDrachtio(dir, { tcp });
+  running.add({ child: d.child, pids: [] });
+  const { child, logFile } = await spawnPchat(dir, {
+    serverYaml:
+      'engine: drachtio\n' +
+      `drachtio:\n  servers:\n    - { host: 127.0.0.1, port: ${d.adminPort}, secret: ${d.secret} }\n` +
+      `log:\n  level: ${level}\n  pretty: false\n`,
+    endpointsYaml,
   });
-  return { child, pid: child.pid, port, adminPort, logFile };
+  await waitForSip('127.0.0.1', d.port, 15_000, '127.0.0.1', /^SIP\/2\.0 200/).catch((err) => {
+    throw new Error(
+      `${err.message}\napp log:\n${readFileSync(logFile, 'utf8').slice(-2000)}\n` +
+        `drachtio log:\n${readFileSync(d.logFile, 'utf8').slice(-2000)}`,
+    );
+  });
+  return {
+    child,
+    pid: child.pid,
+    port: d.port,
+    logFile,
+    drachtio: { child: d.child, pid: d.pid, logFile: d.logFile },
+  };
+}
+
+/** Stops what a start* function started: the app first (it finishes what it holds), then its drachtio. */
+export async function stopTarget(target, pidsToReap = []) {
+  await stopProcess(target.child, pidsToReap);
+  if (target.drachtio) await stopProcess(target.drachtio.child, [target.drachtio.pid]);
 }
 
 /**
@@ -105,4 +156,74 @@ export function track(child) {
   const entry = { child, pids: [] };
   running.add(entry);
   return () => running.delete(entry);
+}
+
+/**
+ * The processes of a started target, by part: `app` is the service (Kamailio: its whole tree) and
+ * `drachtio` the drachtio-server it runs on (none for the others); `all` both.
+ */
+export function targetProcesses(target) {
+  const app = processTree(target.pid);
+  const drachtio = target.drachtio ? processTree(target.drachtio.pid) : [];
+  return { app, drachtio, all: [...app, ...drachtio] };
+}
+
+/** utime+stime so far of each part of `procs` (targetProcesses), µs. */
+export function cpuOfParts(procs) {
+  return { app: cpuMicros(procs.app), drachtio: cpuMicros(procs.drachtio) };
+}
+
+/**
+ * What a run cost, from cpuOfParts before and after it: the total over every process of the target
+ * (serverCpuS, cpuMicrosPerCall, as for any server) and, on drachtio, each part on its own, with its
+ * peak RSS (VmHWM of the largest process of the part).
+ */
+export function runCost(procs, before, after, successful) {
+  // A process gone by the end reads as 0 (its figures went with it): no figure rather than a negative one.
+  const app = after.app >= before.app ? after.app - before.app : NaN;
+  const drachtio = after.drachtio >= before.drachtio ? after.drachtio - before.drachtio : NaN;
+  const perCall = (micros) => (successful > 0 ? micros / successful : NaN);
+  const rss = peakRss(procs.all);
+  return {
+    processes: procs.all.length,
+    serverCpuS: (app + drachtio) / 1e6,
+    cpuMicrosPerCall: perCall(app + drachtio),
+    peakRssSumKb: rss.sumKb,
+    peakRssMaxKb: rss.maxKb,
+    ...(procs.drachtio.length === 0
+      ? {}
+      : {
+          appCpuS: app / 1e6,
+          drachtioCpuS: drachtio / 1e6,
+          appMicrosPerCall: perCall(app),
+          drachtioMicrosPerCall: perCall(drachtio),
+          appPeakRssKb: peakRss(procs.app).maxKb,
+          drachtioPeakRssKb: peakRss(procs.drachtio).maxKb,
+        }),
+  };
+}
+
+/** The last lines of each log of a target, to show why a server exited during a run. */
+export function targetLogTail(target, chars = 1500) {
+  const tail = (file) => {
+    try {
+      return readFileSync(file, 'utf8').slice(-chars);
+    } catch {
+      return '(no log)';
+    }
+  };
+  const how = (child) =>
+    child.exitCode !== null ? `exit code ${child.exitCode}` : (child.signalCode ?? 'running');
+  return (
+    `server (${how(target.child)}) log ends:\n${tail(target.logFile)}` +
+    (target.drachtio
+      ? `\ndrachtio-server (${how(target.drachtio.child)}) log ends:\n${tail(target.drachtio.logFile)}`
+      : '')
+  );
+}
+
+/** Both parts still running (a server that died during the run makes its figures meaningless). */
+export function targetAlive(target) {
+  const up = (child) => child.exitCode === null && child.signalCode === null;
+  return up(target.child) && (target.drachtio === undefined || up(target.drachtio.child));
 }

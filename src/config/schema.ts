@@ -559,7 +559,24 @@ const drachtioSchema = strictObject({
     address: z.string().trim().min(1).default('127.0.0.1'),
     port: z.int().min(0).max(65535).default(9023),
     secret: z.string().min(1),
-  }).optional(),
+    /**
+     * host:port drachtio-servers are told to connect to (GET /drachtio/route); the listen address
+     * when left out, which a wildcard address cannot be.
+     */
+    advertise: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 10.0.0.5:9023')
+      .optional(),
+  })
+    .superRefine((l, ctx) => {
+      if (l.advertise === undefined && (l.address === '0.0.0.0' || l.address === '::'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['advertise'],
+          message: `listening on ${l.address}: give advertise (host:port drachtio-servers connect to)`,
+        });
+    })
+    .optional(),
   /**
    * Back-off between attempts to reach an inbound server: drachtio-srf's own, from 255 ms growing by
    * 1.7 each attempt, capped at `max` ms.

@@ -98,7 +98,8 @@ export class DrachtioLinks {
 
   /** Where drachtio-servers connect to us (outbound links), host:port; undefined for inbound. */
   outboundAddress(): string | undefined {
-    return this.links.find((l) => l.direction === 'outbound' && l.state === 'listening')?.server;
+    const link = this.links.find((l) => l.direction === 'outbound' && l.state === 'listening');
+    return link === undefined ? undefined : (this.config.listen?.advertise ?? link.server);
   }
 
   /** Ready to take requests: one inbound link connected, or the outbound socket listening. */

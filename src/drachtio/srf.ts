@@ -70,10 +70,16 @@ export interface Srf extends EventEmitter {
     res: SrfResponse,
     opts: { localSdp?: string; headers?: Record<string, string> },
   ): Promise<SrfDialog>;
+  /**
+   * Sends a request outside any dialog. The callback runs as the request is handed to
+   * drachtio-server, before any response can be emitted; a listener added after awaiting the
+   * promise form can miss a response that comes in the same read as the send's confirmation.
+   */
   request(
     uri: string,
     opts: { method: string; headers?: Record<string, string>; body?: string },
-  ): Promise<SrfRequest>;
+    callback: (err: unknown, req: SrfRequest) => void,
+  ): void;
   /** Asks drachtio-server to send no new requests of this method (lib/srf.js). */
   unregisterForMessages(method: string): void;
   readonly idle: boolean;

@@ -88,15 +88,20 @@ export function probeThrough(engine: () => DrachtioEngine | undefined) {
     }
     if (srf === undefined) return new Error('no drachtio-server connected');
     const uri = `sip:${hostPort(t.address, t.port)};transport=${t.transport}`;
-    try {
-      const req = await srf.request(uri, { method: 'OPTIONS', headers: { 'Max-Forwards': '70' } });
-      return await new Promise<ProbeResult>((resolve) =>
-        req.on('response', (res: { status: number }) => {
-          if (res.status >= 200) resolve(res.status);
-        }),
-      );
-    } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
-    }
+    return new Promise<ProbeResult>((resolve) => {
+      try {
+        srf.request(uri, { method: 'OPTIONS', headers: { 'Max-Forwards': '70' } }, (err, req) => {
+          if (err !== null && err !== undefined) {
+            resolve(err instanceof Error ? err : new Error(JSON.stringify(err)));
+            return;
+          }
+          req.on('response', (res: { status: number }) => {
+            if (res.status >= 200) resolve(res.status);
+          });
+        });
+      } catch (err) {
+        resolve(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
   };
 }

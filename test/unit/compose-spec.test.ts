@@ -40,8 +40,24 @@ async function validator() {
 interface Compose {
   services: Record<
     string,
-    { volumes?: { source: string; read_only?: boolean }[]; ports?: string[]; build?: { dockerfile: string } }
+    {
+      image?: string;
+      profiles?: string[];
+      volumes?: { source: string; target: string; read_only?: boolean }[];
+      ports?: string[];
+      build?: { dockerfile: string };
+      depends_on?: string[];
+    }
   >;
+}
+
+/** The admin port, its secret and the SIP contacts of a drachtio.conf.xml (its own simple layout). */
+function drachtioConf(xml: string) {
+  const admin = /<admin\s+port="(\d+)"\s+secret="([^"]+)">([^<]+)<\/admin>/.exec(xml);
+  if (!admin) throw new Error('no <admin port="..." secret="...">address</admin> in drachtio.conf.xml');
+  const contacts = [...xml.matchAll(/<contact>([^<]+)<\/contact>/g)].map((m) => m[1]!);
+  const loglevel = /<loglevel>([^<]+)<\/loglevel>/.exec(xml)?.[1];
+  return { port: Number(admin[1]), secret: admin[2]!, address: admin[3]!, contacts, loglevel };
 }
 
 describe('docker-compose.yml', () => {
@@ -68,6 +84,61 @@ describe('docker-compose.yml', () => {
     expect(doc.services['pool']?.build?.dockerfile).toBe('docs/deploy/sipp-uas.Dockerfile');
     const cfg = await loadConfig(join(ROOT, 'docs/deploy/config'));
     expect(cfg.server.admin.listen).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(cfg.table.size).toBe(2);
+  });
+});
+
+describe('docker-compose.yml, drachtio profile', () => {
+  it('only the drachtio services are in a profile: a plain `docker compose up` is what it was', async () => {
+    const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as Compose;
+    const profiled = Object.entries(doc.services)
+      .filter(([, svc]) => svc.profiles !== undefined)
+      .map(([name, svc]) => [name, svc.profiles]);
+    expect(profiled).toEqual([
+      ['drachtio', ['drachtio']],
+      ['pchat-endpoint-drachtio', ['drachtio']],
+    ]);
+  });
+
+  it('runs the official drachtio-server image at a pinned release with the shipped config mounted', async () => {
+    const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as Compose;
+    const drachtio = doc.services['drachtio']!;
+    // drachtio's release workflow tags images with the git tag less its "v": v0.9.10 -> 0.9.10.
+    expect(drachtio.image).toMatch(/^drachtio\/drachtio-server:\d+\.\d+\.\d+$/);
+    expect(drachtio.volumes).toContainEqual({
+      type: 'bind',
+      source: './docs/deploy/drachtio/drachtio.conf.xml',
+      target: '/etc/drachtio.conf.xml',
+      read_only: true,
+    });
+    const conf = drachtioConf(await readFile(join(ROOT, 'docs/deploy/drachtio/drachtio.conf.xml'), 'utf8'));
+    // The app connects from its own container; SIP is published on the host's loopback only.
+    expect(conf.address).toBe('0.0.0.0');
+    expect(conf.loglevel).toBe('notice');
+    expect(conf.contacts).toEqual(['sip:*:5060;transport=udp,tcp']);
+    expect(drachtio.ports).toEqual(['127.0.0.1:5080:5060/udp', '127.0.0.1:5080:5060/tcp']);
+    expect(drachtio.ports?.some((p) => p.includes(String(conf.port)))).toBe(false);
+  });
+
+  it('the app runs the engine: drachtio config and connects to that server with its secret', async () => {
+    const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as Compose;
+    const app = doc.services['pchat-endpoint-drachtio']!;
+    expect(app.image).toBe(doc.services['pchat-endpoint']!.image);
+    expect(app.volumes?.[0]).toMatchObject({ source: './docs/deploy/config-drachtio', read_only: false });
+    expect(app.depends_on).toContain('drachtio');
+    // Both apps publish their admin port on the host's loopback, on different host ports.
+    expect(app.ports).toEqual(['127.0.0.1:9091:9090/tcp']);
+    const conf = drachtioConf(await readFile(join(ROOT, 'docs/deploy/drachtio/drachtio.conf.xml'), 'utf8'));
+    const cfg = await loadConfig(join(ROOT, 'docs/deploy/config-drachtio'));
+    expect(cfg.server.engine).toBe('drachtio');
+    expect(cfg.server.drachtio?.servers).toEqual([
+      { host: 'drachtio', port: conf.port, secret: conf.secret },
+    ]);
+    expect(cfg.server.drachtio?.listen).toBeUndefined();
+    expect(cfg.server.admin.listen).toEqual({ host: '0.0.0.0', port: 9090 });
+    // The demo table is the native service's: the two engines answer alike.
+    const native = await loadConfig(join(ROOT, 'docs/deploy/config'));
+    expect([...cfg.table]).toEqual([...native.table]);
     expect(cfg.table.size).toBe(2);
   });
 });

@@ -227,4 +227,15 @@ describe('server.yaml: the drachtio engine', () => {
       /^config\/server.yaml:1:9: engine: expected one of "native", "drachtio"/,
     );
   });
+
+  it('outbound on a wildcard address needs advertise: drachtio-servers cannot connect to 0.0.0.0', () => {
+    expect(refusal('engine: drachtio\ndrachtio:\n  listen: { address: 0.0.0.0, secret: s }\n')[0]).toMatch(
+      /drachtio.listen.advertise: listening on 0.0.0.0: give advertise/,
+    );
+    const cfg = parseServerConfig(
+      'engine: drachtio\ndrachtio:\n  listen: { address: 0.0.0.0, secret: s, advertise: 10.0.0.5:9023 }\n',
+      FILE,
+    );
+    expect(cfg.drachtio?.listen?.advertise).toBe('10.0.0.5:9023');
+  });
 });
