@@ -1,7 +1,7 @@
 // Scale-out and resilience of the drachtio engine with real processes: `pchat-endpoint serve`
 // (dist/, `npm run build` first) connected to real drachtio-servers, loaded by real SIPp. Two
-// instances share one drachtio-server; one stopped with SIGTERM mid-run drains and loses no call;
-// one killed with SIGKILL loses at most what it held; one instance serves two drachtio-servers;
+// instances share one drachtio-server; one stopped with SIGTERM mid-run drains (lookup dialogs, or
+// proxied INVITEs, in flight) and loses no call; one killed with SIGKILL loses at most what it held; one instance serves two drachtio-servers;
 // the connection lost, refused, or never there at start; and drachtio's outbound connections.
 
 import { existsSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { CLI, msgOf, startServe, type LogLine, type ServeProcess } from '../helpers/serve-process.js';
 import { requireSipp, runSipp, type SippResult } from '../helpers/sipp.js';
+import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 
 const bin = drachtioAvailable();
 
@@ -28,6 +29,22 @@ pools:
     targets:
       - uri: sip:pcpool.contoso.com:5061;transport=tls
 `;
+
+/** ENDPOINTS and a proxy endpoint whose one pool member listens on `port` (UDP). */
+const withProxy = (port: number): string =>
+  ENDPOINTS.replace(
+    'pools:\n',
+    `  - sipAddress: sip:proxied@contoso.com
+    poolFqdn: proxpool.contoso.com
+    mode: proxy
+    # drachtio-server stays in the dialog: the ACK, INFO and BYE go through it.
+    recordRoute: true
+pools:
+  - fqdn: proxpool.contoso.com
+    targets:
+      - uri: sip:127.0.0.1:${port};transport=udp
+`,
+  );
 
 const REDIRECT = { service: 'ocschat', domain: 'contoso.com', pool: 'pcpool.contoso.com' };
 const LOOKUP = { service: 'lookup', domain: 'contoso.com' };
@@ -54,6 +71,8 @@ function serverYaml(o: YamlOptions): string {
     `engine: drachtio\ndrachtio:\n${servers}${listen}` +
     `  reconnect: { max: ${o.reconnectMax ?? 500} }\n` +
     `admin:\n  listen: 127.0.0.1:0\nlog:\n  level: info\n  pretty: false\n` +
+    // SIPp pool members take only the calls of their scenario: no OPTIONS probes.
+    `proxy:\n  probe:\n    enabled: false\n` +
     `shutdown:\n  drainTime: 8000\n`
   );
 }
@@ -79,12 +98,14 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
     const drachtios: DrachtioHandle[] = [];
     const serves: ServeProcess[] = [];
     const servers: Server[] = [];
+    const uases: SippServer[] = [];
 
     beforeAll(() => {
       requireSipp();
     });
     afterEach(async () => {
       for (const s of serves.splice(0)) await s.stop();
+      for (const u of uases.splice(0)) u.stop();
       for (const h of servers.splice(0)) h.close();
       for (const d of drachtios.splice(0)) await d.stop();
     });
@@ -96,8 +117,8 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
     }
 
     /** A `serve` process, its admin port known (so /readyz can be asked). */
-    async function serve(o: YamlOptions): Promise<ServeProcess> {
-      const s = await startServe(serverYaml(o), ENDPOINTS);
+    async function serve(o: YamlOptions, endpoints = ENDPOINTS): Promise<ServeProcess> {
+      const s = await startServe(serverYaml(o), endpoints);
       serves.push(s);
       await s.waitForLine((l) => msg(l).startsWith('admin port on'), 10_000);
       return s;
@@ -186,6 +207,57 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
         .decisions()
         .filter((l) => l['outcome'] === 'lookup-dialog' && Number(l['time']) > Number(draining?.['time']));
       expect(after.length).toBeGreaterThan(0);
+    });
+
+    it('proxy mode: one of two stopped with SIGTERM waits for the INVITEs it is proxying, and no call fails', async ({
+      annotate,
+    }) => {
+      const calls = 90;
+      const member = await startSippServer({
+        scenario: 'pool-slow-uas',
+        transport: 'udp',
+        calls,
+        timeoutMs: 20_000,
+      });
+      uases.push(member);
+      const d = await drachtio();
+      const a = await serve({ servers: [d] }, withProxy(member.port));
+      const b = await serve({ servers: [d] }, withProxy(member.port));
+      await Promise.all([a.waitReadyz(200, 10_000), b.waitReadyz(200, 10_000)]);
+      const load = runSipp({
+        scenario: 'proxy-uac',
+        target: { host: '127.0.0.1', port: d.sipPort },
+        transport: 'udp',
+        calls,
+        rate: 30,
+        vars: { service: 'proxied', domain: 'contoso.com' },
+        timeoutMs: 20_000,
+      });
+      // The member answers each INVITE after 1 s: each instance has about 15 in flight.
+      await sleep(1500);
+      a.child.kill('SIGTERM');
+      const { code } = await Promise.race([a.exit, sleep(12_000).then(() => ({ code: -1, signal: null }))]);
+      const r = await load;
+      expect(r.successful, explain(r)).toBe(calls);
+      expect(r.failed).toBe(0);
+      expect((await member.done).successful).toBe(calls);
+      expect(code, a.stderr()).toBe(0);
+      const draining = a.lines.find((l) => msg(l).startsWith('draining'));
+      expect(draining?.['inFlight']).toBeGreaterThan(0);
+      const drained = a.lines.find((l) => msg(l) === 'drained: no transaction in flight');
+      // The last INVITE it proxied was answered about 1 s after the stop.
+      expect(Number(drained?.['elapsedMs'])).toBeGreaterThan(500);
+      expect(Number(drained?.['elapsedMs'])).toBeLessThan(3000);
+      expect(a.decisions().filter((l) => l['outcome'] === 'draining')).toEqual([]);
+      await annotate(
+        `SIGTERM mid-run (proxy): ${String(draining?.['inFlight'])} INVITEs in flight, drained in ${String(drained?.['elapsedMs'])} ms, ${r.failed} of ${calls} calls failed`,
+      );
+      // Every INVITE was proxied by one of the two, and answered 200.
+      const proxied = (s: ServeProcess): number =>
+        s.decisions().filter((l) => l['method'] === 'INVITE' && l['status'] === 200).length;
+      const deadline = Date.now() + 3000;
+      while (proxied(a) + proxied(b) < calls && Date.now() < deadline) await sleep(100);
+      expect(proxied(a) + proxied(b)).toBe(calls);
     });
 
     it('one of two killed with SIGKILL mid-run: only the calls it held fail, the other takes the rest', async ({
