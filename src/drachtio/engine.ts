@@ -38,6 +38,13 @@ const METHODS = [
   'bye',
 ];
 
+/**
+ * How long a drain still counts as busy after asking drachtio-server for no new requests: one it
+ * handed over before it read our remove_route is still on its way (a round trip), and must find this
+ * instance connected.
+ */
+const DRAIN_SETTLE_MS = 200;
+
 export interface DrachtioEngineOptions {
   readonly config: DrachtioConfig;
   readonly logger: Logger;
@@ -75,6 +82,8 @@ export class DrachtioEngine {
   readonly links: DrachtioLinks;
   private draining = false;
   private inFlightCount = 0;
+  /** performance.now() until which a drain waits for requests already on their way. */
+  private settleUntil = 0;
 
   constructor(private readonly opts: DrachtioEngineOptions) {
     this.links = new DrachtioLinks(opts.config, opts.logger);
@@ -97,15 +106,18 @@ export class DrachtioEngine {
 
   /** Requests taken and not yet ended (a proxy waiting for its final, a lookup dialog held). */
   inFlight(): number {
-    return this.inFlightCount + (this.opts.lookup?.size ?? 0);
+    const settling = performance.now() < this.settleUntil ? 1 : 0;
+    return this.inFlightCount + (this.opts.lookup?.size ?? 0) + settling;
   }
 
   /**
    * Stops taking new requests: drachtio-server is asked to send them to other applications (it
-   * forgets this one for new requests); any that still arrive get 503 with Retry-After.
+   * forgets this one for new requests). Those it handed over before it read that are served; the
+   * drain waits DRAIN_SETTLE_MS for them.
    */
   drain(): void {
     this.draining = true;
+    this.settleUntil = performance.now() + DRAIN_SETTLE_MS;
     for (const srf of this.links.apps()) {
       for (const m of METHODS) {
         try {
@@ -157,7 +169,10 @@ export class DrachtioEngine {
       return;
     }
     const handed: Handed = { srf, req, res, sip, source, t0 };
-    if (this.draining) {
+    // Inbound, drachtio-server sends nothing new once it has read our remove_route: a request that
+    // arrives while draining was handed to this instance before, no other will get it, and refusing
+    // it would fail a call. Outbound, drachtio-server's request-handler chose us: 503, Retry-After.
+    if (this.draining && this.opts.config.servers === undefined) {
       this.stats.drainRejected++;
       this.answer(handed, {
         status: 503,

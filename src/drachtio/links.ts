@@ -150,7 +150,9 @@ export class DrachtioLinks {
       this.logger.info({ server, sip: link.sip }, `connected to drachtio-server ${server}`);
     });
     srf.on('reconnecting', (r: { delay: number; attempt: number }) => {
-      if (this.closing) return;
+      // A refused secret: the server is reachable, and the refusal was said once; each retry of it
+      // is not news ("not reachable" would be wrong, and four lines a second at drachtio-srf's pace).
+      if (this.closing || link.state === 'refused') return;
       this.logger.warn(
         { server, delayMs: r.delay, attempt: r.attempt },
         `drachtio-server ${server} not reachable: trying again in ${r.delay} ms`,

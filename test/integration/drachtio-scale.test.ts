@@ -437,6 +437,39 @@ describe.skipIf(bin === undefined || !existsSync(CLI))(
       expect(await s.readyz()).toBe(503);
       const errors = s.lines.filter((l) => msg(l).includes('refused the connection'));
       expect(errors).toHaveLength(1);
+      // The server is reachable: its retries are not reported as "not reachable" either.
+      expect(s.lines.filter((l) => msg(l).includes('not reachable')).map(msg)).toEqual([]);
+    });
+
+    it('SIGTERM under a heavy redirect load: every request drachtio-server already handed over is answered, none 503', async () => {
+      const d = await drachtio();
+      const b = await serve({ servers: [d] });
+      await b.waitReadyz(200, 10_000);
+      // The race is a request or two wide (handed over before drachtio-server read the remove_route),
+      // so it is run a few times at a high rate.
+      const rounds: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        const a = await serve({ servers: [d] });
+        await a.waitReadyz(200, 10_000);
+        const load = runSipp({
+          scenario: 'redirect-uac',
+          target: { host: '127.0.0.1', port: d.sipPort },
+          transport: 'udp',
+          calls: 1500,
+          rate: 1000,
+          vars: REDIRECT,
+          timeoutMs: 6000,
+        });
+        await sleep(700);
+        a.child.kill('SIGTERM');
+        const r = await load;
+        await Promise.race([a.exit, sleep(5000)]);
+        const refused = a.decisions().filter((l) => l['outcome'] === 'draining').length;
+        rounds.push(
+          `ok ${r.successful} failed ${r.failed} unanswered ${1500 - r.successful - r.failed} refused ${refused}`,
+        );
+      }
+      expect(rounds).toEqual(Array(3).fill('ok 1500 failed 0 unanswered 0 refused 0'));
     });
 
     it('outbound: drachtio-server connects to the listening service per request, and an INVITE is answered 302', async () => {
