@@ -58,6 +58,8 @@ export interface DrachtioEngineOptions {
   readonly retryAfter: number;
   readonly proxy?: ProxyCarrier | undefined;
   readonly lookup?: LookupCarrier | undefined;
+  /** Where the counts go: the router's, so /metrics counts requests on either engine alike. */
+  readonly stats?: DrachtioStats;
 }
 
 /** One request drachtio-server handed over, as the carriers take it. */
@@ -78,7 +80,7 @@ export interface DrachtioStats {
 }
 
 export class DrachtioEngine {
-  readonly stats: DrachtioStats = { requests: 0, parseErrors: 0, internalErrors: 0, drainRejected: 0 };
+  readonly stats: DrachtioStats;
   readonly links: DrachtioLinks;
   private draining = false;
   private inFlightCount = 0;
@@ -87,6 +89,7 @@ export class DrachtioEngine {
 
   constructor(private readonly opts: DrachtioEngineOptions) {
     this.links = new DrachtioLinks(opts.config, opts.logger);
+    this.stats = opts.stats ?? { requests: 0, parseErrors: 0, internalErrors: 0, drainRejected: 0 };
   }
 
   /** Connects to the drachtio-servers (or listens for them); see DrachtioLinks.open. */

@@ -48,6 +48,7 @@ export function drachtioEngine(d: DrachtioSetup): DrachtioEngine {
     serverHeader: s.serverHeader,
     parse,
     retryAfter: s.router.retryAfter,
+    stats: router.stats,
     proxy:
       proxyMode === undefined
         ? undefined

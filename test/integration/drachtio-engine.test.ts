@@ -332,6 +332,15 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
     };
     expect(links.links[0]).toMatchObject({ state: 'connected' });
     expect(links.links[0]!.sip).toContain(`udp/127.0.0.1:${drachtio.sipPort}`);
+    // A request drachtio-server passes on but the service's parser refuses (an empty URI parameter
+    // in Contact, RFC 3261 §19.1.1): 400, counted with the native engine's parse errors.
+    expect(
+      await udpRequest(
+        drachtio.sipPort,
+        invite('sip:ocschat@contoso.com').replace(/Contact: <[^>]*>/, 'Contact: <sip:t@127.0.0.1;;>'),
+      ),
+    ).toMatch(/^SIP\/2\.0 400 /);
+    expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^pchat_parse_errors_total 1$/m);
     // Inbound: drachtio-servers are not routed to this instance by URL.
     expect((await fetch(`${base}/drachtio/route/?method=INVITE`)).status).toBe(404);
     // trace --live finds drachtio's SIP address through the admin port and draws the 302.
