@@ -32,7 +32,7 @@ export interface ServeProcess {
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** stderr's tail, for failure messages. */
   stderr(): string;
-  /** SIGKILL if still running, then removes the folder. */
+  /** SIGKILL if still running, then removes the folder startServe wrote (a shared one is kept). */
   stop(): Promise<void>;
 }
 
@@ -77,6 +77,14 @@ export async function startServe(serverYaml: string, endpointsYaml: string): Pro
   const dir = await mkdtemp(join(tmpdir(), 'pchat-serve-'));
   await writeFile(join(dir, 'server.yaml'), serverYaml);
   await writeFile(join(dir, 'endpoints.yaml'), endpointsYaml);
+  return serveFolder(dir, { removeOnStop: true });
+}
+
+/**
+ * Runs `serve` on a configuration folder that already exists, one several processes may share;
+ * `removeOnStop`: stop() removes the folder too (leave it false for a shared one).
+ */
+export function serveFolder(dir: string, { removeOnStop = false } = {}): ServeProcess {
   const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -133,7 +141,7 @@ export async function startServe(serverYaml: string, endpointsYaml: string): Pro
     async stop() {
       if (!gone()) child.kill('SIGKILL');
       await Promise.race([exit, sleep(5000)]);
-      await rm(dir, { recursive: true, force: true });
+      if (removeOnStop) await rm(dir, { recursive: true, force: true });
     },
   };
   return svc;
