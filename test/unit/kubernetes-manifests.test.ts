@@ -2,6 +2,7 @@
 // assemble them, the ConfigMap's files go through the service's own validation, and the Deployment,
 // Services and PodDisruptionBudget are checked against that configuration and the Dockerfile. Each
 // rule is a function returning what is wrong, and each is shown to find a fault planted in a copy.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -300,6 +301,9 @@ function setServerYaml(b: Bundle, edit: (text: string) => string): void {
   map.data!['server.yaml'] = edit(map.data!['server.yaml']!);
 }
 
+/** kubectl, when installed: its built-in kustomize renders the folder without a cluster. */
+const KUBECTL = spawnSync('kubectl', ['version', '--client'], { timeout: 10_000 }).status === 0;
+
 describe('docs/deploy/kubernetes', () => {
   it('kustomization.yaml names every manifest in the folder', async () => {
     const k = parse(await readFile(join(DIR, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
@@ -316,6 +320,15 @@ describe('docs/deploy/kubernetes', () => {
       'v1 Service pchat-endpoint',
       'v1 Service pchat-endpoint-admin',
     ]);
+  });
+
+  // The objects above are assembled here as kustomize would; where kubectl is at hand, it says so too.
+  it.skipIf(!KUBECTL)('kubectl kustomize renders the same objects', async () => {
+    const rendered = execFileSync('kubectl', ['kustomize', DIR], { encoding: 'utf8', timeout: 30_000 });
+    const key = (o: Manifest): string => `${o.kind}/${o.metadata.name}`;
+    const byKey = (list: Manifest[]) => Object.fromEntries(list.map((o) => [key(o), o]));
+    const theirs = parseAllDocuments(rendered).map((d) => d.toJS() as Manifest);
+    expect(byKey(theirs)).toEqual(byKey((await load()).objects));
   });
 
   it.each(Object.keys(RULES))('%s: none in the shipped manifests', async (rule) => {
