@@ -54,16 +54,12 @@ export class UserTable {
 
   static readonly EMPTY = new UserTable('', new Uint32Array(1), new Int32Array(1), new Uint16Array(0), []);
 
-  /** The table of `keys` (distinct, as userKey gives them) and each one's pool index. */
-  static build(keys: readonly string[], poolOfRow: Uint16Array, pools: readonly string[]): UserTable {
-    const n = keys.length;
+  /** The table of a builder's rows; `slots` are the builder's own, already filled. */
+  static build(b: UserTableBuilder, pools: readonly string[]): UserTable {
+    const n = b.keys.length;
     const starts = new Uint32Array(n + 1);
-    for (let r = 0; r < n; r++) starts[r + 1] = starts[r]! + keys[r]!.length;
-    const slots = new Int32Array(tableSize(n));
-    const all = keys.join('');
-    const table = new UserTable(all, starts, slots, poolOfRow.slice(0, n), pools);
-    for (let r = 0; r < n; r++) table.place(keys[r]!, r);
-    return table;
+    for (let r = 0; r < n; r++) starts[r + 1] = starts[r]! + b.keys[r]!.length;
+    return new UserTable(b.keys.join(''), starts, b.slots, b.poolOfRow.slice(0, n), pools);
   }
 
   get size(): number {
@@ -97,19 +93,46 @@ export class UserTable {
     }
   }
 
-  private place(key: string, row: number): void {
-    const mask = this.slots.length - 1;
-    let i = hash(key) & mask;
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = row + 1;
-  }
-
   private keyIs(row: number, key: string): boolean {
     const start = this.starts[row]!;
     if (this.starts[row + 1]! - start !== key.length) return false;
     for (let k = 0; k < key.length; k++)
       if (this.keys.charCodeAt(start + k) !== key.charCodeAt(k)) return false;
     return true;
+  }
+}
+
+/**
+ * The rows while the file is read: their keys, pools and lines, and the hash table the finished
+ * table keeps (sized for every line of the file, so it is never rebuilt). A duplicate is found in it
+ * as the rows come.
+ */
+class UserTableBuilder {
+  readonly keys: string[] = [];
+  readonly slots: Int32Array;
+  readonly poolOfRow: Uint16Array;
+  readonly lineOfRow: Uint32Array;
+
+  constructor(rows: number) {
+    this.slots = new Int32Array(tableSize(rows));
+    this.poolOfRow = new Uint16Array(rows);
+    this.lineOfRow = new Uint32Array(rows);
+  }
+
+  /** Adds a row; when its key is there already, returns that row's line and adds nothing. */
+  add(key: string, pool: number, line: number): number | undefined {
+    const mask = this.slots.length - 1;
+    let i = hash(key) & mask;
+    for (let v = this.slots[i]!; v !== 0; v = this.slots[i]!) {
+      if (this.keys[v - 1] === key) return this.lineOfRow[v - 1];
+      i = (i + 1) & mask;
+    }
+    const row = this.keys.length;
+    this.keys.push(key);
+    this.poolOfRow[row] = pool;
+    this.lineOfRow[row] = line;
+    this.slots[i] = row + 1;
+    return undefined;
   }
 }
 
@@ -208,14 +231,8 @@ export function parseUserTable(text: string, opts: UserTableOptions = {}): UserT
       ],
     };
   }
-  // Rows taken so far: their keys, pools and lines (for a later duplicate's message). Rows are at most
-  // the file's lines, counted once up front so the arrays are never copied. Duplicates are found
-  // with a Map of the keys while building only; the table keeps none of it.
-  const rows = countLines(text);
-  const keys: string[] = [];
-  const poolOfRow = new Uint16Array(rows);
-  const lineOfRow = new Uint32Array(rows);
-  const seen = new Map<string, number>();
+  // Rows are at most the file's lines, counted once up front so nothing is ever grown and copied.
+  const builder = new UserTableBuilder(countLines(text));
   const pools: string[] = [];
   const poolIndex = new Map<string, number>();
   const domains = new Map<string, string | undefined>();
@@ -253,21 +270,14 @@ export function parseUserTable(text: string, opts: UserTableOptions = {}): UserT
       index = same >= 0 ? same : pools.push(pool) - 1;
       poolIndex.set(pool, index);
     }
-    const key = userKey(address)!;
-    const first = seen.get(key);
+    const first = builder.add(userKey(address)!, index, row.line);
     if (first !== undefined) {
-      const reason = `${clip(address)} is listed twice (first at line ${lineOfRow[first]})`;
+      const reason = `${clip(address)} is listed twice (first at line ${first})`;
       if (report(row.line, row.columns[addressAt]!, reason)) break;
-      continue;
     }
-    const n = keys.length;
-    poolOfRow[n] = index;
-    lineOfRow[n] = row.line;
-    seen.set(key, n);
-    keys.push(key);
   }
   if (issues.length > 0) return { ok: false, issues };
-  return { ok: true, table: UserTable.build(keys, poolOfRow, pools) };
+  return { ok: true, table: UserTable.build(builder, pools) };
 }
 
 /** Why a pool cell names no pool the service knows, or undefined. */
