@@ -10,9 +10,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.js';
+import { probe } from '../../src/cli/sip-probe.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { NO_DNS, startTestService, type TestService } from '../helpers/service.js';
+import { startPeer, type SipPeer } from '../helpers/sip-peer.js';
 
 const ADMIN = 'admin:\n  listen: 127.0.0.1:0\n';
 
@@ -177,6 +179,63 @@ describe('status against a fleet', () => {
     const r = await status(['--admin', a.admin]);
     expect(r.code).toBe(EXIT.ok);
     expect(row(r.out, a.admin)[2]).toBe('no');
+  });
+});
+
+describe('status: pool members and transactions in flight', () => {
+  it('members up and down as the instance probes them (one answering OPTIONS, one silent), an unanswered INVITE in flight', async () => {
+    const peers: SipPeer[] = [];
+    try {
+      const alive = await startPeer('udp', (req) => (req.method === 'OPTIONS' ? [{ status: 200 }] : []));
+      peers.push(alive);
+      const silent = await startPeer('udp', () => []);
+      peers.push(silent);
+      const service = await startTestService({
+        endpoints: `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pcpool.contoso.com
+    mode: proxy
+pools:
+  - fqdn: pcpool.contoso.com
+    targets:
+      - uri: sip:127.0.0.1:${alive.port};transport=udp
+      - uri: sip:127.0.0.1:${silent.port};transport=udp
+`,
+        sip: `sip:\n  t1: 100\n${ADMIN}`,
+        proxy: { dns: NO_DNS, probe: { intervalMs: 100, timeoutMs: 150, upThreshold: 1, downThreshold: 1 } },
+      });
+      services.push(service);
+      const a = service.server.adminAddress()!;
+      const admin = `${a.host}:${a.port}`;
+      // Bounded wait for the silent member's first probe to time out.
+      let cells: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        const r = await status(['--admin', admin]);
+        cells = row(r.out, admin);
+        if (cells[8] === '1') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(cells.slice(7)).toEqual(['1', '1']);
+      expect(silent.received.some((r) => r.method === 'OPTIONS')).toBe(true);
+      expect(cells[6]).toBe('0');
+
+      // An INVITE the member never answers is held: in flight until its timers end it.
+      const call = probe({
+        host: '127.0.0.1',
+        port: service.port('udp'),
+        method: 'INVITE',
+        uri: 'sip:ocschat@contoso.com',
+        timeoutMs: 1000,
+      });
+      for (let i = 0; i < 40 && cells[6] === '0'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        cells = row((await status(['--admin', admin])).out, admin);
+      }
+      expect(Number(cells[6])).toBeGreaterThanOrEqual(1);
+      await call;
+    } finally {
+      await Promise.all(peers.map((p) => p.close()));
+    }
   });
 });
 
