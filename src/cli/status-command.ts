@@ -3,6 +3,7 @@
 // whether it answered, is ready, how long it has run, which table it serves (and whether that is the
 // one most instances serve), what it holds in flight and its pool members up and down. Any instance
 // that did not answer as a pchat-endpoint, or a table that differs, makes the exit code 1.
+import { request } from 'node:http';
 import { Command } from 'commander';
 import { STATUS_SERVICE, type AdminStatus } from '../admin/admin-server.js';
 import { hostPort } from '../sip/host-port.js';
@@ -62,27 +63,76 @@ export interface AskOptions {
 /** Largest answer read: a status is a few hundred bytes, and a server that is not ours may send more. */
 const MAX_BODY = 64 * 1024;
 
+/** What came back over HTTP, or the error that stopped it. */
+type Answer =
+  { status: number; type: string | undefined; body: string } | { error: Error & { code?: string } };
+
+/**
+ * GET /status over node:http rather than fetch: fetch refuses the ports of its "bad ports" list
+ * (6000, 6665-6669, 10080, ...), and an admin port may be any. One timeout covers connecting,
+ * waiting and reading; the body is read up to MAX_BODY.
+ */
+function get(target: AdminTarget, opts: AskOptions): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = request({
+      host: target.host,
+      port: target.port,
+      path: '/status',
+      headers: {
+        accept: 'application/json',
+        ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }),
+      },
+      agent: false,
+    });
+    let settled = false;
+    const done = (a: Answer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(a);
+    };
+    const timer = setTimeout(() => {
+      const error: Error & { code?: string } = new Error(`no answer within ${opts.timeoutMs} ms`);
+      error.code = 'TIMEOUT';
+      done({ error });
+      req.destroy();
+    }, opts.timeoutMs);
+    req.on('error', (error: Error & { code?: string }) => done({ error }));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (size > MAX_BODY) return;
+        chunks.push(chunk);
+        size += chunk.length;
+        // Enough to tell: ours is far smaller. The rest is not read.
+        if (size > MAX_BODY) res.destroy();
+      });
+      const answer = (): void =>
+        done({
+          status: res.statusCode ?? 0,
+          type: res.headers['content-type'],
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+      res.on('end', answer);
+      res.on('close', () => (res.complete || size > MAX_BODY ? answer() : undefined));
+      res.on('error', (error: Error & { code?: string }) => (size > MAX_BODY ? answer() : done({ error })));
+    });
+    req.end();
+  });
+}
+
 /** GET /status of one instance; never throws: every failure is a report with a one-line reason. */
 export async function askInstance(target: AdminTarget, opts: AskOptions): Promise<InstanceReport> {
   const admin = target.label;
   const fail = (state: Problem, error: string): InstanceReport => ({ admin, state, error });
-  let res: Response;
-  let body: string;
-  const signal = AbortSignal.timeout(opts.timeoutMs);
-  try {
-    res = await fetch(`http://${target.label}/status`, {
-      signal,
-      headers: opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` },
-      redirect: 'manual',
-    });
-    body = await readCapped(res);
-  } catch (err) {
-    const code = err instanceof Error ? (err.cause as { code?: unknown } | undefined)?.code : undefined;
-    // Connected, and what came back was not HTTP (llhttp's parse errors are HPE_*).
-    if (typeof code === 'string' && code.startsWith('HPE_')) {
+  const res = await get(target, opts);
+  if ('error' in res) {
+    const code = res.error.code ?? '';
+    // Connected, and what came back was not HTTP (node's parser errors are HPE_*).
+    if (code.startsWith('HPE_'))
       return fail('not-pchat', 'answered something that is not HTTP: not an admin port');
-    }
-    return fail('unreachable', unreachable(err, opts.timeoutMs));
+    return fail('unreachable', unreachable(res.error, opts.timeoutMs));
   }
   if (res.status === 401) {
     return fail(
@@ -104,46 +154,23 @@ export async function askInstance(target: AdminTarget, opts: AskOptions): Promis
       `answered ${res.status} to GET /status: not a pchat-endpoint admin port (or one from before status)`,
     );
   }
-  const status = statusFrom(body);
+  const status = statusFrom(res.body);
   if (status === undefined) {
-    const type = res.headers.get('content-type') ?? 'no content type';
-    return fail('not-pchat', `answered 200 with ${type.split(';')[0]!.trim()}, not a pchat-endpoint status`);
+    const type = (res.type ?? 'no content type').split(';')[0]!.trim();
+    return fail('not-pchat', `answered 200 with ${type}, not a pchat-endpoint status`);
   }
   const { service: _service, ...rest } = status;
   return { admin, state: 'ok', ...rest };
 }
 
-/** The body, up to MAX_BODY bytes; the rest is not read (the connection is dropped). */
-async function readCapped(res: Response): Promise<string> {
-  if (res.body === null) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-    if (size > MAX_BODY) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A fetch failure as a reason an operator can act on. */
-function unreachable(err: unknown, timeoutMs: number): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return `unreachable: no answer within ${timeoutMs} ms`;
-  }
-  const cause =
-    err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
-  switch (cause?.code) {
+/** A connection failure as a reason an operator can act on. */
+function unreachable(err: Error & { code?: string }, timeoutMs: number): string {
+  switch (err.code) {
+    case 'TIMEOUT':
+      return `unreachable: no answer within ${timeoutMs} ms`;
     case 'ECONNREFUSED':
       return 'unreachable: connection refused (no service listening there)';
     case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
       return 'unreachable: connection closed before an answer (not an HTTP server?)';
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
@@ -152,8 +179,7 @@ function unreachable(err: unknown, timeoutMs: number): string {
     case 'ENETUNREACH':
       return 'unreachable: no route to the host';
   }
-  const detail = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
-  return `unreachable: ${detail}`;
+  return `unreachable: ${err.code ?? err.message}`;
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;

@@ -259,6 +259,18 @@ describe('status given what is not a pchat-endpoint admin port', () => {
       ),
     );
     const missing = await listening(createHttpServer((_req, res) => res.writeHead(404).end()));
+    // A large answer is not read whole.
+    const large = await listening(
+      createHttpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        const more = (): void => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', more);
+        };
+        more();
+      }),
+    );
     // Accepts and never answers.
     const silent = await listening(createTcpServer((s) => void sockets.push(s)));
     const notHttp = await listening(
@@ -270,7 +282,7 @@ describe('status given what is not a pchat-endpoint admin port', () => {
     const closed = await listening(createTcpServer());
     await new Promise<void>((resolve) => servers.pop()!.close(() => resolve()));
 
-    const list = [auth, other, json, missing, silent, notHttp, closed].join(',');
+    const list = [auth, other, json, missing, large, silent, notHttp, closed].join(',');
     const t0 = performance.now();
     const r = await status(['--admin', list, '--timeout', '500']);
     // Asked at once: the silent one's timeout is the run's, not the sum.
@@ -286,13 +298,16 @@ describe('status given what is not a pchat-endpoint admin port', () => {
     expect(note(missing)).toBe(
       `${missing}: answered 404 to GET /status: not a pchat-endpoint admin port (or one from before status)`,
     );
+    expect(note(large)).toBe(
+      `${large}: answered 200 with application/octet-stream, not a pchat-endpoint status`,
+    );
     expect(note(silent)).toBe(`${silent}: unreachable: no answer within 500 ms`);
     expect(note(notHttp)).toBe(`${notHttp}: answered something that is not HTTP: not an admin port`);
     expect(row(r.out, notHttp)[1]).toBe('yes');
     expect(note(closed)).toBe(`${closed}: unreachable: connection refused (no service listening there)`);
     expect(row(r.out, auth)[1]).toBe('yes');
     expect(row(r.out, silent)[1]).toBe('no');
-    expect(r.err).toBe('pchat-endpoint: status: 7 of 7 instances did not answer as a pchat-endpoint\n');
+    expect(r.err).toBe('pchat-endpoint: status: 8 of 8 instances did not answer as a pchat-endpoint\n');
     expect(`${r.out}${r.err}`).not.toMatch(/\n\s+at /);
 
     // The token, from the environment or the flag, is sent; refused, it says so.
