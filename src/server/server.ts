@@ -176,6 +176,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
       onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
+      onMemberGone: (t) => metrics.poolMemberUp.remove({ pool: t.host, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
