@@ -1,5 +1,5 @@
 // Load benchmark (`npm run bench`): the service against Kamailio under the same SIPp load, in two suites
-// (both by default): `redirect` (stateless 302, SIPp's redirect-uac scenario) and `proxy` (stateful
+// (both by default; a third, `fleet`, when named): `redirect` (stateless 302, SIPp's redirect-uac scenario) and `proxy` (stateful
 // proxying of full calls to a SIPp pool member, bench/lib/proxy-suite.mjs). Each suite puts its
 // standing (one table: CPU per call against Kamailio, failures, peak RSS) in place of its section of
 // bench/RESULTS.md and writes its full report to a temporary file (bench/lib/standing.mjs).
@@ -7,6 +7,8 @@
 // drachtio-server of its own (bench/lib/drachtio.mjs), the load sent to drachtio's SIP port, the CPU
 // of drachtio-server and of the app measured apart; the standing gains a table for it. Loads above
 // --drachtio-max-rate are run without it (its one SIP thread saturates near 4,000-5,000/s here).
+// `--suite fleet` (only when named) runs SIPp → Kamailio's dispatcher → two instances against SIPp →
+// one instance, and a run with one instance SIGKILLed (bench/lib/fleet-suite.mjs).
 //
 // node bench/run.mjs [--suite redirect|proxy] [--only ours|drachtio|kamailio] [--levels info,warn]
 //   [--kamailio-children 2] [--repeat 1] [--no-write] [--engine drachtio] [--drachtio-max-rate 5000]
@@ -17,6 +19,8 @@
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
 //             [--kamailio-shm 1024]
+//   fleet:    [--fleet-rate 5000] [--fleet-duration 10] [--fleet-warmup 10000] [--fleet-level warn]
+//             [--fleet-fr-timer 2000] [--fleet-ping-interval 5] [--fleet-kill-at (half the duration)]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss } from './lib/proc.mjs';
+import { fleetMarkdownReport, fleetStanding, runFleetSuite } from './lib/fleet-suite.mjs';
 import { runProxySuite } from './lib/proxy-suite.mjs';
 import { drachtioVersion } from './lib/drachtio.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
@@ -47,7 +52,9 @@ import {
 } from './lib/servers.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SUITES = ['redirect', 'proxy'];
+const SUITES = ['redirect', 'proxy', 'fleet'];
+/** The suites run when none is named; the fleet suite runs only when asked for. */
+const DEFAULT_SUITES = ['redirect', 'proxy'];
 
 const { values: args } = parseArgs({
   options: {
@@ -78,10 +85,19 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '15000' },
     engine: { type: 'string' },
     'drachtio-max-rate': { type: 'string', default: '5000' },
+    'fleet-rate': { type: 'string', default: '5000' },
+    'fleet-duration': { type: 'string', default: '10' },
+    'fleet-warmup': { type: 'string', default: '10000' },
+    'fleet-level': { type: 'string', default: 'warn' },
+    'fleet-fr-timer': { type: 'string', default: '2000' },
+    'fleet-ping-interval': { type: 'string', default: '5' },
+    'fleet-kill-at': { type: 'string' },
   },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
-  throw new Error(`--suite: expected one of ${SUITES.join(', ')} (both run when it is left out)`);
+  throw new Error(
+    `--suite: expected one of ${SUITES.join(', ')} (${DEFAULT_SUITES.join(' and ')} run when it is left out)`,
+  );
 }
 if (args.only !== undefined && !['ours', 'drachtio', 'kamailio'].includes(args.only)) {
   throw new Error('--only: expected ours, drachtio or kamailio');
@@ -101,7 +117,7 @@ const drachtioMaxRate = Number(args['drachtio-max-rate']);
 if (!(drachtioMaxRate > 0)) throw new Error('--drachtio-max-rate: expected a positive number');
 /** Whether `server` takes a load of `rate`/s: drachtio only up to --drachtio-max-rate. */
 const takes = (server, rate) => server !== 'drachtio' || rate <= drachtioMaxRate;
-const suites = args.suite ? [args.suite] : SUITES;
+const suites = args.suite ? [args.suite] : DEFAULT_SUITES;
 const durationS = Number(args.duration);
 const loads = (args.loads ?? (withDrachtio ? '2000,5000,10000,20000' : '5000,10000,20000'))
   .split(',')
@@ -150,6 +166,29 @@ for (const key of ['memoryCalls', 'holdCalls', 'drainS', 'warmupCalls']) {
 }
 // Timer C (181 s) would end a held INVITE first; past 32 s a held call also outlives SIPp's defaults.
 if (proxyCfg.holdMs > 170_000) throw new Error('--hold-ms: at most 170000 (Timer C is 181 s)');
+
+/** The fleet suite's settings (bench/lib/fleet-suite.mjs). */
+const fleetCfg = {
+  rate: Number(args['fleet-rate']),
+  durationS: Number(args['fleet-duration']),
+  warmupCalls: Number(args['fleet-warmup']),
+  level: args['fleet-level'],
+  repeat,
+  kamailioChildren,
+  kamailioShmMb: Number(args['kamailio-shm']),
+  frTimerMs: Number(args['fleet-fr-timer']),
+  pingIntervalS: Number(args['fleet-ping-interval']),
+  killAtS:
+    args['fleet-kill-at'] === undefined ? Number(args['fleet-duration']) / 2 : Number(args['fleet-kill-at']),
+};
+for (const key of ['rate', 'durationS', 'kamailioShmMb', 'frTimerMs', 'pingIntervalS', 'killAtS']) {
+  if (!(fleetCfg[key] > 0)) throw new Error(`fleet ${key}: expected a positive number`);
+}
+if (!(fleetCfg.warmupCalls >= 0)) throw new Error('--fleet-warmup: expected a number, 0 to skip the warm-up');
+if (fleetCfg.killAtS >= fleetCfg.durationS)
+  throw new Error('--fleet-kill-at: expected less than --fleet-duration');
+if (!['info', 'warn'].includes(fleetCfg.level)) throw new Error('--fleet-level: expected info or warn');
+if (suites.includes('fleet') && args.only !== undefined) throw new Error('--only: not for the fleet suite');
 
 // The same table for both servers: the two well-known users of the shipped example config.
 const DOMAIN = 'contoso.com';
@@ -393,6 +432,17 @@ async function proxySuite() {
   await record('proxy', env, report, proxyStanding({ env, cfg: proxyCfg, ...result }));
 }
 
+async function fleetSuite() {
+  const env = environment();
+  const result = await runFleetSuite(fleetCfg);
+  const raw = join(tmpdir(), `pchat-bench-fleet-${env.date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(raw, JSON.stringify({ env, cfg: fleetCfg, ...result }, null, 2));
+  console.log(`raw results: ${raw}`);
+  const report = fleetMarkdownReport({ env, cfg: fleetCfg, ...result });
+  console.log(`\n${report}`);
+  await record('fleet', env, report, fleetStanding({ env, cfg: fleetCfg, ...result }));
+}
+
 async function main() {
   const env = environment();
   console.log(
@@ -401,6 +451,7 @@ async function main() {
   );
   for (const suite of suites) {
     if (suite === 'redirect') await redirectSuite();
+    else if (suite === 'fleet') await fleetSuite();
     else await proxySuite();
   }
 }

@@ -1,5 +1,6 @@
 // Generates and runs the Kamailio baselines: the stateless redirect server (bench/kamailio/redirect.cfg.tmpl)
-// and the stateful proxy (bench/kamailio/proxy.cfg.tmpl).
+// and the stateful proxy (bench/kamailio/proxy.cfg.tmpl); and the dispatcher front of the fleet suite
+// (bench/kamailio/fleet.cfg.tmpl).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const TEMPLATE = fileURLToPath(new URL('../kamailio/redirect.cfg.tmpl', import.meta.url));
 const PROXY_TEMPLATE = fileURLToPath(new URL('../kamailio/proxy.cfg.tmpl', import.meta.url));
+const FLEET_TEMPLATE = fileURLToPath(new URL('../kamailio/fleet.cfg.tmpl', import.meta.url));
 const MODULE_DIRS = [
   '/usr/lib/x86_64-linux-gnu/kamailio/modules',
   '/usr/lib/kamailio/modules',
@@ -17,6 +19,12 @@ const MODULE_DIRS = [
 /** Kamailio's configuration strings are double-quoted; refuse anything that would need escaping. */
 function literal(value) {
   if (!/^[A-Za-z0-9._:@;=<>+-]+$/.test(value)) throw new Error(`value not safe for kamailio.cfg: ${value}`);
+  return value;
+}
+
+/** A file path for a double-quoted modparam: letters, digits and . _ - / only. */
+function safePath(value) {
+  if (!/^[A-Za-z0-9._/-]+$/.test(value)) throw new Error(`path not safe for kamailio.cfg: ${value}`);
   return value;
 }
 
@@ -123,6 +131,27 @@ export async function renderKamailioProxyConfig(opts) {
     LOG_PROXY: log('proxy'),
     LOG_IN_DIALOG: log('in-dialog'),
   });
+}
+
+/**
+ * The dispatcher front: out-of-dialog requests hashed over Call-ID to `instances` (UDP addresses, set
+ * 1 of the dispatcher list written to `listFile`), failover on timeout or 503, OPTIONS probing.
+ * Returns the configuration and the list's text; the caller writes the list to `listFile`.
+ * @param {{ host: string, port: number, children: number, listFile: string, frTimerMs: number,
+ *   pingIntervalS: number, instances: Array<{ host: string, port: number }> }} opts
+ */
+export async function renderKamailioFleetConfig(opts) {
+  const list = opts.instances.map((i) => `1 sip:${literal(i.host)}:${i.port};transport=udp 0 0\n`).join('');
+  const config = await fill(FLEET_TEMPLATE, {
+    CHILDREN: String(opts.children),
+    HOST: literal(opts.host),
+    PORT: String(opts.port),
+    MODULE_DIR: moduleDir(),
+    LIST_FILE: safePath(opts.listFile),
+    FR_TIMER: String(opts.frTimerMs),
+    PING_INTERVAL: String(opts.pingIntervalS),
+  });
+  return { config, list };
 }
 
 /**

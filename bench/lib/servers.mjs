@@ -50,26 +50,31 @@ export async function stopAll() {
 
 /**
  * pchat-endpoint (`serve --config-dir`) on a free UDP+TCP loopback port with the given endpoints.yaml
- * and log level; `admin: true` also opens the admin port (for /metrics) on another free port.
- * `nodeArgs` go to node itself; the process runs in `dir` (where a heap snapshot would be written).
- * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, port: number,
- *   adminPort: number | undefined, logFile: string }>}
+ * and log level; `admin: true` also opens the admin port (for /metrics) on another free port of
+ * 127.0.0.1. `host` and `port` put SIP elsewhere on loopback (the fleet's instances share one port on
+ * 127.0.0.2, 127.0.0.3). `nodeArgs` go to node itself; the process runs in `dir` (where a heap
+ * snapshot would be written).
+ * @returns {Promise<{ child: import('node:child_process').ChildProcess, pid: number, host: string,
+ *   port: number, adminPort: number | undefined, logFile: string }>}
  */
-export async function startPchat(dir, { level, endpointsYaml, admin = false, tcp = true, nodeArgs = [] }) {
-  const port = await freePort(tcp ? ['udp', 'tcp'] : ['udp']);
+export async function startPchat(
+  dir,
+  { level, endpointsYaml, admin = false, tcp = true, nodeArgs = [], host = '127.0.0.1', port: fixedPort },
+) {
+  const port = fixedPort ?? (await freePort(tcp ? ['udp', 'tcp'] : ['udp']));
   const adminPort = admin ? await freePort(['tcp']) : undefined;
   const { child, logFile } = await spawnPchat(dir, {
     serverYaml:
-      `listen:\n  - udp://127.0.0.1:${port}\n${tcp ? `  - tcp://127.0.0.1:${port}\n` : ''}` +
+      `listen:\n  - udp://${host}:${port}\n${tcp ? `  - tcp://${host}:${port}\n` : ''}` +
       `log:\n  level: ${level}\n  pretty: false\n` +
       (adminPort === undefined ? '' : `admin:\n  listen: 127.0.0.1:${adminPort}\n`),
     endpointsYaml,
     nodeArgs,
   });
-  await waitForSip('127.0.0.1', port).catch((err) => {
+  await waitForSip(host, port).catch((err) => {
     throw new Error(`${err.message}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
   });
-  return { child, pid: child.pid, port, adminPort, logFile };
+  return { child, pid: child.pid, host, port, adminPort, logFile };
 }
 
 /** `serve --config-dir dir/config` with the given files, its output in dir/server.log; tracked. */

@@ -1,5 +1,6 @@
 // The admin HTTP port: /healthz (the process answers), /readyz (listeners bound, table loaded),
-// /metrics (Prometheus), /endpoints (the live table as JSON) and POST /reload.
+// /metrics (Prometheus), /endpoints (the live table as JSON), /status (the instance at a glance, for
+// `pchat-endpoint status`) and POST /reload.
 //
 // A browser on the same machine can reach a loopback port too, so every request passes, in order:
 // the Host (or absolute-form authority) must name this port, else 421 (DNS rebinding: a page whose
@@ -13,13 +14,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import ipaddr from 'ipaddr.js';
-import type { ServiceMetrics } from './metrics.js';
+import type { ConfigInfo, ServiceMetrics } from './metrics.js';
 import { withTimeout } from '../base/with-timeout.js';
 import { DEFAULT_READ_TIMEOUT } from '../config/config-file.js';
 
 export interface AdminHandlers {
   readonly metrics: ServiceMetrics;
   ready(): boolean;
+  /** Time since the service started, ms (GET /status). */
+  uptimeMs(): number;
   /** The live endpoint table, as served on /endpoints. */
   endpoints(): unknown;
   /** Reloads the configuration; `ok: false` when it was refused. */
@@ -32,6 +35,24 @@ export interface AdminHandlers {
   /** The drachtio engine's links and their SIP addresses (GET /drachtio); undefined on the native engine. */
   drachtio?(): unknown;
 }
+
+/**
+ * GET /status: what `pchat-endpoint status` shows of one instance. The values are those /readyz and
+ * /metrics give (pchat_config_info, pchat_transactions_in_flight, pchat_pool_member_up), in one
+ * answer, so a fleet is read with one request per instance and the numbers agree with a scrape.
+ */
+export interface AdminStatus {
+  /** Always STATUS_SERVICE: tells this port from any other HTTP server answering JSON. */
+  readonly service: typeof STATUS_SERVICE;
+  readonly ready: boolean;
+  readonly uptimeSeconds: number;
+  /** The table serving: its digest and endpoint count (null only if the metrics were built without). */
+  readonly config: ConfigInfo | null;
+  readonly transactionsInFlight: number;
+  readonly poolMembers: { readonly up: number; readonly down: number };
+}
+
+export const STATUS_SERVICE = 'pchat-endpoint';
 
 export interface AdminAddress {
   readonly host: string;
@@ -121,6 +142,7 @@ const ROUTES: Record<string, string> = {
   '/readyz': 'GET',
   '/metrics': 'GET',
   '/endpoints': 'GET',
+  '/status': 'GET',
   '/reload': 'POST',
   '/drachtio': 'GET',
   // drachtio-server asks its request-handler URL with "/?method=..." appended.
@@ -318,6 +340,18 @@ async function handle(
       return send(res, 200, h.metrics.contentType, await h.metrics.text());
     case '/endpoints':
       return json(res, 200, h.endpoints());
+    case '/status': {
+      const m = await h.metrics.snapshot();
+      const status: AdminStatus = {
+        service: STATUS_SERVICE,
+        ready: h.ready(),
+        uptimeSeconds: Math.floor(h.uptimeMs() / 1000),
+        config: m.config ?? null,
+        transactionsInFlight: m.transactionsInFlight,
+        poolMembers: m.poolMembers,
+      };
+      return json(res, 200, status);
+    }
     case '/drachtio': {
       const links = h.drachtio?.();
       return links === undefined

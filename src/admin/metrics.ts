@@ -15,8 +15,25 @@ export interface MetricsSource {
   readonly guard?: { readonly stats: GuardStats; readonly trackedSources: number };
   /** Inbound connections open and those closed for overstaying a phase (src/transport). */
   readonly connections?: ConnectionWatchStats;
+  /** The digest of the table serving (pchat_config_info): replaced when a reload swaps the table in. */
+  readonly config?: () => ConfigInfo;
   /** The drachtio engine's links (src/drachtio), when it runs: what /metrics shows of their state. */
   readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
+}
+
+/** What pchat_config_info carries: the table's digest and size. */
+export interface ConfigInfo {
+  /** SHA-256 of endpoints.yaml as loaded, hex. */
+  readonly sha256: string;
+  readonly endpoints: number;
+}
+
+/** What /status reports that the metrics already read: the same values a scrape shows. */
+export interface MetricsSnapshot {
+  readonly config: ConfigInfo | undefined;
+  readonly transactionsInFlight: number;
+  /** pchat_pool_member_up's series: members up and down as this instance's probes see them. */
+  readonly poolMembers: { readonly up: number; readonly down: number };
 }
 
 // Method is a label, and any token is a valid method on the wire: anything outside this set is
@@ -68,7 +85,10 @@ export class ServiceMetrics {
    */
   readonly poolMemberUp: Gauge<'pool' | 'target'>;
 
-  constructor(source: MetricsSource, opts: MetricsOptions = {}) {
+  constructor(
+    private readonly source: MetricsSource,
+    opts: MetricsOptions = {},
+  ) {
     const registers = [this.registry];
     if (opts.processMetrics !== false)
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
@@ -104,6 +124,7 @@ export class ServiceMetrics {
     if (source.guard !== undefined) guardMetrics(registers, source.guard);
     if (source.connections !== undefined) connectionMetrics(registers, source.connections);
     if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
+    if (source.config !== undefined) configMetrics(registers, source.config);
   }
 
   /** The router's decision hook. */
@@ -117,6 +138,21 @@ export class ServiceMetrics {
 
   reloaded(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'refused' });
+  }
+
+  /** The values /status shows, read as a scrape reads them. */
+  async snapshot(): Promise<MetricsSnapshot> {
+    let up = 0;
+    let down = 0;
+    for (const v of (await this.poolMemberUp.get()).values) {
+      if (v.value === 1) up++;
+      else down++;
+    }
+    return {
+      config: this.source.config?.(),
+      transactionsInFlight: this.source.transactionsInFlight(),
+      poolMembers: { up, down },
+    };
   }
 
   /** The exposition text, as served on /metrics. */
@@ -484,6 +520,25 @@ function drachtioMetrics(registers: Registers, links: NonNullable<MetricsSource[
           { server: l.server, direction: l.direction },
           l.state === 'connected' || l.state === 'listening' ? 1 : 0,
         );
+    },
+  });
+}
+
+/**
+ * pchat_config_info{sha256,endpoints} 1: one series, the table serving now, so an alert can compare
+ * instances (count by (sha256) (pchat_config_info) > 1 across a fleet). Reset on each scrape: the
+ * series of a table replaced by a reload goes, rather than lingering at 1 beside the new one.
+ */
+function configMetrics(registers: Registers, config: () => ConfigInfo): void {
+  new Gauge({
+    name: 'pchat_config_info',
+    help: 'The endpoint table serving: sha256 of endpoints.yaml as loaded, and its endpoint count; always 1',
+    labelNames: ['sha256', 'endpoints'],
+    registers,
+    collect() {
+      const c = config();
+      this.reset();
+      this.set({ sha256: c.sha256, endpoints: String(c.endpoints) }, 1);
     },
   });
 }

@@ -10,6 +10,7 @@ import { newCommand } from './new-command.js';
 import { removeCommand } from './remove-command.js';
 import { serveCommand } from './serve-command.js';
 import { setCommand } from './set-command.js';
+import { statusCommand } from './status-command.js';
 import { traceCommand } from './trace-command.js';
 
 export function buildProgram(io: CliIo): Command {
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo): Command {
     removeCommand,
     checkCommand,
     traceCommand,
+    statusCommand,
   ]) {
     program.addCommand(
       make(io)

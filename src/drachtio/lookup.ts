@@ -98,6 +98,12 @@ export class LookupCarrier {
     });
     // RFC 3261 §13.3.1.4: a 2xx never ACKed ends its dialog after 64*T1.
     this.arm(d, 64 * this.o.t1, 'never-acked');
+    this.follow(d, h, engine, local);
+  }
+
+  /** What the dialog's own requests get, as drachtio-srf hands them to it. */
+  private follow(d: Held, h: Handed, engine: DrachtioEngine, local: { address: string; port: number }): void {
+    const dialog = d.dialog;
     dialog.once('ack', () => {
       d.acked = true;
       this.armLifetime(d);

@@ -65,6 +65,8 @@ export interface ProxySupportContext {
   readonly onFramingError: FramingErrorHandler;
   /** Told whenever a pool member goes up or down (metrics). */
   readonly onMemberChange?: (t: Target, up: boolean) => void;
+  /** Told when a member is no longer probed (a reload removed it): its series goes (metrics). */
+  readonly onMemberGone?: (t: Target) => void;
   /** Sends the health probes instead of the native transactions (the drachtio engine's). */
   readonly sendProbe?: (t: Target) => Promise<ProbeResult>;
 }
@@ -77,6 +79,8 @@ export class ProxySupport {
   readonly health: TargetHealth;
   readonly prober: HealthProber | undefined;
   private readonly settings: ProxySettings;
+  /** The members the last refresh exposed, by id. */
+  private exposed = new Map<string, Target>();
 
   constructor(
     opts: ProxyOptions,
@@ -162,7 +166,11 @@ export class ProxySupport {
       }
     }
     this.prober.setTargets(all);
-    // Every member is exposed from the start (assumed up until its first probe says otherwise).
+    // Every member is exposed from the start (assumed up until its first probe says otherwise), and
+    // one a reload removed is no longer shown, as up or as down.
+    const now = new Map(all.map((t) => [t.id, t]));
+    for (const [id, t] of this.exposed) if (!now.has(id)) this.ctx.onMemberGone?.(t);
+    this.exposed = now;
     for (const t of all) this.ctx.onMemberChange?.(t, this.health.isAvailable(t));
   }
 

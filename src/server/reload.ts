@@ -2,6 +2,7 @@
 // through the one projection of an Endpoint), which server.yaml settings only a restart applies,
 // the watch on the configuration folder, and the queue that runs reloads one at a time.
 
+import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -42,6 +43,28 @@ export interface ReloadDeps {
   readonly applied: (next: LoadedConfig) => void;
   /** Rereads the certificate files (SIGHUP and POST /reload, for folders a watch cannot see into). */
   readonly rereadCertificates: () => void;
+}
+
+/** The table an instance serves, as pchat_config_info, /endpoints and /status show it. */
+export interface TableDigest {
+  /** SHA-256 of endpoints.yaml as loaded, hex. */
+  readonly sha256: string;
+  readonly endpoints: number;
+}
+
+/**
+ * The digest of the text of endpoints.yaml as it was read and loaded (UTF-8, so the file's bytes for
+ * any file that is valid text). The file, not the table built from it: two instances reading the same
+ * file agree whatever their server.yaml says, the digest can be checked against the file itself
+ * (`sha256sum endpoints.yaml`) or a git blob, and any edit changes it, a comment included, which is
+ * the point when looking for an instance still serving an older copy. server.yaml is left out: it
+ * holds per-instance settings (listen addresses) that legitimately differ.
+ */
+export function tableDigest(loaded: LoadedConfig): TableDigest {
+  return {
+    sha256: createHash('sha256').update(loaded.texts.endpoints, 'utf8').digest('hex'),
+    endpoints: loaded.table.size,
+  };
 }
 
 /** How often the watched configuration folder is checked to still be the one watched, ms. */
@@ -98,6 +121,7 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
  */
 export class Reloader {
   private configNow: LoadedConfig;
+  private digestNow: TableDigest;
   /**
    * The live table. The router reads it once per request: a reload swaps the reference, and a request
    * already being decided finishes with the table it started with.
@@ -115,12 +139,18 @@ export class Reloader {
   ) {
     this.configNow = initial;
     this.table = initial.table;
+    this.digestNow = tableDigest(initial);
     this.lastSeen = [{ text: initial.texts.server }, { text: initial.texts.endpoints }];
   }
 
   /** The configuration in effect: the endpoints last loaded, the server settings the service started with. */
   get current(): LoadedConfig {
     return this.configNow;
+  }
+
+  /** The digest of the table serving now: set with the table, so a refused reload leaves it. */
+  get digest(): TableDigest {
+    return this.digestNow;
   }
 
   /** Reads and validates the configuration again and swaps the table in; reloads run one at a time. */
@@ -193,6 +223,7 @@ export class Reloader {
       logger.level = level;
     }
     this.table = next.table;
+    this.digestNow = tableDigest(next);
     // Allow lists and the rate limit apply at once; the rest of server.yaml waits for a restart.
     this.deps.applied(next);
     this.configNow = {

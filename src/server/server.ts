@@ -26,7 +26,7 @@ import { readDescriptorLimit } from '../guard/descriptor-limit.js';
 import { Listeners } from './listeners.js';
 import { drachtioEngine, probeThrough } from './drachtio-setup.js';
 import type { DrachtioEngine } from '../drachtio/engine.js';
-import { Reloader, type ReloadResult } from './reload.js';
+import { Reloader, type ReloadResult, type TableDigest } from './reload.js';
 import { guardSettingsFrom, serviceSettingsFrom, type ServiceSettings } from './settings.js';
 
 export type { ReloadResult } from './reload.js';
@@ -104,6 +104,8 @@ interface Service {
   readonly reloader: Reloader;
   readonly listeners: Listeners;
   readonly clock: Clock;
+  /** performance.now() when startServer was called: /status's uptime. */
+  readonly startedAt: number;
   /** The drachtio engine, when server.yaml says `engine: drachtio` (no listener is opened then). */
   engine: DrachtioEngine | undefined;
   certificates: CertificateStore | undefined;
@@ -113,6 +115,7 @@ interface Service {
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const startedAt = performance.now();
   const initial = await loadConfig(opts.configDir);
   const { server } = initial;
   const settings = serviceSettingsFrom(server);
@@ -146,6 +149,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
       transactionsInFlight: () => router.transactions.size,
       endpoints: () => reloader.table.size,
+      config: () => reloader.digest,
       guard,
       connections: connectionWatch,
       ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
@@ -172,6 +176,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
       onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
+      onMemberGone: (t) => metrics.poolMemberUp.remove({ pool: t.host, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
@@ -188,6 +193,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     reloader,
     listeners,
     clock,
+    startedAt,
     engine: undefined,
     certificates: undefined,
     admin: undefined,
@@ -340,7 +346,8 @@ async function openAdmin(svc: Service): Promise<void> {
       {
         metrics: svc.metrics,
         ready: () => ready(svc),
-        endpoints: () => endpointsView(svc.reloader.table),
+        uptimeMs: () => performance.now() - svc.startedAt,
+        endpoints: () => endpointsView(svc.reloader.table, svc.reloader.digest),
         reload: () => svc.reloader.reload('http'),
         drachtioRoute: () => svc.engine?.links.outboundAddress(),
         drachtio: () => (svc.engine === undefined ? undefined : { links: svc.engine.views() }),
@@ -405,9 +412,10 @@ async function closeService(svc: Service): Promise<void> {
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
 }
 
-/** The live table as /endpoints serves it. */
-export function endpointsView(table: EndpointTable): unknown {
+/** The live table as /endpoints serves it, with the digest pchat_config_info carries. */
+export function endpointsView(table: EndpointTable, digest: TableDigest): unknown {
   return {
+    config: digest,
     endpoints: [...table].map(endpointProjection),
     pools: [...table.pools()].map(poolProjection),
   };

@@ -245,7 +245,7 @@ describe('admin port: bearer token', () => {
     // The body comes chunked; the JSON is indented, one key a line.
     expect(ok.body).toContain('"trigger": "http"');
     expect(await reloadsDone(s)).toBe(before + 1);
-    for (const path of ['/healthz', '/readyz', '/metrics', '/endpoints']) {
+    for (const path of ['/healthz', '/readyz', '/metrics', '/endpoints', '/status']) {
       expect([path, (await request(s, 'GET', path)).status]).toEqual([path, 200]);
     }
   });

@@ -1,0 +1,408 @@
+// The user table of homing (issue: one well-known address, each user led to their own pool): which
+// Persistent Chat pool each user is homed on, read from a CSV file of `SipAddress,PoolFqdn` rows as
+// exported from `Get-CsUser` or a migration plan. Pure: text in, a table or the rows' problems out.
+//
+// The file is RFC 4180 CSV with a header row naming its columns (in any order, names compared
+// without case; other columns are ignored, so an export can be used as it is). Lines starting with
+// "#" are comments, and empty lines are skipped, so an operator can annotate a migration wave.
+// A user is looked up in O(1): one Map from the address's key to the index of its pool.
+
+import { domainNameKey, domainNameProblem } from './domain-name.js';
+
+/** The columns the table reads, by their header names in lower case. */
+const ADDRESS_COLUMN = 'sipaddress';
+const POOL_COLUMN = 'poolfqdn';
+
+/** One problem in the file, at its line and column (1-based), with the reason. */
+export interface UserTableIssue {
+  readonly line: number;
+  readonly column: number;
+  readonly reason: string;
+}
+
+export interface UserTableOptions {
+  /** Whether a pool (its domainNameKey) is one an endpoint or a pools entry knows. */
+  readonly knownPool?: (poolKey: string) => boolean;
+  /** Problems reported at most; parsing stops at the next one (a file that is not CSV at all). */
+  readonly maxIssues?: number;
+}
+
+export type UserTableResult =
+  | { readonly ok: true; readonly table: UserTable }
+  | { readonly ok: false; readonly issues: readonly UserTableIssue[] };
+
+/**
+ * The table, built once and read only. A million users would cost a JavaScript Map one string and
+ * one entry each (about 150 MB); here every key is in one string, found through an open-addressing
+ * table of row numbers (about 45 MB for a million).
+ */
+export class UserTable {
+  /**
+   * @param keys every user's key, one after the other
+   * @param starts where each row's key starts in `keys`, and one more entry for the end
+   * @param slots the hash table: 0 for an empty slot, else the row's number plus one
+   * @param poolOfRow each row's index in `pools`
+   * @param pools pool FQDNs as first written, by index
+   */
+  private constructor(
+    private readonly keys: string,
+    private readonly starts: Uint32Array,
+    private readonly slots: Int32Array,
+    private readonly poolOfRow: Uint16Array,
+    readonly pools: readonly string[],
+  ) {}
+
+  static readonly EMPTY = new UserTable('', new Uint32Array(1), new Int32Array(1), new Uint16Array(0), []);
+
+  /** The table of a builder's rows; `slots` are the builder's own, already filled. */
+  static build(b: UserTableBuilder, pools: readonly string[]): UserTable {
+    const n = b.keys.length;
+    const starts = new Uint32Array(n + 1);
+    for (let r = 0; r < n; r++) starts[r + 1] = starts[r]! + b.keys[r]!.length;
+    return new UserTable(b.keys.join(''), starts, b.slots, b.poolOfRow.slice(0, n), pools);
+  }
+
+  get size(): number {
+    return this.starts.length - 1;
+  }
+
+  /**
+   * The pool a caller is homed on, or undefined when the table does not list them. `address` is a
+   * SIP URI (`sip:alice@contoso.com`, parameters allowed) or a bare `alice@contoso.com`.
+   */
+  poolOf(address: string): string | undefined {
+    const key = userKey(address);
+    if (key === undefined) return undefined;
+    const row = this.find(key);
+    return row < 0 ? undefined : this.pools[this.poolOfRow[row]!];
+  }
+
+  /** Every row, as `[user key, pool]`. */
+  *entries(): IterableIterator<[string, string]> {
+    for (let r = 0; r < this.size; r++)
+      yield [this.keys.slice(this.starts[r], this.starts[r + 1]), this.pools[this.poolOfRow[r]!]!];
+  }
+
+  /** The row of `key`, or -1. */
+  private find(key: string): number {
+    const mask = this.slots.length - 1;
+    for (let i = hash(key) & mask; ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) return -1;
+      if (this.keyIs(v - 1, key)) return v - 1;
+    }
+  }
+
+  private keyIs(row: number, key: string): boolean {
+    const start = this.starts[row]!;
+    if (this.starts[row + 1]! - start !== key.length) return false;
+    for (let k = 0; k < key.length; k++)
+      if (this.keys.charCodeAt(start + k) !== key.charCodeAt(k)) return false;
+    return true;
+  }
+}
+
+/**
+ * The rows while the file is read: their keys, pools and lines, and the hash table the finished
+ * table keeps (sized for every line of the file, so it is never rebuilt). A duplicate is found in it
+ * as the rows come.
+ */
+class UserTableBuilder {
+  readonly keys: string[] = [];
+  readonly slots: Int32Array;
+  readonly poolOfRow: Uint16Array;
+  readonly lineOfRow: Uint32Array;
+
+  constructor(rows: number) {
+    this.slots = new Int32Array(tableSize(rows));
+    this.poolOfRow = new Uint16Array(rows);
+    this.lineOfRow = new Uint32Array(rows);
+  }
+
+  /** Adds a row; when its key is there already, returns that row's line and adds nothing. */
+  add(key: string, pool: number, line: number): number | undefined {
+    const mask = this.slots.length - 1;
+    let i = hash(key) & mask;
+    for (let v = this.slots[i]!; v !== 0; v = this.slots[i]!) {
+      if (this.keys[v - 1] === key) return this.lineOfRow[v - 1];
+      i = (i + 1) & mask;
+    }
+    const row = this.keys.length;
+    this.keys.push(key);
+    this.poolOfRow[row] = pool;
+    this.lineOfRow[row] = line;
+    this.slots[i] = row + 1;
+    return undefined;
+  }
+}
+
+/** Slots for n keys: a power of two at least twice n, so probes stay short. */
+function tableSize(n: number): number {
+  let size = 16;
+  while (size < n * 2) size *= 2;
+  return size;
+}
+
+/** FNV-1a over the UTF-16 code units of `key`. */
+function hash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < key.length; k++) h = Math.imul(h ^ key.charCodeAt(k), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * The key a user is stored and looked up under: `user@domain`, the user part in lower case (the
+ * directory compares addresses so) and the domain as domainNameKey; undefined for no address.
+ */
+export function userKey(address: string): string | undefined {
+  let s = address.trim();
+  if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
+  const colon = s.indexOf(':');
+  if (colon >= 0 && colon < 5 && /^sips?:/i.test(s)) s = s.slice(colon + 1);
+  const end = s.search(/[;?>]/);
+  if (end >= 0) s = s.slice(0, end);
+  const at = s.lastIndexOf('@');
+  if (at <= 0 || at === s.length - 1) return undefined;
+  return `${s.slice(0, at).toLowerCase()}@${domainNameKey(s.slice(at + 1))}`;
+}
+
+/** A user part (RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )). */
+const USER = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
+
+/**
+ * Why a user table cell is not a user's SIP address, or undefined. Users share a few domains: each
+ * domain's verdict is kept in `domains` for the rows after.
+ */
+function addressProblem(text: string, domains: Map<string, string | undefined>): string | undefined {
+  if (text === '') return 'SipAddress is empty';
+  const bare = /^sips?:/i.test(text) ? text.slice(text.indexOf(':') + 1) : text;
+  const at = bare.lastIndexOf('@');
+  if (at <= 0) return `SipAddress "${clip(text)}" is not user@domain (e.g. sip:alice@contoso.com)`;
+  if (!USER.test(bare.slice(0, at)))
+    return `SipAddress "${clip(text)}" has characters a SIP user part cannot carry`;
+  const domain = bare.slice(at + 1);
+  let problem = domains.get(domain);
+  if (problem === undefined && !domains.has(domain)) {
+    problem = domainNameProblem(domain);
+    domains.set(domain, problem);
+  }
+  return problem === undefined ? undefined : `SipAddress "${clip(text)}": its domain ${problem}`;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/** Parses and validates a user table. Every problem is reported (up to maxIssues), none applied. */
+export function parseUserTable(text: string, opts: UserTableOptions = {}): UserTableResult {
+  const reader = new CsvReader(text);
+  const issues: UserTableIssue[] = [];
+  const maxIssues = opts.maxIssues ?? 50;
+  const report = (line: number, column: number, reason: string): boolean => {
+    issues.push({ line, column, reason });
+    return issues.length >= maxIssues;
+  };
+  if (text.includes('\0'))
+    return { ok: false, issues: [{ line: 1, column: 1, reason: 'is not text (it holds NUL bytes)' }] };
+  const header = reader.next();
+  if (header === undefined)
+    return {
+      ok: false,
+      issues: [{ line: 1, column: 1, reason: 'is empty: expected a header row "SipAddress,PoolFqdn"' }],
+    };
+  const names = header.fields.map((f) =>
+    f
+      .replace(/^\uFEFF/, '')
+      .trim()
+      .toLowerCase(),
+  );
+  const addressAt = names.indexOf(ADDRESS_COLUMN);
+  const poolAt = names.indexOf(POOL_COLUMN);
+  if (addressAt < 0 || poolAt < 0) {
+    const got = clip(header.fields.join(','));
+    return {
+      ok: false,
+      issues: [
+        {
+          line: header.line,
+          column: 1,
+          reason: `expected a header row naming SipAddress and PoolFqdn, got "${got}"`,
+        },
+      ],
+    };
+  }
+  // Rows are at most the file's lines, counted once up front so nothing is ever grown and copied.
+  const builder = new UserTableBuilder(countLines(text));
+  const pools: string[] = [];
+  const poolIndex = new Map<string, number>();
+  const domains = new Map<string, string | undefined>();
+  const needed = Math.max(addressAt, poolAt) + 1;
+  for (let row = reader.next(); row !== undefined; row = reader.next()) {
+    if (row.error !== undefined) {
+      if (report(row.line, row.column, row.error)) break;
+      continue;
+    }
+    if (row.fields.length < needed) {
+      const reason = `expected ${header.fields.length} columns as the header has, got ${row.fields.length}`;
+      if (report(row.line, 1, reason)) break;
+      continue;
+    }
+    const address = row.fields[addressAt]!.trim();
+    const pool = row.fields[poolAt]!.trim();
+    const problem = addressProblem(address, domains);
+    if (problem !== undefined) {
+      if (report(row.line, row.columns[addressAt]!, problem)) break;
+      continue;
+    }
+    let index = poolIndex.get(pool);
+    if (index === undefined) {
+      const reason = poolProblem(pool, opts);
+      if (reason !== undefined) {
+        if (report(row.line, row.columns[poolAt]!, reason)) break;
+        continue;
+      }
+      if (pools.length === 0xffff) {
+        report(row.line, row.columns[poolAt]!, 'more than 65,535 distinct pools');
+        break;
+      }
+      // Two spellings of one pool (case, a trailing dot) share its index.
+      const same = pools.findIndex((p) => domainNameKey(p) === domainNameKey(pool));
+      index = same >= 0 ? same : pools.push(pool) - 1;
+      poolIndex.set(pool, index);
+    }
+    const first = builder.add(userKey(address)!, index, row.line);
+    if (first !== undefined) {
+      const reason = `${clip(address)} is listed twice (first at line ${first})`;
+      if (report(row.line, row.columns[addressAt]!, reason)) break;
+    }
+  }
+  if (issues.length > 0) return { ok: false, issues };
+  return { ok: true, table: UserTable.build(builder, pools) };
+}
+
+/** Why a pool cell names no pool the service knows, or undefined. */
+function poolProblem(pool: string, opts: UserTableOptions): string | undefined {
+  const problem = domainNameProblem(pool);
+  if (problem !== undefined) return `PoolFqdn "${clip(pool)}" ${problem}`;
+  if (opts.knownPool !== undefined && !opts.knownPool(domainNameKey(pool)))
+    return `pool "${clip(pool)}" is not a pool any endpoint or pools entry names`;
+  return undefined;
+}
+
+/** Line breaks in `text`, plus one: an upper bound on its rows. */
+function countLines(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+interface CsvRow {
+  readonly fields: string[];
+  /** Column (1-based) where each field starts. */
+  readonly columns: number[];
+  /** Line (1-based) the row starts on. */
+  readonly line: number;
+  readonly column: number;
+  readonly error?: string;
+}
+
+/**
+ * RFC 4180 rows, one at a time: fields separated by commas, a field in double quotes may hold
+ * commas, line breaks and doubled quotes. A line starting with "#" and an empty line are skipped.
+ */
+class CsvReader {
+  private pos = 0;
+  private line = 1;
+
+  constructor(private readonly text: string) {}
+
+  next(): CsvRow | undefined {
+    const t = this.text;
+    for (;;) {
+      if (this.pos >= t.length) return undefined;
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x0a || c === 0x0d || c === 0x23 /* # */) {
+        this.skipLine(c === 0x23);
+        continue;
+      }
+      return this.row();
+    }
+  }
+
+  private skipLine(comment: boolean): void {
+    const t = this.text;
+    if (comment) while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
+    else if (t.charCodeAt(this.pos) === 0x0d) this.pos++;
+    if (t.charCodeAt(this.pos) === 0x0a) this.pos++;
+    this.line++;
+  }
+
+  private row(): CsvRow {
+    const t = this.text;
+    const line = this.line;
+    const lineStart = this.pos;
+    const fields: string[] = [];
+    const columns: number[] = [];
+    for (;;) {
+      columns.push(this.pos - lineStart + 1);
+      if (t.charCodeAt(this.pos) === 0x22 /* " */) {
+        const quoted = this.quoted();
+        if (quoted === undefined) {
+          this.skipRest();
+          return { fields, columns, line, column: columns.at(-1)!, error: 'a quoted field is not closed' };
+        }
+        fields.push(quoted);
+      } else {
+        let end = this.pos;
+        while (end < t.length) {
+          const c = t.charCodeAt(end);
+          if (c === 0x2c || c === 0x0a || c === 0x0d) break;
+          end++;
+        }
+        fields.push(t.slice(this.pos, end));
+        this.pos = end;
+      }
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (this.pos < t.length && c !== 0x0a && c !== 0x0d) {
+        const column = this.pos - lineStart + 1;
+        this.skipRest();
+        return { fields, columns, line, column, error: 'unexpected text after a quoted field' };
+      }
+      if (this.pos < t.length) this.skipLine(false);
+      return { fields, columns, line, column: 1 };
+    }
+  }
+
+  /** A quoted field from the opening quote at pos; undefined when it is not closed. */
+  private quoted(): string | undefined {
+    const t = this.text;
+    let out = '';
+    let from = this.pos + 1;
+    for (let i = from; i < t.length; i++) {
+      const c = t.charCodeAt(i);
+      if (c === 0x0a) this.line++;
+      if (c !== 0x22) continue;
+      if (t.charCodeAt(i + 1) === 0x22) {
+        out += t.slice(from, i + 1);
+        from = i + 2;
+        i++;
+        continue;
+      }
+      out += t.slice(from, i);
+      this.pos = i + 1;
+      return out;
+    }
+    return undefined;
+  }
+
+  private skipRest(): void {
+    const t = this.text;
+    while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
+    if (this.pos < t.length) this.pos++;
+    this.line++;
+  }
+}

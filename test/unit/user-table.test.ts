@@ -1,0 +1,103 @@
+// The homing user table (src/endpoints/user-table.ts): CSV rows of SipAddress,PoolFqdn, validated
+// with the line and column of each problem, looked up by caller.
+import { describe, expect, it } from 'vitest';
+import { parseUserTable, userKey, UserTable } from '../../src/endpoints/user-table.js';
+
+function table(text: string, known?: string[]): UserTable {
+  const r = parseUserTable(text, known === undefined ? {} : { knownPool: (p) => known.includes(p) });
+  if (!r.ok) expect.fail(JSON.stringify(r.issues));
+  return r.table;
+}
+
+function issues(text: string, known?: string[]): string[] {
+  const r = parseUserTable(text, known === undefined ? {} : { knownPool: (p) => known.includes(p) });
+  if (r.ok) expect.fail('the table was accepted');
+  return r.issues.map((i) => `${i.line}:${i.column}: ${i.reason}`);
+}
+
+describe('user table: accepted', () => {
+  it('rows in any column order, other columns ignored, comments and empty lines skipped, quoted fields', () => {
+    const t = table(
+      '\uFEFFDisplayName,PoolFqdn,SipAddress\r\n' +
+        '# wave 1: EMEA\r\n' +
+        '"Doe, Jane",pc-emea.contoso.com,sip:Jane.Doe@Contoso.com\r\n' +
+        '\r\n' +
+        '"He said ""hi""",pc-us.contoso.com,bob@contoso.com\n',
+    );
+    expect(t.size).toBe(2);
+    expect(t.poolOf('sip:jane.doe@contoso.com')).toBe('pc-emea.contoso.com');
+    expect(t.poolOf('<sip:JANE.DOE@CONTOSO.COM;transport=tls>')).toBe('pc-emea.contoso.com');
+    expect(t.poolOf('sip:bob@contoso.com')).toBe('pc-us.contoso.com');
+    expect(t.poolOf('sip:carol@contoso.com')).toBeUndefined();
+    expect(t.poolOf('not an address')).toBeUndefined();
+    expect([...t.entries()]).toEqual([
+      ['jane.doe@contoso.com', 'pc-emea.contoso.com'],
+      ['bob@contoso.com', 'pc-us.contoso.com'],
+    ]);
+  });
+
+  it('two spellings of one pool are one pool; the first spelling is kept', () => {
+    const t = table('SipAddress,PoolFqdn\na@contoso.com,PC.contoso.com\nb@contoso.com,pc.contoso.com.\n');
+    expect(t.pools).toEqual(['PC.contoso.com']);
+    expect(t.poolOf('b@contoso.com')).toBe('PC.contoso.com');
+  });
+
+  it('many rows: every one found, in O(1) each (no probe chain grows with the table)', () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => `u${i}@contoso.com,p${i % 7}.contoso.com`);
+    const t = table(`SipAddress,PoolFqdn\n${rows.join('\n')}\n`);
+    expect(t.size).toBe(20_000);
+    for (let i = 0; i < 20_000; i += 997)
+      expect(t.poolOf(`sip:u${i}@contoso.com`)).toBe(`p${i % 7}.contoso.com`);
+    expect(t.poolOf('sip:u20000@contoso.com')).toBeUndefined();
+  });
+
+  it('userKey: scheme, brackets and parameters dropped, user part and domain compared without case', () => {
+    expect(userKey('<sip:Alice@Contoso.COM.;transport=tls>')).toBe('alice@contoso.com');
+    expect(userKey('alice')).toBeUndefined();
+    expect(userKey('sip:@contoso.com')).toBeUndefined();
+  });
+});
+
+describe('user table: refused, at line:column', () => {
+  it('a bad address, a bad pool, an unknown pool, a duplicate user, a short row: all reported', () => {
+    expect(
+      issues(
+        'SipAddress,PoolFqdn\n' +
+          'alice@contoso.com,pc.contoso.com\n' +
+          'not-an-address,pc.contoso.com\n' +
+          'bob@10.0.0.1,pc.contoso.com\n' +
+          'carol@contoso.com,pc_bad\n' +
+          'dave@contoso.com,elsewhere.contoso.com\n' +
+          'sip:ALICE@contoso.com,pc.contoso.com\n' +
+          'erin@contoso.com\n',
+        ['pc.contoso.com'],
+      ),
+    ).toEqual([
+      '3:1: SipAddress "not-an-address" is not user@domain (e.g. sip:alice@contoso.com)',
+      '4:1: SipAddress "bob@10.0.0.1": its domain is an IP address, expected a domain name',
+      '5:19: PoolFqdn "pc_bad" is not fully qualified (expected at least two labels, e.g. contoso.com)',
+      '6:18: pool "elsewhere.contoso.com" is not a pool any endpoint or pools entry names',
+      '7:1: sip:ALICE@contoso.com is listed twice (first at line 2)',
+      '8:1: expected 2 columns as the header has, got 1',
+    ]);
+  });
+
+  it('a file that is not CSV: no header naming the columns, NUL bytes, an unclosed quote, nothing at all', () => {
+    expect(issues('endpoints:\n  - sipAddress: sip:x@contoso.com\n')).toEqual([
+      '1:1: expected a header row naming SipAddress and PoolFqdn, got "endpoints:"',
+    ]);
+    expect(issues('SipAddress,PoolFqdn\n\0\0\0')).toEqual(['1:1: is not text (it holds NUL bytes)']);
+    expect(issues('SipAddress,PoolFqdn\n"a@contoso.com,pc.contoso.com\n')).toEqual([
+      '2:1: a quoted field is not closed',
+    ]);
+    expect(issues('# only a comment\n')).toEqual([
+      '1:1: is empty: expected a header row "SipAddress,PoolFqdn"',
+    ]);
+  });
+
+  it('stops after maxIssues problems', () => {
+    const bad = Array.from({ length: 100 }, () => 'x,y').join('\n');
+    const r = parseUserTable(`SipAddress,PoolFqdn\n${bad}\n`, { maxIssues: 5 });
+    expect(r.ok ? [] : r.issues).toHaveLength(5);
+  });
+});
