@@ -6,6 +6,7 @@
 // when an edit is refused.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -229,13 +230,16 @@ function explain(r: SippResult): string {
   return `${JSON.stringify(r.stats?.failures ?? {})}\n${r.errors.slice(-1500)}\n${r.stdout.slice(-600)}`;
 }
 
-/** GET /endpoints of an instance: the SIP addresses of its table. */
-async function tableOf(s: ServeProcess): Promise<string[]> {
+/** GET /endpoints of an instance: the SIP addresses of its table and the digest of the file it came from. */
+async function tableOf(s: ServeProcess): Promise<{ addresses: string[]; sha256: string }> {
   const body = (await (await fetch(`http://127.0.0.1:${s.adminPort()}/endpoints`)).json()) as {
     endpoints: Array<{ sipAddress: string }>;
+    config: { sha256: string };
   };
-  return body.endpoints.map((e) => e.sipAddress);
+  return { addresses: body.endpoints.map((e) => e.sipAddress), sha256: body.config.sha256 };
 }
+
+const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
   'a fleet of three instances behind the Kamailio front of docs/deploy/kamailio (SIPp, loopback)',
@@ -470,7 +474,7 @@ describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
       if (shared !== '') await rm(shared, { recursive: true, force: true });
     });
 
-    it('an edit with the CLI reaches every instance within 2 s while calls run; a refused edit leaves every instance on the last good table', async () => {
+    it('an edit with the CLI reaches every instance (the same digest) within 2 s while calls run; a refused edit leaves every instance on the last good table, and status sees them agree', async () => {
       const run = runSipp({
         scenario: 'redirect-uac',
         target: { host: '127.0.0.1', port: front!.port },
@@ -500,17 +504,19 @@ describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
       );
       expect(edit.status, edit.stderr).toBe(0);
       const edited = Date.now();
+      // The digest of the file as the CLI left it: what every instance must serve.
+      const good = await readFile(join(shared, 'endpoints.yaml'), 'utf8');
+      const digest = sha256(good);
       const reachedAfter: number[] = [];
       for (const s of instances) {
-        while (!(await tableOf(s)).includes(added) && Date.now() - edited < 5000) await sleep(50);
+        while ((await tableOf(s)).sha256 !== digest && Date.now() - edited < 5000) await sleep(50);
         reachedAfter.push(Date.now() - edited);
       }
       for (const t of reachedAfter)
         expect(t, `reached after ${reachedAfter.join(', ')} ms`).toBeLessThan(2000);
-      for (const s of instances) expect(await tableOf(s)).toContain(added);
+      for (const s of instances) expect((await tableOf(s)).addresses).toContain(added);
 
       // A bad edit by hand: every instance refuses it and keeps serving the table it had.
-      const good = await readFile(join(shared, 'endpoints.yaml'), 'utf8');
       const from = instances.map((s) => s.lines.length);
       await writeFile(join(shared, 'endpoints.yaml'), good.replace('mode: redirect', 'mode: teleport'));
       for (const [i, s] of instances.entries())
@@ -519,8 +525,19 @@ describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
           4000,
           from[i],
         );
-      for (const s of instances)
-        expect(await tableOf(s)).toEqual(expect.arrayContaining([added, 'sip:ocschat@contoso.com']));
+      for (const s of instances) {
+        const table = await tableOf(s);
+        expect(table.sha256).toBe(digest);
+        expect(table.addresses).toContain(added);
+      }
+      // `status` over the three agrees: every one reachable, ready and on the same table.
+      const status = spawnSync(
+        process.execPath,
+        [CLI, 'status', '--json', '--admin', instances.map((s) => `127.0.0.1:${s.adminPort()}`).join(',')],
+        { encoding: 'utf8', timeout: 15_000 },
+      );
+      expect(status.status, `${status.stdout}${status.stderr}`).toBe(0);
+      expect(status.stdout).toContain(digest);
 
       const r = await run;
       expect(r.failed, explain(r)).toBe(0);
