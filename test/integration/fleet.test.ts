@@ -169,6 +169,16 @@ async function startFront(targets: ReadonlyArray<{ host: string; port: number }>
   );
   closeSync(fd);
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  // As for `serve` (test/helpers/serve-process.ts): a shell blocked reading a pipe from us stops
+  // Kamailio (its main process takes its children with it) if vitest ends this worker with a signal
+  // no listener sees.
+  const watchdog = spawn('sh', ['-c', 'read _line; kill -TERM "$0" 2>/dev/null', String(child.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  watchdog.stdin?.on('error', () => undefined);
+  child.once('exit', () => watchdog.kill('SIGKILL'));
   const log = (): string => readFileSync(logFile, 'utf8');
   const state = (): Map<string, string> => {
     const r = spawnSync('kamcmd', ['-s', ctl, 'dispatcher.list'], { encoding: 'utf8', timeout: 5000 });
@@ -241,7 +251,9 @@ async function tableOf(s: ServeProcess): Promise<{ addresses: string[]; sha256: 
 
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
-describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
+const runnable = kamailioAvailable() && existsSync(CLI);
+
+describe.skipIf(!runnable)(
   'a fleet of three instances behind the Kamailio front of docs/deploy/kamailio (SIPp, loopback)',
   () => {
     let sipPort = 0;
@@ -441,7 +453,7 @@ describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
   },
 );
 
-describe.skipIf(!kamailioAvailable() || !existsSync(CLI))(
+describe.skipIf(!runnable)(
   'three instances watching one shared configuration folder (behind the Kamailio front, SIPp)',
   () => {
     let shared = '';
