@@ -275,7 +275,7 @@ describe.skipIf(!runnable)(
     beforeAll(async () => {
       requireSipp();
       // The proxy endpoint's pool member: a SIPp UAS taking every proxied call of the file.
-      pool = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 90, timeoutMs: 80_000 });
+      pool = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 150, timeoutMs: 80_000 });
       slowPool = await startSippServer({
         scenario: 'pool-slow-busy-uas',
         transport: 'udp',
@@ -307,8 +307,8 @@ describe.skipIf(!runnable)(
         rate: number;
       }> = [
         { mode: 'redirect', scenario: 'redirect-uac', vars: REDIRECT, calls: 300, rate: 200 },
-        { mode: 'lookup', scenario: 'lookup-uac', vars: LOOKUP, calls: 90, rate: 60 },
-        { mode: 'proxy', scenario: 'proxy-uac', vars: PROXY, calls: 90, rate: 60 },
+        { mode: 'lookup', scenario: 'lookup-uac', vars: LOOKUP, calls: 150, rate: 100 },
+        { mode: 'proxy', scenario: 'proxy-uac', vars: PROXY, calls: 150, rate: 100 },
       ];
       const results = await Promise.all(
         runs.map((r) =>
