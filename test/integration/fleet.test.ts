@@ -359,6 +359,26 @@ describe.skipIf(!runnable)(
       expect(checked).toBe(lookupCalls.size);
     }, 40_000);
 
+    it('the front answers keep-alive OPTIONS addressed to itself, without passing them on', async () => {
+      const r = await runSipp({
+        scenario: 'options-uac',
+        target: target(),
+        transport: 'udp',
+        calls: 20,
+        rate: 50,
+        timeoutMs: 10_000,
+      });
+      expect(r.failed, explain(r)).toBe(0);
+      expect(r.successful).toBe(20);
+      // Instances log every OPTIONS they answer (the front's probes among them): none was this one.
+      await sleep(1200);
+      const ruri = `sip:127.0.0.1:${front!.port}`;
+      for (const s of instances)
+        expect(s.decisions().filter((l) => l['method'] === 'OPTIONS' && l['ruri'] === ruri)).toEqual([]);
+      // The probes themselves did reach every instance, so the check above could have seen one.
+      for (const s of instances) expect(s.decisions().some((l) => l['method'] === 'OPTIONS')).toBe(true);
+    });
+
     it('SIGKILL of one instance at 200 calls/s: no call fails, the front marks it down within the probing thresholds, and up again once it is back', async () => {
       const victim = instances[1]!;
       const uri = uriOf({ host: HOSTS[1], port: sipPort });
