@@ -1,9 +1,10 @@
 // A fleet behind the Kamailio front of docs/deploy/kamailio (real Kamailio from Debian, real `serve`
 // processes from dist/ — `npm run build` first —, real SIPp, loopback only): three instances on
 // 127.0.0.2, .3 and .4 share the load; one killed or stopped loses no call, because Kamailio fails
-// the request over and its probes take the instance out and put it back; and three instances
-// watching one shared folder all take an edit made with the CLI, and all keep the last good table
-// when an edit is refused.
+// the request over and its probes take the instance out and put it back; the front answers its own
+// keep-alives. Three more instances watching one shared folder (so one server.yaml: 127.0.0.1, a port
+// each) all take an edit made with the CLI, and all keep the last good table when an edit is
+// refused; `status` over them agrees.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
