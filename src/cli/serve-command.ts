@@ -1,9 +1,9 @@
 // `pchat-endpoint serve`: runs the service (what `npm start` runs) until SIGINT or SIGTERM, which
 // drain it first (503 to new requests, transactions in flight finish), then destroy every connection
 // and exit; a second signal exits at once. SIGHUP reloads the configuration.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
-import { LOG_LEVELS } from '../config/schema.js';
+import { LOG_LEVELS, parseListenAddress, type ListenAddress } from '../config/schema.js';
 import type { Logger } from 'pino';
 import { startServer, type RunningServer } from '../server/server.js';
 import { addConfigDirOption, type ConfigDirOptions } from './common.js';
@@ -13,6 +13,14 @@ import { withTimeout } from '../base/with-timeout.js';
 
 interface ServeFlags extends ConfigDirOptions {
   logLevel?: string;
+  listen?: ListenAddress[];
+}
+
+/** One --listen value, added to those before it; a malformed one is refused before anything starts. */
+function collectListen(text: string, previous: ListenAddress[] | undefined): ListenAddress[] {
+  const a = parseListenAddress(text);
+  if (typeof a === 'string') throw new InvalidArgumentError(a);
+  return [...(previous ?? []), a];
 }
 
 /**
@@ -24,7 +32,13 @@ const CLOSE_GRACE_MS = 2000;
 export function serveCommand(io: CliIo): Command {
   const cmd = new Command('serve')
     .description('run the SIP service; reloads its configuration on change and on SIGHUP')
-    .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS));
+    .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
+    .addOption(
+      new Option(
+        '--listen <transport://host:port>',
+        "listen here instead of server.yaml's listen (repeatable): instances sharing one folder, each on its own address",
+      ).argParser(collectListen),
+    );
   addConfigDirOption(cmd, io);
   return cmd.action(async (flags: ServeFlags) => {
     let server: RunningServer;
@@ -32,6 +46,7 @@ export function serveCommand(io: CliIo): Command {
       server = await startServer({
         configDir: flags.configDir,
         ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+        ...(flags.listen === undefined ? {} : { listen: flags.listen }),
       });
     } catch (err) {
       if (err instanceof ConfigError)

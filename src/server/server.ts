@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AdminServer, type AdminAddress } from '../admin/admin-server.js';
 import { ServiceMetrics } from '../admin/metrics.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
+import type { ListenAddress } from '../config/schema.js';
 import { EndpointTable } from '../endpoints/table.js';
 import { createLogger, flushLogger } from '../base/log.js';
 import { Router, type RouterStats } from '../router/router.js';
@@ -38,6 +39,11 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** Overrides server.yaml's log level. */
   readonly logLevel?: string;
+  /**
+   * SIP listeners in place of server.yaml's `listen` (serve --listen): several instances can share
+   * one configuration folder on one host, each on its own address.
+   */
+  readonly listen?: readonly ListenAddress[];
   readonly clock?: Clock;
   /** Wall-clock time in ms for maintenance windows; Date.now unless a test injects one. */
   readonly wallClock?: () => number;
@@ -326,7 +332,7 @@ async function openNative(svc: Service, server: LoadedConfig['server'], opts: St
       ),
     );
   }
-  await svc.listeners.open(server.listen, {
+  await svc.listeners.open(opts.listen ?? server.listen, {
     transport: settings.transport,
     logger,
     guard: svc.guard,

@@ -84,8 +84,11 @@ export async function startServe(serverYaml: string, endpointsYaml: string): Pro
  * Runs `serve` on a configuration folder that already exists, one several processes may share;
  * `removeOnStop`: stop() removes the folder too (leave it false for a shared one).
  */
-export function serveFolder(dir: string, { removeOnStop = false } = {}): ServeProcess {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', dir], {
+export function serveFolder(
+  dir: string,
+  { removeOnStop = false, args = [] as readonly string[] } = {},
+): ServeProcess {
+  const child = spawn(process.execPath, [CLI, 'serve', '--config-dir', dir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(child);

@@ -483,22 +483,22 @@ describe.skipIf(!runnable)(
 
     beforeAll(async () => {
       requireSipp();
-      // One folder, one server.yaml for all: on one machine the instances cannot share an address
-      // and port, so each listens on a port of its own (port 0) on 127.0.0.1, as instances on
-      // separate hosts would all listen on 0.0.0.0:5060 with the same file.
+      // One folder, one server.yaml for all, as on separate hosts; on this one each instance is
+      // given its own address with `serve --listen`, 127.0.0.2, .3 and .4 on one port.
       shared = await mkdtemp(join(tmpdir(), 'pchat-shared-'));
       await writeFile(join(shared, 'server.yaml'), serverYaml('udp://127.0.0.1:0'));
       await writeFile(join(shared, 'endpoints.yaml'), endpointsYaml(9, 9));
-      for (let i = 0; i < 3; i++) {
-        const s = serveFolder(shared);
+      const port = await freePort(['udp']);
+      for (const host of HOSTS) {
+        const s = serveFolder(shared, { args: ['--listen', `udp://${host}:${port}`] });
         instances.push(s);
         await s.waitForLine((l) => msgOf(l).startsWith('admin port on'), 10_000);
       }
-      const ports = instances.map((s) => {
-        const l = s.lines.find((x) => msgOf(x) === 'listening');
-        return Number(l?.['port']);
-      });
-      front = await startFront(ports.map((port) => ({ host: '127.0.0.1', port })));
+      const listening = instances.map((s) => s.lines.find((x) => msgOf(x) === 'listening'));
+      expect(listening.map((l) => `${String(l?.['host'])}:${String(l?.['port'])}`)).toEqual(
+        HOSTS.map((h) => `${h}:${port}`),
+      );
+      front = await startFront(HOSTS.map((host) => ({ host, port })));
     }, 30_000);
 
     afterAll(async () => {

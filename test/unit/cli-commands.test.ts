@@ -332,3 +332,11 @@ describe('trace (static)', () => {
     expect(r.out).toContain('retry-after: 3600');
   });
 });
+
+describe('serve --listen', () => {
+  it('a malformed address is refused before anything starts, with the reason', async () => {
+    const r = await cli(['serve', '--listen', 'udp://localhost:5060']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('host "localhost" is not an IP address');
+  });
+});
