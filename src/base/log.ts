@@ -97,6 +97,9 @@ export interface DecisionFields {
   readonly peer?: string | undefined;
   /** The pool member that answered, in proxy mode. */
   readonly target?: string | undefined;
+  /** The pool a homed caller was led to, and the homing rule that chose it (none: not homed). */
+  readonly pool?: string | undefined;
+  readonly homing?: string | undefined;
   readonly latencyUs: number;
 }
 
@@ -128,6 +131,8 @@ export function decisionLogger(logger: Logger): (level: 'info' | 'warn', f: Deci
         str('reason', f.reason) +
         str('peer', f.peer) +
         str('target', f.target) +
+        str('pool', f.pool) +
+        str('homing', f.homing) +
         `,"latencyUs":${f.latencyUs}` +
         tail,
     );

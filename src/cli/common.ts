@@ -187,6 +187,8 @@ const COLUMNS = {
   displayName: { header: 'DisplayName', cell: (v) => v.displayName ?? '' },
   // One or more URIs, too wide for a column; in --json.
   lookupUris: null,
+  // Rules, one or more; in --json.
+  homing: null,
 } satisfies Record<keyof ReturnType<typeof endpointProjection>, Column | null>;
 
 /** A readable table, or JSON (an array) for scripts. */

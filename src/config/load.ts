@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EndpointTable } from '../endpoints/table.js';
+import { domainNameKey } from '../endpoints/domain-name.js';
+import { parseUserTable, type UserTable } from '../endpoints/user-table.js';
 import { checkEndpoints, checkServer, checkText, type Checked } from './check.js';
 import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, readConfigFile } from './config-file.js';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.js';
@@ -46,6 +48,8 @@ export interface LoadedConfig {
   files: { server: string; endpoints: string };
   /** The text of each file as read, so a reload can tell a real change from a touch. */
   texts: { server: string; endpoints: string };
+  /** What this load read of the homing user tables, by file name: a later edit of one is a change. */
+  users: ReadonlyMap<string, Seen>;
   /** Formatted like issues: `file:line:col: path: reason`. */
   warnings: string[];
 }
@@ -64,7 +68,7 @@ export interface LoadOptions {
 
 /** What a read found: the text, or why there is none. Compared to tell a change from a touch. */
 export type Seen = { text: string } | { refused: string };
-export type SeenFiles = readonly [server: Seen, endpoints: Seen];
+export type SeenFiles = readonly [server: Seen, endpoints: Seen, users?: ReadonlyMap<string, Seen>];
 
 const seenOf = (read: string | ConfigIssue): Seen =>
   typeof read === 'string' ? { text: read } : { refused: read.reason };
@@ -107,8 +111,26 @@ export async function loadIfChanged(
     timeoutMs: limits?.readTimeout ?? timeoutMs,
     root: dir,
   });
-  const seen: SeenFiles = [seenOf(serverText), seenOf(endpointsText)];
-  if (sameServer && same(previous[1], seen[1])) return { seen, result: undefined };
+  const userLimits = {
+    maxFileSize: limits?.maxUserTableSize ?? 256 * 1024 * 1024,
+    timeoutMs: limits?.readTimeout ?? timeoutMs,
+    root: dir,
+  };
+  // The user tables the last load read: read again, so an edit of one alone is a change too.
+  const usersRead = new Map<string, string | ConfigIssue>();
+  for (const name of previous?.[2]?.keys() ?? [])
+    usersRead.set(name, await readConfigFile(join(dir, name), userLimits));
+  const usersSeen = new Map([...usersRead].map(([name, read]) => [name, seenOf(read)]));
+  const seen: SeenFiles = [seenOf(serverText), seenOf(endpointsText), usersSeen];
+  if (
+    sameServer &&
+    same(previous[1], seen[1]) &&
+    [...usersSeen].every(([name, now]) => {
+      const before = previous[2]?.get(name);
+      return before !== undefined && same(before, now);
+    })
+  )
+    return { seen, result: undefined };
   server ??= await checkText('server', serverText as string, files.server, opts.signal);
   const endpoints =
     typeof endpointsText === 'string'
@@ -117,22 +139,47 @@ export async function loadIfChanged(
   if (server.value === undefined || endpoints.value === undefined) {
     return { seen, result: new ConfigError([...server.issues, ...endpoints.issues]) };
   }
+  // Homing user tables named by the endpoints, each read once.
+  const userTables = new Map<string, UserTable>();
+  const userIssues: ConfigIssue[] = [];
+  const names = new Set<string>();
+  for (const e of endpoints.value.endpoints)
+    for (const r of e.homing ?? []) if ('users' in r) names.add(r.users);
+  const knownPools = knownPoolNames(endpoints.value);
+  const usersSeenNow = new Map<string, Seen>();
+  for (const name of names) {
+    const file = join(dir, name);
+    const read = usersRead.get(name) ?? (await readConfigFile(file, userLimits));
+    usersSeenNow.set(name, seenOf(read));
+    if (typeof read !== 'string') {
+      userIssues.push(read);
+      continue;
+    }
+    const parsed = parseUserTable(read, { knownPool: (p) => knownPools.has(p) });
+    if (parsed.ok) userTables.set(name, parsed.table);
+    else
+      for (const i of parsed.issues)
+        userIssues.push({ file, line: i.line, column: i.column, path: '', reason: i.reason });
+  }
+  const seenNow: SeenFiles = [seen[0], seen[1], usersSeenNow];
+  if (userIssues.length > 0) return { seen: seenNow, result: new ConfigError(userIssues) };
   // The check's answer arrived in this turn; the table is built over the next ones, a slice a turn,
   // so the event loop is never held for the whole of a large table.
-  const building = EndpointTable.building(endpoints.value);
+  const building = EndpointTable.building(endpoints.value, userTables);
   let step = building.next();
   while (step.done !== true) {
     await nextTurn();
     step = building.next();
   }
   return {
-    seen,
+    seen: seenNow,
     result: {
       server: server.value,
       endpoints: endpoints.value,
       table: step.value,
       files,
       texts: { server: serverText as string, endpoints: endpointsText as string },
+      users: usersSeenNow,
       warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
     },
   };
@@ -148,4 +195,15 @@ function failed(issue: ConfigIssue): Checked<never> {
  */
 export function defaultConfigDir(): string {
   return fileURLToPath(new URL('../../config', import.meta.url));
+}
+
+/** The pools endpoints.yaml knows: every endpoint's, every pools entry, every homing rule's. */
+function knownPoolNames(cfg: EndpointsConfig): Set<string> {
+  const names = new Set<string>();
+  for (const p of cfg.pools) names.add(domainNameKey(p.fqdn));
+  for (const e of cfg.endpoints) {
+    names.add(domainNameKey(e.poolFqdn));
+    for (const r of e.homing ?? []) if ('pool' in r) names.add(domainNameKey(r.pool));
+  }
+  return names;
 }

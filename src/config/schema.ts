@@ -443,6 +443,12 @@ const configFilesSchema = strictObject({
   maxFileSize: z.int().min(4096).max(MAX_FILE_SIZE_CEILING).default(DEFAULT_MAX_FILE_SIZE),
   /** ms one file may take to be opened and read (a hung mount): then it is refused. */
   readTimeout: z.int().min(100).max(600_000).default(DEFAULT_READ_TIMEOUT),
+  /** Largest homing user table read (a CSV of a whole directory is large), in bytes. */
+  maxUserTableSize: z
+    .int()
+    .min(4096)
+    .max(MAX_FILE_SIZE_CEILING)
+    .default(256 * 1024 * 1024),
 });
 
 /** A PEM file; a relative path is taken from the configuration folder. */
@@ -798,6 +804,33 @@ function maintenanceConflict(
   }
 }
 
+/** Why a caller pattern (`*@emea.contoso.com`) cannot match a caller's user@domain, or undefined. */
+function callerPatternProblem(text: string): string | undefined {
+  if (/^sips?:/i.test(text)) return 'write the pattern without a scheme (e.g. *@emea.contoso.com)';
+  const at = text.lastIndexOf('@');
+  if (at < 0 || at === text.length - 1)
+    return 'expected user@domain with * for any text (e.g. *@emea.contoso.com)';
+  return undefined;
+}
+
+/**
+ * Homing: which pool a caller of the endpoint is led to, the rules tried in order, the endpoint's
+ * poolFqdn when none matches. `callers`: a pattern on the caller's user@domain; `users`: a CSV user
+ * table (SipAddress,PoolFqdn) in the configuration folder.
+ */
+const homingRuleSchema = z.union([
+  strictObject({ callers: z.string().trim().superRefine(check(callerPatternProblem)), pool: poolFqdn }),
+  strictObject({
+    users: z
+      .string()
+      .trim()
+      .min(1)
+      .refine((f) => !f.includes('/') && !f.includes('\\') && f !== '.' && f !== '..', {
+        message: 'a file name in the configuration folder (no path)',
+      }),
+  }),
+]);
+
 export const endpointSchema = strictObject({
   sipAddress: z.string().superRefine(check(sipAddressProblem)),
   poolFqdn,
@@ -810,6 +843,7 @@ export const endpointSchema = strictObject({
     .array(z.string().superRefine(check((v: string) => uriProblem(v, false))))
     .min(1)
     .optional(),
+  homing: z.array(homingRuleSchema).min(1).optional(),
   ...maintenanceFields,
 }).superRefine(maintenanceConflict);
 

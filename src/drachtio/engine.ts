@@ -198,6 +198,8 @@ export class DrachtioEngine {
       outcome: a.outcome,
       endpoint: a.endpoint?.sipAddress,
       mode: a.endpoint?.mode,
+      pool: a.endpoint?.homedBy === undefined ? undefined : a.endpoint.poolFqdn,
+      homing: a.endpoint?.homedBy,
       reason: a.reason,
     });
   }
@@ -206,7 +208,10 @@ export class DrachtioEngine {
   record(
     h: Handed,
     level: 'info' | 'warn',
-    f: Pick<DecisionFields, 'status' | 'outcome' | 'endpoint' | 'mode' | 'reason' | 'target'>,
+    f: Pick<
+      DecisionFields,
+      'status' | 'outcome' | 'endpoint' | 'mode' | 'reason' | 'target' | 'pool' | 'homing'
+    >,
   ): void {
     const { sip, source } = h;
     this.opts.record(level, {

@@ -1,5 +1,7 @@
 // The endpoint table's domain model: a well-known SIP address and the Persistent Chat pool it leads to.
 
+import type { HomingRule } from './homing.js';
+
 /**
  * What the router does with a request for an endpoint: forward it to the pool (`proxy`), answer 302
  * naming the pool (`redirect`), or answer as the legacy Group Chat Lookup service (`lookup`).
@@ -52,6 +54,13 @@ export interface Endpoint {
   readonly recordRoute?: boolean | undefined;
   /** As Pool.maintenanceUntil, for this endpoint alone. */
   readonly maintenanceUntil?: number | undefined;
+  /** Homing rules: the pool each caller is led to (src/endpoints/homing.ts); none: `pool` for all. */
+  readonly homing?: readonly HomingRule[] | undefined;
+  /**
+   * On the endpoint as a homed caller meets it (EndpointTable.homed): the rule that chose its pool,
+   * for the decision line. Undefined on the endpoint as configured.
+   */
+  readonly homedBy?: string | undefined;
 }
 
 /** How endpoints.yaml writes a maintenance window: a switch, or an end time. */

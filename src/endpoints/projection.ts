@@ -5,7 +5,7 @@
 import type { Endpoint, Pool } from './endpoint.js';
 
 /** Fields of an Endpoint that are derived or shown through the pool, not shown on their own. */
-type Derived = 'key' | 'user' | 'pool';
+type Derived = 'key' | 'user' | 'pool' | 'homedBy';
 
 /** A maintenance window as shown: "on" (until switched off), an ISO 8601 instant, or null. */
 export function windowView(ms: number | undefined): string | null {
@@ -23,6 +23,10 @@ export function endpointProjection(e: Endpoint) {
     // Unset: the server's proxy.recordRoute applies.
     recordRoute: e.recordRoute ?? null,
     maintenanceUntil: windowView(e.maintenanceUntil),
+    homing:
+      e.homing?.map((r) =>
+        r.kind === 'callers' ? { callers: r.pattern, pool: r.pool } : { users: r.file, rows: r.table.size },
+      ) ?? null,
   } satisfies Record<Exclude<keyof Endpoint, Derived>, unknown>;
 }
 

@@ -2,6 +2,8 @@
 // request on the hot path.
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
+import { callersRule } from './homing.js';
+import { UserTable } from './user-table.js';
 import {
   maintenanceEnd,
   type Endpoint,
@@ -27,24 +29,64 @@ export interface EndpointsInput {
     readonly enabled: boolean;
     readonly recordRoute?: boolean | undefined;
     readonly lookupUris?: readonly string[] | undefined;
+    readonly homing?:
+      | readonly ({ readonly callers: string; readonly pool: string } | { readonly users: string })[]
+      | undefined;
   })[];
 }
 
 export class EndpointTable {
   private readonly byKey: ReadonlyMap<string, Endpoint>;
   private readonly usedPools: readonly Pool[];
+  /** Pools by name: those configured and those endpoints name. */
+  private readonly poolsByName: ReadonlyMap<string, Pool>;
+  /** The endpoint as each homed pool's callers meet it, made on first use. */
+  private readonly homedCache = new WeakMap<Endpoint, Map<string, Endpoint>>();
 
-  private constructor(byKey: ReadonlyMap<string, Endpoint>, usedPools: readonly Pool[]) {
+  private constructor(
+    byKey: ReadonlyMap<string, Endpoint>,
+    usedPools: readonly Pool[],
+    poolsByName: ReadonlyMap<string, Pool>,
+  ) {
     this.byKey = byKey;
     this.usedPools = usedPools;
+    this.poolsByName = poolsByName;
+  }
+
+  /**
+   * `endpoint` as a caller homed on `poolFqdn` by `rule` meets it: the same address and mode, that
+   * pool's targets, maintenance window and hand-out URI. One object per endpoint and pool, so what a
+   * mode keeps per endpoint (a 302's Contact) is kept per pool.
+   */
+  homed(endpoint: Endpoint, poolFqdn: string, rule: string): Endpoint {
+    let byPool = this.homedCache.get(endpoint);
+    if (byPool === undefined) {
+      byPool = new Map();
+      this.homedCache.set(endpoint, byPool);
+    }
+    const key = `${poolFqdn}\n${rule}`;
+    let e = byPool.get(key);
+    if (e === undefined) {
+      const pool =
+        this.poolsByName.get(poolFqdn) ?? Object.freeze({ fqdn: poolFqdn, targets: Object.freeze([]) });
+      e = Object.freeze({
+        ...endpoint,
+        poolFqdn,
+        pool,
+        lookupUris: Object.freeze([`sip:${endpoint.user}@${poolFqdn}`]),
+        homedBy: rule,
+      });
+      byPool.set(key, e);
+    }
+    return e;
   }
 
   /**
    * Builds the table from a configuration that has passed the schema and its rules. A duplicate address
    * still throws: silently letting one entry shadow another would route requests to the wrong pool.
    */
-  static fromConfig(cfg: EndpointsInput): EndpointTable {
-    const steps = EndpointTable.building(cfg);
+  static fromConfig(cfg: EndpointsInput, userTables?: ReadonlyMap<string, UserTable>): EndpointTable {
+    const steps = EndpointTable.building(cfg, userTables);
     for (;;) {
       const step = steps.next();
       if (step.done === true) return step.value;
@@ -58,7 +100,10 @@ export class EndpointTable {
    * As fromConfig, pausing after every SLICE endpoints, so a caller holding an event loop can let other
    * work in between (a table of tens of thousands of endpoints takes tens of milliseconds to build).
    */
-  static *building(cfg: EndpointsInput): Generator<void, EndpointTable, void> {
+  static *building(
+    cfg: EndpointsInput,
+    userTables: ReadonlyMap<string, UserTable> = new Map(),
+  ): Generator<void, EndpointTable, void> {
     const configured = new Map<string, Pool>();
     for (const p of cfg.pools) {
       const fqdn = domainNameKey(p.fqdn);
@@ -89,6 +134,11 @@ export class EndpointTable {
       used.set(fqdn, pool);
       const user = uri.user ?? '';
       const maintenanceUntil = maintenanceEnd(e);
+      const homing = e.homing?.map((r) =>
+        'callers' in r
+          ? callersRule(r.callers, r.pool)
+          : ({ kind: 'users', file: r.users, table: userTables.get(r.users) ?? UserTable.EMPTY } as const),
+      );
       byKey.set(
         key,
         Object.freeze({
@@ -103,10 +153,12 @@ export class EndpointTable {
           ...(e.recordRoute === undefined ? {} : { recordRoute: e.recordRoute }),
           pool,
           ...(maintenanceUntil === undefined ? {} : { maintenanceUntil }),
+          ...(homing === undefined ? {} : { homing: Object.freeze(homing) }),
         }),
       );
     }
-    return new EndpointTable(byKey, [...used.values()]);
+    const byName = new Map([...configured, ...used]);
+    return new EndpointTable(byKey, [...used.values()], byName);
   }
 
   /** The endpoint for a canonical address-of-record as made by aorKey, e.g. `ocschat@contoso.com`. */

@@ -5,6 +5,7 @@
 
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { EndpointTable } from '../endpoints/table.js';
+import { callerKey, homePool, ruleName } from '../endpoints/homing.js';
 import { HeaderBit } from '../sip/headers.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { parseSipUri, uriScheme } from '../sip/uri.js';
@@ -42,6 +43,17 @@ export class Decider {
     this.keepsDialogs = modes.some((m) => m.keepsDialogs === true);
   }
 
+  /**
+   * The endpoint as this caller meets it: the pool the first matching homing rule names. The caller
+   * is the From address.
+   */
+  private home(endpoint: Endpoint, req: SipRequest, table: EndpointTable): Endpoint {
+    const caller = callerKey(req.header('from'));
+    if (caller === undefined) return endpoint;
+    const choice = homePool(endpoint.homing!, caller);
+    return choice === undefined ? endpoint : table.homed(endpoint, choice.pool, ruleName(choice.rule));
+  }
+
   /** The mode endpoints name by `name`, when it is configured. */
   mode(name: string): Mode | undefined {
     return this.byName.get(name);
@@ -67,6 +79,8 @@ export class Decider {
         this.lastEndpoint = endpoint;
       }
     }
+    // Homing: the pool this caller is led to, as the endpoint they meet (src/endpoints/homing.ts).
+    if (endpoint?.homing !== undefined) endpoint = this.home(endpoint, req, table);
     // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
     if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri))
       return SERVICE_OPTIONS;

@@ -321,6 +321,9 @@ export class Router {
       ruri: req.uri,
       endpoint: decision.endpoint?.sipAddress,
       mode: decision.endpoint?.mode,
+      // A homed caller's pool and the rule that chose it (undefined fields are left out of the line).
+      pool: decision.endpoint?.homedBy === undefined ? undefined : decision.endpoint.poolFqdn,
+      homing: decision.endpoint?.homedBy,
       status: decision.status,
       outcome: decision.outcome,
       ...(warn ? { peer: `${source.address}:${source.port}` } : {}),

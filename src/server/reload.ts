@@ -140,7 +140,7 @@ export class Reloader {
     this.configNow = initial;
     this.table = initial.table;
     this.digestNow = tableDigest(initial);
-    this.lastSeen = [{ text: initial.texts.server }, { text: initial.texts.endpoints }];
+    this.lastSeen = [{ text: initial.texts.server }, { text: initial.texts.endpoints }, initial.users];
   }
 
   /** The configuration in effect: the endpoints last loaded, the server settings the service started with. */

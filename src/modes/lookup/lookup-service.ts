@@ -421,6 +421,8 @@ export class LookupService {
       ruri: req.uri,
       endpoint: endpoint?.sipAddress,
       mode: 'lookup',
+      pool: endpoint?.homedBy === undefined ? undefined : endpoint.poolFqdn,
+      homing: endpoint?.homedBy,
       status,
       outcome,
       ...more,

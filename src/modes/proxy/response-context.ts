@@ -613,6 +613,8 @@ export class ResponseContext implements Attempts<Hop, SipResponse> {
       ruri: req.uri,
       endpoint: this.endpoint?.sipAddress,
       mode: this.endpoint === undefined ? 'in-dialog' : 'proxy',
+      pool: this.endpoint?.homedBy === undefined ? undefined : this.endpoint.poolFqdn,
+      homing: this.endpoint?.homedBy,
       status,
       outcome,
       target: a === undefined ? undefined : describe(a.target),

@@ -1,0 +1,123 @@
+// Homing on the native engine: one well-known address, each caller led to their own pool by the
+// endpoint's rules (a pattern on the caller, a CSV user table), a 302 naming that pool; the user
+// table reloaded live, a bad row refused at file:line with the last good table serving.
+import dgram from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import { jsonLines } from '../helpers/log-lines.js';
+import { NO_DNS } from '../helpers/service.js';
+
+const ENDPOINTS = `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pc-us.contoso.com
+    mode: redirect
+    homing:
+      - callers: "*@emea.contoso.com"
+        pool: pc-emea.contoso.com
+      - users: users.csv
+pools:
+  - fqdn: pc-us.contoso.com
+    targets: [{ uri: "sip:10.0.0.1:5061;transport=tls" }]
+  - fqdn: pc-emea.contoso.com
+    targets: [{ uri: "sip:10.0.0.2:5061;transport=tls" }]
+  - fqdn: pc-apac.contoso.com
+    targets: [{ uri: "sip:10.0.0.3:5061;transport=tls" }]
+`;
+
+let server: RunningServer | undefined;
+let dir = '';
+const lines: Record<string, unknown>[] = [];
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
+  lines.length = 0;
+});
+
+async function start(users: string, watch = false): Promise<number> {
+  dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
+  await writeFile(join(dir, 'server.yaml'), 'listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n');
+  await writeFile(join(dir, 'endpoints.yaml'), ENDPOINTS);
+  await writeFile(join(dir, 'users.csv'), users);
+  server = await startServer({
+    configDir: dir,
+    logger: pino({ level: 'info' }, jsonLines(lines)),
+    watch,
+    reloadDebounceMs: 50,
+    proxy: { probe: false, dns: NO_DNS },
+  });
+  return server.addresses().find((a) => a.transport === 'udp')!.port;
+}
+
+/** An INVITE from `from`, its final response's Contact. */
+async function contactFor(port: number, from: string): Promise<string> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const local = sock.address().port;
+  const id = Math.random().toString(36).slice(2);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer')), 3000);
+      sock.on('message', (m) => {
+        const text = m.toString('latin1');
+        if (!/^SIP\/2\.0 [2-6]/.test(text)) return;
+        clearTimeout(timer);
+        resolve(/^Contact: (.*)$/im.exec(text)?.[1] ?? text.split('\r\n')[0]!);
+      });
+      sock.send(
+        `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK${id}\r\n` +
+          `From: "Caller" <${from}>;tag=${id}\r\nTo: <sip:ocschat@contoso.com>\r\nCall-ID: ${id}@test\r\n` +
+          `CSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:${local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+        port,
+        '127.0.0.1',
+      );
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+it('each caller is led to their own pool: a caller pattern, the user table, the default', async () => {
+  const port = await start('SipAddress,PoolFqdn\n# wave 1\nsip:Akira@contoso.com,pc-apac.contoso.com\n');
+  expect(await contactFor(port, 'sip:marie@emea.contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.3:5061;transport=tls>');
+  expect(await contactFor(port, 'sip:bob@contoso.com')).toBe('<sip:10.0.0.1:5061;transport=tls>');
+  const decisions = lines.filter((l) => l['msg'] === 'decision');
+  expect(decisions.map((d) => [d['pool'], d['homing']])).toEqual([
+    ['pc-emea.contoso.com', 'callers *@emea.contoso.com'],
+    ['pc-apac.contoso.com', 'users users.csv'],
+    [undefined, undefined],
+  ]);
+});
+
+it('a wave moved by editing users.csv applies on reload; a bad row is refused at file:line, the last good table serving', async () => {
+  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n');
+  await writeFile(join(dir, 'users.csv'), 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n');
+  expect((await server!.reload('test')).ok).toBe(true);
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+  await writeFile(
+    join(dir, 'users.csv'),
+    'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-us.contoso.com\nsip:bob@contoso.com,nowhere.contoso.com\n',
+  );
+  const refused = await server!.reload('test');
+  expect(refused.ok).toBe(false);
+  expect(JSON.stringify(refused)).toContain('users.csv:3:');
+  expect(JSON.stringify(refused)).toContain(
+    'pool \\"nowhere.contoso.com\\" is not a pool any endpoint or pools entry names',
+  );
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+});
+
+it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched) as a change', async () => {
+  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n', true);
+  await writeFile(join(dir, 'users.csv'), 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n');
+  const t0 = Date.now();
+  while (!lines.some((l) => String(l['msg']).startsWith('reload applied')) && Date.now() - t0 < 5000)
+    await new Promise((r) => setTimeout(r, 20));
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+});
