@@ -161,6 +161,7 @@ describe('get', () => {
       lookupUris: ['sip:on@pcpool.contoso.com'],
       recordRoute: true,
       maintenanceUntil: null,
+      homing: null,
     });
     const table = (await cli(['get'])).out.split('\n');
     expect(table[2]).toMatch(/^sip:on@contoso\.com\s+pcpool\.contoso\.com\s+proxy\s+true\s+-\s+true$/);

@@ -191,7 +191,7 @@ describe('endpoints.yaml refused, at file:line:column', () => {
     const text = 'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFdqn: pcpool.contoso.com\n';
     expect(refusal(text)).toEqual([
       `${FILE}:2:5: endpoints[0].poolFqdn: is required`,
-      `${FILE}:3:5: endpoints[0].poolFdqn: unknown key "poolFdqn" (did you mean "poolFqdn"?); allowed keys: sipAddress, poolFqdn, displayName, mode, enabled, recordRoute, lookupUris, maintenance, maintenanceUntil`,
+      `${FILE}:3:5: endpoints[0].poolFdqn: unknown key "poolFdqn" (did you mean "poolFqdn"?); allowed keys: sipAddress, poolFqdn, displayName, mode, enabled, recordRoute, lookupUris, homing, maintenance, maintenanceUntil`,
     ]);
   });
 

@@ -65,7 +65,7 @@ const DEFAULTS = {
   access: { action: 'reject', logInterval: 60_000, allow: [] },
   shutdown: { drainTime: 10_000 },
   security: {},
-  config: { maxFileSize: 4 * 1024 * 1024, readTimeout: 5_000 },
+  config: { maxFileSize: 4 * 1024 * 1024, readTimeout: 5_000, maxUserTableSize: 256 * 1024 * 1024 },
   engine: 'native',
 };
 
