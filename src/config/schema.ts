@@ -417,6 +417,11 @@ const accessSchema = strictObject({
   /** A refused source is logged at most once per this many ms. */
   logInterval: z.int().min(0).max(86_400_000).default(60_000),
   allow: orEmpty([], z.array(accessRuleSchema)),
+  /**
+   * Networks whose P-Asserted-Identity is taken as the caller for homing (Front End servers, which
+   * assert the user they authenticated); from anywhere else the caller is the From address.
+   */
+  trustIdentity: z.array(network).default([]),
 });
 
 const securitySchema = strictObject({

@@ -25,6 +25,8 @@ export interface GuardSettings {
     /** A refused source is logged at most once per this many ms. */
     readonly logIntervalMs: number;
     readonly rules: readonly AccessRule[];
+    /** Networks whose P-Asserted-Identity names the caller (homing); none when empty. */
+    readonly trustIdentity?: readonly string[] | undefined;
   };
   /** Per-source rate limit; undefined: off. */
   readonly rate?: (RateLimitSettings & { readonly exempt: readonly string[] }) | undefined;
@@ -181,6 +183,8 @@ export class Guard {
   openConnections = 0;
   limiter: RateLimiter | undefined;
   private exemptNetworks: NetworkList | undefined;
+  private trusted: NetworkList | undefined;
+  private readonly trustedCache = new Map<string, boolean>();
   private readonly exemptCache = new Map<string, boolean>();
   private readonly listeners = new Map<string, ListenerGuard>();
   private readonly throttle: LogThrottle;
@@ -200,6 +204,7 @@ export class Guard {
     this.throttle = new LogThrottle(settings.access.logIntervalMs);
     this.room = deps.descriptorLimit === undefined ? Infinity : connectionRoom(deps.descriptorLimit);
     this.applyRate(settings);
+    this.applyTrust(settings);
     const configured = settings.maxConnections === 0 ? Infinity : settings.maxConnections;
     if (this.room < configured && deps.descriptorLimit !== undefined) {
       this.log.warn(
@@ -237,6 +242,7 @@ export class Guard {
    */
   update(settings: GuardSettings): void {
     this.settings = settings;
+    this.applyTrust(settings);
     for (const lg of this.listeners.values()) {
       lg.policy = policyFor(settings, lg.id);
       lg.forget();
@@ -256,6 +262,25 @@ export class Guard {
     if (v === 'ok') return false;
     if (v === 'ban') this.banned(address, listener);
     return true;
+  }
+
+  /** Whether a request from `address` may name its caller in P-Asserted-Identity (access.trustIdentity). */
+  trustsIdentity(address: string): boolean {
+    const list = this.trusted;
+    if (list === undefined) return false;
+    let ok = this.trustedCache.get(address);
+    if (ok === undefined) {
+      ok = list.has(address);
+      if (this.trustedCache.size >= CACHE_LIMIT) this.trustedCache.clear();
+      this.trustedCache.set(address, ok);
+    }
+    return ok;
+  }
+
+  private applyTrust(settings: GuardSettings): void {
+    const nets = settings.access.trustIdentity ?? [];
+    this.trusted = nets.length > 0 ? new NetworkList(nets) : undefined;
+    this.trustedCache.clear();
   }
 
   exempt(address: string): boolean {

@@ -37,6 +37,8 @@ export class Decider {
     readonly modes: readonly Mode[],
     private readonly table: () => EndpointTable,
     private readonly wallClock: () => number = Date.now,
+    /** Whether a source may name its caller in P-Asserted-Identity (server.yaml access.trustIdentity). */
+    private readonly trustsIdentity: (address: string) => boolean = () => false,
   ) {
     for (const m of modes) this.byName.set(m.name, m);
     this.dialogRouter = modes.find((m) => m.route !== undefined);
@@ -45,10 +47,13 @@ export class Decider {
 
   /**
    * The endpoint as this caller meets it: the pool the first matching homing rule names. The caller
-   * is the From address.
+   * is the P-Asserted-Identity (RFC 3325) of a request from a trusted source (a Front End, which
+   * asserts the user it authenticated), else the From address: anyone who can reach the service
+   * directly can write any From.
    */
-  private home(endpoint: Endpoint, req: SipRequest, table: EndpointTable): Endpoint {
-    const caller = callerKey(req.header('from'));
+  private home(endpoint: Endpoint, req: SipRequest, source: Source, table: EndpointTable): Endpoint {
+    const asserted = this.trustsIdentity(source.address) ? req.header('p-asserted-identity') : undefined;
+    const caller = callerKey(asserted ?? req.header('from'));
     if (caller === undefined) return endpoint;
     const choice = homePool(endpoint.homing!, caller);
     return choice === undefined ? endpoint : table.homed(endpoint, choice.pool, ruleName(choice.rule));
@@ -80,7 +85,7 @@ export class Decider {
       }
     }
     // Homing: the pool this caller is led to, as the endpoint they meet (src/endpoints/homing.ts).
-    if (endpoint?.homing !== undefined) endpoint = this.home(endpoint, req, table);
+    if (endpoint?.homing !== undefined) endpoint = this.home(endpoint, req, source, table);
     // Keep-alive probes from Front Ends and load balancers (RFC 3261 §11.2).
     if (endpoint === undefined && req.method === 'OPTIONS' && addressesService(req.uri))
       return SERVICE_OPTIONS;

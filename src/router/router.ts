@@ -48,6 +48,8 @@ export interface RouterOptions {
   readonly limits: RouterLimits;
   /** The per-deployment secret (server.yaml `security.secret`, or random per process). */
   readonly secret?: Buffer | undefined;
+  /** Whether a source may name its caller in P-Asserted-Identity (homing). */
+  readonly trustsIdentity?: (address: string) => boolean;
 }
 
 export interface RouterLimits {
@@ -146,7 +148,7 @@ export class Router {
     };
     this.modes = (opts.modes ?? buildModes()).map((make) => make(context));
     this.claimers = this.modes.filter((m) => m.claim !== undefined);
-    this.decider = new Decider(this.modes, opts.table, opts.wallClock);
+    this.decider = new Decider(this.modes, opts.table, opts.wallClock, opts.trustsIdentity);
     const tables = new Set<ClientTransactionTable>();
     for (const m of this.modes) if (m.clientTxns !== undefined) tables.add(m.clientTxns);
     this.clientTables = [...tables];

@@ -186,7 +186,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
-  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics });
+  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics, guard });
   const svc: Service = {
     configDir: opts.configDir,
     settings,
@@ -250,6 +250,7 @@ function routerFor(
     reloader: Reloader;
     proxySupport: ProxySupport;
     metrics: ServiceMetrics;
+    guard: Guard;
   },
 ): Router {
   const secret = deploymentSecret(s.secret);
@@ -278,6 +279,7 @@ function routerFor(
     onDecision: d.metrics.onDecision,
     secret: secret.key,
     limits: s.router,
+    trustsIdentity: (address) => d.guard.trustsIdentity(address),
   });
 }
 

@@ -124,6 +124,7 @@ export function guardSettingsFrom(s: ServerConfig): GuardSettings {
         networks: rule.networks,
         certificates: rule.certificates,
       })),
+      trustIdentity: s.access.trustIdentity,
     },
     rate:
       r.requests === 0

@@ -39,9 +39,12 @@ afterEach(async () => {
   lines.length = 0;
 });
 
-async function start(users: string, watch = false): Promise<number> {
+async function start(users: string, watch = false, serverYaml = ''): Promise<number> {
   dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
-  await writeFile(join(dir, 'server.yaml'), 'listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n');
+  await writeFile(
+    join(dir, 'server.yaml'),
+    `listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n${serverYaml}`,
+  );
   await writeFile(join(dir, 'endpoints.yaml'), ENDPOINTS);
   await writeFile(join(dir, 'users.csv'), users);
   server = await startServer({
@@ -54,8 +57,8 @@ async function start(users: string, watch = false): Promise<number> {
   return server.addresses().find((a) => a.transport === 'udp')!.port;
 }
 
-/** An INVITE from `from`, its final response's Contact. */
-async function contactFor(port: number, from: string): Promise<string> {
+/** An INVITE from `from` (asserting `asserted` when given), its final response's Contact. */
+async function contactFor(port: number, from: string, asserted?: string): Promise<string> {
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   const local = sock.address().port;
@@ -72,7 +75,9 @@ async function contactFor(port: number, from: string): Promise<string> {
       sock.send(
         `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK${id}\r\n` +
           `From: "Caller" <${from}>;tag=${id}\r\nTo: <sip:ocschat@contoso.com>\r\nCall-ID: ${id}@test\r\n` +
-          `CSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:${local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+          `CSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:${local}>\r\nMax-Forwards: 70\r\n` +
+          (asserted === undefined ? '' : `P-Asserted-Identity: <${asserted}>\r\n`) +
+          'Content-Length: 0\r\n\r\n',
         port,
         '127.0.0.1',
       );
@@ -120,4 +125,21 @@ it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched)
   while (!lines.some((l) => String(l['msg']).startsWith('reload applied')) && Date.now() - t0 < 5000)
     await new Promise((r) => setTimeout(r, 20));
   expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+});
+
+it('P-Asserted-Identity names the caller only from a network access.trustIdentity lists; otherwise the From does', async () => {
+  const users = 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n';
+  // A forged From (a user homed elsewhere) from an untrusted source is what decides: the PAI is ignored.
+  let port = await start(users, false, 'access:\n  trustIdentity: [192.0.2.0/24]\n');
+  expect(await contactFor(port, 'sip:bob@contoso.com', 'sip:akira@contoso.com')).toBe(
+    '<sip:10.0.0.1:5061;transport=tls>',
+  );
+  await server!.close();
+  server = undefined;
+  await rm(dir, { recursive: true, force: true });
+  // From a trusted network (a Front End on loopback here), the asserted identity decides.
+  port = await start(users, false, 'access:\n  trustIdentity: [127.0.0.0/8]\n');
+  expect(await contactFor(port, 'sip:bob@contoso.com', 'sip:akira@contoso.com')).toBe(
+    '<sip:10.0.0.3:5061;transport=tls>',
+  );
 });

@@ -62,7 +62,7 @@ const DEFAULTS = {
     },
     rate: { requests: 0, window: 1000, ban: 60_000, maxSources: 100_000, exempt: [] },
   },
-  access: { action: 'reject', logInterval: 60_000, allow: [] },
+  access: { action: 'reject', logInterval: 60_000, allow: [], trustIdentity: [] },
   shutdown: { drainTime: 10_000 },
   security: {},
   config: { maxFileSize: 4 * 1024 * 1024, readTimeout: 5_000, maxUserTableSize: 256 * 1024 * 1024 },
