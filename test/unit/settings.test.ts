@@ -30,7 +30,7 @@ describe('server.yaml to settings', () => {
         maxUnackedPerSource: 8,
       },
       guard: {
-        access: { action: 'reject', logIntervalMs: 60_000, rules: [] },
+        access: { action: 'reject', logIntervalMs: 60_000, rules: [], trustIdentity: [] },
         rate: undefined,
         maxConnectionsPerSource: 256,
         maxConnections: 10_000,
@@ -157,6 +157,7 @@ describe('server.yaml to settings', () => {
       action: 'drop',
       logIntervalMs: 5,
       rules: [{ listeners: ['udp://127.0.0.1:5070'], networks: ['10.0.0.0/8'], certificates: [] }],
+      trustIdentity: [],
     });
     expect(s.guard.rate).toEqual({
       requests: 10,
