@@ -10,6 +10,8 @@ import { afterEach, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { jsonLines } from '../helpers/log-lines.js';
 import { NO_DNS } from '../helpers/service.js';
+import { requireSipp, runSipp } from '../helpers/sipp.js';
+import { startSippServer } from '../helpers/sipp-server.js';
 
 const ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com
@@ -142,4 +144,82 @@ it('P-Asserted-Identity names the caller only from a network access.trustIdentit
   expect(await contactFor(port, 'sip:bob@contoso.com', 'sip:akira@contoso.com')).toBe(
     '<sip:10.0.0.3:5061;transport=tls>',
   );
+});
+
+it("proxy and lookup follow the caller's pool too (SIPp clients legacy1 and legacy2, legacy1 homed elsewhere)", async () => {
+  requireSipp();
+  const home = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 1, timeoutMs: 20_000 });
+  const other = await startSippServer({
+    scenario: 'pool-uas',
+    transport: 'udp',
+    calls: 1,
+    timeoutMs: 20_000,
+  });
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
+    await writeFile(join(dir, 'server.yaml'), 'listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n');
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pc-us.contoso.com
+    mode: proxy
+    homing: [{ users: users.csv }]
+  - sipAddress: sip:lookup@contoso.com
+    poolFqdn: pc-us.contoso.com
+    mode: lookup
+    homing: [{ users: users.csv }]
+pools:
+  - fqdn: pc-us.contoso.com
+    targets: [{ uri: "sip:127.0.0.1:${other.port};transport=udp" }]
+  - fqdn: pc-emea.contoso.com
+    targets: [{ uri: "sip:127.0.0.1:${home.port};transport=udp" }]
+`,
+    );
+    await writeFile(
+      join(dir, 'users.csv'),
+      'SipAddress,PoolFqdn\nsip:legacy1@contoso.com,pc-emea.contoso.com\n',
+    );
+    server = await startServer({
+      configDir: dir,
+      logger: pino({ level: 'info' }, jsonLines(lines)),
+      watch: false,
+      proxy: { probe: false, dns: NO_DNS },
+    });
+    const port = server.addresses().find((a) => a.transport === 'udp')!.port;
+    const proxied = await runSipp({
+      scenario: 'proxy-uac',
+      target: { host: '127.0.0.1', port },
+      transport: 'udp',
+      calls: 2,
+      rate: 10,
+      extraArgs: ['-l', '1'],
+      vars: { service: 'ocschat', domain: 'contoso.com' },
+      timeoutMs: 20_000,
+    });
+    expect(proxied.successful, proxied.errors).toBe(2);
+    const invites = lines.filter(
+      (l) => l['msg'] === 'decision' && l['method'] === 'INVITE' && l['mode'] === 'proxy',
+    );
+    expect(invites.map((l) => [l['target'], l['pool'] ?? null])).toEqual([
+      [`udp:127.0.0.1:${home.port}`, 'pc-emea.contoso.com'],
+      [`udp:127.0.0.1:${other.port}`, null],
+    ]);
+    const looked = await runSipp({
+      scenario: 'lookup-uac',
+      target: { host: '127.0.0.1', port },
+      transport: 'udp',
+      calls: 2,
+      rate: 10,
+      extraArgs: ['-l', '1'],
+      vars: { service: 'lookup', domain: 'contoso.com' },
+      timeoutMs: 20_000,
+    });
+    expect(looked.successful, looked.errors).toBe(2);
+    const handouts = lines.filter((l) => l['outcome'] === 'lookup-handout').map((l) => l['target']);
+    expect(handouts).toEqual(['sip:lookup@pc-emea.contoso.com', 'sip:lookup@pc-us.contoso.com']);
+  } finally {
+    home.stop();
+    other.stop();
+  }
 });
