@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
+import { callerKey, homePool, ruleName } from '../endpoints/homing.js';
 import { Router } from '../router/router.js';
 import { maintenanceRetryAfter } from '../modes/shared-checks.js';
 import { hostPort } from '../sip/host-port.js';
@@ -26,10 +27,17 @@ interface TraceFlags extends ConfigDirOptions {
   target?: string;
   timeout: string;
   full?: boolean;
+  from?: string;
 }
 
 /** The answer the router gives `method uri`, worked out by the router itself over an in-memory link. */
-export function staticAnswer(config: LoadedConfig, method: string, uri: string, now: number): string[] {
+export function staticAnswer(
+  config: LoadedConfig,
+  method: string,
+  uri: string,
+  now: number,
+  from = 'sip:trace@pchat-endpoint.invalid',
+): string[] {
   const sent: Buffer[] = [];
   const link: Link = {
     transport: 'udp',
@@ -54,7 +62,7 @@ export function staticAnswer(config: LoadedConfig, method: string, uri: string, 
   const request = [
     `${method} ${uri} SIP/2.0`,
     `Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK${branch};rport`,
-    `From: <sip:trace@pchat-endpoint.invalid>;tag=${branch}`,
+    `From: <${from}>;tag=${branch}`,
     `To: <${uri}>`,
     `Call-ID: trace-${branch}`,
     `CSeq: 1 ${method}`,
@@ -154,15 +162,31 @@ function healthOf(uri: string, health: Map<string, boolean> | undefined): string
   return `health: ${up ? 'up' : 'down'}`;
 }
 
+/** The endpoint as a caller `from` meets it (homing), or as configured when no rule names a pool. */
+function homedFor(
+  config: LoadedConfig,
+  endpoint: Endpoint | undefined,
+  from: string | undefined,
+): Endpoint | undefined {
+  if (endpoint?.homing === undefined || from === undefined) return endpoint;
+  const caller = callerKey(from);
+  const choice = caller === undefined ? undefined : homePool(endpoint.homing, caller);
+  return choice === undefined ? endpoint : config.table.homed(endpoint, choice.pool, ruleName(choice.rule));
+}
+
 function staticReport(
   config: LoadedConfig,
   method: string,
   uri: string,
   now: number,
   health?: Map<string, boolean>,
+  from?: string,
 ): string {
-  const endpoint: Endpoint | undefined = config.table.lookupUri(uri);
-  const lines: string[] = [`trace ${method} ${uri}`, `  config:      ${config.files.endpoints}`];
+  const endpoint = homedFor(config, config.table.lookupUri(uri), from);
+  const lines: string[] = [
+    `trace ${method} ${uri}${from === undefined ? '' : ` from ${from}`}`,
+    `  config:      ${config.files.endpoints}`,
+  ];
   if (endpoint === undefined) {
     lines.push('  endpoint:    none matches');
   } else {
@@ -175,6 +199,10 @@ function staticReport(
     const retryAfter = maintenanceRetryAfter(endpoint, now);
     if (retryAfter !== undefined) lines.push(`               requests get 503, Retry-After ${retryAfter} s`);
     lines.push(`  pool:        ${endpoint.pool.fqdn}`);
+    if (endpoint.homing !== undefined)
+      lines.push(
+        `  homing:      ${endpoint.homedBy === undefined ? `no rule names a pool for ${from ?? 'this caller (give --from)'}: the default` : `by ${endpoint.homedBy}`}`,
+      );
     // Highest q first, as the redirect's Contacts and the proxy's failover order have them.
     const targets = endpoint.pool.targets
       .map((t, i) => ({ t, i }))
@@ -188,7 +216,7 @@ function staticReport(
       );
     }
   }
-  const answer = staticAnswer(config, method, uri, now);
+  const answer = staticAnswer(config, method, uri, now, from);
   lines.push(`  answer:      ${answer[0] ?? ''}`, ...answer.slice(1).map((l) => `               ${l}`));
   return lines.join('\n') + '\n';
 }
@@ -233,7 +261,8 @@ export function traceCommand(io: CliIo): Command {
       'with --live: where the service listens (default: from server.yaml)',
     )
     .option('--timeout <ms>', 'with --live: how long to wait for the final answer', '4000')
-    .option('--full', 'with --live: print each message whole under its arrow');
+    .option('--full', 'with --live: print each message whole under its arrow')
+    .option('--from <sip-uri>', "the caller (homing: the pool this caller's requests are led to)");
   addConfigDirOption(cmd, io);
   return cmd.action(async (uri: string, flags: TraceFlags) => {
     if (!isSipScheme(uri)) throw usage(`<sip-uri>: expected a sip: or sips: URI, got "${uri}"`);
@@ -247,11 +276,15 @@ export function traceCommand(io: CliIo): Command {
         throw new CliError(EXIT.config, `configuration refused:\n${err.message}`);
       throw err;
     }
-    const endpoint = config.table.lookupUri(uri);
+    if (flags.from !== undefined && callerKey(flags.from) === undefined)
+      throw usage(
+        `--from: expected the caller's SIP address, e.g. sip:alice@contoso.com, got "${flags.from}"`,
+      );
+    const endpoint = homedFor(config, config.table.lookupUri(uri), flags.from);
     // Member health lives in the running service: asked of its admin port, when it has one.
     const health =
       endpoint !== undefined && endpoint.pool.targets.length > 0 ? await liveHealth(config) : undefined;
-    io.out(staticReport(config, flags.method, uri, Date.now(), health));
+    io.out(staticReport(config, flags.method, uri, Date.now(), health, flags.from));
     if (flags.live !== true) return;
     const service = await liveTarget(config, flags.target);
     const result = await probe({ ...service, method: flags.method, uri, timeoutMs: Number(flags.timeout) });

@@ -334,6 +334,34 @@ describe('trace (static)', () => {
   });
 });
 
+describe('trace --from (homing)', () => {
+  it('names the pool the caller is led to, the rule that chose it, and the answer that pool gives', async () => {
+    await writeFile(
+      file,
+      'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pc-us.contoso.com\n    mode: redirect\n' +
+        '    homing:\n      - callers: "*@emea.contoso.com"\n        pool: pc-emea.contoso.com\n      - users: users.csv\n' +
+        // A user table names only pools endpoints.yaml knows.
+        'pools:\n  - fqdn: pc-apac.contoso.com\n',
+    );
+    await writeFile(
+      join(dir, 'users.csv'),
+      'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n',
+    );
+    const emea = await cli(['trace', 'sip:ocschat@contoso.com', '--from', 'sip:marie@emea.contoso.com']);
+    expect(emea.code, emea.err).toBe(EXIT.ok);
+    expect(emea.out).toContain('pool:        pc-emea.contoso.com');
+    expect(emea.out).toContain('homing:      by callers *@emea.contoso.com');
+    expect(emea.out).toContain('contact: <sip:ocschat@pc-emea.contoso.com>');
+    const apac = await cli(['trace', 'sip:ocschat@contoso.com', '--from', 'sip:Akira@contoso.com']);
+    expect(apac.out).toContain('homing:      by users users.csv');
+    expect(apac.out).toContain('contact: <sip:ocschat@pc-apac.contoso.com>');
+    const other = await cli(['trace', 'sip:ocschat@contoso.com', '--from', 'sip:bob@contoso.com']);
+    expect(other.out).toContain('homing:      no rule names a pool for sip:bob@contoso.com: the default');
+    expect(other.out).toContain('contact: <sip:ocschat@pc-us.contoso.com>');
+    expect((await cli(['trace', 'sip:ocschat@contoso.com', '--from', 'bob'])).code).toBe(EXIT.usage);
+  });
+});
+
 describe('serve --listen', () => {
   it('a malformed address is refused before anything starts, with the reason', async () => {
     const r = await cli(['serve', '--listen', 'udp://localhost:5060']);
