@@ -34,6 +34,8 @@ export interface ProbeOptions {
   readonly method: 'OPTIONS' | 'INVITE';
   readonly uri: string;
   readonly timeoutMs: number;
+  /** The caller the request is from (trace --from); a name of the trace's own otherwise. */
+  readonly from?: string | undefined;
 }
 
 // RFC 3261 §17.1.1.1 / §17.1.2.2 timer values.
@@ -76,7 +78,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     [
       `${method} ${opts.uri} SIP/2.0`,
       `Via: SIP/2.0/UDP ${viaHost}:${local.port};branch=z9hG4bK${branch};rport`,
-      `From: <sip:trace@pchat-endpoint.invalid>;tag=${fromTag}`,
+      `From: <${opts.from ?? 'sip:trace@pchat-endpoint.invalid'}>;tag=${fromTag}`,
       `To: ${to}`,
       `Call-ID: ${callId}`,
       `CSeq: ${cseq} ${method}`,

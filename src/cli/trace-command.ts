@@ -287,7 +287,13 @@ export function traceCommand(io: CliIo): Command {
     io.out(staticReport(config, flags.method, uri, Date.now(), health, flags.from));
     if (flags.live !== true) return;
     const service = await liveTarget(config, flags.target);
-    const result = await probe({ ...service, method: flags.method, uri, timeoutMs: Number(flags.timeout) });
+    const result = await probe({
+      ...service,
+      method: flags.method,
+      uri,
+      timeoutMs: Number(flags.timeout),
+      from: flags.from,
+    });
     io.out('\nlive:\n' + ladder(result, service, flags.full === true));
     if (result.final === undefined) {
       throw new CliError(
