@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import type { Endpoint } from '../endpoints/endpoint.js';
-import { callerKey, homePool, ruleName } from '../endpoints/homing.js';
+import { callerKey } from '../endpoints/homing.js';
 import { Router } from '../router/router.js';
 import { maintenanceRetryAfter } from '../modes/shared-checks.js';
 import { hostPort } from '../sip/host-port.js';
@@ -168,10 +168,7 @@ function homedFor(
   endpoint: Endpoint | undefined,
   from: string | undefined,
 ): Endpoint | undefined {
-  if (endpoint?.homing === undefined || from === undefined) return endpoint;
-  const caller = callerKey(from);
-  const choice = caller === undefined ? undefined : homePool(endpoint.homing, caller);
-  return choice === undefined ? endpoint : config.table.homed(endpoint, choice.pool, ruleName(choice.rule));
+  return endpoint === undefined || from === undefined ? endpoint : config.table.homeFor(endpoint, from);
 }
 
 function staticReport(

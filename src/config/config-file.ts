@@ -11,6 +11,8 @@ import { withTimeout } from '../base/with-timeout.js';
 
 /** Default largest configuration file read (server.yaml `config.maxFileSize`): 4 MiB. */
 export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 * 1024;
+/** Largest homing user table read unless server.yaml says otherwise (config.maxUserTableSize). */
+export const DEFAULT_MAX_USER_TABLE_SIZE = 256 * 1024 * 1024;
 /** The largest `config.maxFileSize` allowed: 1 GiB. */
 export const MAX_FILE_SIZE_CEILING = 1024 * 1024 * 1024;
 /** Default time one file may take to be opened and read (server.yaml `config.readTimeout`), ms. */

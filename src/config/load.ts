@@ -7,7 +7,12 @@ import { EndpointTable } from '../endpoints/table.js';
 import { domainNameKey } from '../endpoints/domain-name.js';
 import { parseUserTable, type UserTable } from '../endpoints/user-table.js';
 import { checkEndpoints, checkServer, checkText, type Checked } from './check.js';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, readConfigFile } from './config-file.js';
+import {
+  DEFAULT_MAX_FILE_SIZE,
+  DEFAULT_MAX_USER_TABLE_SIZE,
+  DEFAULT_READ_TIMEOUT,
+  readConfigFile,
+} from './config-file.js';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.js';
 import type { EndpointsConfig, ServerConfig } from './schema.js';
 
@@ -112,7 +117,7 @@ export async function loadIfChanged(
     root: dir,
   });
   const userLimits = {
-    maxFileSize: limits?.maxUserTableSize ?? 256 * 1024 * 1024,
+    maxFileSize: limits?.maxUserTableSize ?? DEFAULT_MAX_USER_TABLE_SIZE,
     timeoutMs: limits?.readTimeout ?? timeoutMs,
     root: dir,
   };

@@ -8,7 +8,12 @@ import { ENDPOINT_MODES } from '../endpoints/endpoint.js';
 import { SipParseError } from '../sip/errors.js';
 import { hostPort } from '../sip/host-port.js';
 import { isSipScheme, parseSipUri, type SipUri } from '../sip/uri.js';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_READ_TIMEOUT, MAX_FILE_SIZE_CEILING } from './config-file.js';
+import {
+  DEFAULT_MAX_FILE_SIZE,
+  DEFAULT_MAX_USER_TABLE_SIZE,
+  DEFAULT_READ_TIMEOUT,
+  MAX_FILE_SIZE_CEILING,
+} from './config-file.js';
 // The parser's own limits when called with none (the CLI, re-parses): the schema's defaults are these.
 import { DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE_LENGTH } from '../sip/parser.js';
 
@@ -449,11 +454,7 @@ const configFilesSchema = strictObject({
   /** ms one file may take to be opened and read (a hung mount): then it is refused. */
   readTimeout: z.int().min(100).max(600_000).default(DEFAULT_READ_TIMEOUT),
   /** Largest homing user table read (a CSV of a whole directory is large), in bytes. */
-  maxUserTableSize: z
-    .int()
-    .min(4096)
-    .max(MAX_FILE_SIZE_CEILING)
-    .default(256 * 1024 * 1024),
+  maxUserTableSize: z.int().min(4096).max(MAX_FILE_SIZE_CEILING).default(DEFAULT_MAX_USER_TABLE_SIZE),
 });
 
 /** A PEM file; a relative path is taken from the configuration folder. */

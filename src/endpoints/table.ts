@@ -2,7 +2,7 @@
 // request on the hot path.
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
-import { callersRule } from './homing.js';
+import { callerKey, callersRule, homePool, ruleName } from './homing.js';
 import { UserTable } from './user-table.js';
 import {
   maintenanceEnd,
@@ -51,6 +51,17 @@ export class EndpointTable {
     this.byKey = byKey;
     this.usedPools = usedPools;
     this.poolsByName = poolsByName;
+  }
+
+  /**
+   * `endpoint` as `caller` (a From or P-Asserted-Identity value) meets it: the pool the first
+   * matching homing rule names, or the endpoint as configured when none does.
+   */
+  homeFor(endpoint: Endpoint, caller: string | undefined): Endpoint {
+    if (endpoint.homing === undefined) return endpoint;
+    const key = callerKey(caller);
+    const choice = key === undefined ? undefined : homePool(endpoint.homing, key);
+    return choice === undefined ? endpoint : this.homed(endpoint, choice.pool, ruleName(choice.rule));
   }
 
   /**

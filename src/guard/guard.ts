@@ -266,15 +266,7 @@ export class Guard {
 
   /** Whether a request from `address` may name its caller in P-Asserted-Identity (access.trustIdentity). */
   trustsIdentity(address: string): boolean {
-    const list = this.trusted;
-    if (list === undefined) return false;
-    let ok = this.trustedCache.get(address);
-    if (ok === undefined) {
-      ok = list.has(address);
-      if (this.trustedCache.size >= CACHE_LIMIT) this.trustedCache.clear();
-      this.trustedCache.set(address, ok);
-    }
-    return ok;
+    return inNetworks(this.trusted, this.trustedCache, address);
   }
 
   private applyTrust(settings: GuardSettings): void {
@@ -284,15 +276,7 @@ export class Guard {
   }
 
   exempt(address: string): boolean {
-    const list = this.exemptNetworks;
-    if (list === undefined) return false;
-    let ok = this.exemptCache.get(address);
-    if (ok === undefined) {
-      ok = list.has(address);
-      if (this.exemptCache.size >= CACHE_LIMIT) this.exemptCache.clear();
-      this.exemptCache.set(address, ok);
-    }
-    return ok;
+    return inNetworks(this.exemptNetworks, this.exemptCache, address);
   }
 
   /** A ban started: one line per ban, which is at most one per source per ban period. */
@@ -359,4 +343,16 @@ function policyFor(settings: GuardSettings, id: string): AccessPolicy | undefine
     networks: rules.flatMap((r) => r.networks),
     certificates: rules.flatMap((r) => r.certificates),
   });
+}
+
+/** Whether `address` is in `list` (none: no), the answer kept in `cache` for the next request from it. */
+function inNetworks(list: NetworkList | undefined, cache: Map<string, boolean>, address: string): boolean {
+  if (list === undefined) return false;
+  let ok = cache.get(address);
+  if (ok === undefined) {
+    ok = list.has(address);
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(address, ok);
+  }
+  return ok;
 }

@@ -5,7 +5,6 @@
 
 import type { Endpoint } from '../endpoints/endpoint.js';
 import type { EndpointTable } from '../endpoints/table.js';
-import { callerKey, homePool, ruleName } from '../endpoints/homing.js';
 import { HeaderBit } from '../sip/headers.js';
 import { flatCopy, type SipRequest } from '../sip/message.js';
 import { parseSipUri, uriScheme } from '../sip/uri.js';
@@ -53,10 +52,7 @@ export class Decider {
    */
   private home(endpoint: Endpoint, req: SipRequest, source: Source, table: EndpointTable): Endpoint {
     const asserted = this.trustsIdentity(source.address) ? req.header('p-asserted-identity') : undefined;
-    const caller = callerKey(asserted ?? req.header('from'));
-    if (caller === undefined) return endpoint;
-    const choice = homePool(endpoint.homing!, caller);
-    return choice === undefined ? endpoint : table.homed(endpoint, choice.pool, ruleName(choice.rule));
+    return table.homeFor(endpoint, asserted ?? req.header('from'));
   }
 
   /** The mode endpoints name by `name`, when it is configured. */

@@ -2,6 +2,7 @@
 // read as they come, its admin port found from its own log, and every process killed at the latest
 // when the test process exits.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild } from './child-watchdog.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -42,35 +43,7 @@ export function msgOf(l: LogLine): string {
   return typeof m === 'string' ? m : '';
 }
 
-const running = new Set<ChildProcess>();
-let exitHook = false;
-
-/**
- * Makes sure no `serve` outlives the test process, as test/helpers/drachtio.ts does for drachtio: an
- * 'exit' listener for a normal end, and a watchdog shell blocked reading a pipe from us that kills
- * the service when the pipe closes (vitest ends its workers with signals no listener sees). A service
- * left running would reconnect to a drachtio port forever.
- */
-function track(child: ChildProcess): void {
-  running.add(child);
-  const watchdog = spawn('sh', ['-c', 'read _line; kill -KILL "$0" 2>/dev/null', String(child.pid)], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  watchdog.unref();
-  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  watchdog.stdin?.on('error', () => undefined);
-  child.once('exit', () => {
-    running.delete(child);
-    // Gone first, so its pid, once free for reuse, is never killed by mistake.
-    watchdog.kill('SIGKILL');
-  });
-  if (exitHook) return;
-  exitHook = true;
-  // Only synchronous work runs in an 'exit' listener: a plain SIGKILL for whatever is left.
-  process.once('exit', () => {
-    for (const c of running) c.kill('SIGKILL');
-  });
-}
+const track = trackChild;
 
 /** Writes server.yaml and endpoints.yaml to a folder of their own and runs `serve` on it. */
 export async function startServe(serverYaml: string, endpointsYaml: string): Promise<ServeProcess> {
