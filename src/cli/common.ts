@@ -8,6 +8,7 @@ import {
   editEndpointsFile,
   EditError,
   type CurrentFile,
+  type EditOptions,
   type EditPlan,
   type EditResult,
 } from '../config/endpoints-editor.js';
@@ -53,7 +54,7 @@ export function addEditOptions(cmd: Command): Command {
     );
 }
 
-function lockTimeoutMs(text: string): number {
+export function lockTimeoutMs(text: string): number {
   if (!/^\d{1,7}$/.test(text)) throw usage(`--lock-timeout: expected milliseconds, got "${text}"`);
   return Number(text);
 }
@@ -83,6 +84,27 @@ export function asCliError(err: unknown): CliError | undefined {
   return undefined;
 }
 
+/** The options of an edit as the flags and the environment ask. */
+export function editOptions(io: CliIo, flags: EditFlags): EditOptions {
+  return {
+    whatIf: flags.whatIf === true,
+    lockTimeoutMs: lockTimeoutMs(flags.lockTimeout),
+    ...(io.env['PCHAT_TEST_CRASH_BEFORE_RENAME'] === '1'
+      ? // Lets the tests show that a crash between write and rename leaves the old file whole.
+        { hooks: { beforeRename: () => void process.kill(process.pid, 'SIGKILL') } }
+      : {}),
+  };
+}
+
+/** An edit's failure as the command line reports it: a refusal says the file was left unchanged. */
+export function refusedEdit(err: unknown, file: string): unknown {
+  const mapped = asCliError(err);
+  if (mapped?.exitCode === EXIT.config && err instanceof ConfigError) {
+    return new CliError(EXIT.config, `refused, ${file} left unchanged:\n${err.message}`);
+  }
+  return mapped ?? err;
+}
+
 /**
  * Runs an edit and reports it: with --what-if the change as a line diff; otherwise one line saying
  * what was done; with --pass-thru the entry as it now is.
@@ -96,24 +118,9 @@ export async function runEdit(
   const file = endpointsFile(flags);
   let result: EditResult;
   try {
-    result = await editEndpointsFile(
-      file,
-      {
-        whatIf: flags.whatIf === true,
-        lockTimeoutMs: lockTimeoutMs(flags.lockTimeout),
-        ...(io.env['PCHAT_TEST_CRASH_BEFORE_RENAME'] === '1'
-          ? // Lets the tests show that a crash between write and rename leaves the old file whole.
-            { hooks: { beforeRename: () => void process.kill(process.pid, 'SIGKILL') } }
-          : {}),
-      },
-      plan,
-    );
+    result = await editEndpointsFile(file, editOptions(io, flags), plan);
   } catch (err) {
-    const mapped = asCliError(err);
-    if (mapped?.exitCode === EXIT.config && err instanceof ConfigError) {
-      throw new CliError(EXIT.config, `refused, ${file} left unchanged:\n${err.message}`);
-    }
-    throw mapped ?? err;
+    throw refusedEdit(err, file);
   }
   if (flags.whatIf === true) {
     io.out(`What if: ${result.summary} in ${file}\n`);
@@ -196,9 +203,18 @@ export function formatEndpoints(entries: readonly EndpointConfig[], json: boolea
   const views = endpointViews(entries);
   if (json) return JSON.stringify(views, null, 2) + '\n';
   const columns = Object.values(COLUMNS).filter((c): c is Column => c !== null);
-  const header = columns.map((c) => c.header);
-  const rows = views.map((v) => columns.map((c) => c.cell(v)));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return formatColumns(
+    columns.map((c) => c.header),
+    views.map((v) => columns.map((c) => c.cell(v))),
+  );
+}
+
+/** Rows of cells as a table for people: a header, a rule, columns padded to their widest cell. */
+export function formatColumns(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  // A loop, not Math.max(...cells): a user table lists up to millions of rows.
+  const widths = header.map((h) => h.length);
+  for (const r of rows)
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (r[i] ?? '').length);
   const line = (cells: readonly string[]): string =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

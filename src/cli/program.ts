@@ -5,6 +5,7 @@ import { asCliError } from './common.js';
 import { checkCommand } from './check-command.js';
 import { EXIT } from './exit-codes.js';
 import { getCommand } from './get-command.js';
+import { homeCommand } from './home-command.js';
 import type { CliIo } from './io.js';
 import { newCommand } from './new-command.js';
 import { removeCommand } from './remove-command.js';
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo): Command {
     checkCommand,
     traceCommand,
     statusCommand,
+    homeCommand,
   ]) {
     program.addCommand(
       make(io)

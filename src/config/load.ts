@@ -160,11 +160,9 @@ export async function loadIfChanged(
       userIssues.push(read);
       continue;
     }
-    const parsed = parseUserTable(read, { knownPool: (p) => knownPools.has(p) });
-    if (parsed.ok) userTables.set(name, parsed.table);
-    else
-      for (const i of parsed.issues)
-        userIssues.push({ file, line: i.line, column: i.column, path: '', reason: i.reason });
+    const checked = checkUserTable(read, file, knownPools);
+    if (checked.table !== undefined) userTables.set(name, checked.table);
+    else userIssues.push(...checked.issues);
   }
   const seenNow: SeenFiles = [seen[0], seen[1], usersSeenNow];
   if (userIssues.length > 0) return { seen: seenNow, result: new ConfigError(userIssues) };
@@ -202,8 +200,24 @@ export function defaultConfigDir(): string {
   return fileURLToPath(new URL('../../config', import.meta.url));
 }
 
+/**
+ * Parses a homing user table as a load does (the `home` commands check their result so too): the
+ * table, or its problems as issues of `file`.
+ */
+export function checkUserTable(
+  text: string,
+  file: string,
+  knownPools: ReadonlySet<string>,
+): { table: UserTable; issues?: never } | { table?: never; issues: ConfigIssue[] } {
+  const parsed = parseUserTable(text, { knownPool: (p) => knownPools.has(p) });
+  if (parsed.ok) return { table: parsed.table };
+  return {
+    issues: parsed.issues.map((i) => ({ file, line: i.line, column: i.column, path: '', reason: i.reason })),
+  };
+}
+
 /** The pools endpoints.yaml knows: every endpoint's, every pools entry, every homing rule's. */
-function knownPoolNames(cfg: EndpointsConfig): Set<string> {
+export function knownPoolNames(cfg: EndpointsConfig): Set<string> {
   const names = new Set<string>();
   for (const p of cfg.pools) names.add(domainNameKey(p.fqdn));
   for (const e of cfg.endpoints) {

@@ -1,0 +1,421 @@
+// Changes to a homing user table (users.csv) as the `home` commands make them: the rows found with
+// their place in the text, a change written over its own row only (a new user appended, a removed
+// one cut out with its line break), so every other byte (comments, blank lines, the header, other
+// columns, quoting, line breaks) stays as the operator left it. The whole result is checked as a
+// load checks it, then written atomically under the edit lock.
+import { join } from 'node:path';
+import { domainNameKey } from '../endpoints/domain-name.js';
+import { userKey } from '../endpoints/user-table.js';
+import { withFileLock, writeFileAtomic } from './atomic-file.js';
+import {
+  DEFAULT_READ_TIMEOUT,
+  MAX_FILE_SIZE_CEILING,
+  readConfigFile,
+  type ReadRules,
+} from './config-file.js';
+import { EditError, readEndpointsFile, findEndpoint, type EditOptions } from './endpoints-editor.js';
+import { ConfigError } from './errors.js';
+import { checkUserTable, ENDPOINTS_FILE, knownPoolNames, parseServerConfig, SERVER_FILE } from './load.js';
+import type { EndpointsConfig } from './schema.js';
+
+/** Where the table's two columns are; a file without a header gets this one. */
+export interface UsersHeader {
+  readonly width: number;
+  readonly addressAt: number;
+  readonly poolAt: number;
+}
+
+const DEFAULT_HEADER: UsersHeader = { width: 2, addressAt: 0, poolAt: 1 };
+const DEFAULT_HEADER_TEXT = 'SipAddress,PoolFqdn';
+
+/** A row of the table as it stands in the text. */
+export interface UserRow {
+  /** SipAddress and PoolFqdn as written, trimmed and unquoted. */
+  readonly address: string;
+  readonly pool: string;
+  readonly line: number;
+  /** Offsets in the text: the row's start, its end before the line break, and after the line break. */
+  readonly start: number;
+  readonly end: number;
+  readonly next: number;
+  /** The PoolFqdn cell's span, quotes included. */
+  readonly poolStart: number;
+  readonly poolEnd: number;
+}
+
+export interface UsersText {
+  readonly text: string;
+  /** The line break a new row gets: the file's first one, else \n. */
+  readonly eol: string;
+  /** Undefined when the first record names no SipAddress and PoolFqdn columns, or there is none. */
+  readonly header: UsersHeader | undefined;
+  /** Whether the file holds no record at all (only comments and blank lines, or nothing). */
+  readonly empty: boolean;
+  readonly rows: readonly UserRow[];
+}
+
+interface CsvRecord {
+  readonly cells: { readonly start: number; readonly end: number; readonly value: string }[];
+  readonly line: number;
+  readonly start: number;
+  readonly end: number;
+  readonly next: number;
+  /** An unclosed quote, or text after a closing quote: not a row (the check refuses the file). */
+  readonly bad: boolean;
+}
+
+/**
+ * Records of RFC 4180 CSV with the reading rules of the user table's own reader (src/endpoints/
+ * user-table.ts): a line starting with "#" and an empty line are skipped, a quoted field may hold
+ * commas, line breaks and doubled quotes. That reader keeps no offsets, which an edit in place
+ * needs; a test holds the two to the same rows.
+ */
+class CsvScanner {
+  private pos = 0;
+  private line = 1;
+
+  constructor(private readonly text: string) {}
+
+  next(): CsvRecord | undefined {
+    const t = this.text;
+    while (this.pos < t.length) {
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x23 /* # */) while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
+      else if (c !== 0x0a && c !== 0x0d) return this.record();
+      this.lineBreak();
+    }
+    return undefined;
+  }
+
+  /** Steps over one line break (CRLF, LF or a lone CR) at pos, if there is one. */
+  private lineBreak(): void {
+    const t = this.text;
+    if (t.charCodeAt(this.pos) === 0x0d) this.pos++;
+    if (t.charCodeAt(this.pos) === 0x0a) this.pos++;
+    this.line++;
+  }
+
+  private record(): CsvRecord {
+    const t = this.text;
+    const start = this.pos;
+    const line = this.line;
+    const cells: CsvRecord['cells'] = [];
+    for (;;) {
+      const cellStart = this.pos;
+      const value = t.charCodeAt(this.pos) === 0x22 ? this.quoted() : this.plain();
+      if (value === undefined) return this.bad(cells, line, start);
+      cells.push({ start: cellStart, end: this.pos, value });
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (this.pos < t.length && c !== 0x0a && c !== 0x0d) return this.bad(cells, line, start);
+      const end = this.pos;
+      if (this.pos < t.length) this.lineBreak();
+      return { cells, line, start, end, next: this.pos, bad: false };
+    }
+  }
+
+  private plain(): string {
+    const t = this.text;
+    const from = this.pos;
+    while (this.pos < t.length) {
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x2c || c === 0x0a || c === 0x0d) break;
+      this.pos++;
+    }
+    return t.slice(from, this.pos);
+  }
+
+  /** The quoted field at pos, pos moved past its closing quote; undefined when it is not closed. */
+  private quoted(): string | undefined {
+    const t = this.text;
+    let lines = 0;
+    for (let i = this.pos + 1; i < t.length; i++) {
+      const c = t.charCodeAt(i);
+      if (c === 0x0a) lines++;
+      if (c !== 0x22) continue;
+      if (t.charCodeAt(i + 1) === 0x22) {
+        i++;
+        continue;
+      }
+      const value = t.slice(this.pos + 1, i).replaceAll('""', '"');
+      this.pos = i + 1;
+      this.line += lines;
+      return value;
+    }
+    return undefined;
+  }
+
+  /** A record that is not CSV: skipped to the end of its line. */
+  private bad(cells: CsvRecord['cells'], line: number, start: number): CsvRecord {
+    const t = this.text;
+    while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
+    const end = this.pos;
+    if (this.pos < t.length) this.lineBreak();
+    return { cells, line, start, end, next: this.pos, bad: true };
+  }
+}
+
+function headerOf(record: CsvRecord): UsersHeader | undefined {
+  const names = record.cells.map((c) =>
+    c.value
+      .replace(/^\uFEFF/, '')
+      .trim()
+      .toLowerCase(),
+  );
+  const addressAt = names.indexOf('sipaddress');
+  const poolAt = names.indexOf('poolfqdn');
+  return addressAt < 0 || poolAt < 0 ? undefined : { width: names.length, addressAt, poolAt };
+}
+
+/** The rows of a user table's text, each with its place, for an edit in place. */
+export function scanUsers(text: string): UsersText {
+  const scanner = new CsvScanner(text);
+  const first = scanner.next();
+  const header = first === undefined ? undefined : headerOf(first);
+  const rows: UserRow[] = [];
+  const needed = header === undefined ? 0 : Math.max(header.addressAt, header.poolAt) + 1;
+  for (let r = header === undefined ? undefined : scanner.next(); r !== undefined; r = scanner.next()) {
+    if (r.bad || r.cells.length < needed) continue;
+    const pool = r.cells[header!.poolAt]!;
+    rows.push({
+      address: r.cells[header!.addressAt]!.value.trim(),
+      pool: pool.value.trim(),
+      line: r.line,
+      start: r.start,
+      end: r.end,
+      next: r.next,
+      poolStart: pool.start,
+      poolEnd: pool.end,
+    });
+  }
+  const eol = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n';
+  return { text, eol, header, empty: first === undefined, rows };
+}
+
+/** A value as a CSV cell: quoted when it holds what would end or change the cell or the row. */
+export function csvCell(value: string): string {
+  return /[",\r\n]|^#|^\s|\s$/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** The row of `address` (any spelling of it), or undefined. */
+export function findUser(doc: UsersText, address: string): UserRow | undefined {
+  const key = userKey(address);
+  return key === undefined ? undefined : doc.rows.find((r) => userKey(r.address) === key);
+}
+
+/** One user of a wave: where they go. */
+export interface WaveRow {
+  readonly address: string;
+  readonly pool: string;
+}
+
+export type UserChange =
+  | { readonly kind: 'added'; readonly address: string; readonly to: string }
+  | { readonly kind: 'moved'; readonly address: string; readonly from: string; readonly to: string }
+  | { readonly kind: 'unchanged'; readonly address: string; readonly to: string };
+
+/**
+ * Homes each user of `wave` on their pool: a listed user's PoolFqdn cell is rewritten in place (or
+ * left alone when it names that pool already, in any spelling), an unlisted one is appended. The
+ * wave holds each user once (checked before); the result is the caller's to check.
+ */
+export function homeUsers(doc: UsersText, wave: readonly WaveRow[]): { text: string; changes: UserChange[] } {
+  const byKey = new Map<string, UserRow>();
+  for (const row of doc.rows) {
+    const key = userKey(row.address);
+    if (key !== undefined && !byKey.has(key)) byKey.set(key, row);
+  }
+  const rewrites = new Map<UserRow, string | null>();
+  const appended: string[] = [];
+  const changes: UserChange[] = [];
+  const header = doc.header ?? DEFAULT_HEADER;
+  for (const { address, pool } of wave) {
+    const key = userKey(address);
+    const row = key === undefined ? undefined : byKey.get(key);
+    if (row === undefined) {
+      appended.push(rowText(header, address, pool));
+      changes.push({ kind: 'added', address, to: pool });
+    } else if (domainNameKey(row.pool) === domainNameKey(pool)) {
+      changes.push({ kind: 'unchanged', address: row.address, to: row.pool });
+    } else {
+      const text = doc.text;
+      rewrites.set(
+        row,
+        text.slice(row.start, row.poolStart) + csvCell(pool) + text.slice(row.poolEnd, row.end),
+      );
+      changes.push({ kind: 'moved', address: row.address, from: row.pool, to: pool });
+    }
+  }
+  return { text: compose(doc, rewrites, appended), changes };
+}
+
+/** The text without the row of `address`, cut out with its line break; undefined when not listed. */
+export function removeUser(doc: UsersText, address: string): { text: string; row: UserRow } | undefined {
+  const row = findUser(doc, address);
+  return row === undefined ? undefined : { text: compose(doc, new Map([[row, null]]), []), row };
+}
+
+function rowText(header: UsersHeader, address: string, pool: string): string {
+  const cells = new Array<string>(header.width).fill('');
+  cells[header.addressAt] = csvCell(address);
+  cells[header.poolAt] = csvCell(pool);
+  return cells.join(',');
+}
+
+/**
+ * The text with rows replaced (null: removed) and rows appended at the end, after a line break of
+ * the file's own kind when its last line has none, after a header when the file has no record.
+ */
+function compose(doc: UsersText, rewrites: ReadonlyMap<UserRow, string | null>, appended: string[]): string {
+  const parts: string[] = [];
+  let at = 0;
+  if (rewrites.size > 0) {
+    for (const row of doc.rows) {
+      const rewrite = rewrites.get(row);
+      if (rewrite === undefined) continue;
+      parts.push(doc.text.slice(at, row.start));
+      if (rewrite !== null) parts.push(rewrite);
+      at = rewrite === null ? row.next : row.end;
+    }
+  }
+  parts.push(doc.text.slice(at));
+  if (appended.length === 0) return parts.join('');
+  const last = parts.at(-1)!;
+  if (doc.text !== '' && !/[\r\n]$/.test(last)) parts.push(doc.eol);
+  if (doc.empty) parts.push(DEFAULT_HEADER_TEXT + doc.eol);
+  for (const row of appended) parts.push(row, doc.eol);
+  return parts.join('');
+}
+
+/** What an edit of a user table is checked against: the rest of the configuration folder. */
+export interface HomingContext {
+  readonly dir: string;
+  readonly endpoints: EndpointsConfig;
+  /** Every pool endpoints.yaml knows, as domainNameKey. */
+  readonly knownPools: ReadonlySet<string>;
+  /** How the service reads a user table: server.yaml's config.maxUserTableSize and readTimeout. */
+  readonly rules: ReadRules & { readonly root: string };
+}
+
+/** Reads server.yaml and endpoints.yaml of `dir` as the service does; throws ConfigError when refused. */
+export async function readHomingContext(dir: string): Promise<HomingContext> {
+  const serverFile = join(dir, SERVER_FILE);
+  const serverText = await readConfigFile(serverFile, {
+    maxFileSize: MAX_FILE_SIZE_CEILING,
+    timeoutMs: DEFAULT_READ_TIMEOUT,
+    root: dir,
+  });
+  if (typeof serverText !== 'string') throw new ConfigError([serverText]);
+  const { config } = parseServerConfig(serverText, serverFile);
+  const { config: endpoints } = await readEndpointsFile(join(dir, ENDPOINTS_FILE));
+  return {
+    dir,
+    endpoints,
+    knownPools: knownPoolNames(endpoints),
+    rules: { maxFileSize: config.maxUserTableSize, timeoutMs: config.readTimeout, root: dir },
+  };
+}
+
+/** The user tables endpoints.yaml names (`homing: [{users: FILE}]`), each with the endpoints naming it. */
+export function userTableNames(endpoints: EndpointsConfig): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  for (const e of endpoints.endpoints)
+    for (const r of e.homing ?? []) {
+      if (!('users' in r)) continue;
+      const by = names.get(r.users) ?? [];
+      if (!by.includes(e.sipAddress)) by.push(e.sipAddress);
+      names.set(r.users, by);
+    }
+  return names;
+}
+
+/**
+ * The user table an operator means: the one endpoints.yaml names, or, when it names several, the
+ * one `file` names or `endpoint`'s rule names. Throws EditError when none or more than one fits.
+ */
+export function chooseUserTable(
+  endpoints: EndpointsConfig,
+  pick: { file?: string; endpoint?: string },
+): string {
+  let names = userTableNames(endpoints);
+  if (names.size === 0)
+    throw new EditError(
+      'PCHAT_ERR_EDIT_NOT_FOUND',
+      'no endpoint has a user table: add a homing rule to one in endpoints.yaml, e.g. homing: [{ users: users.csv }]',
+    );
+  if (pick.endpoint !== undefined) {
+    const e = endpoints.endpoints[findEndpoint(endpoints, pick.endpoint)]!;
+    names = new Map([...names].filter(([, by]) => by.includes(e.sipAddress)));
+    if (names.size === 0)
+      throw new EditError(
+        'PCHAT_ERR_EDIT_NOT_FOUND',
+        `endpoint ${e.sipAddress} has no homing rule { users: FILE }`,
+      );
+  }
+  if (pick.file !== undefined) {
+    if (names.has(pick.file)) return pick.file;
+    throw new EditError(
+      'PCHAT_ERR_EDIT_NOT_FOUND',
+      `no homing rule names the user table ${pick.file}${describeTables(names)}`,
+    );
+  }
+  if (names.size === 1) return [...names.keys()][0]!;
+  throw new EditError(
+    'PCHAT_ERR_EDIT_CONFLICT',
+    `endpoints.yaml names several user tables${describeTables(names)}: choose one with --file`,
+  );
+}
+
+function describeTables(names: ReadonlyMap<string, string[]>): string {
+  if (names.size === 0) return '';
+  return ` (${[...names].map(([file, by]) => `${file}: ${by.join(', ')}`).join('; ')})`;
+}
+
+/** Reads a user table under the service's rules; throws ConfigError when it cannot be read. */
+export async function readUsersFile(ctx: HomingContext, file: string): Promise<UsersText> {
+  const text = await readConfigFile(file, ctx.rules);
+  if (typeof text !== 'string') throw new ConfigError([text]);
+  return scanUsers(text);
+}
+
+/** Checks a user table's text as a load does, its size included; throws ConfigError when refused. */
+export function checkUsersText(ctx: HomingContext, file: string, text: string): void {
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > ctx.rules.maxFileSize) {
+    const reason = `would be ${size} bytes, over the limit of ${ctx.rules.maxFileSize} bytes (config.maxUserTableSize)`;
+    throw new ConfigError([{ file, line: 0, column: 0, path: '', reason }]);
+  }
+  const checked = checkUserTable(text, file, ctx.knownPools);
+  if (checked.issues !== undefined) throw new ConfigError(checked.issues);
+}
+
+export interface UsersEditPlan {
+  readonly text: string;
+  /** One line for the operator: what the edit does. */
+  readonly summary: string;
+}
+
+/**
+ * Makes one planned edit of the user table `file` under its lock: read, planned against, checked and
+ * replaced while no other edit can come between. A result the check refuses throws ConfigError and
+ * writes nothing; with whatIf nothing is written (and no lock taken).
+ */
+export async function editUsersFile<P extends UsersEditPlan>(
+  ctx: HomingContext,
+  file: string,
+  opts: EditOptions,
+  plan: (doc: UsersText) => P,
+): Promise<P & { readonly before: string; readonly written: boolean }> {
+  const run = async () => {
+    const doc = await readUsersFile(ctx, file);
+    const planned = plan(doc);
+    checkUsersText(ctx, file, planned.text);
+    const written = !opts.whatIf && planned.text !== doc.text;
+    if (written) await writeFileAtomic(file, planned.text, opts.hooks ?? {});
+    return { ...planned, before: doc.text, written };
+  };
+  return opts.whatIf ? run() : withFileLock(file, opts.lockTimeoutMs, run);
+}
