@@ -293,6 +293,10 @@ function poolProblem(pool: string, opts: UserTableOptions): string | undefined {
 function countLines(text: string): number {
   let n = 1;
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  // A lone CR ends a row too (the reader takes it as a line break): uncounted, a file of such lines
+  // would outgrow the builder's arrays and fill its hash table, whose probe would then never end.
+  for (let i = text.indexOf('\r'); i >= 0; i = text.indexOf('\r', i + 1))
+    if (text.charCodeAt(i + 1) !== 0x0a) n++;
   return n;
 }
 

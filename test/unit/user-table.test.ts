@@ -51,6 +51,16 @@ describe('user table: accepted', () => {
     expect(t.poolOf('sip:u20000@contoso.com')).toBeUndefined();
   });
 
+  it('lines ended by a lone CR (classic Mac): every row read with its pool, the parse ends', () => {
+    // Regression: rows were counted by LF only, so such a file overran the builder's arrays (pools
+    // lost) and, past 16 rows, filled its hash table, whose probe for the next row never ended.
+    // 12 rows: without the fix this fails (pools lost) rather than hangs.
+    const rows = Array.from({ length: 12 }, (_, i) => `u${i}@contoso.com,p${i % 3}.contoso.com`);
+    const t = table(`SipAddress,PoolFqdn\r${rows.join('\r')}\r`);
+    expect(t.size).toBe(12);
+    for (let i = 0; i < 12; i++) expect(t.poolOf(`u${i}@contoso.com`)).toBe(`p${i % 3}.contoso.com`);
+  });
+
   it('userKey: scheme, brackets and parameters dropped, user part and domain compared without case', () => {
     expect(userKey('<sip:Alice@Contoso.COM.;transport=tls>')).toBe('alice@contoso.com');
     expect(userKey('alice')).toBeUndefined();
