@@ -158,8 +158,8 @@ function setCommand(io: CliIo): Command {
     let result;
     try {
       result = await editUsersFile(ctx, file, editOptions(io, flags), (doc) => {
-        const { text, changes } = homeUsers(doc, [{ address: user, pool }]);
-        return { text, summary: describeChange(changes[0]!) };
+        const { text, changes, homed } = homeUsers(doc, [{ address: user, pool }]);
+        return { text, homed, summary: describeChange(changes[0]!) };
       });
     } catch (err) {
       throw refusedEdit(err, file);
@@ -205,7 +205,11 @@ function removeCommand(io: CliIo): Command {
       result = await editUsersFile(ctx, file, editOptions(io, flags), (doc) => {
         const removed = removeUser(doc, user);
         if (removed === undefined) throw notListed();
-        return { text: removed.text, summary: `remove ${removed.row.address} (on ${removed.row.pool})` };
+        return {
+          text: removed.text,
+          removed: [user],
+          summary: `remove ${removed.row.address} (on ${removed.row.pool})`,
+        };
       });
     } catch (err) {
       throw refusedEdit(err, file);

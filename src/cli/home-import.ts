@@ -91,10 +91,10 @@ export function homeImportCommand(io: CliIo): Command {
     let result;
     try {
       result = await editUsersFile(ctx, file, editOptions(io, flags), (doc) => {
-        const { text, changes } = homeUsers(doc, rows);
+        const { text, changes, homed } = homeUsers(doc, rows);
         const n = counts(changes);
         const summary = `${n.added} added, ${n.moved} moved, ${n.unchanged} unchanged`;
-        return { text, changes, summary };
+        return { text, changes, homed, summary };
       });
     } catch (err) {
       throw refusedEdit(err, file);

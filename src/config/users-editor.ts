@@ -5,7 +5,7 @@
 // load checks it, then written atomically under the edit lock.
 import { join } from 'node:path';
 import { domainNameKey } from '../endpoints/domain-name.js';
-import { userKey } from '../endpoints/user-table.js';
+import { userKey, type UserTable } from '../endpoints/user-table.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
 import {
   DEFAULT_READ_TIMEOUT,
@@ -222,7 +222,10 @@ export type UserChange =
  * left alone when it names that pool already, in any spelling), an unlisted one is appended. The
  * wave holds each user once (checked before); the result is the caller's to check.
  */
-export function homeUsers(doc: UsersText, wave: readonly WaveRow[]): { text: string; changes: UserChange[] } {
+export function homeUsers(
+  doc: UsersText,
+  wave: readonly WaveRow[],
+): { text: string; changes: UserChange[]; homed: readonly WaveRow[] } {
   const byKey = new Map<string, UserRow>();
   for (const row of doc.rows) {
     const key = userKey(row.address);
@@ -249,13 +252,18 @@ export function homeUsers(doc: UsersText, wave: readonly WaveRow[]): { text: str
       changes.push({ kind: 'moved', address: row.address, from: row.pool, to: pool });
     }
   }
-  return { text: compose(doc, rewrites, appended), changes };
+  return { text: compose(doc, rewrites, appended), changes, homed: wave };
 }
 
-/** The text without the row of `address`, cut out with its line break; undefined when not listed. */
+/**
+ * The text without the rows of `address` (one, unless the file lists the user twice), each cut out
+ * with its line break; undefined when the user is not listed.
+ */
 export function removeUser(doc: UsersText, address: string): { text: string; row: UserRow } | undefined {
-  const row = findUser(doc, address);
-  return row === undefined ? undefined : { text: compose(doc, new Map([[row, null]]), []), row };
+  const key = userKey(address);
+  const rows = key === undefined ? [] : doc.rows.filter((r) => userKey(r.address) === key);
+  if (rows.length === 0) return undefined;
+  return { text: compose(doc, new Map(rows.map((r) => [r, null])), []), row: rows[0]! };
 }
 
 function rowText(header: UsersHeader, address: string, pool: string): string {
@@ -382,7 +390,7 @@ export async function readUsersFile(ctx: HomingContext, file: string): Promise<U
 }
 
 /** Checks a user table's text as a load does, its size included; throws ConfigError when refused. */
-export function checkUsersText(ctx: HomingContext, file: string, text: string): void {
+export function checkUsersText(ctx: HomingContext, file: string, text: string): UserTable {
   const size = Buffer.byteLength(text, 'utf8');
   if (size > ctx.rules.maxFileSize) {
     const reason = `would be ${size} bytes, over the limit of ${ctx.rules.maxFileSize} bytes (config.maxUserTableSize)`;
@@ -390,12 +398,34 @@ export function checkUsersText(ctx: HomingContext, file: string, text: string): 
   }
   const checked = checkUserTable(text, file, ctx.knownPools);
   if (checked.issues !== undefined) throw new ConfigError(checked.issues);
+  return checked.table;
 }
 
 export interface UsersEditPlan {
   readonly text: string;
   /** One line for the operator: what the edit does. */
   readonly summary: string;
+  /** Users the edit homes, and users it removes: the result must read back so. */
+  readonly homed?: readonly WaveRow[];
+  readonly removed?: readonly string[];
+}
+
+/**
+ * Whether the table reads back as the plan meant. A guard against any difference between how the
+ * edit and the loader read a file (a "#" comment, say, runs to the next LF, past lone CRs).
+ */
+function readBack(table: UserTable, plan: UsersEditPlan, file: string): void {
+  const wrong = [
+    ...(plan.homed ?? []).filter(
+      (w) => domainNameKey(table.poolOf(w.address) ?? '') !== domainNameKey(w.pool),
+    ),
+    ...(plan.removed ?? []).filter((a) => table.poolOf(a) !== undefined).map((address) => ({ address })),
+  ];
+  if (wrong.length > 0)
+    throw new EditError(
+      'PCHAT_ERR_EDIT_CONFLICT',
+      `${file}: the edit would not read back as meant for ${wrong[0]!.address}${wrong.length > 1 ? ` and ${wrong.length - 1} more` : ''} (look for a comment or line break that swallows the row); nothing written`,
+    );
 }
 
 /**
@@ -412,7 +442,7 @@ export async function editUsersFile<P extends UsersEditPlan>(
   const run = async () => {
     const doc = await readUsersFile(ctx, file);
     const planned = plan(doc);
-    checkUsersText(ctx, file, planned.text);
+    readBack(checkUsersText(ctx, file, planned.text), planned, file);
     const written = !opts.whatIf && planned.text !== doc.text;
     if (written) await writeFileAtomic(file, planned.text, opts.hooks ?? {});
     return { ...planned, before: doc.text, written };
