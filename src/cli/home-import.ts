@@ -102,9 +102,14 @@ export function homeImportCommand(io: CliIo): Command {
     const moves = summarizeWave(result.changes);
     if (flags.json === true) {
       const { changes, written } = result;
-      io.out(
-        JSON.stringify({ file, wave, written, ...counts(changes), moves, users: changes }, null, 2) + '\n',
-      );
+      // Named as `home get --json` names a row.
+      const users = changes.map((c) => ({
+        sipAddress: c.address,
+        change: c.kind,
+        ...(c.kind === 'moved' ? { from: c.from } : {}),
+        poolFqdn: c.to,
+      }));
+      io.out(JSON.stringify({ file, wave, written, ...counts(changes), moves, users }, null, 2) + '\n');
       return;
     }
     const prefix = flags.whatIf === true ? 'What if: ' : result.written ? '' : 'unchanged: ';
