@@ -72,6 +72,29 @@ describe('the shipped config/ folder', () => {
       },
     ]);
   });
+
+  it('its commented homing rule, once uncommented, loads with the shipped users.csv', async () => {
+    const text = await readFile(join(defaultConfigDir(), 'endpoints.yaml'), 'utf8');
+    const uncommented = text.replace(/^ {4}# (?=homing:| {2}- | {4}pool:)/gm, '    ');
+    expect(
+      uncommented.match(/^ {4}homing:\n {6}- callers: .*\n {8}pool: .*\n {6}- users: users\.csv$/gm),
+    ).toHaveLength(1);
+    const dir = await mkdtemp(join(tmpdir(), 'pchat-example-'));
+    try {
+      await writeFile(join(dir, 'endpoints.yaml'), uncommented);
+      for (const f of ['server.yaml', 'users.csv'])
+        await writeFile(join(dir, f), await readFile(join(defaultConfigDir(), f), 'utf8'));
+      const { table } = await loadConfig(dir);
+      const ocschat = table.lookupUri('sip:ocschat@contoso.com')!;
+      const poolOf = (caller: string) => table.homeFor(ocschat, caller).poolFqdn;
+      expect(poolOf('<sip:marie@contoso.com>')).toBe('pc-emea.contoso.com');
+      expect(poolOf('<sip:anna@emea.contoso.com>')).toBe('pc-emea.contoso.com');
+      expect(poolOf('<sip:akira@contoso.com>')).toBe('pcpool.contoso.com');
+      expect(poolOf('<sip:bob@contoso.com>')).toBe('pcpool.contoso.com');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('loadConfig from a folder', () => {
