@@ -2,7 +2,7 @@
 // endpoint's rules (a pattern on the caller, a CSV user table), a 302 naming that pool; the user
 // table reloaded live, a bad row refused at file:line with the last good table serving.
 import dgram from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -118,6 +118,23 @@ it('a wave moved by editing users.csv applies on reload; a bad row is refused at
     'pool \\"nowhere.contoso.com\\" is not a pool any endpoint or pools entry names',
   );
   expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
+});
+
+it('a users.csv of 2 GB is refused unread, with its size and config.maxUserTableSize; the last good table serves', async () => {
+  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n');
+  // 2 GiB without writing them: a sparse file, renamed in as an editor would.
+  const fh = await open(join(dir, '.big'), 'w');
+  await fh.truncate(2 * 1024 ** 3);
+  await fh.close();
+  await rename(join(dir, '.big'), join(dir, 'users.csv'));
+  const rss0 = process.memoryUsage().rss;
+  const refused = await server!.reload('test');
+  expect(refused.ok).toBe(false);
+  expect(JSON.stringify(refused)).toContain(
+    `users.csv: is ${2 * 1024 ** 3} bytes, over the limit of ${256 * 1024 ** 2} bytes (config.maxUserTableSize): not read`,
+  );
+  expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 1024 * 1024);
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.3:5061;transport=tls>');
 });
 
 it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched) as a change', async () => {
