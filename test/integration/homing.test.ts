@@ -191,6 +191,7 @@ pools:
     targets: [{ uri: "sip:127.0.0.1:${other.port};transport=udp" }]
   - fqdn: pc-emea.contoso.com
     targets: [{ uri: "sip:127.0.0.1:${home.port};transport=udp" }]
+    lookupUris: ["sip:chat@pc-emea.contoso.com;transport=tls"]
 `,
     );
     await writeFile(
@@ -234,7 +235,8 @@ pools:
     });
     expect(looked.successful, looked.errors).toBe(2);
     const handouts = lines.filter((l) => l['outcome'] === 'lookup-handout').map((l) => l['target']);
-    expect(handouts).toEqual(['sip:lookup@pc-emea.contoso.com', 'sip:lookup@pc-us.contoso.com']);
+    // legacy1 is handed the URI the emea pool's entry gives; legacy2, the default pool's.
+    expect(handouts).toEqual(['sip:chat@pc-emea.contoso.com;transport=tls', 'sip:lookup@pc-us.contoso.com']);
   } finally {
     home.stop();
     other.stop();
