@@ -3,6 +3,8 @@
 export interface PackageLine {
   pkg: string;
   commands: string[];
+  /** systemd services the package starts, stopped and disabled after installing it. */
+  services?: string[];
 }
 export type Which = (command: string) => string | undefined;
 export type Exec = (cmd: string, args: readonly string[], opts?: { quiet?: boolean }) => number;
@@ -18,6 +20,7 @@ export const PACKAGE_LIST: string;
 export const DRACHTIO_DEFAULT: string;
 export const DRACHTIO_VENDOR: string;
 export const SBIN: readonly string[];
+export const SYSTEMD: string;
 export function parsePackageList(text: string): PackageLine[];
 export function whichOnDisk(command: string, path?: string): string | undefined;
 export function missingPackages(list: readonly PackageLine[], which: Which): PackageLine[];
@@ -25,5 +28,7 @@ export function rootRunner(io: {
   isRoot: boolean;
   exec: Exec;
 }): ((cmd: string, args: readonly string[]) => number) | undefined;
-export function ensurePeers(io: PeerIo & { list: readonly PackageLine[] }): string[];
+export function ensurePeers(
+  io: PeerIo & { list: readonly PackageLine[]; exists: (file: string) => boolean },
+): string[];
 export function ensureDrachtio(io: PeerIo & { exists: (file: string) => boolean }): string | undefined;

@@ -21,15 +21,19 @@ export const DRACHTIO_DEFAULT = '/opt/drachtio/bin/drachtio';
 export const DRACHTIO_VENDOR = resolve(ROOT, '../shared/vendor/drachtio-server/install.sh');
 /** Debian keeps daemons (dnsmasq, kamailio) in sbin, which a normal user's PATH leaves out. */
 export const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+/** Present where systemd runs the machine, and so starts the daemons packages install. */
+export const SYSTEMD = '/run/systemd/system';
 
-/** test/system-packages.txt's lines: `package command... # why`. */
+/** test/system-packages.txt's lines: `package command... [service:NAME...] # why`. */
 export function parsePackageList(text) {
   const out = [];
   for (const raw of text.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') continue;
-    const [pkg, ...commands] = line.split(/\s+/);
-    out.push({ pkg, commands: commands.length > 0 ? commands : [pkg] });
+    const [pkg, ...words] = line.split(/\s+/);
+    const commands = words.filter((w) => !w.startsWith('service:'));
+    const services = words.filter((w) => w.startsWith('service:')).map((w) => w.slice('service:'.length));
+    out.push({ pkg, commands: commands.length > 0 ? commands : [pkg], services });
   }
   return out;
 }
@@ -68,7 +72,7 @@ export function rootRunner({ isRoot, exec }) {
  * Installs what is missing. Returns the problems left (empty: every peer is there). `say` gets one
  * line per thing done; `exec(cmd, args)` returns the exit status.
  */
-export function ensurePeers({ list, which, exec, isRoot, env, say }) {
+export function ensurePeers({ list, which, exec, isRoot, env, say, exists }) {
   const missing = missingPackages(list, which);
   if (missing.length === 0) return [];
   const pkgs = missing.map((m) => m.pkg);
@@ -85,8 +89,24 @@ export function ensurePeers({ list, which, exec, isRoot, env, say }) {
   if (asRoot('apt-get', ['update', '-qq']) !== 0) return ['apt-get update failed (see above)'];
   if (asRoot('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]) !== 0)
     return [`\`${command}\` failed (see above)`];
+  stopServices(
+    list.filter((l) => pkgs.includes(l.pkg)).flatMap((l) => l.services ?? []),
+    { asRoot, exists, say },
+  );
   const still = missingPackages(list, which);
   return still.map((m) => `${m.pkg} installed, yet ${m.commands.join(', ')} still not found`);
+}
+
+/**
+ * The tests want only a package's commands: a daemon systemd started on install (Kamailio on 5060,
+ * Prometheus on 9090) would hold ports the service and the tests use. Stopped and disabled.
+ */
+function stopServices(services, { asRoot, exists, say }) {
+  if (services.length === 0 || !exists(SYSTEMD)) return;
+  say(
+    `stopping and disabling ${services.join(', ')}: installed for their commands, their daemons would hold ports`,
+  );
+  for (const s of services) asRoot('systemctl', ['disable', '--now', s]);
 }
 
 /**
@@ -128,10 +148,11 @@ function main() {
     env: process.env,
     say,
   };
-  const problems = ensurePeers({ ...io, list: parsePackageList(readFileSync(PACKAGE_LIST, 'utf8')) });
+  const exists = (f) => existsSync(f);
+  const problems = ensurePeers({ ...io, exists, list: parsePackageList(readFileSync(PACKAGE_LIST, 'utf8')) });
   for (const p of problems) console.error(`test peers: ${p}`);
   if (problems.length > 0) process.exit(1);
-  ensureDrachtio({ ...io, exists: (f) => existsSync(f) });
+  ensureDrachtio({ ...io, exists });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();

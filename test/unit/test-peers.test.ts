@@ -8,6 +8,7 @@ import {
   DRACHTIO_DEFAULT,
   DRACHTIO_VENDOR,
   PACKAGE_LIST,
+  SYSTEMD,
   ensureDrachtio,
   ensurePeers,
   parsePackageList,
@@ -16,12 +17,12 @@ import {
 } from '../peers.mjs';
 
 const LIST: PackageLine[] = [
-  { pkg: 'sip-tester', commands: ['sipp'] },
-  { pkg: 'kamailio', commands: ['kamailio', 'kamcmd'] },
+  { pkg: 'sip-tester', commands: ['sipp'], services: [] },
+  { pkg: 'kamailio', commands: ['kamailio', 'kamcmd'], services: ['kamailio'] },
 ];
 
 /** A machine with `present` commands; apt-get install adds the commands of the packages it is given. */
-function machine(present: string[], { sudo = false, installWorks = true } = {}) {
+function machine(present: string[], { sudo = false, installWorks = true, systemd = false } = {}) {
   const have = new Set([...present, 'apt-get']);
   const calls: string[] = [];
   const said: string[] = [];
@@ -34,7 +35,8 @@ function machine(present: string[], { sudo = false, installWorks = true } = {}) 
       for (const l of LIST) if (argv.includes(l.pkg)) l.commands.forEach((c) => have.add(c));
     return 0;
   };
-  return { which, exec, calls, said, say: (l: string) => said.push(l) };
+  const exists = (f: string): boolean => systemd && f === SYSTEMD;
+  return { which, exec, exists, calls, said, say: (l: string) => said.push(l) };
 }
 
 describe('test/system-packages.txt', () => {
@@ -44,6 +46,7 @@ describe('test/system-packages.txt', () => {
     expect(byPkg['sip-tester']).toEqual(['sipp']);
     expect(byPkg['dnsmasq-base']).toEqual(['dnsmasq']);
     expect(byPkg['kamailio']).toEqual(['kamailio', 'kamcmd']);
+    expect(list.find((l) => l.pkg === 'kamailio')?.services).toEqual(['kamailio']);
     expect(Object.keys(byPkg)).toEqual(expect.arrayContaining(['g++', 'make', 'python3']));
   });
 
@@ -54,9 +57,9 @@ describe('test/system-packages.txt', () => {
   });
 
   it('reads a command-less line as the package naming its own command, and skips comments', () => {
-    expect(parsePackageList('# x\n\nmake   # why\nkamailio kamailio kamcmd\n')).toEqual([
-      { pkg: 'make', commands: ['make'] },
-      { pkg: 'kamailio', commands: ['kamailio', 'kamcmd'] },
+    expect(parsePackageList('# x\n\nmake   # why\nkamailio kamailio kamcmd service:kamailio\n')).toEqual([
+      { pkg: 'make', commands: ['make'], services: [] },
+      { pkg: 'kamailio', commands: ['kamailio', 'kamcmd'], services: ['kamailio'] },
     ]);
   });
 });
@@ -77,6 +80,20 @@ describe('ensurePeers', () => {
       'apt-get install -y -qq --no-install-recommends kamailio',
     ]);
     expect(m.said).toEqual(['installing kamailio: the tests run kamcmd (kamailio), not found here']);
+  });
+
+  it('under systemd: stops and disables the daemon of a package it installed (it would hold a port), not of others', () => {
+    const m = machine(['sipp'], { systemd: true });
+    expect(ensurePeers({ ...m, list: LIST, isRoot: true, env: {} })).toEqual([]);
+    expect(m.calls).toEqual([
+      'apt-get update -qq',
+      'apt-get install -y -qq --no-install-recommends kamailio',
+      'systemctl disable --now kamailio',
+    ]);
+    expect(m.said[1]).toMatch(/^stopping and disabling kamailio: /);
+    const other = machine(['kamailio', 'kamcmd'], { systemd: true });
+    ensurePeers({ ...other, list: LIST, isRoot: true, env: {} });
+    expect(other.calls).not.toContain('systemctl disable --now kamailio');
   });
 
   it('not root: installs through sudo when it asks for no password', () => {
