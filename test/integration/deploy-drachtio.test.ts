@@ -77,69 +77,68 @@ function firstConnect(port: number, secret: string): Promise<{ err?: Error; host
   });
 }
 
-describe.skipIf(!bin)(
-  drachtioTitle('docker-compose.yml drachtio profile, with the real drachtio-server', bin),
-  () => {
-    let dir: string;
-    let drachtio: ChildProcess | undefined;
-    let adminPort: number;
-    let sipPort: number;
-    let log = '';
+const title = drachtioTitle('docker-compose.yml drachtio profile, with the real drachtio-server', bin);
 
-    beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'deploy-drachtio-'));
-      adminPort = await freeTcpPort();
-      sipPort = await freeTcpPort();
-      let conf = await readFile(join(ROOT, 'docs/deploy/drachtio/drachtio.conf.xml'), 'utf8');
-      conf = replaceOnce(conf, '>0.0.0.0</admin>', '>127.0.0.1</admin>');
-      conf = replaceOnce(conf, 'port="9022"', `port="${adminPort}"`);
-      conf = replaceOnce(conf, 'sip:*:5060;', `sip:127.0.0.1:${sipPort};`);
-      await writeFile(join(dir, 'drachtio.conf.xml'), conf);
-      drachtio = spawn(bin!, ['-f', join(dir, 'drachtio.conf.xml')], {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // Each DRACHTIO_* variable drachtio reads would override the file under test.
-        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRACHTIO_'))),
-      });
-      drachtio.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-      drachtio.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-      await waitForTcp(adminPort, 10_000).catch((err: Error) => {
-        throw new Error(`${err.message}\n${log}`);
-      });
-    });
+describe.skipIf(!bin)(title, () => {
+  let dir: string;
+  let drachtio: ChildProcess | undefined;
+  let adminPort: number;
+  let sipPort: number;
+  let log = '';
 
-    afterAll(async () => {
-      const child = drachtio;
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(kill);
-      }
-      await rm(dir, { recursive: true, force: true });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'deploy-drachtio-'));
+    adminPort = await freeTcpPort();
+    sipPort = await freeTcpPort();
+    let conf = await readFile(join(ROOT, 'docs/deploy/drachtio/drachtio.conf.xml'), 'utf8');
+    conf = replaceOnce(conf, '>0.0.0.0</admin>', '>127.0.0.1</admin>');
+    conf = replaceOnce(conf, 'port="9022"', `port="${adminPort}"`);
+    conf = replaceOnce(conf, 'sip:*:5060;', `sip:127.0.0.1:${sipPort};`);
+    await writeFile(join(dir, 'drachtio.conf.xml'), conf);
+    drachtio = spawn(bin!, ['-f', join(dir, 'drachtio.conf.xml')], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Each DRACHTIO_* variable drachtio reads would override the file under test.
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRACHTIO_'))),
     });
+    drachtio.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    drachtio.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await waitForTcp(adminPort, 10_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${log}`);
+    });
+  });
 
-    it("lets in the app with config-drachtio/server.yaml's secret and hands it SIP on UDP and TCP", async () => {
-      const cfg = await loadConfig(join(ROOT, 'docs/deploy/config-drachtio'));
-      const server = cfg.server.drachtio?.servers?.[0];
-      expect(server).toBeDefined();
-      const result = await firstConnect(adminPort, server!.secret);
-      expect(result.err).toBeUndefined();
-      expect(result.hostport?.split(',').sort()).toEqual([
-        `tcp/127.0.0.1:${sipPort}`,
-        `udp/127.0.0.1:${sipPort}`,
-      ]);
-    });
+  afterAll(async () => {
+    const child = drachtio;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(kill);
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
 
-    it('refuses a client with another secret (so the test above can fail)', async () => {
-      const result = await firstConnect(adminPort, 'not-the-secret');
-      expect(result.err?.message).toMatch(/authenticate/);
-    });
+  it("lets in the app with config-drachtio/server.yaml's secret and hands it SIP on UDP and TCP", async () => {
+    const cfg = await loadConfig(join(ROOT, 'docs/deploy/config-drachtio'));
+    const server = cfg.server.drachtio?.servers?.[0];
+    expect(server).toBeDefined();
+    const result = await firstConnect(adminPort, server!.secret);
+    expect(result.err).toBeUndefined();
+    expect(result.hostport?.split(',').sort()).toEqual([
+      `tcp/127.0.0.1:${sipPort}`,
+      `udp/127.0.0.1:${sipPort}`,
+    ]);
+  });
 
-    it('logs at notice: no per-message lines', () => {
-      // drachtio prints its threshold at start; notice is 1 (info 2, debug 3).
-      expect(log).toMatch(/Logging threshold:\s+1\b/);
-    });
-  },
-);
+  it('refuses a client with another secret (so the test above can fail)', async () => {
+    const result = await firstConnect(adminPort, 'not-the-secret');
+    expect(result.err?.message).toMatch(/authenticate/);
+  });
+
+  it('logs at notice: no per-message lines', () => {
+    // drachtio prints its threshold at start; notice is 1 (info 2, debug 3).
+    expect(log).toMatch(/Logging threshold:\s+1\b/);
+  });
+});
