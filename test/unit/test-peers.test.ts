@@ -56,6 +56,13 @@ describe('test/system-packages.txt', () => {
     expect(ci).not.toMatch(/apt-get install/);
   });
 
+  it('npm test checks the peers before it builds and runs anything', async () => {
+    const pkg = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['test']).toMatch(/^node test\/peers\.mjs && /);
+  });
+
   it('reads a command-less line as the package naming its own command, and skips comments', () => {
     expect(parsePackageList('# x\n\nmake   # why\nkamailio kamailio kamcmd service:kamailio\n')).toEqual([
       { pkg: 'make', commands: ['make'], services: [] },
