@@ -8,9 +8,13 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { SBIN } from './peers.mjs';
 
 const extra = process.argv.slice(2);
+// Kamailio and dnsmasq live in sbin, which a normal user's PATH leaves out (test/peers.mjs looks there).
+const path = (process.env.PATH ?? '').split(delimiter);
+const env = { ...process.env, PATH: [...path, ...SBIN.filter((d) => !path.includes(d))].join(delimiter) };
 const runs = extra.length > 0 ? [extra] : [['--exclude', 'test/fuzz/**'], ['test/fuzz']];
 const dir = mkdtempSync(join(tmpdir(), 'pchat-vitest-'));
 let passed = 0;
@@ -27,7 +31,7 @@ for (const [i, selection] of runs.entries()) {
     `--outputFile.json=${report}`,
     ...selection,
   ];
-  const run = spawnSync('npx', args, { stdio: 'inherit' });
+  const run = spawnSync('npx', args, { stdio: 'inherit', env });
   if (run.status !== 0) status = run.status ?? 1;
   try {
     const r = JSON.parse(readFileSync(report, 'utf8'));

@@ -28,6 +28,7 @@ import {
   lineDiff,
   plainArgument,
   refusedEdit,
+  refuseShippedExample,
   type EditFlags,
 } from './common.js';
 import { CliError, EXIT, usage } from './exit-codes.js';
@@ -153,6 +154,7 @@ function setCommand(io: CliIo): Command {
   addEditOptions(cmd);
   return cmd.action(async (userArg: string, flags: SetFlags) => {
     const user = userArgument(userArg);
+    refuseShippedExample(flags);
     const { ctx, file } = await userTable(flags);
     const pool = poolArgument(ctx, flags.pool);
     let result;
@@ -185,6 +187,8 @@ function removeCommand(io: CliIo): Command {
   addEditOptions(cmd);
   return cmd.action(async (userArg: string, flags: RemoveFlags) => {
     const user = userArgument(userArg);
+    // Before the question: a "yes" must not be answered with a refusal.
+    refuseShippedExample(flags);
     const { ctx, file } = await userTable(flags);
     const notListed = () => new EditError('PCHAT_ERR_EDIT_NOT_FOUND', `${user} is not in ${file}`);
     if (flags.force !== true && flags.whatIf !== true && io.interactive) {

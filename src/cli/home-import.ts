@@ -14,7 +14,7 @@ import {
   type UserChange,
   type WaveRow,
 } from '../config/users-editor.js';
-import { editOptions, formatColumns, refusedEdit, type EditFlags } from './common.js';
+import { editOptions, formatColumns, refusedEdit, refuseShippedExample, type EditFlags } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { addTableOptions, userTable, type TableFlags } from './home-table.js';
 import type { CliIo } from './io.js';
@@ -85,6 +85,7 @@ export function homeImportCommand(io: CliIo): Command {
     );
   addTableOptions(cmd, io);
   return cmd.action(async (waveArg: string, flags: ImportFlags) => {
+    refuseShippedExample(flags);
     const { ctx, file } = await userTable(flags);
     const wave = resolve(waveArg);
     const rows = await readWave(ctx, wave, file);

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
+import { drachtioAvailable, drachtioTitle, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { startDrachtioService, waitFor, type DrachtioService } from '../helpers/drachtio-service.js';
 import { NO_DNS } from '../helpers/service.js';
 import { requireSipp, runSipp, type SippResult, type SippTransport } from '../helpers/sipp.js';
@@ -75,7 +75,7 @@ function invite(ruri: string, extra = ''): string {
   );
 }
 
-describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)', () => {
+describe.skipIf(bin === undefined)(drachtioTitle('drachtio engine (real drachtio-server, SIPp)', bin), () => {
   let drachtio: DrachtioHandle;
   let svc: DrachtioService | undefined;
   const uas: SippServer[] = [];
