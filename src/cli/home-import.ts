@@ -22,10 +22,8 @@ import type { CliIo } from './io.js';
 /** The wave's users, read as a user table is read and checked as one (file:line for a bad row). */
 async function readWave(ctx: HomingContext, wave: string, table: string): Promise<WaveRow[]> {
   // The wave may be anywhere (a migration plan's export); only the size and time limits apply.
-  const text = await readConfigFile(wave, {
-    maxFileSize: ctx.rules.maxFileSize,
-    timeoutMs: ctx.rules.timeoutMs,
-  });
+  const { root: _, ...limits } = ctx.rules;
+  const text = await readConfigFile(wave, limits);
   if (typeof text !== 'string') throw new CliError(EXIT.failure, formatIssue(text));
   const checked = checkUserTable(text, wave, ctx.knownPools);
   if (checked.issues !== undefined)

@@ -323,7 +323,12 @@ export async function readHomingContext(dir: string): Promise<HomingContext> {
     dir,
     endpoints,
     knownPools: knownPoolNames(endpoints),
-    rules: { maxFileSize: config.maxUserTableSize, timeoutMs: config.readTimeout, root: dir },
+    rules: {
+      maxFileSize: config.maxUserTableSize,
+      limitName: 'config.maxUserTableSize',
+      timeoutMs: config.readTimeout,
+      root: dir,
+    },
   };
 }
 

@@ -270,6 +270,16 @@ pools:
     );
   });
 
+  it('refuses a table already over config.maxUserTableSize without reading it, and writes nothing', async () => {
+    const big = USERS + '#'.repeat(5000) + '\n';
+    await writeFile(file(), big);
+    const err = await editUsersFile(ctx, file(), opts, wave([])).catch((e: unknown) => e);
+    expect((err as ConfigError).message).toBe(
+      `${file()}: is ${Buffer.byteLength(big)} bytes, over the limit of 4096 bytes (config.maxUserTableSize): not read`,
+    );
+    expect(await readFile(file(), 'utf8')).toBe(big);
+  });
+
   it('refuses a duplicate already in the file; removing the user (both rows) is allowed', async () => {
     await writeFile(file(), USERS + 'sip:Jane@contoso.com,pc-emea.contoso.com\n');
     const err = await editUsersFile(
