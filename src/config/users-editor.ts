@@ -3,6 +3,7 @@
 // one cut out with its line break), so every other byte (comments, blank lines, the header, other
 // columns, quoting, line breaks) stays as the operator left it. The whole result is checked as a
 // load checks it, then written atomically under the edit lock.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { domainNameKey } from '../endpoints/domain-name.js';
 import { userKey, type UserTable } from '../endpoints/user-table.js';
@@ -387,11 +388,22 @@ function describeTables(names: ReadonlyMap<string, string[]>): string {
   return ` (${[...names].map(([file, by]) => `${file}: ${by.join(', ')}`).join('; ')})`;
 }
 
-/** Reads a user table under the service's rules; throws ConfigError when it cannot be read. */
+/**
+ * Reads a user table under the service's rules; throws ConfigError when it cannot be read, EditError
+ * (not found) when it is not there yet.
+ */
 export async function readUsersFile(ctx: HomingContext, file: string): Promise<UsersText> {
   const text = await readConfigFile(file, ctx.rules);
-  if (typeof text !== 'string') throw new ConfigError([text]);
-  return scanUsers(text);
+  if (typeof text === 'string') return scanUsers(text);
+  if (text.reason === 'file not found') throw notThere(file);
+  throw new ConfigError([text]);
+}
+
+function notThere(file: string): EditError {
+  return new EditError(
+    'PCHAT_ERR_EDIT_NOT_FOUND',
+    `${file}: file not found: create it with the header row SipAddress,PoolFqdn (config/users.csv is an example)`,
+  );
 }
 
 /** Checks a user table's text as a load does, its size included; throws ConfigError when refused. */
@@ -452,5 +464,8 @@ export async function editUsersFile<P extends UsersEditPlan>(
     if (written) await writeFileAtomic(file, planned.text, opts.hooks ?? {});
     return { ...planned, before: doc.text, written };
   };
-  return opts.whatIf ? run() : withFileLock(file, opts.lockTimeoutMs, run);
+  if (opts.whatIf) return run();
+  // The lock is taken on the file itself, which must be there.
+  if (!existsSync(file)) throw notThere(file);
+  return withFileLock(file, opts.lockTimeoutMs, run);
 }

@@ -245,6 +245,15 @@ describe('which user table', () => {
     expect((await cli(['home', 'get', '--file', 'other.csv'])).code).toBe(EXIT.notFound);
   });
 
+  it('named but not there yet: exit 4, saying how to make one', async () => {
+    await rm(join(dir, 'users.csv'));
+    const r = await cli(['home', 'set', 'sip:bob@contoso.com', '--pool', 'pc-us.contoso.com']);
+    expect(r.code).toBe(EXIT.notFound);
+    expect(r.err).toContain(
+      `${join(dir, 'users.csv')}: file not found: create it with the header row SipAddress,PoolFqdn`,
+    );
+  });
+
   it('none named: exit 4, saying how to name one', async () => {
     await writeFile(
       join(dir, 'endpoints.yaml'),
