@@ -158,6 +158,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       config: () => reloader.digest,
       guard,
       connections: connectionWatch,
+      ready: () => ready(svc),
       ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
     },
     { processMetrics: settings.admin !== undefined },
