@@ -20,6 +20,8 @@ export interface MetricsSource {
   readonly config?: () => ConfigInfo;
   /** The drachtio engine's links (src/drachtio), when it runs: what /metrics shows of their state. */
   readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
+  /** Lookup dialogs held (pchat_dialogs_held); left out where the engine holds them elsewhere. */
+  readonly dialogs?: () => number;
   /** Whether /readyz answers 200 (pchat_ready): listening, not draining, engine connected. */
   readonly ready?: () => boolean;
 }
@@ -137,6 +139,7 @@ export class ServiceMetrics {
     if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
     if (source.config !== undefined) configMetrics(registers, source.config);
     if (source.ready !== undefined) readyMetric(registers, source.ready);
+    if (source.dialogs !== undefined) dialogsMetric(registers, source.dialogs);
   }
 
   /** The router's decision hook. */
@@ -563,6 +566,18 @@ function readyMetric(registers: Registers, ready: () => boolean): void {
     registers,
     collect() {
       this.set(ready() ? 1 : 0);
+    },
+  });
+}
+
+/** pchat_dialogs_held: what the lookup service holds between a client's INVITE and its BYE. */
+function dialogsMetric(registers: Registers, dialogs: () => number): void {
+  new Gauge({
+    name: 'pchat_dialogs_held',
+    help: 'Lookup dialogs held: legacy Group Chat clients between their INVITE and BYE (at most lookup.maxDialogs)',
+    registers,
+    collect() {
+      this.set(dialogs());
     },
   });
 }

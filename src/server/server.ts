@@ -11,6 +11,7 @@ import { EndpointTable } from '../endpoints/table.js';
 import { createLogger, flushLogger } from '../base/log.js';
 import { Router, type RouterStats } from '../router/router.js';
 import { buildModes } from '../modes/registry.js';
+import { LookupMode } from '../modes/lookup/index.js';
 import { hostPort } from '../sip/host-port.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import type { LookupSettings } from '../modes/lookup/lookup-service.js';
@@ -159,7 +160,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       guard,
       connections: connectionWatch,
       ready: () => ready(svc),
-      ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
+      // The drachtio engine's lookup dialogs are its own (src/drachtio), not the router's.
+      ...(settings.drachtio === undefined
+        ? { dialogs: () => lookupDialogs(router) }
+        : { drachtio: () => svc.engine?.views() ?? [] }),
     },
     { processMetrics: settings.admin !== undefined },
   );
@@ -282,6 +286,12 @@ function routerFor(
     limits: s.router,
     trustsIdentity: (address) => d.guard.trustsIdentity(address),
   });
+}
+
+/** Dialogs the router's lookup mode holds; 0 when lookup mode is not built. */
+function lookupDialogs(router: Router): number {
+  const mode = router.mode('lookup');
+  return mode instanceof LookupMode ? mode.service.size : 0;
 }
 
 /** Not closed, not draining, and with the drachtio engine, connected to a drachtio-server. */
