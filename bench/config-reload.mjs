@@ -5,21 +5,21 @@
 // thread (what a reload blocked SIP for before it moved to a worker).
 //
 // node bench/config-reload.mjs [--bytes 4194304] [--reloads 5]
+import { parseOptions } from './lib/help.mjs'; // first: --help exits before the rest runs
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
-import { checkEndpointsConfig } from '../dist/config/load.js';
-import { startServer } from '../dist/server/server.js';
 
-const { values: args } = parseArgs({
-  options: {
-    bytes: { type: 'string', default: String(4 * 1024 * 1024) },
-    reloads: { type: 'string', default: '5' },
-  },
+// dist/ is imported when run, not linked with the static imports: --help answers before a build.
+const { checkEndpointsConfig } = await import('../dist/config/load.js');
+const { startServer } = await import('../dist/server/server.js');
+
+const { values: args } = parseOptions({
+  bytes: { type: 'string', default: String(4 * 1024 * 1024) },
+  reloads: { type: 'string', default: '5' },
 });
 const bytes = Number(args.bytes);
 

@@ -4,36 +4,40 @@
 // (live reload) and one pool member is stopped and started again. Reports failed calls (split into
 // those the stopped member caused and the rest), RSS and heap over time, and event-loop delay.
 //
-//   node bench/soak.mjs [--seconds 600] [--rate 40] [--lookup-rate 2] [--record]
+//   node bench/soak.mjs [--seconds 60] [--rate 40] [--lookup-rate 2] [--reload-every 3]
+//     [--member-cycle 30] [--record]
+//
+// --reload-every: seconds between rewrites of endpoints.yaml; --member-cycle: seconds of one cycle of
+// pool member A (up a third of it, stopped a third, started again for the rest).
 //
 // --record puts the report in place of the soak section of bench/RESULTS.md (bench/lib/standing.mjs).
 // Everything stays on 127.0.0.1; every loop is bounded by --seconds; the service, SIPp and every
 // socket are closed at the end.
+import { parseOptions } from './lib/help.mjs'; // first: --help exits before the rest runs
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { freePort, waitForSip } from './lib/net.mjs';
 import { currentRssKb, machineBusyMicros, cpuMicros } from './lib/proc.mjs';
 import { recordStanding } from './lib/standing.mjs';
-import { EventLoopDelay } from '../dist/admin/event-loop-delay.js';
+
+// dist/ is imported when run, not linked with the static imports: --help answers before a build.
+const { EventLoopDelay } = await import('../dist/admin/event-loop-delay.js');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/main.js');
 const LOOKUP_UAC = join(ROOT, 'test/sipp/lookup-uac.xml');
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '60' },
-    rate: { type: 'string', default: '40' },
-    'lookup-rate': { type: 'string', default: '2' },
-    'reload-every': { type: 'string', default: '3' },
-    'member-cycle': { type: 'string', default: '30' },
-    record: { type: 'boolean', default: false },
-  },
+const { values: args } = parseOptions({
+  seconds: { type: 'string', default: '60' },
+  rate: { type: 'string', default: '40' },
+  'lookup-rate': { type: 'string', default: '2' },
+  'reload-every': { type: 'string', default: '3' },
+  'member-cycle': { type: 'string', default: '30' },
+  record: { type: 'boolean', default: false },
 });
 const SECONDS = Number(args.seconds);
 const RATE = Number(args.rate);

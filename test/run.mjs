@@ -10,7 +10,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+const USAGE = `usage: node test/run.mjs [vitest arguments...]     (npm test [-- vitest arguments...])
+
+Without arguments: the whole suite in two vitest runs (everything but test/fuzz in parallel, then
+test/fuzz alone) and one summary line. With arguments: one vitest run with them, such as a test file
+or -t NAME (npx vitest --help lists vitest's own options).`;
+
 const extra = process.argv.slice(2);
+if (extra.includes('--help') || extra.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const runs = extra.length > 0 ? [extra] : [['--exclude', 'test/fuzz/**'], ['test/fuzz']];
 const dir = mkdtempSync(join(tmpdir(), 'pchat-vitest-'));
 let passed = 0;
