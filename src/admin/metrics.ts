@@ -90,7 +90,7 @@ export class ServiceMetrics {
   private readonly responseTime: LatencyHistogram;
   private readonly reloads: Counter<'result'>;
   /**
-   * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool and target URI.
+   * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool (its FQDN) and target.
    * Each probed member has a series from the start (up until its first probe says otherwise),
    * set again whenever the prober sees it change state.
    */

@@ -186,8 +186,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       tcp: listeners.tcp,
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
-      onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
-      onMemberGone: (t) => metrics.poolMemberUp.remove({ pool: t.host, target: t.id }),
+      onMemberChange: (pool, t, up) => metrics.poolMemberUp.set({ pool, target: t.id }, up ? 1 : 0),
+      onMemberGone: (pool, t) => metrics.poolMemberUp.remove({ pool, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
