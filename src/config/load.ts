@@ -118,6 +118,7 @@ export async function loadIfChanged(
   });
   const userLimits = {
     maxFileSize: limits?.maxUserTableSize ?? DEFAULT_MAX_USER_TABLE_SIZE,
+    limitName: 'config.maxUserTableSize',
     timeoutMs: limits?.readTimeout ?? timeoutMs,
     root: dir,
   };

@@ -368,7 +368,11 @@ async function openAdmin(svc: Service): Promise<void> {
         uptimeMs: () => performance.now() - svc.startedAt,
         endpoints: () => endpointsView(svc.reloader.table, svc.reloader.digest),
         reload: () => svc.reloader.reload('http'),
-        drachtioRoute: () => svc.engine?.links.outboundAddress(),
+        drachtioRoute: () => {
+          const uri = svc.engine?.links.outboundAddress();
+          if (uri === undefined) return undefined;
+          return svc.draining ? 'draining' : { uri };
+        },
         drachtio: () => (svc.engine === undefined ? undefined : { links: svc.engine.views() }),
       },
       (err) => logger.warn({ err }, 'admin port error'),
