@@ -95,6 +95,8 @@ export class ServiceMetrics {
    * set again whenever the prober sees it change state.
    */
   readonly poolMemberUp: Gauge<'pool' | 'target'>;
+  /** The event-loop delay sampler, when process metrics are on: its timer stops with the service. */
+  private readonly loopDelay: EventLoopDelay | undefined;
 
   constructor(
     private readonly source: MetricsSource,
@@ -103,7 +105,8 @@ export class ServiceMetrics {
     const registers = [this.registry];
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: UNUSED_SAMPLE_MS });
-      eventLoopMetrics(this.registry, new EventLoopDelay(EVENT_LOOP_SAMPLE_MS).start());
+      this.loopDelay = new EventLoopDelay(EVENT_LOOP_SAMPLE_MS).start();
+      eventLoopMetrics(this.registry, this.loopDelay);
     }
     // Every decision is tallied here, on the hot path, with plain arithmetic; prom-client's own
     // counters re-hash their labels on each update, which cost 10–15 µs a call under load (measured
@@ -150,6 +153,11 @@ export class ServiceMetrics {
     this.requests.inc(method, endpoint, mode, d.outcome, d.status);
     this.responseTime.observe(method, d.outcome, d.latencyUs / 1e6);
   };
+
+  /** Stops what samples on a timer (the event-loop delay); a scrape still answers. */
+  close(): void {
+    this.loopDelay?.stop();
+  }
 
   reloaded(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'refused' });

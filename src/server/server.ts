@@ -432,6 +432,7 @@ async function closeService(svc: Service): Promise<void> {
   svc.proxySupport.close();
   svc.engine?.close();
   svc.certificates?.close();
+  svc.metrics.close();
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
 }
 

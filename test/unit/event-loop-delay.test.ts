@@ -36,6 +36,7 @@ describe('event-loop delay', () => {
     await lagMs(m);
     await sleep(1000);
     const lag = await lagMs(m);
+    m.close();
     // perf_hooks counts each 100 ms period whole: every figure read 100 ms or more before.
     expect(lag.p50).toBeLessThan(20);
     expect(lag.mean).toBeLessThan(20);
@@ -57,6 +58,7 @@ describe('event-loop delay', () => {
     // A window without a stall reads about 0 again.
     await sleep(500);
     expect((await lagMs(m)).max).toBeLessThan(100);
+    m.close();
   });
 
   it('with a short period, reads a stall within that period of its length', async () => {
@@ -74,6 +76,15 @@ describe('event-loop delay', () => {
     } finally {
       d.stop();
     }
+  });
+
+  it('samples no more once stopped', async () => {
+    const d = new EventLoopDelay(10).start();
+    await sleep(60);
+    expect(d.read().samples).toBeGreaterThan(0);
+    d.stop();
+    await sleep(60);
+    expect(d.read().samples).toBe(0);
   });
 
   it('reads nothing when no tick fell since the last read', () => {
