@@ -184,11 +184,11 @@ describe('the npm package', () => {
     expect(await readFile(example, 'utf8')).toBe(before);
   });
 
-  it('init writes the two commented files of the example, and refuses a folder that is not empty', async () => {
+  it('init writes the commented files of the example, and refuses a folder that is not empty', async () => {
     const dir = join(work, 'etc');
     const r = await cli(['init', dir]);
     expect(r.code, r.err).toBe(0);
-    for (const name of ['server.yaml', 'endpoints.yaml']) {
+    for (const name of ['server.yaml', 'endpoints.yaml', 'users.csv']) {
       expect(await readFile(join(dir, name), 'utf8')).toBe(
         await readFile(join(ROOT, 'config', name), 'utf8'),
       );

@@ -35,17 +35,19 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 const example = (name: string): Promise<string> => readFile(join(defaultConfigDir(), name), 'utf8');
 
 describe('init', () => {
-  it('writes the example server.yaml and endpoints.yaml, comments and all, into a new folder', async () => {
+  it('writes the example server.yaml, endpoints.yaml and users.csv, comments and all, into a new folder', async () => {
     const target = join(dir, 'a', 'b');
     const r = await cli(['init', target]);
     expect(r.code, r.err).toBe(0);
     expect(await readFile(join(target, 'server.yaml'), 'utf8')).toBe(await example('server.yaml'));
     expect(await readFile(join(target, 'endpoints.yaml'), 'utf8')).toBe(await example('endpoints.yaml'));
+    // The user table the example's commented homing rule names comes along, so uncommenting it works.
+    expect(await readFile(join(target, 'users.csv'), 'utf8')).toBe(await example('users.csv'));
     expect(await example('endpoints.yaml')).toMatch(/^# /);
     expect(r.out).toContain(`pchat-endpoint serve --config-dir ${target}`);
   });
 
-  it('refuses a folder with anything in it (exit 5), writing nothing; --force replaces the two files only', async () => {
+  it('refuses a folder with anything in it (exit 5), writing nothing; --force replaces the example files only', async () => {
     await writeFile(join(dir, 'notes.txt'), 'mine');
     await writeFile(join(dir, 'server.yaml'), 'old');
     const r = await cli(['init', dir]);
