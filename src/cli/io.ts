@@ -13,6 +13,12 @@ export interface CliIo {
 }
 
 export function processIo(): CliIo {
+  // The reader went away (`get | head`): the output is no longer wanted, so stop as a pipeline's
+  // programs do, quietly, instead of dying on an unhandled EPIPE with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
   return {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),

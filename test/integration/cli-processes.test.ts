@@ -91,6 +91,28 @@ describe('the command line as processes', () => {
     expect((await readdir(dir)).sort()).toEqual(['endpoints.yaml', 'server.yaml']);
   });
 
+  it('get | head: the reader leaving early ends the command quietly, no EPIPE stack trace', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pchat-cli-proc-'));
+    await writeFile(join(dir, 'server.yaml'), 'listen:\n  - udp://127.0.0.1:0\n');
+    const rows = Array.from(
+      { length: 3000 },
+      (_, i) =>
+        `  - { sipAddress: sip:chat${i}@contoso.com, poolFqdn: pcpool.contoso.com, mode: redirect }\n`,
+    );
+    await writeFile(join(dir, 'endpoints.yaml'), `endpoints:\n${rows.join('')}`);
+    // `head -c 1`: a reader that closes the pipe after its first byte, as `| head -1` does.
+    const r = spawnSync(
+      'sh',
+      ['-c', `"${process.execPath}" "${CLI}" get -c "${dir}" | head -c 1 >/dev/null`],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
+    expect(r.stderr).not.toContain('EPIPE');
+    expect(r.status).toBe(0);
+  });
+
   it('a crash between write and rename leaves the old file intact; the next edit goes through', async () => {
     await freshDir();
     const crashed = await run(['set', '-c', dir, 'sip:ocschat@contoso.com', '--mode', 'proxy'], {
