@@ -95,7 +95,7 @@ const same = (a: Seen, b: Seen): boolean => {
 
 /** A user table's bytes, or why it was not read (as readConfigFile's issue). */
 function readUserTable(file: string, rules: ReadRules): Promise<Buffer | ConfigIssue> {
-  return readRuledBytes(file, rules).catch((err: unknown): ConfigIssue => ({
+  return readRuledBytes(file, { ...rules, shared: true }).catch((err: unknown): ConfigIssue => ({
     file,
     line: 0,
     column: 0,

@@ -12,7 +12,10 @@ import {
 import { CHECK_TIMEOUT_MS, OFF_THREAD_BYTES } from './check.js';
 import type { ConfigIssue } from './errors.js';
 
-/** What the worker is given: the file's bytes (copied to it) and the pools it may name. */
+/**
+ * What the worker is given: the file's bytes (in shared memory when read so, else copied to it) and
+ * the pools it may name.
+ */
 export interface UserTableRequest {
   readonly bytes: Uint8Array;
   readonly knownPools: readonly string[];
