@@ -156,6 +156,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       transactionsInFlight: () => router.transactions.size,
       endpoints: () => reloader.table.size,
       config: () => reloader.digest,
+      table: () => reloader.table,
       guard,
       connections: connectionWatch,
       ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
