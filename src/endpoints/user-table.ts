@@ -46,6 +46,9 @@ export type UserTableResult =
  * table of row numbers (about 45 MB for a million).
  */
 export class UserTable {
+  /** Each pool's domainNameKey, by index: what homing compares and leads to. */
+  private readonly poolKeys: readonly string[];
+
   /**
    * @param keys every user's key, one after the other
    * @param starts where each row's key starts in `keys`, and one more entry for the end
@@ -59,7 +62,9 @@ export class UserTable {
     private readonly slots: Int32Array,
     private readonly poolOfRow: Uint16Array,
     readonly pools: readonly string[],
-  ) {}
+  ) {
+    this.poolKeys = pools.map(domainNameKey);
+  }
 
   static readonly EMPTY = new UserTable('', new Uint32Array(1), new Int32Array(1), new Uint16Array(0), []);
 
@@ -117,6 +122,15 @@ export class UserTable {
     if (key === undefined) return undefined;
     const row = this.find(key);
     return row < 0 ? undefined : this.pools[this.poolOfRow[row]!];
+  }
+
+  /**
+   * The pool (its domainNameKey) the user of `key` is homed on, or undefined: for a key already made
+   * by userKey (the caller's, once per request), so nothing is parsed again on the request's path.
+   */
+  poolKeyOf(key: string): string | undefined {
+    const row = this.find(key);
+    return row < 0 ? undefined : this.poolKeys[this.poolOfRow[row]!];
   }
 
   /** Every row, as `[user key, pool]`. */

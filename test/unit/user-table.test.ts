@@ -40,6 +40,9 @@ describe('user table: accepted', () => {
     const t = table('SipAddress,PoolFqdn\na@contoso.com,PC.contoso.com\nb@contoso.com,pc.contoso.com.\n');
     expect(t.pools).toEqual(['PC.contoso.com']);
     expect(t.poolOf('b@contoso.com')).toBe('PC.contoso.com');
+    // By a caller's key (userKey, made once per request): the pool as homing compares it.
+    expect(t.poolKeyOf(userKey('sip:B@Contoso.com')!)).toBe('pc.contoso.com');
+    expect(t.poolKeyOf('c@contoso.com')).toBeUndefined();
   });
 
   it('many rows: every one found, in O(1) each (no probe chain grows with the table)', () => {
