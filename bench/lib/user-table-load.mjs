@@ -4,6 +4,7 @@
 // meanwhile, and the resident memory before and after (each after a full GC), printed as one JSON line.
 //
 // node --expose-gc bench/lib/user-table-load.mjs CONFIG_DIR
+import './help.mjs'; // first: --help exits before the rest runs
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
