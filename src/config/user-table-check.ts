@@ -9,7 +9,6 @@ import {
   type UserTableIssue,
   type UserTableParts,
 } from '../endpoints/user-table.js';
-import { CHECK_TIMEOUT_MS, OFF_THREAD_BYTES } from './check.js';
 import type { ConfigIssue } from './errors.js';
 
 /**
@@ -20,6 +19,13 @@ export interface UserTableRequest {
   readonly bytes: Uint8Array;
   readonly knownPools: readonly string[];
 }
+
+// Not taken from check.ts, though the values are the same: importing it would load the YAML and
+// schema modules into every user table worker, for nothing it uses.
+/** Files shorter than this are checked on the calling thread: a worker costs more to start. */
+const OFF_THREAD_BYTES = 64 * 1024;
+/** A worker that has not answered by then is stopped and the table refused. */
+const CHECK_TIMEOUT_MS = 60_000;
 
 /** The worker's one answer. */
 export type UserTableAnswer =
