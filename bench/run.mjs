@@ -9,12 +9,16 @@
 // --drachtio-max-rate are run without it (its one SIP thread saturates near 4,000-5,000/s here).
 // `--suite fleet` (only when named) runs SIPp → Kamailio's dispatcher → two instances against SIPp →
 // one instance, and a run with one instance SIGKILLed (bench/lib/fleet-suite.mjs).
+// `--suite redirect --homing ROWS` runs the redirect loads on the service alone, without homing and
+// with a user table of ROWS rows side by side, and the table's load time and memory in fresh
+// processes (bench/lib/homing-suite.mjs); its standing is RESULTS.md's homing section, not redirect's.
 //
 // node bench/run.mjs [--suite redirect|proxy] [--only ours|drachtio|kamailio] [--levels info,warn]
 //   [--kamailio-children 2] [--repeat 1] [--no-write] [--engine drachtio] [--drachtio-max-rate 5000]
 //   redirect: [--duration 10] [--loads 5000,10000,20000 (2000,5000,10000,20000 with --engine drachtio)]
 //             [--tcp-rate 10000]
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
+//             [--homing ROWS (e.g. 1000000: with and without a user table of ROWS rows, no Kamailio)]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
@@ -36,6 +40,13 @@ import { drachtioVersion } from './lib/drachtio.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
 import { markdownReport, proxyMarkdownReport, proxyStanding, redirectStanding } from './lib/report.mjs';
 import { recordStanding, saveFullReport } from './lib/standing.mjs';
+import {
+  homingStanding,
+  measureTableLoad,
+  placeUserTable,
+  withHoming,
+  writeUserTable,
+} from './lib/homing-suite.mjs';
 import {
   cpuOfParts,
   runCost,
@@ -91,6 +102,7 @@ const { values: args } = parseOptions({
   'fleet-fr-timer': { type: 'string', default: '2000' },
   'fleet-ping-interval': { type: 'string', default: '5' },
   'fleet-kill-at': { type: 'string' },
+  homing: { type: 'string' },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
   throw new Error(
@@ -102,6 +114,15 @@ if (args.only !== undefined && !['ours', 'drachtio', 'kamailio'].includes(args.o
 }
 if (args.engine !== undefined && args.engine !== 'drachtio') {
   throw new Error('--engine: expected drachtio (the native engine and Kamailio always run)');
+}
+/** Rows of the user table of the homing runs (--homing); undefined: no homing runs. */
+const homingRows = args.homing === undefined ? undefined : Number(args.homing);
+if (homingRows !== undefined) {
+  if (!Number.isInteger(homingRows) || homingRows < 1)
+    throw new Error("--homing: expected the user table's rows, a whole number, at least 1");
+  if (args.suite !== 'redirect') throw new Error('--homing: only with --suite redirect');
+  if (args.only !== undefined || args.engine !== undefined)
+    throw new Error('--homing: not with --only or --engine (the service is compared with itself)');
 }
 /** The drachtio column: asked for with --engine drachtio, or alone with --only drachtio. */
 const withDrachtio = args.engine === 'drachtio' || args.only === 'drachtio';
@@ -206,8 +227,15 @@ function startOurs(dir, level) {
   return startPchat(dir, { level, endpointsYaml: REDIRECT_ENDPOINTS_YAML });
 }
 
-function startTarget(server, dir, level) {
+/** The user table the homing runs copy into each server's folder (written once per suite). */
+let homingTable;
+
+async function startTarget(server, dir, level) {
   if (server === 'ours') return startOurs(dir, level);
+  if (server === 'ours-homing') {
+    await placeUserTable(dir, homingTable);
+    return startPchat(dir, { level, endpointsYaml: withHoming(REDIRECT_ENDPOINTS_YAML) });
+  }
   if (server === 'drachtio')
     return startPchatOnDrachtio(dir, { level, endpointsYaml: REDIRECT_ENDPOINTS_YAML });
   return startKamailioTarget(dir, level);
@@ -417,6 +445,36 @@ async function redirectSuite() {
   await record('redirect', env, report, redirectStanding({ env, runs, memory, memoryCalls, memoryRate }));
 }
 
+/**
+ * `--homing ROWS`: each load on the service without homing and with a user table of ROWS rows, back
+ * to back; then the table's load in fresh processes. Kamailio and the memory run are left out.
+ */
+async function homingSuite() {
+  const env = environment();
+  const scratch = await mkdtemp(join(tmpdir(), 'bench-homing-'));
+  try {
+    homingTable = join(scratch, 'users.csv');
+    await writeUserTable(homingTable, homingRows, DOMAIN, POOL);
+    const runs = [];
+    for (const level of levels) {
+      const cells = [
+        ...loads.map((rate) => ({ transport: 'udp', rate })),
+        { transport: 'tcp', rate: tcpRate },
+      ];
+      for (const c of cells)
+        for (let round = 1; round <= repeat; round++)
+          for (const server of ['ours', 'ours-homing'])
+            runs.push({ ...(await measure(server, level, c.transport, c.rate)), round });
+    }
+    const load = await measureTableLoad(homingTable, REDIRECT_ENDPOINTS_YAML);
+    const standing = homingStanding({ env, rows: homingRows, runs, load });
+    console.log(`\n${standing}`);
+    await record('homing', env, standing, standing);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
 async function proxySuite() {
   // Taken before the suite starts, so the load average is that of the machine, not of the first runs.
   const env = { ...environment(), durationS: proxyCfg.durationS };
@@ -448,7 +506,8 @@ async function main() {
       `${env.drachtio ? `, ${env.drachtio}` : ''}; load average ${env.loadavg}`,
   );
   for (const suite of suites) {
-    if (suite === 'redirect') await redirectSuite();
+    if (suite === 'redirect' && homingRows !== undefined) await homingSuite();
+    else if (suite === 'redirect') await redirectSuite();
     else if (suite === 'fleet') await fleetSuite();
     else await proxySuite();
   }

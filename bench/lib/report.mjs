@@ -91,7 +91,7 @@ function runRow(run) {
   ];
 }
 
-function table(header, rows) {
+export function table(header, rows) {
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
@@ -687,7 +687,7 @@ const STANDING_COLUMNS = [
 ];
 
 /** Where a run came from: date, command, commit, machine and versions. */
-function provenance(env) {
+export function provenance(env) {
   return (
     `Run of ${env.date}: \`${env.command}\`, pchat-endpoint at ${env.commit}. Machine: ${env.cpuModel}, ` +
     `${env.cores} cores (the servers, SIPp and the OS share them), \`${env.uname}\`, load average before ` +

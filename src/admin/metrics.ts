@@ -2,6 +2,7 @@
 // hook, gauges and counters read from the router when scraped, and reload outcomes.
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { DecisionFields } from '../base/log.js';
+import type { EndpointTable } from '../endpoints/table.js';
 import type { RouterStats } from '../router/router.js';
 import type { GuardStats } from '../guard/guard.js';
 import type { ConnectionWatchStats } from '../transport/connection-watch.js';
@@ -24,6 +25,8 @@ export interface MetricsSource {
   readonly dialogs?: () => number;
   /** Whether /readyz answers 200 (pchat_ready): listening, not draining, engine connected. */
   readonly ready?: () => boolean;
+  /** The table serving: which endpoints home their callers (pchat_homing_decisions_total's default). */
+  readonly table?: () => EndpointTable;
 }
 
 /** What pchat_config_info carries: the table's digest and size. */
@@ -89,6 +92,7 @@ export class ServiceMetrics {
   private readonly requests: DecisionCounter;
   private readonly responseTime: LatencyHistogram;
   private readonly reloads: Counter<'result'>;
+  private readonly homing: HomingCounter;
   /**
    * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool (its FQDN) and target.
    * Each probed member has a series from the start (up until its first probe says otherwise),
@@ -122,6 +126,8 @@ export class ServiceMetrics {
     );
     this.registry.registerMetric(this.requests as unknown as Metric);
     this.registry.registerMetric(this.responseTime as unknown as Metric);
+    this.homing = new HomingCounter(source.table);
+    this.registry.registerMetric(this.homing as unknown as Metric);
     this.reloads = new Counter({
       name: 'pchat_config_reloads_total',
       help: 'Configuration reloads, by result: ok (applied) or refused (the last good table kept serving)',
@@ -151,6 +157,7 @@ export class ServiceMetrics {
     const endpoint = d.endpoint ?? '';
     const mode = d.mode ?? '';
     this.requests.inc(method, endpoint, mode, d.outcome, d.status);
+    if (d.endpoint !== undefined) this.homing.count(d.endpoint, d.pool, d.homing);
     this.responseTime.observe(method, d.outcome, d.latencyUs / 1e6);
   };
 
@@ -225,6 +232,86 @@ class DecisionCounter {
     let row = this.rows.get(key);
     if (row === undefined) {
       row = { labels: { method, endpoint, mode, outcome, status: String(status) }, count: 0, status };
+      this.rows.set(key, row);
+    }
+    row.count++;
+    this.last = row;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+    const values = [...this.rows.values()].map((r) => ({ value: r.count, labels: r.labels }));
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values,
+    });
+  }
+
+  reset(): void {
+    this.rows.clear();
+    this.last = undefined;
+  }
+}
+
+/**
+ * pchat_homing_decisions_total{endpoint, pool, rule}: decisions for endpoints with homing rules, by
+ * the pool the caller was led to and the rule that chose it (`callers *@emea.contoso.com`,
+ * `users users.csv`, or `default` when none did). Every label comes from the configuration, never
+ * from a caller's address, so the series are bounded by the rules and pools configured.
+ */
+class HomingCounter {
+  readonly name = 'pchat_homing_decisions_total';
+  readonly help =
+    'Decisions for endpoints with homing rules, by endpoint, the pool chosen and the rule that chose it ("default": none did)';
+  readonly type = 'counter';
+  readonly aggregator = 'sum';
+  private readonly rows = new Map<string, { labels: Record<string, string>; count: number }>();
+  /** The row counted last: a run of decisions for one pool skips the key. */
+  private last: { labels: Record<string, string>; count: number } | undefined;
+  /** Endpoints with homing rules and their own pool, for the table `defaultsOf` was made from. */
+  private defaults: ReadonlyMap<string, string> = new Map();
+  private defaultsOf: EndpointTable | undefined;
+
+  constructor(private readonly table: (() => EndpointTable) | undefined) {}
+
+  /** A decision for `endpoint`; `homing` is the rule that chose `pool`, undefined when none did. */
+  count(endpoint: string, pool: string | undefined, homing: string | undefined): void {
+    if (homing !== undefined) this.inc(endpoint, pool ?? '', homing);
+    else {
+      const own = this.defaultPool(endpoint);
+      if (own !== undefined) this.inc(endpoint, own, 'default');
+    }
+  }
+
+  private defaultPool(endpoint: string): string | undefined {
+    const table = this.table?.();
+    if (table === undefined) return undefined;
+    if (table !== this.defaultsOf) {
+      const defaults = new Map<string, string>();
+      for (const e of table) if (e.homing !== undefined) defaults.set(e.sipAddress, e.poolFqdn);
+      this.defaults = defaults;
+      this.defaultsOf = table;
+    }
+    return this.defaults.get(endpoint);
+  }
+
+  private inc(endpoint: string, pool: string, rule: string): void {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last.labels.rule === rule &&
+      last.labels.pool === pool &&
+      last.labels.endpoint === endpoint
+    ) {
+      last.count++;
+      return;
+    }
+    const key = `${endpoint}\u0000${pool}\u0000${rule}`;
+    let row = this.rows.get(key);
+    if (row === undefined) {
+      row = { labels: { endpoint, pool, rule }, count: 0 };
       this.rows.set(key, row);
     }
     row.count++;

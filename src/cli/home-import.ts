@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { domainNameKey } from '../endpoints/domain-name.js';
 import { readConfigFile } from '../config/config-file.js';
 import { formatIssue } from '../config/errors.js';
-import { checkUserTable } from '../config/load.js';
+import { checkUserTableText } from '../config/load.js';
 import {
   editUsersFile,
   homeUsers,
@@ -25,7 +25,7 @@ async function readWave(ctx: HomingContext, wave: string, table: string): Promis
   const { root: _, ...limits } = ctx.rules;
   const text = await readConfigFile(wave, limits);
   if (typeof text !== 'string') throw new CliError(EXIT.failure, formatIssue(text));
-  const checked = checkUserTable(text, wave, ctx.knownPools);
+  const checked = checkUserTableText(text, wave, ctx.knownPools);
   if (checked.issues !== undefined)
     throw new CliError(
       EXIT.config,

@@ -30,6 +30,15 @@ export interface ReadRules {
    * links do); undefined: anywhere (certificates, which Let's Encrypt links from `live/` to `archive/`).
    */
   readonly root?: string | undefined;
+  /**
+   * Read into shared memory (a SharedArrayBuffer), so a worker thread given the bytes reads them
+   * where they are: a large user table is not copied on the event loop (about 20 ms for 46 MB).
+   */
+  readonly shared?: boolean;
+}
+
+function allocate(size: number, shared: boolean): Buffer {
+  return shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
 }
 
 // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, for ever, in one of the
@@ -70,19 +79,19 @@ function tooLarge(size: string, limit: number, name: string): string {
 }
 
 /** The descriptor's own type and size decide, so a file swapped after a stat changes nothing. */
-async function readBounded(fh: FileHandle, limit: number, name: string): Promise<Buffer> {
+async function readBounded(fh: FileHandle, limit: number, name: string, shared: boolean): Promise<Buffer> {
   const st = await fh.stat();
   if (!st.isFile()) throw new Refused(`is ${kindOf(st)}, not a regular file: not read`);
   if (st.size > limit) throw new Refused(tooLarge(String(st.size), limit, name));
   // The file may grow between the stat and the read: never hold more than limit + 1 bytes, which is
   // enough to know it went over.
   const cap = limit + 1;
-  let buf = Buffer.allocUnsafe(Math.min(cap, st.size + 1));
+  let buf = allocate(Math.min(cap, st.size + 1), shared);
   let total = 0;
   for (;;) {
     if (total === buf.length) {
       if (buf.length >= cap) break;
-      const bigger = Buffer.allocUnsafe(Math.min(cap, buf.length * 2));
+      const bigger = allocate(Math.min(cap, buf.length * 2), shared);
       buf.copy(bigger, 0, 0, total);
       buf = bigger;
     }
@@ -116,7 +125,12 @@ async function readRuled(file: string, rules: ReadRules): Promise<Buffer> {
     throw new Refused(`is ${kindOf(await stat(path))}, not a regular file: not read`);
   }
   try {
-    return await readBounded(fh, rules.maxFileSize, rules.limitName ?? 'config.maxFileSize');
+    return await readBounded(
+      fh,
+      rules.maxFileSize,
+      rules.limitName ?? 'config.maxFileSize',
+      rules.shared === true,
+    );
   } finally {
     await fh.close().catch(() => undefined);
   }

@@ -12,9 +12,12 @@ import {
   DEFAULT_MAX_USER_TABLE_SIZE,
   DEFAULT_READ_TIMEOUT,
   readConfigFile,
+  readRuledBytes,
+  type ReadRules,
 } from './config-file.js';
 import { ConfigError, formatIssue, type ConfigIssue } from './errors.js';
 import type { EndpointsConfig, ServerConfig } from './schema.js';
+import { checkUserTable } from './user-table-check.js';
 
 export const SERVER_FILE = 'server.yaml';
 export const ENDPOINTS_FILE = 'endpoints.yaml';
@@ -71,14 +74,35 @@ export interface LoadOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What a read found: the text, or why there is none. Compared to tell a change from a touch. */
-export type Seen = { text: string } | { refused: string };
+/**
+ * What a read found: the text (the bytes, for a user table: the event loop never decodes one), or
+ * why there is none. Compared to tell a change from a touch.
+ */
+export type Seen = { text: string } | { bytes: Buffer } | { refused: string };
 export type SeenFiles = readonly [server: Seen, endpoints: Seen, users?: ReadonlyMap<string, Seen>];
 
-const seenOf = (read: string | ConfigIssue): Seen =>
-  typeof read === 'string' ? { text: read } : { refused: read.reason };
-const same = (a: Seen, b: Seen): boolean =>
-  'text' in a ? 'text' in b && a.text === b.text : 'refused' in b && a.refused === b.refused;
+const seenOf = (read: string | Buffer | ConfigIssue): Seen =>
+  typeof read === 'string'
+    ? { text: read }
+    : Buffer.isBuffer(read)
+      ? { bytes: read }
+      : { refused: read.reason };
+const same = (a: Seen, b: Seen): boolean => {
+  if ('text' in a) return 'text' in b && a.text === b.text;
+  if ('bytes' in a) return 'bytes' in b && a.bytes.equals(b.bytes);
+  return 'refused' in b && a.refused === b.refused;
+};
+
+/** A user table's bytes, or why it was not read (as readConfigFile's issue). */
+function readUserTable(file: string, rules: ReadRules): Promise<Buffer | ConfigIssue> {
+  return readRuledBytes(file, { ...rules, shared: true }).catch((err: unknown): ConfigIssue => ({
+    file,
+    line: 0,
+    column: 0,
+    path: '',
+    reason: (err as Error).message,
+  }));
+}
 
 /**
  * Loads server.yaml and endpoints.yaml from `dir` and builds the endpoint table. Problems in both files
@@ -123,9 +147,9 @@ export async function loadIfChanged(
     root: dir,
   };
   // The user tables the last load read: read again, so an edit of one alone is a change too.
-  const usersRead = new Map<string, string | ConfigIssue>();
+  const usersRead = new Map<string, Buffer | ConfigIssue>();
   for (const name of previous?.[2]?.keys() ?? [])
-    usersRead.set(name, await readConfigFile(join(dir, name), userLimits));
+    usersRead.set(name, await readUserTable(join(dir, name), userLimits));
   const usersSeen = new Map([...usersRead].map(([name, read]) => [name, seenOf(read)]));
   const seen: SeenFiles = [seenOf(serverText), seenOf(endpointsText), usersSeen];
   if (
@@ -145,28 +169,10 @@ export async function loadIfChanged(
   if (server.value === undefined || endpoints.value === undefined) {
     return { seen, result: new ConfigError([...server.issues, ...endpoints.issues]) };
   }
-  // Homing user tables named by the endpoints, each read once.
-  const userTables = new Map<string, UserTable>();
-  const userIssues: ConfigIssue[] = [];
-  const names = new Set<string>();
-  for (const e of endpoints.value.endpoints)
-    for (const r of e.homing ?? []) if ('users' in r) names.add(r.users);
-  const knownPools = knownPoolNames(endpoints.value);
-  const usersSeenNow = new Map<string, Seen>();
-  for (const name of names) {
-    const file = join(dir, name);
-    const read = usersRead.get(name) ?? (await readConfigFile(file, userLimits));
-    usersSeenNow.set(name, seenOf(read));
-    if (typeof read !== 'string') {
-      userIssues.push(read);
-      continue;
-    }
-    const checked = checkUserTable(read, file, knownPools);
-    if (checked.table !== undefined) userTables.set(name, checked.table);
-    else userIssues.push(...checked.issues);
-  }
-  const seenNow: SeenFiles = [seen[0], seen[1], usersSeenNow];
-  if (userIssues.length > 0) return { seen: seenNow, result: new ConfigError(userIssues) };
+  const users = await loadUserTables(dir, endpoints.value, usersRead, userLimits, opts.signal);
+  const seenNow: SeenFiles = [seen[0], seen[1], users.seen];
+  if (users.issues.length > 0) return { seen: seenNow, result: new ConfigError(users.issues) };
+  const userTables = users.tables;
   // The check's answer arrived in this turn; the table is built over the next ones, a slice a turn,
   // so the event loop is never held for the whole of a large table.
   const building = EndpointTable.building(endpoints.value, userTables);
@@ -183,10 +189,42 @@ export async function loadIfChanged(
       table: step.value,
       files,
       texts: { server: serverText as string, endpoints: endpointsText as string },
-      users: usersSeenNow,
+      users: users.seen,
       warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
     },
   };
+}
+
+/**
+ * The homing user tables the endpoints name, each read once (`read` holds those read already) and
+ * checked off the event loop when large (user-table-check.ts).
+ */
+async function loadUserTables(
+  dir: string,
+  cfg: EndpointsConfig,
+  read: ReadonlyMap<string, Buffer | ConfigIssue>,
+  rules: ReadRules,
+  signal: AbortSignal | undefined,
+): Promise<{ tables: Map<string, UserTable>; issues: ConfigIssue[]; seen: Map<string, Seen> }> {
+  const tables = new Map<string, UserTable>();
+  const issues: ConfigIssue[] = [];
+  const seen = new Map<string, Seen>();
+  const names = new Set<string>();
+  for (const e of cfg.endpoints) for (const r of e.homing ?? []) if ('users' in r) names.add(r.users);
+  const knownPools = [...knownPoolNames(cfg)];
+  for (const name of names) {
+    const file = join(dir, name);
+    const bytes = read.get(name) ?? (await readUserTable(file, rules));
+    seen.set(name, seenOf(bytes));
+    if (!Buffer.isBuffer(bytes)) {
+      issues.push(bytes);
+      continue;
+    }
+    const checked = await checkUserTable(bytes, file, knownPools, signal);
+    if ('table' in checked) tables.set(name, checked.table);
+    else issues.push(...checked.issues);
+  }
+  return { tables, issues, seen };
 }
 
 function failed(issue: ConfigIssue): Checked<never> {
@@ -205,7 +243,7 @@ export function defaultConfigDir(): string {
  * Parses a homing user table as a load does (the `home` commands check their result so too): the
  * table, or its problems as issues of `file`.
  */
-export function checkUserTable(
+export function checkUserTableText(
   text: string,
   file: string,
   knownPools: ReadonlySet<string>,

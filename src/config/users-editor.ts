@@ -16,7 +16,13 @@ import {
 } from './config-file.js';
 import { EditError, readEndpointsFile, findEndpoint, type EditOptions } from './endpoints-editor.js';
 import { ConfigError } from './errors.js';
-import { checkUserTable, ENDPOINTS_FILE, knownPoolNames, parseServerConfig, SERVER_FILE } from './load.js';
+import {
+  checkUserTableText,
+  ENDPOINTS_FILE,
+  knownPoolNames,
+  parseServerConfig,
+  SERVER_FILE,
+} from './load.js';
 import type { EndpointsConfig } from './schema.js';
 
 /** Where the table's two columns are; a file without a header gets this one. */
@@ -413,7 +419,7 @@ export function checkUsersText(ctx: HomingContext, file: string, text: string): 
     const reason = `would be ${size} bytes, over the limit of ${ctx.rules.maxFileSize} bytes (config.maxUserTableSize)`;
     throw new ConfigError([{ file, line: 0, column: 0, path: '', reason }]);
   }
-  const checked = checkUserTable(text, file, ctx.knownPools);
+  const checked = checkUserTableText(text, file, ctx.knownPools);
   if (checked.issues !== undefined) throw new ConfigError(checked.issues);
   return checked.table;
 }

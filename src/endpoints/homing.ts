@@ -42,8 +42,8 @@ export function homePool(
       if (rule.regex.test(caller)) return { pool: rule.pool, rule };
       continue;
     }
-    const pool = rule.table.poolOf(caller);
-    if (pool !== undefined) return { pool: domainNameKey(pool), rule };
+    const pool = rule.table.poolKeyOf(caller);
+    if (pool !== undefined) return { pool, rule };
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
 // request on the hot path.
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
-import { callerKey, callersRule, homePool, ruleName } from './homing.js';
+import { callerKey, callersRule, homePool, ruleName, type HomingRule } from './homing.js';
 import { UserTable } from './user-table.js';
 import {
   maintenanceEnd,
@@ -43,6 +43,11 @@ export class EndpointTable {
   private readonly poolsByName: ReadonlyMap<string, Pool>;
   /** The endpoint as each homed pool's callers meet it, made on first use. */
   private readonly homedCache = new WeakMap<Endpoint, Map<string, Endpoint>>();
+  /**
+   * The same endpoints by the rule that chose them (a rule belongs to one endpoint) and pool: found
+   * on every homed request with no text put together, as homed()'s key and the rule's name would be.
+   */
+  private readonly byRule = new WeakMap<HomingRule, Map<string, Endpoint>>();
 
   private constructor(
     byKey: ReadonlyMap<string, Endpoint>,
@@ -62,7 +67,18 @@ export class EndpointTable {
     if (endpoint.homing === undefined) return endpoint;
     const key = callerKey(caller);
     const choice = key === undefined ? undefined : homePool(endpoint.homing, key);
-    return choice === undefined ? endpoint : this.homed(endpoint, choice.pool, ruleName(choice.rule));
+    if (choice === undefined) return endpoint;
+    let byPool = this.byRule.get(choice.rule);
+    if (byPool === undefined) {
+      byPool = new Map();
+      this.byRule.set(choice.rule, byPool);
+    }
+    let e = byPool.get(choice.pool);
+    if (e === undefined) {
+      e = this.homed(endpoint, choice.pool, ruleName(choice.rule));
+      byPool.set(choice.pool, e);
+    }
+    return e;
   }
 
   /**

@@ -157,6 +157,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       transactionsInFlight: () => router.transactions.size,
       endpoints: () => reloader.table.size,
       config: () => reloader.digest,
+      table: () => reloader.table,
       guard,
       connections: connectionWatch,
       ready: () => ready(svc),

@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/config/errors.js';
 import {
   defaultConfigDir,
   loadConfig,
+  loadIfChanged,
   parseEndpointsConfig,
   parseServerConfig,
 } from '../../src/config/load.js';
@@ -147,5 +148,24 @@ describe('loadConfig from a folder', () => {
     await writeFile(join(dir, 'server.yaml'), '');
     const err = await refusal();
     expect(err.message).toBe(`${join(dir, 'endpoints.yaml')}: file not found`);
+  });
+
+  it('a user table rewritten with the same bytes is no change; one byte more is one, its rows checked', async () => {
+    await writeFile(join(dir, 'server.yaml'), '');
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    homing:\n      - users: users.csv\n',
+    );
+    const users = 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pcpool.contoso.com\n';
+    await writeFile(join(dir, 'users.csv'), users);
+    const first = await loadIfChanged(dir, {}, undefined);
+    expect(first.result).not.toBeInstanceOf(ConfigError);
+    expect(first.seen[2]?.get('users.csv')).toEqual({ bytes: Buffer.from(users) });
+    await writeFile(join(dir, 'users.csv'), users);
+    expect((await loadIfChanged(dir, {}, first.seen)).result).toBeUndefined();
+    await writeFile(join(dir, 'users.csv'), `${users}sip:bob@contoso.com,nowhere.contoso.com\n`);
+    const changed = await loadIfChanged(dir, {}, first.seen);
+    expect(changed.result).toBeInstanceOf(ConfigError);
+    expect((changed.result as ConfigError).issues.map((i) => `${i.line}:${i.column}`)).toEqual(['3:21']);
   });
 });

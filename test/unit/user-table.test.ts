@@ -40,6 +40,9 @@ describe('user table: accepted', () => {
     const t = table('SipAddress,PoolFqdn\na@contoso.com,PC.contoso.com\nb@contoso.com,pc.contoso.com.\n');
     expect(t.pools).toEqual(['PC.contoso.com']);
     expect(t.poolOf('b@contoso.com')).toBe('PC.contoso.com');
+    // By a caller's key (userKey, made once per request): the pool as homing compares it.
+    expect(t.poolKeyOf(userKey('sip:B@Contoso.com')!)).toBe('pc.contoso.com');
+    expect(t.poolKeyOf('c@contoso.com')).toBeUndefined();
   });
 
   it('many rows: every one found, in O(1) each (no probe chain grows with the table)', () => {
@@ -109,5 +112,36 @@ describe('user table: refused, at line:column', () => {
     const bad = Array.from({ length: 100 }, () => 'x,y').join('\n');
     const r = parseUserTable(`SipAddress,PoolFqdn\n${bad}\n`, { maxIssues: 5 });
     expect(r.ok ? [] : r.issues).toHaveLength(5);
+  });
+});
+
+describe('user table: parts, as a worker thread posts them', () => {
+  it('a table put together from another thread’s parts answers as the one parsed', () => {
+    const rows = Array.from({ length: 500 }, (_, i) => `sip:u${i}@contoso.com,pc-${i % 3}.contoso.com`);
+    const parsed = table(`SipAddress,PoolFqdn\n${rows.join('\n')}\n`);
+    // The round trip of a real post: the typed arrays' buffers transferred, the rest cloned.
+    const parts = structuredClone(parsed.parts(), {
+      transfer: [
+        parsed.parts().starts.buffer,
+        parsed.parts().slots.buffer,
+        parsed.parts().poolOfRow.buffer,
+      ] as ArrayBuffer[],
+    });
+    const rebuilt = UserTable.fromParts(parts);
+    expect(rebuilt.size).toBe(500);
+    expect(rebuilt.poolOf('sip:U7@contoso.com')).toBe('pc-1.contoso.com');
+    expect(rebuilt.poolOf('sip:u499@contoso.com')).toBe('pc-1.contoso.com');
+    expect(rebuilt.poolOf('sip:u500@contoso.com')).toBeUndefined();
+    expect([...rebuilt.entries()].slice(0, 2)).toEqual([
+      ['u0@contoso.com', 'pc-0.contoso.com'],
+      ['u1@contoso.com', 'pc-1.contoso.com'],
+    ]);
+  });
+
+  it('parts that do not fit together are refused', () => {
+    const p = table('SipAddress,PoolFqdn\nsip:a@contoso.com,pc.contoso.com\n').parts();
+    expect(() => UserTable.fromParts({ ...p, keys: `${p.keys}x` })).toThrow(/parts that do not make a table/);
+    expect(() => UserTable.fromParts({ ...p, poolOfRow: new Uint16Array(2) })).toThrow(/do not make a table/);
+    expect(() => UserTable.fromParts({ ...p, slots: new Int32Array(3) })).toThrow(/do not make a table/);
   });
 });

@@ -1,0 +1,134 @@
+// Parsing and validation of a homing user table, on a worker thread when it is large: a CSV of a
+// million users takes about 1.5 s of CPU to check, which on the event loop would stall SIP serving
+// for as long during a reload. The worker posts back the table's parts (one string and typed arrays,
+// their buffers transferred) and the main thread puts the table together from them at once.
+import { Worker } from 'node:worker_threads';
+import {
+  parseUserTable,
+  UserTable,
+  type UserTableIssue,
+  type UserTableParts,
+} from '../endpoints/user-table.js';
+import type { ConfigIssue } from './errors.js';
+
+/**
+ * What the worker is given: the file's bytes (in shared memory when read so, else copied to it) and
+ * the pools it may name.
+ */
+export interface UserTableRequest {
+  readonly bytes: Uint8Array;
+  readonly knownPools: readonly string[];
+}
+
+// Not taken from check.ts, though the values are the same: importing it would load the YAML and
+// schema modules into every user table worker, for nothing it uses.
+/** Files shorter than this are checked on the calling thread: a worker costs more to start. */
+const OFF_THREAD_BYTES = 64 * 1024;
+/** A worker that has not answered by then is stopped and the table refused. */
+const CHECK_TIMEOUT_MS = 60_000;
+
+/** The worker's one answer. */
+export type UserTableAnswer =
+  { readonly parts: UserTableParts } | { readonly issues: readonly UserTableIssue[] };
+
+export type UserTableChecked = { readonly table: UserTable } | { readonly issues: ConfigIssue[] };
+
+/** Parses `bytes` on the calling thread: what the worker does, and small files everywhere. */
+export function userTableAnswer(req: UserTableRequest): UserTableAnswer {
+  const text = Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength).toString('utf8');
+  const known = new Set(req.knownPools);
+  const parsed = parseUserTable(text, { knownPool: (p) => known.has(p) });
+  return parsed.ok ? { parts: parsed.table.parts() } : { issues: parsed.issues };
+}
+
+/**
+ * The heap the worker may use, in MB: the text, then a string per row while the table is built
+ * (about 7 bytes of heap per byte of a file of short rows). A file built to blow up ends its
+ * worker, refused, instead of the process.
+ */
+function workerHeapMb(bytes: number): number {
+  return Math.max(256, Math.ceil((bytes / 1_048_576) * 8));
+}
+
+// Built, the worker is the compiled user-table-worker.js beside this module; run from source (the
+// tests' TypeScript transform) there is no such file, and the table is checked in-thread.
+const WORKER_URL = import.meta.url.endsWith('.js')
+  ? new URL('./user-table-worker.js', import.meta.url)
+  : undefined;
+
+function issuesOf(file: string, answer: { readonly issues: readonly UserTableIssue[] }): ConfigIssue[] {
+  return answer.issues.map((i) => ({ file, line: i.line, column: i.column, path: '', reason: i.reason }));
+}
+
+function settle(file: string, answer: UserTableAnswer): UserTableChecked {
+  return 'parts' in answer
+    ? { table: UserTable.fromParts(answer.parts) }
+    : { issues: issuesOf(file, answer) };
+}
+
+/**
+ * Checks the user table `file` read as `bytes`, off the event loop when it is large. Settles with an
+ * issue, never hangs: the worker is stopped after CHECK_TIMEOUT_MS or when `signal` aborts.
+ */
+export function checkUserTable(
+  bytes: Uint8Array,
+  file: string,
+  knownPools: readonly string[],
+  signal?: AbortSignal,
+): Promise<UserTableChecked> {
+  const request: UserTableRequest = { bytes, knownPools };
+  if (WORKER_URL === undefined || bytes.byteLength < OFF_THREAD_BYTES)
+    return Promise.resolve(settle(file, userTableAnswer(request)));
+  return inWorker(WORKER_URL, request, file, signal);
+}
+
+function inWorker(
+  url: URL,
+  request: UserTableRequest,
+  file: string,
+  signal: AbortSignal | undefined,
+): Promise<UserTableChecked> {
+  const refused = (reason: string): UserTableChecked => ({
+    issues: [{ file, line: 0, column: 0, path: '', reason }],
+  });
+  return new Promise((resolve) => {
+    const heapMb = workerHeapMb(request.bytes.byteLength);
+    const worker = new Worker(url, {
+      workerData: request,
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
+    });
+    let settled = false;
+    const done = (result: UserTableChecked): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      resolve(result);
+    };
+    const onAbort = (): void => done(refused('check abandoned: the service is stopping'));
+    const timer = setTimeout(
+      () => done(refused(`validation took longer than ${CHECK_TIMEOUT_MS} ms: given up`)),
+      CHECK_TIMEOUT_MS,
+    );
+    signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted === true) onAbort();
+    worker.once('message', (answer: UserTableAnswer) => {
+      try {
+        done(settle(file, answer));
+      } catch (err) {
+        done(refused(`validation failed: ${(err as Error).message}`));
+      }
+    });
+    worker.once('error', (err) =>
+      done(
+        refused(
+          (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? `validation needed more than ${heapMb} MB of memory: refused`
+            : `validation failed: ${err.message}`,
+        ),
+      ),
+    );
+    worker.once('exit', (code) => done(refused(`validation stopped (worker exit code ${code})`)));
+  });
+}
