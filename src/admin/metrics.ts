@@ -19,6 +19,8 @@ export interface MetricsSource {
   readonly config?: () => ConfigInfo;
   /** The drachtio engine's links (src/drachtio), when it runs: what /metrics shows of their state. */
   readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
+  /** HEP export (server.yaml `hep`): datagrams sent to collectors and those the socket refused. */
+  readonly hep?: () => { readonly sent: number; readonly sendErrors: number };
 }
 
 /** What pchat_config_info carries: the table's digest and size. */
@@ -125,6 +127,7 @@ export class ServiceMetrics {
     if (source.connections !== undefined) connectionMetrics(registers, source.connections);
     if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
     if (source.config !== undefined) configMetrics(registers, source.config);
+    if (source.hep !== undefined) hepMetrics(registers, source.hep);
   }
 
   /** The router's decision hook. */
@@ -541,4 +544,20 @@ function configMetrics(registers: Registers, config: () => ConfigInfo): void {
       this.set({ sha256: c.sha256, endpoints: String(c.endpoints) }, 1);
     },
   });
+}
+
+/** HEP export: what reached a socket for the collectors, and what did not (a collector down costs only this). */
+function hepMetrics(registers: Registers, hep: NonNullable<MetricsSource['hep']>): void {
+  fromCount(
+    registers,
+    'pchat_hep_sent_total',
+    'HEP3 datagrams handed to a socket for a collector (one per message captured and collector)',
+    () => hep().sent,
+  );
+  fromCount(
+    registers,
+    'pchat_hep_send_errors_total',
+    'HEP3 datagrams not sent: refused by the socket, or a message too large for HEP3 (64 KiB)',
+    () => hep().sendErrors,
+  );
 }

@@ -24,6 +24,7 @@ import { Guard } from '../guard/guard.js';
 import { deploymentSecret } from '../guard/secret.js';
 import { endpointProjection, poolProjection } from '../endpoints/projection.js';
 import { readDescriptorLimit } from '../guard/descriptor-limit.js';
+import { HepCapture, hepSettingsFrom } from './hep-setup.js';
 import { Listeners } from './listeners.js';
 import { drachtioEngine, probeThrough } from './drachtio-setup.js';
 import type { DrachtioEngine } from '../drachtio/engine.js';
@@ -109,6 +110,8 @@ interface Service {
   readonly proxySupport: ProxySupport;
   readonly reloader: Reloader;
   readonly listeners: Listeners;
+  /** HEP capture (server.yaml `hep`), native engine only. */
+  readonly hep: HepCapture;
   readonly clock: Clock;
   /** performance.now() when startServer was called: /status's uptime. */
   readonly startedAt: number;
@@ -144,6 +147,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     applied: (next) => {
       void proxySupport.refresh(next.table);
       guard.update(guardSettingsFrom(next.server));
+      if (settings.drachtio === undefined) hep.apply(hepSettingsFrom(next.server.hep));
     },
     rereadCertificates: () => void svc.certificates?.reload(),
   });
@@ -158,12 +162,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       config: () => reloader.digest,
       guard,
       connections: connectionWatch,
+      hep: () => hep.stats,
       ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
     },
     { processMetrics: settings.admin !== undefined },
   );
   const clock = opts.clock ?? new TimerWheel();
   const listeners = new Listeners();
+  const hep = new HepCapture(listeners.udp, logger);
   // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
   // requests arriving on outbound connections go through the router like any other.
   const drachtio = settings.drachtio;
@@ -181,12 +187,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       tcp: listeners.tcp,
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
+      capture: hep.hook,
       onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
       onMemberGone: (t) => metrics.poolMemberUp.remove({ pool: t.host, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
-  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics, guard });
+  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics, guard, hep });
   const svc: Service = {
     configDir: opts.configDir,
     settings,
@@ -198,6 +205,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     proxySupport,
     reloader,
     listeners,
+    hep,
     clock,
     startedAt,
     engine: undefined,
@@ -214,6 +222,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   void proxySupport.refresh(reloader.table);
   logStarted(svc, initial);
+  startHep(svc, server);
   return {
     addresses: () => listeners.addresses(),
     engine: () => svc.engine,
@@ -251,6 +260,7 @@ function routerFor(
     proxySupport: ProxySupport;
     metrics: ServiceMetrics;
     guard: Guard;
+    hep: HepCapture;
   },
 ): Router {
   const secret = deploymentSecret(s.secret);
@@ -280,6 +290,7 @@ function routerFor(
     secret: secret.key,
     limits: s.router,
     trustsIdentity: (address) => d.guard.trustsIdentity(address),
+    capture: d.hep.hook,
   });
 }
 
@@ -328,6 +339,7 @@ async function openNative(svc: Service, server: LoadedConfig['server'], opts: St
           ...settings.transport.outbound,
           certificates,
           onError: (err) => logger.debug({ err: err.message }, 'outbound connection error'),
+          capture: svc.hep.hook,
         },
         router.onMessage,
         router.onFramingError,
@@ -343,7 +355,21 @@ async function openNative(svc: Service, server: LoadedConfig['server'], opts: St
     connections: proxySupport.connections,
     onMessage: router.onMessage,
     onFramingError: router.onFramingError,
+    capture: svc.hep.hook,
   });
+}
+
+/**
+ * HEP capture, once the listeners are open (its datagrams leave by them where it can). The drachtio
+ * engine's messages are on drachtio-server's sockets, which has a HEP capture of its own.
+ */
+function startHep(svc: Service, server: LoadedConfig['server']): void {
+  const settings = hepSettingsFrom(server.hep);
+  if (svc.settings.drachtio === undefined) svc.hep.apply(settings);
+  else if (settings !== undefined)
+    svc.logger.warn(
+      "hep: not applied with engine: drachtio; drachtio-server captures the SIP it carries with its own HEP settings (its config's <capture-server>)",
+    );
 }
 
 async function openAdmin(svc: Service): Promise<void> {
@@ -415,6 +441,7 @@ async function closeService(svc: Service): Promise<void> {
   svc.guard.close();
   svc.connectionWatch.stop();
   svc.proxySupport.close();
+  svc.hep.close();
   svc.engine?.close();
   svc.certificates?.close();
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
