@@ -1,0 +1,256 @@
+// HEP export end to end: a call over UDP and one over TLS through the real service, captured by
+// Debian's sngrep listening for HEP (-L) and writing a pcap (-O); the pcap read back holds every
+// message of both calls, in order, with the right addresses and ports. Then, with a HEP
+// receiver of the test's own: capture switched on, changed and off by reloads, and a collector that
+// is down costing nothing but a datagram nobody reads.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trackChild } from '../helpers/child-watchdog.js';
+import { certDir, issue, makeCa, type Issuer } from '../helpers/certs.js';
+import { readPcap, type PcapPacket } from '../helpers/pcap.js';
+import { startTestService } from '../helpers/service.js';
+import { startTlsService, tlsClient } from '../helpers/tls-service.js';
+
+const sngrepVersion = spawnSync('sngrep', ['-V'], { encoding: 'utf8' });
+const sngrep = sngrepVersion.status === 0 && /EEP\/HEP support/.test(sngrepVersion.stdout);
+const TITLE = sngrep
+  ? 'HEP to sngrep: a UDP call and a TLS call, read back from its pcap'
+  : 'HEP to sngrep: skipped, no sngrep with HEP support on this machine (apt-get install sngrep)';
+
+function request(method: string, transport: string, local: string, callId: string, toTag = ''): string {
+  return (
+    `${method} sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/${transport} ${local};branch=z9hG4bK-${callId}\r\n` +
+    `Max-Forwards: 70\r\nFrom: <sip:legacy@contoso.com>;tag=77\r\nTo: <sip:ocschat@contoso.com>${toTag}\r\n` +
+    `Call-ID: ${callId}\r\nCSeq: 1 ${method}\r\nContent-Length: 0\r\n\r\n`
+  );
+}
+
+/** The To tag of a response, as the ACK of a non-2xx answer repeats it (RFC 3261 §17.1.1.3). */
+function toTag(response: string): string {
+  return /\r\nTo: [^\r\n]*?(;tag=[^;\r\n]+)/i.exec(response)?.[1] ?? '';
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function until(done: () => boolean, what: () => string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A UDP client: sends `text` to the service and resolves with the next datagram it gets back. */
+function udpClient() {
+  const socket = dgram.createSocket('udp4');
+  const inbox: string[] = [];
+  socket.on('message', (m) => inbox.push(m.toString('latin1')));
+  return {
+    socket,
+    inbox,
+    bind: () =>
+      new Promise<number>((resolve) => socket.bind(0, '127.0.0.1', () => resolve(socket.address().port))),
+    send: (text: string, port: number) => socket.send(Buffer.from(text, 'latin1'), port, '127.0.0.1'),
+    close: () => socket.close(),
+  };
+}
+
+/**
+ * Where one message was seen going: from, to and its first line. Not the protocol: sngrep writes
+ * every message it gets over HEP as UDP in its pcap (test/unit/hep.test.ts checks the chunk).
+ */
+function seen(p: PcapPacket): string {
+  return `${p.source}:${p.sourcePort} > ${p.destination}:${p.destinationPort} ${p.payload.split('\r\n')[0]}`;
+}
+
+describe.skipIf(!sngrep)(TITLE, () => {
+  let ca: Issuer;
+  let certs: Awaited<ReturnType<typeof certDir>>;
+  let work: string;
+  let pcap: string;
+  let sng: ChildProcess;
+  let hepPort: number;
+
+  beforeAll(async () => {
+    ca = makeCa();
+    const server = issue(ca, { commonName: 'sip.contoso.com', altNames: ['sip.contoso.com', '127.0.0.1'] });
+    certs = await certDir();
+    await certs.write('server.crt', server.cert);
+    await certs.write('server.key', server.key);
+    work = await mkdtemp(join(tmpdir(), 'pchat-hep-'));
+    pcap = join(work, 'capture.pcap');
+    hepPort = await freeUdpPort();
+    // -N: no interface, -q: quiet, -L: listen for HEP, -O: write what it captures to a pcap file.
+    sng = spawn('sngrep', ['-N', '-q', '-L', `udp:127.0.0.1:${hepPort}`, '-O', pcap], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    trackChild(sng);
+    // Listening once the port is taken.
+    await until(
+      () => spawnSync('ss', ['-Hlun', `sport = :${hepPort}`], { encoding: 'utf8' }).stdout.trim() !== '',
+      () => `sngrep listening on ${hepPort}`,
+    );
+  });
+
+  afterAll(async () => {
+    if (sng.exitCode === null) {
+      // sngrep ends on SIGINT (as on Ctrl-C); SIGKILL if it does not.
+      sng.kill('SIGINT');
+      const t = setTimeout(() => sng.kill('SIGKILL'), 2000);
+      await new Promise((resolve) => sng.once('exit', resolve));
+      clearTimeout(t);
+    }
+    await certs?.remove();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('holds every message of both calls, in order, with their addresses and ports', async () => {
+    const svc = await startTlsService({
+      listen: ['udp://127.0.0.1:0', 'tls://127.0.0.1:0'],
+      tls: `  cert: ${certs.dir}/server.crt\n  key: ${certs.dir}/server.key\n`,
+      extra: `hep:\n  targets: [udp://127.0.0.1:${hepPort}]\n  id: 2001\n`,
+    });
+    const udp = udpClient();
+    try {
+      const udpPort = svc.port('udp');
+      const tlsPort = svc.port('tls');
+      // A call over UDP: INVITE, 302, ACK.
+      const local = await udp.bind();
+      udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, 'hep-udp-1'), udpPort);
+      await until(
+        () => udp.inbox.length > 0,
+        () => 'a 302 over UDP',
+      );
+      expect(udp.inbox[0]).toMatch(/^SIP\/2\.0 302 /);
+      udp.send(request('ACK', 'UDP', `127.0.0.1:${local}`, 'hep-udp-1', toTag(udp.inbox[0]!)), udpPort);
+      // The same over TLS.
+      const c = await tlsClient(tlsPort, { ca: ca.cert, servername: 'sip.contoso.com' });
+      const tlsLocal = c.socket.localPort!;
+      c.socket.write(request('INVITE', 'TLS', `127.0.0.1:${tlsLocal}`, 'hep-tls-1'));
+      const answer = await c.waitFor((d) => /^SIP\/2\.0 302 /.test(d));
+      c.socket.write(request('ACK', 'TLS', `127.0.0.1:${tlsLocal}`, 'hep-tls-1', toTag(answer)));
+      await until(
+        () => existsSync(pcap) && readPcap(pcap).length >= 6,
+        () =>
+          `6 messages in the pcap, got ${existsSync(pcap) ? readPcap(pcap).map(seen).join(' | ') : 'no file'}`,
+      );
+      c.close();
+
+      const packets = readPcap(pcap);
+      expect(packets.map(seen)).toEqual([
+        `127.0.0.1:${local} > 127.0.0.1:${udpPort} INVITE sip:ocschat@contoso.com SIP/2.0`,
+        `127.0.0.1:${udpPort} > 127.0.0.1:${local} SIP/2.0 302 Moved Temporarily`,
+        `127.0.0.1:${local} > 127.0.0.1:${udpPort} ACK sip:ocschat@contoso.com SIP/2.0`,
+        `127.0.0.1:${tlsLocal} > 127.0.0.1:${tlsPort} INVITE sip:ocschat@contoso.com SIP/2.0`,
+        `127.0.0.1:${tlsPort} > 127.0.0.1:${tlsLocal} SIP/2.0 302 Moved Temporarily`,
+        `127.0.0.1:${tlsLocal} > 127.0.0.1:${tlsPort} ACK sip:ocschat@contoso.com SIP/2.0`,
+      ]);
+      // Each message whole (TLS decrypted), with its Call-ID; capture times never go backwards and
+      // are within this test's run.
+      expect(packets.map((p) => /\r\nCall-ID: ([^\r]+)/.exec(p.payload)?.[1])).toEqual([
+        'hep-udp-1',
+        'hep-udp-1',
+        'hep-udp-1',
+        'hep-tls-1',
+        'hep-tls-1',
+        'hep-tls-1',
+      ]);
+      expect(packets[4]!.payload).toMatch(
+        /\r\nContact: <sip:ocschat@pcpool\.contoso\.com>\r\n[\s\S]*\r\n\r\n$/,
+      );
+      const times = packets.map((p) => p.seconds * 1e6 + p.microseconds);
+      for (let i = 1; i < times.length; i++) expect(times[i]!).toBeGreaterThanOrEqual(times[i - 1]!);
+      expect(Math.abs(times[0]! / 1000 - Date.now())).toBeLessThan(60_000);
+      const metrics = await svc.server.metrics.text();
+      expect(metrics).toMatch(/^pchat_hep_sent_total 6$/m);
+      expect(metrics).toMatch(/^pchat_hep_send_errors_total 0$/m);
+    } finally {
+      udp.close();
+      await svc.stop();
+    }
+  });
+});
+
+/** A HEP collector of the test's own: each datagram's payload chunk (type 15), by walking the chunks. */
+async function collector() {
+  const socket = dgram.createSocket('udp4');
+  const payloads: string[] = [];
+  socket.on('message', (m) => {
+    if (m.toString('latin1', 0, 4) !== 'HEP3' || m.readUInt16BE(4) !== m.length) return;
+    for (let at = 6; at + 6 <= m.length;) {
+      const type = m.readUInt16BE(at + 2);
+      const length = m.readUInt16BE(at + 4);
+      if (type === 0x0f) payloads.push(m.toString('latin1', at + 6, at + length));
+      at += length;
+    }
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return { port: socket.address().port, payloads, close: () => socket.close() };
+}
+
+describe('HEP export, applied by a reload', () => {
+  it('off, then on to one collector and one that is down, then off again; the calls answered throughout', async () => {
+    const svc = await startTestService({ listen: ['udp://127.0.0.1:0'] });
+    const hep = await collector();
+    const down = await freeUdpPort();
+    const udp = udpClient();
+    try {
+      const port = svc.port('udp');
+      const local = await udp.bind();
+      const call = async (id: string, answers: number) => {
+        udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, id), port);
+        await until(
+          () => udp.inbox.length >= answers,
+          () => `answer ${answers}`,
+        );
+      };
+      await call('before', 1);
+      const server = await import('node:fs/promises').then((f) =>
+        f.readFile(join(svc.dir, 'server.yaml'), 'utf8'),
+      );
+      await writeFile(
+        join(svc.dir, 'server.yaml'),
+        `${server}hep:\n  targets: [udp://127.0.0.1:${hep.port}, udp://127.0.0.1:${down}]\n  id: 7\n`,
+      );
+      expect((await svc.server.reload('api')).ok).toBe(true);
+      await call('during', 2);
+      await until(
+        () => hep.payloads.length >= 2,
+        () => `2 HEP datagrams, got ${hep.payloads.length}`,
+      );
+      expect(hep.payloads.map((p) => p.split('\r\n')[0])).toEqual([
+        'INVITE sip:ocschat@contoso.com SIP/2.0',
+        'SIP/2.0 302 Moved Temporarily',
+      ]);
+      expect(hep.payloads.every((p) => p.includes('\r\nCall-ID: during\r\n'))).toBe(true);
+      // The collector that is down got its copies too (nobody read them): two per message, no error.
+      const metrics = await svc.server.metrics.text();
+      expect(metrics).toMatch(/^pchat_hep_sent_total 4$/m);
+      expect(metrics).toMatch(/^pchat_hep_send_errors_total 0$/m);
+      await writeFile(join(svc.dir, 'server.yaml'), server);
+      expect((await svc.server.reload('api')).ok).toBe(true);
+      await call('after', 3);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(hep.payloads).toHaveLength(2);
+      expect(
+        svc.lines.map((l) => l.msg).filter((m) => typeof m === 'string' && m.startsWith('HEP capture')),
+      ).toEqual([`HEP capture to udp://127.0.0.1:${hep.port}, udp://127.0.0.1:${down}`, 'HEP capture off']);
+    } finally {
+      udp.close();
+      hep.close();
+      await svc.stop();
+    }
+  });
+});
