@@ -9,6 +9,7 @@
 // sngrep would take it for the payload.
 
 import { isIPv4 } from 'node:net';
+import type { Range } from './call-id.js';
 
 /** Chunk type ids of the generic vendor (HEP3 revision 12, "Chunk types"). */
 export const HepChunk = {
@@ -54,92 +55,165 @@ export interface HepMessage {
   readonly microseconds: number;
   /** The message as received or sent; a string holds it as latin1 (one character per byte). */
   readonly payload: Buffer | string;
-  /** The Call-ID, as latin1 text; left out when empty. */
-  readonly correlationId: string;
+  /** Where the Call-ID lies in the payload (call-id.ts); no correlation chunk when undefined. */
+  readonly correlation: Range | undefined;
 }
 
-/** What every datagram of one capture agent carries alike. */
-export interface HepAgent {
-  readonly captureId: number;
-  /** The auth key chunk's value; no chunk when undefined. */
-  readonly password: Buffer | undefined;
-}
-
-// Fixed part: header (6), family (7), protocol (7), two ports (8 + 8), two times (10 + 10),
-// payload type (7), agent id (10).
-const FIXED = 6 + 7 + 7 + 8 + 8 + 10 + 10 + 7 + 10;
 const CHUNK_HEADER = 6;
+// Where the values of the fixed chunks lie: header (6), then family (7), protocol (7), two ports
+// (8 + 8), two times (10 + 10), payload type (7), agent id (10), each value after its 6-byte header.
+const AT_LENGTH = 4;
+const AT_SOURCE_PORT = 26;
+const AT_DESTINATION_PORT = 34;
+const AT_SECONDS = 42;
+const AT_MICROSECONDS = 52;
+const FIXED = 73;
 
 /**
- * The HEP3 datagram for `m`, or undefined when it would be longer than a HEP3 length can say (a
- * stream message over 64 KiB).
+ * What every datagram of one capture agent carries alike, laid out once per family and protocol: the
+ * fixed chunks and the two address chunk headers, with the agent id and protocol filled in; and the
+ * auth key chunk whole.
  */
-export function encodeHep3(m: HepMessage, agent: HepAgent): Buffer | undefined {
-  const v6 = m.family === 6;
-  const addressLength = v6 ? 16 : 4;
-  const payloadLength = typeof m.payload === 'string' ? m.payload.length : m.payload.length;
-  const auth = agent.password;
-  const correlationLength = m.correlationId.length;
-  const total =
-    FIXED +
-    2 * (CHUNK_HEADER + addressLength) +
-    (auth === undefined ? 0 : CHUNK_HEADER + auth.length) +
-    CHUNK_HEADER +
-    payloadLength +
-    (correlationLength === 0 ? 0 : CHUNK_HEADER + correlationLength);
-  if (total > HEP_MAX_LENGTH) return undefined;
-  const b = Buffer.allocUnsafe(total);
-  b.write('HEP3', 0, 'latin1');
-  b.writeUInt16BE(total, 4);
-  let at = 6;
-  at = uint8(b, at, HepChunk.IP_FAMILY, v6 ? AF_INET6 : AF_INET);
-  at = uint8(b, at, HepChunk.IP_PROTOCOL, m.protocol);
-  at = uint16(b, at, HepChunk.SOURCE_PORT, m.sourcePort);
-  at = uint16(b, at, HepChunk.DESTINATION_PORT, m.destinationPort);
-  at = uint32(b, at, HepChunk.TIME_SECONDS, m.seconds);
-  at = uint32(b, at, HepChunk.TIME_MICROSECONDS, m.microseconds);
-  at = uint8(b, at, HepChunk.PAYLOAD_TYPE, PAYLOAD_SIP);
-  at = uint32(b, at, HepChunk.CAPTURE_AGENT_ID, agent.captureId);
-  at = chunkHeader(b, at, v6 ? HepChunk.IPV6_SOURCE : HepChunk.IPV4_SOURCE, addressLength);
-  at += addressBytes(m.sourceAddress, v6).copy(b, at);
-  at = chunkHeader(b, at, v6 ? HepChunk.IPV6_DESTINATION : HepChunk.IPV4_DESTINATION, addressLength);
-  at += addressBytes(m.destinationAddress, v6).copy(b, at);
-  if (auth !== undefined) {
-    at = chunkHeader(b, at, HepChunk.AUTH_KEY, auth.length);
-    at += auth.copy(b, at);
+export class HepAgent {
+  private readonly prefixes = new Map<number, Buffer>();
+  private readonly authChunk: Buffer;
+
+  constructor(
+    readonly captureId: number,
+    /** The auth key chunk's value; no chunk when undefined. */
+    password: Buffer | undefined,
+  ) {
+    this.authChunk = password === undefined ? Buffer.alloc(0) : chunk(HepChunk.AUTH_KEY, password);
   }
-  at = chunkHeader(b, at, HepChunk.PAYLOAD, payloadLength);
-  at += typeof m.payload === 'string' ? b.write(m.payload, at, 'latin1') : m.payload.copy(b, at);
-  if (correlationLength > 0) {
-    at = chunkHeader(b, at, HepChunk.CORRELATION_ID, correlationLength);
-    b.write(m.correlationId, at, 'latin1');
+
+  prefix(family: 4 | 6, protocol: number): Buffer {
+    const key = family * 256 + protocol;
+    let p = this.prefixes.get(key);
+    if (p === undefined) {
+      p = layPrefix(family, protocol, this.captureId);
+      this.prefixes.set(key, p);
+    }
+    return p;
   }
+
+  get auth(): Buffer {
+    return this.authChunk;
+  }
+}
+
+function layPrefix(family: 4 | 6, protocol: number, captureId: number): Buffer {
+  const v6 = family === 6;
+  const address = Buffer.alloc(v6 ? 16 : 4);
+  return Buffer.concat([
+    Buffer.from('HEP3\0\0', 'latin1'),
+    chunk(HepChunk.IP_FAMILY, Buffer.from([v6 ? AF_INET6 : AF_INET])),
+    chunk(HepChunk.IP_PROTOCOL, Buffer.from([protocol])),
+    chunk(HepChunk.SOURCE_PORT, Buffer.alloc(2)),
+    chunk(HepChunk.DESTINATION_PORT, Buffer.alloc(2)),
+    chunk(HepChunk.TIME_SECONDS, Buffer.alloc(4)),
+    chunk(HepChunk.TIME_MICROSECONDS, Buffer.alloc(4)),
+    chunk(HepChunk.PAYLOAD_TYPE, Buffer.from([PAYLOAD_SIP])),
+    chunk(HepChunk.CAPTURE_AGENT_ID, uint32(captureId)),
+    chunk(v6 ? HepChunk.IPV6_SOURCE : HepChunk.IPV4_SOURCE, address),
+    chunk(v6 ? HepChunk.IPV6_DESTINATION : HepChunk.IPV4_DESTINATION, address),
+  ]);
+}
+
+function chunk(type: number, value: Buffer): Buffer {
+  const b = Buffer.alloc(CHUNK_HEADER + value.length);
+  b.writeUInt16BE(0, 0);
+  b.writeUInt16BE(type, 2);
+  b.writeUInt16BE(b.length, 4);
+  value.copy(b, CHUNK_HEADER);
   return b;
 }
 
+function uint32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}
+
+/** How long the datagram for `m` is; over HEP_MAX_LENGTH, it cannot be sent. */
+export function hepLength(m: HepMessage, agent: HepAgent): number {
+  const c = m.correlation;
+  return (
+    FIXED +
+    2 * CHUNK_HEADER +
+    (m.family === 6 ? 32 : 8) +
+    agent.auth.length +
+    CHUNK_HEADER +
+    m.payload.length +
+    (c === undefined ? 0 : CHUNK_HEADER + c[1] - c[0])
+  );
+}
+
+/** The HEP3 datagram for `m` in a buffer of its own, or undefined when it is too long for HEP3. */
+export function encodeHep3(m: HepMessage, agent: HepAgent): Buffer | undefined {
+  const length = hepLength(m, agent);
+  if (length > HEP_MAX_LENGTH) return undefined;
+  const b = Buffer.allocUnsafe(length);
+  encodeHep3Into(b, m, agent, length);
+  return b;
+}
+
+/**
+ * Writes the datagram for `m` at the start of `out` (at least `length` bytes, `hepLength(m)`, which
+ * the caller has checked against HEP_MAX_LENGTH). A buffer reused for every message spares an
+ * allocation when the socket copies the datagram before returning.
+ */
+export function encodeHep3Into(out: Buffer, m: HepMessage, agent: HepAgent, length: number): void {
+  const v6 = m.family === 6;
+  const prefix = agent.prefix(m.family, m.protocol);
+  // TypedArray.set rather than Buffer.copy: a builtin of the engine, not a call into Node's C++.
+  out.set(prefix, 0);
+  put16(out, AT_LENGTH, length);
+  put16(out, AT_SOURCE_PORT, m.sourcePort);
+  put16(out, AT_DESTINATION_PORT, m.destinationPort);
+  put32(out, AT_SECONDS, m.seconds);
+  put32(out, AT_MICROSECONDS, m.microseconds);
+  const addressLength = v6 ? 16 : 4;
+  out.set(addressBytes(m.sourceAddress, v6), FIXED + CHUNK_HEADER);
+  out.set(addressBytes(m.destinationAddress, v6), FIXED + 2 * CHUNK_HEADER + addressLength);
+  let at = prefix.length;
+  const auth = agent.auth;
+  if (auth.length > 0) {
+    out.set(auth, at);
+    at += auth.length;
+  }
+  const payload = m.payload;
+  at = chunkHeader(out, at, HepChunk.PAYLOAD, payload.length);
+  if (typeof payload === 'string') at += out.write(payload, at, 'latin1');
+  else {
+    out.set(payload, at);
+    at += payload.length;
+  }
+  const c = m.correlation;
+  if (c !== undefined) {
+    at = chunkHeader(out, at, HepChunk.CORRELATION_ID, c[1] - c[0]);
+    if (typeof payload === 'string') out.write(payload.slice(c[0], c[1]), at, 'latin1');
+    else for (let i = c[0]; i < c[1]; i++) out[at++] = payload[i]!;
+  }
+}
+
+function put16(b: Buffer, at: number, v: number): void {
+  b[at] = (v >>> 8) & 0xff;
+  b[at + 1] = v & 0xff;
+}
+
+function put32(b: Buffer, at: number, v: number): void {
+  b[at] = (v >>> 24) & 0xff;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
+
 function chunkHeader(b: Buffer, at: number, type: number, valueLength: number): number {
-  b.writeUInt16BE(0, at);
-  b.writeUInt16BE(type, at + 2);
-  b.writeUInt16BE(CHUNK_HEADER + valueLength, at + 4);
+  b[at] = 0;
+  b[at + 1] = 0;
+  put16(b, at + 2, type);
+  put16(b, at + 4, CHUNK_HEADER + valueLength);
   return at + CHUNK_HEADER;
-}
-
-function uint8(b: Buffer, at: number, type: number, value: number): number {
-  at = chunkHeader(b, at, type, 1);
-  b[at] = value;
-  return at + 1;
-}
-
-function uint16(b: Buffer, at: number, type: number, value: number): number {
-  at = chunkHeader(b, at, type, 2);
-  b.writeUInt16BE(value & 0xffff, at);
-  return at + 2;
-}
-
-function uint32(b: Buffer, at: number, type: number, value: number): number {
-  at = chunkHeader(b, at, type, 4);
-  b.writeUInt32BE(value >>> 0, at);
-  return at + 4;
 }
 
 // Peers are few (front ends, pool members, a dispatcher), so the bytes of each address are kept; the

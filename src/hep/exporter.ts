@@ -5,8 +5,16 @@
 import dgram from 'node:dgram';
 import type { MessageTap } from '../transport/capture.js';
 import type { Link, Source, TransportName } from '../transport/types.js';
-import { callIdOf } from './call-id.js';
-import { encodeHep3, IPPROTO_TCP, IPPROTO_UDP, type HepAgent } from './encode.js';
+import { callIdRange } from './call-id.js';
+import {
+  encodeHep3Into,
+  HEP_MAX_LENGTH,
+  HepAgent,
+  hepLength,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type HepMessage,
+} from './encode.js';
 
 /** A collector: where HEP datagrams go (UDP). */
 export interface HepTarget {
@@ -61,6 +69,8 @@ export class HepExporter implements MessageTap {
   private routes: readonly Route[] = [];
   private agent: HepAgent;
   private readonly own = new Map<4 | 6, dgram.Socket>();
+  /** Where each datagram is written: the service's sockets copy it before they return. */
+  private readonly scratch = Buffer.allocUnsafe(HEP_MAX_LENGTH);
 
   constructor(
     settings: HepSettings,
@@ -115,25 +125,25 @@ export class HepExporter implements MessageTap {
       // Wall-clock time with microseconds, monotonic within the process: messages keep their order.
       const now = performance.timeOrigin + performance.now();
       const seconds = Math.floor(now / 1000);
-      const datagram = encodeHep3(
-        {
-          family,
-          protocol: transport === 'udp' ? IPPROTO_UDP : IPPROTO_TCP,
-          sourceAddress,
-          sourcePort,
-          destinationAddress,
-          destinationPort,
-          seconds,
-          microseconds: Math.floor((now - seconds * 1000) * 1000),
-          payload,
-          correlationId: callIdOf(payload),
-        },
-        this.agent,
-      );
-      if (datagram === undefined) {
+      const m: HepMessage = {
+        family,
+        protocol: transport === 'udp' ? IPPROTO_UDP : IPPROTO_TCP,
+        sourceAddress,
+        sourcePort,
+        destinationAddress,
+        destinationPort,
+        seconds,
+        microseconds: Math.floor((now - seconds * 1000) * 1000),
+        payload,
+        correlation: callIdRange(payload),
+      };
+      const length = hepLength(m, this.agent);
+      if (length > HEP_MAX_LENGTH) {
         this.stats.sendErrors += routes.length;
         return;
       }
+      encodeHep3Into(this.scratch, m, this.agent, length);
+      const datagram = this.scratch.subarray(0, length);
       for (const r of routes) this.transmit(datagram, r);
     } catch {
       // Encoding trusts nothing it was given to be well formed; whatever went wrong, the message
@@ -149,7 +159,8 @@ export class HepExporter implements MessageTap {
       else this.stats.sendErrors++;
       return;
     }
-    this.socket(t.family).send(datagram, t.port, t.host);
+    // dgram sends after this returns: a copy of its own, as the scratch buffer is written again.
+    this.socket(t.family).send(Buffer.from(datagram), t.port, t.host);
     this.stats.sent++;
   }
 
@@ -170,8 +181,5 @@ export class HepExporter implements MessageTap {
 }
 
 function agentOf(s: HepSettings): HepAgent {
-  return {
-    captureId: s.captureId,
-    password: s.password === undefined ? undefined : Buffer.from(s.password, 'utf8'),
-  };
+  return new HepAgent(s.captureId, s.password === undefined ? undefined : Buffer.from(s.password, 'utf8'));
 }

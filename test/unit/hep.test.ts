@@ -3,8 +3,8 @@
 // exporter's choices (keep-alives skipped, refusals counted, targets changed by update).
 
 import { describe, expect, it } from 'vitest';
-import { callIdOf } from '../../src/hep/call-id.js';
-import { addressBytes, encodeHep3, type HepMessage } from '../../src/hep/encode.js';
+import { callIdOf, callIdRange } from '../../src/hep/call-id.js';
+import { addressBytes, encodeHep3, HepAgent, type HepMessage } from '../../src/hep/encode.js';
 import { HepExporter, type HepTarget } from '../../src/hep/exporter.js';
 import type { Link, Source } from '../../src/transport/types.js';
 
@@ -37,14 +37,14 @@ function message(over: Partial<HepMessage> = {}): HepMessage {
     seconds: 1_765_000_000,
     microseconds: 654_321,
     payload: SIP,
-    correlationId: 'xyz@h',
+    correlation: callIdRange(SIP),
     ...over,
   };
 }
 
 describe('HEP3 encoding', () => {
   it('IPv4 over UDP: header, the fixed chunks in order, addresses, payload, then the correlation id', () => {
-    const got = encodeHep3(message(), { captureId: 2001, password: undefined })!;
+    const got = encodeHep3(message(), new HepAgent(2001, undefined))!;
     const chunks = Buffer.concat([
       chunk(0x01, u8(2)), // AF_INET
       chunk(0x02, u8(17)), // UDP
@@ -71,9 +71,9 @@ describe('HEP3 encoding', () => {
         sourceAddress: '2001:db8::1',
         destinationAddress: '::ffff:127.0.0.1',
         payload: Buffer.from(SIP, 'latin1'),
-        correlationId: '',
+        correlation: undefined,
       }),
-      { captureId: 0xfffffffe, password: Buffer.from('s3cret') },
+      new HepAgent(0xfffffffe, Buffer.from('s3cret')),
     )!;
     const src = Buffer.alloc(16);
     src.writeUInt16BE(0x2001, 0);
@@ -101,10 +101,8 @@ describe('HEP3 encoding', () => {
 
   it('a message too large for the 16-bit length is not encoded', () => {
     const big = 'x'.repeat(65_500);
-    expect(encodeHep3(message({ payload: big }), { captureId: 1, password: undefined })).toBeUndefined();
-    expect(
-      encodeHep3(message({ payload: big.slice(0, 60_000) }), { captureId: 1, password: undefined }),
-    ).toBeDefined();
+    expect(encodeHep3(message({ payload: big }), new HepAgent(1, undefined))).toBeUndefined();
+    expect(encodeHep3(message({ payload: big.slice(0, 60_000) }), new HepAgent(1, undefined))).toBeDefined();
   });
 
   it('addresses: IPv6 forms, an IPv4 address in an IPv6 datagram mapped, what cannot be read as zeros', () => {
@@ -149,7 +147,8 @@ describe('HepExporter', () => {
     const out: { data: Buffer; host: string; port: number }[] = [];
     const sender = {
       sendUncaptured(data: Buffer, host: string, port: number) {
-        out.push({ data, host, port });
+        // Copied, as the service's sockets copy a datagram before they return.
+        out.push({ data: Buffer.from(data), host, port });
         return rc;
       },
     };
