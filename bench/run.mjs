@@ -15,6 +15,8 @@
 //   redirect: [--duration 10] [--loads 5000,10000,20000 (2000,5000,10000,20000 with --engine drachtio)]
 //             [--tcp-rate 10000]
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
+//   redirect --hep: HEP export off and on side by side, the service alone (bench/lib/hep-suite.mjs):
+//             [--hep-rate 10000] [--repeat rounds] [--levels one level, warn if several]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
@@ -31,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss } from './lib/proc.mjs';
 import { fleetMarkdownReport, fleetStanding, runFleetSuite } from './lib/fleet-suite.mjs';
+import { hepMarkdownReport, runHepSuite } from './lib/hep-suite.mjs';
 import { runProxySuite } from './lib/proxy-suite.mjs';
 import { drachtioVersion } from './lib/drachtio.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
@@ -92,6 +95,8 @@ const { values: args } = parseArgs({
     'fleet-fr-timer': { type: 'string', default: '2000' },
     'fleet-ping-interval': { type: 'string', default: '5' },
     'fleet-kill-at': { type: 'string' },
+    hep: { type: 'boolean', default: false },
+    'hep-rate': { type: 'string', default: '10000' },
   },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
@@ -136,6 +141,9 @@ for (const [name, n] of Object.entries({ durationS, tcpRate, memoryRate, kamaili
   if (!(n > 0)) throw new Error(`--${name}: expected a positive number`);
 }
 if (loads.some((n) => !(n > 0))) throw new Error('--loads: expected positive numbers, comma-separated');
+if (args.hep && args.suite !== 'redirect') throw new Error('--hep: only with --suite redirect');
+const hepRate = Number(args['hep-rate']);
+if (!(hepRate > 0)) throw new Error('--hep-rate: expected a positive number');
 
 /** The proxy suite's settings, each a positive number except the counts (0 skips that run). */
 const proxyCfg = {
@@ -419,6 +427,26 @@ async function redirectSuite() {
   await record('redirect', env, report, redirectStanding({ env, runs, memory, memoryCalls, memoryRate }));
 }
 
+/** HEP off and on, side by side; the report is printed for bench/RESULTS.md (written by hand). */
+async function hepSuite() {
+  const env = environment();
+  const cfg = {
+    rate: hepRate,
+    durationS,
+    rounds: repeat,
+    // The cheaper log level unless one is named: the smaller the cost without HEP, the larger its share.
+    level: levels.length === 1 ? levels[0] : 'warn',
+    warmupCalls: redirectWarmup,
+    endpointsYaml: REDIRECT_ENDPOINTS_YAML,
+    domain: DOMAIN,
+    pool: POOL,
+  };
+  const result = await runHepSuite(cfg);
+  const report = hepMarkdownReport({ env, cfg, ...result });
+  console.log(`\n${report}`);
+  console.log(`full report: ${await saveFullReport('redirect-hep', env.date, report)}`);
+}
+
 async function proxySuite() {
   // Taken before the suite starts, so the load average is that of the machine, not of the first runs.
   const env = { ...environment(), durationS: proxyCfg.durationS };
@@ -450,7 +478,7 @@ async function main() {
       `${env.drachtio ? `, ${env.drachtio}` : ''}; load average ${env.loadavg}`,
   );
   for (const suite of suites) {
-    if (suite === 'redirect') await redirectSuite();
+    if (suite === 'redirect') await (args.hep ? hepSuite() : redirectSuite());
     else if (suite === 'fleet') await fleetSuite();
     else await proxySuite();
   }
