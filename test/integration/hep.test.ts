@@ -7,10 +7,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { trackChild } from '../helpers/child-watchdog.js';
 import { certDir, issue, makeCa, type Issuer } from '../helpers/certs.js';
 import { readPcap, type PcapPacket } from '../helpers/pcap.js';
@@ -183,22 +184,80 @@ describe.skipIf(!sngrep)(TITLE, () => {
   });
 });
 
-/** A HEP collector of the test's own: each datagram's payload chunk (type 15), by walking the chunks. */
+/** What a HEP datagram says, read by walking its chunks (not by the service's encoder). */
+interface Captured {
+  readonly protocol: number;
+  readonly sourcePort: number;
+  readonly destinationPort: number;
+  readonly payload: string;
+}
+
+/** A HEP collector of the test's own. */
 async function collector() {
   const socket = dgram.createSocket('udp4');
-  const payloads: string[] = [];
+  const captured: Captured[] = [];
   socket.on('message', (m) => {
     if (m.toString('latin1', 0, 4) !== 'HEP3' || m.readUInt16BE(4) !== m.length) return;
+    const c = { protocol: 0, sourcePort: 0, destinationPort: 0, payload: '' };
     for (let at = 6; at + 6 <= m.length;) {
       const type = m.readUInt16BE(at + 2);
       const length = m.readUInt16BE(at + 4);
-      if (type === 0x0f) payloads.push(m.toString('latin1', at + 6, at + length));
+      if (type === 0x02) c.protocol = m[at + 6]!;
+      else if (type === 0x07) c.sourcePort = m.readUInt16BE(at + 6);
+      else if (type === 0x08) c.destinationPort = m.readUInt16BE(at + 6);
+      else if (type === 0x0f) c.payload = m.toString('latin1', at + 6, at + length);
       at += length;
     }
+    captured.push(c);
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return { port: socket.address().port, payloads, close: () => socket.close() };
+  return {
+    port: socket.address().port,
+    captured,
+    get payloads() {
+      return captured.map((c) => c.payload);
+    },
+    close: () => socket.close(),
+  };
 }
+
+describe('HEP export of WebSocket traffic', () => {
+  it('a SIP message over ws:// and its answer, framing taken off, as TCP between the right ports', async () => {
+    const hep = await collector();
+    const svc = await startTestService({
+      listen: ['udp://127.0.0.1:0', 'ws://127.0.0.1:0'],
+      sip: `hep:\n  targets: [udp://127.0.0.1:${hep.port}]\n`,
+    });
+    const wsPort = svc.server.addresses().find((a) => a.transport === 'ws')!.port;
+    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}`, 'sip');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const local = (ws as unknown as { _socket: { localPort: number } })._socket.localPort;
+      const answered = new Promise<string>((resolve) =>
+        ws.once('message', (d: Buffer) => resolve(d.toString('latin1'))),
+      );
+      ws.send(request('INVITE', 'WS', 'df7jal23ls0d.invalid', 'hep-ws-1'));
+      expect(await answered).toMatch(/^SIP\/2\.0 302 /);
+      await until(
+        () => hep.captured.length >= 2,
+        () => `2 HEP datagrams, got ${hep.captured.length}`,
+      );
+      expect(
+        hep.captured.map((c) => [c.protocol, c.sourcePort, c.destinationPort, c.payload.split('\r\n')[0]]),
+      ).toEqual([
+        [6, local, wsPort, 'INVITE sip:ocschat@contoso.com SIP/2.0'],
+        [6, wsPort, local, 'SIP/2.0 302 Moved Temporarily'],
+      ]);
+    } finally {
+      ws.terminate();
+      hep.close();
+      await svc.stop();
+    }
+  });
+});
 
 describe('HEP export, applied by a reload', () => {
   it('off, then on to one collector and one that is down, then off again; the calls answered throughout', async () => {
@@ -217,9 +276,7 @@ describe('HEP export, applied by a reload', () => {
         );
       };
       await call('before', 1);
-      const server = await import('node:fs/promises').then((f) =>
-        f.readFile(join(svc.dir, 'server.yaml'), 'utf8'),
-      );
+      const server = await readFile(join(svc.dir, 'server.yaml'), 'utf8');
       await writeFile(
         join(svc.dir, 'server.yaml'),
         `${server}hep:\n  targets: [udp://127.0.0.1:${hep.port}, udp://127.0.0.1:${down}]\n  id: 7\n`,
