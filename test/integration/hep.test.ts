@@ -76,13 +76,46 @@ function seen(p: PcapPacket): string {
   return `${p.source}:${p.sourcePort} > ${p.destination}:${p.destinationPort} ${p.payload.split('\r\n')[0]}`;
 }
 
+/** sngrep listening for HEP on a free loopback port, writing what it gets to a pcap file. */
+async function startSngrep(work: string, name: string, settings = '') {
+  const pcap = join(work, `${name}.pcap`);
+  const port = await freeUdpPort();
+  const rc = join(work, `${name}.sngreprc`);
+  // Its settings from a file of the test's own (-f), never the user's.
+  await writeFile(rc, settings);
+  // -N: no interface, -q: quiet, -L: listen for HEP, -O: write what it captures to a pcap file.
+  const child: ChildProcess = spawn(
+    'sngrep',
+    ['-f', rc, '-N', '-q', '-L', `udp:127.0.0.1:${port}`, '-O', pcap],
+    {
+      stdio: 'ignore',
+    },
+  );
+  trackChild(child);
+  // Listening once the port is taken.
+  await until(
+    () => spawnSync('ss', ['-Hlun', `sport = :${port}`], { encoding: 'utf8' }).stdout.trim() !== '',
+    () => `sngrep listening on ${port}`,
+  );
+  return {
+    port,
+    packets: () => (existsSync(pcap) ? readPcap(pcap) : []),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // sngrep ends on SIGINT (as on Ctrl-C); SIGKILL if it does not.
+      child.kill('SIGINT');
+      const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await new Promise((resolve) => child.once('exit', resolve));
+      clearTimeout(t);
+    },
+  };
+}
+
 describe.skipIf(!sngrep)(TITLE, () => {
   let ca: Issuer;
   let certs: Awaited<ReturnType<typeof certDir>>;
   let work: string;
-  let pcap: string;
-  let sng: ChildProcess;
-  let hepPort: number;
+  const sngreps: Awaited<ReturnType<typeof startSngrep>>[] = [];
 
   beforeAll(async () => {
     ca = makeCa();
@@ -91,33 +124,18 @@ describe.skipIf(!sngrep)(TITLE, () => {
     await certs.write('server.crt', server.cert);
     await certs.write('server.key', server.key);
     work = await mkdtemp(join(tmpdir(), 'pchat-hep-'));
-    pcap = join(work, 'capture.pcap');
-    hepPort = await freeUdpPort();
-    // -N: no interface, -q: quiet, -L: listen for HEP, -O: write what it captures to a pcap file.
-    sng = spawn('sngrep', ['-N', '-q', '-L', `udp:127.0.0.1:${hepPort}`, '-O', pcap], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    trackChild(sng);
-    // Listening once the port is taken.
-    await until(
-      () => spawnSync('ss', ['-Hlun', `sport = :${hepPort}`], { encoding: 'utf8' }).stdout.trim() !== '',
-      () => `sngrep listening on ${hepPort}`,
-    );
   });
 
   afterAll(async () => {
-    if (sng.exitCode === null) {
-      // sngrep ends on SIGINT (as on Ctrl-C); SIGKILL if it does not.
-      sng.kill('SIGINT');
-      const t = setTimeout(() => sng.kill('SIGKILL'), 2000);
-      await new Promise((resolve) => sng.once('exit', resolve));
-      clearTimeout(t);
-    }
+    for (const s of sngreps) await s.stop();
     await certs?.remove();
     await rm(work, { recursive: true, force: true });
   });
 
   it('holds every message of both calls, in order, with their addresses and ports', async () => {
+    const sng = await startSngrep(work, 'calls');
+    sngreps.push(sng);
+    const hepPort = sng.port;
     const svc = await startTlsService({
       listen: ['udp://127.0.0.1:0', 'tls://127.0.0.1:0'],
       tls: `  cert: ${certs.dir}/server.crt\n  key: ${certs.dir}/server.key\n`,
@@ -143,13 +161,12 @@ describe.skipIf(!sngrep)(TITLE, () => {
       const answer = await c.waitFor((d) => /^SIP\/2\.0 302 /.test(d));
       c.socket.write(request('ACK', 'TLS', `127.0.0.1:${tlsLocal}`, 'hep-tls-1', toTag(answer)));
       await until(
-        () => existsSync(pcap) && readPcap(pcap).length >= 6,
-        () =>
-          `6 messages in the pcap, got ${existsSync(pcap) ? readPcap(pcap).map(seen).join(' | ') : 'no file'}`,
+        () => sng.packets().length >= 6,
+        () => `6 messages in the pcap, got ${sng.packets().map(seen).join(' | ')}`,
       );
       c.close();
 
-      const packets = readPcap(pcap);
+      const packets = sng.packets();
       expect(packets.map(seen)).toEqual([
         `127.0.0.1:${local} > 127.0.0.1:${udpPort} INVITE sip:ocschat@contoso.com SIP/2.0`,
         `127.0.0.1:${udpPort} > 127.0.0.1:${local} SIP/2.0 302 Moved Temporarily`,
@@ -177,6 +194,41 @@ describe.skipIf(!sngrep)(TITLE, () => {
       const metrics = await svc.server.metrics.text();
       expect(metrics).toMatch(/^pchat_hep_sent_total 6$/m);
       expect(metrics).toMatch(/^pchat_hep_send_errors_total 0$/m);
+    } finally {
+      udp.close();
+      await svc.stop();
+    }
+  });
+
+  it('with a password: sngrep takes what carries its password and drops the rest (the password changed by a reload)', async () => {
+    const sng = await startSngrep(work, 'password', 'set eep.listen.pass s3cret\n');
+    sngreps.push(sng);
+    const svc = await startTestService({
+      listen: ['udp://127.0.0.1:0'],
+      sip: `hep:\n  targets: [udp://127.0.0.1:${sng.port}]\n  password: s3cret\n`,
+    });
+    const udp = udpClient();
+    try {
+      const local = await udp.bind();
+      const port = svc.port('udp');
+      udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, 'with-password'), port);
+      await until(
+        () => sng.packets().length >= 2,
+        () => `2 messages in the pcap, got ${sng.packets().length}`,
+      );
+      const server = await readFile(join(svc.dir, 'server.yaml'), 'utf8');
+      await writeFile(join(svc.dir, 'server.yaml'), server.replace('password: s3cret', 'password: wrong'));
+      expect((await svc.server.reload('api')).ok).toBe(true);
+      udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, 'wrong-password'), port);
+      await until(
+        () => udp.inbox.length >= 2,
+        () => 'the second 302',
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sng.packets().map((p) => /\r\nCall-ID: ([^\r]+)/.exec(p.payload)?.[1])).toEqual([
+        'with-password',
+        'with-password',
+      ]);
     } finally {
       udp.close();
       await svc.stop();
