@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuMicros } from './proc.mjs';
+import { cpuSplitMicros } from './proc.mjs';
 import { runLoad } from './sipp-load.mjs';
 import { startPchat, stopProcess, targetAlive, track } from './servers.mjs';
 
@@ -58,12 +58,21 @@ async function measureOnce(cfg, hepPort) {
         track,
       });
     if (cfg.warmupCalls > 0) await load(cfg.warmupCalls / cfg.rate, await mkdtemp(join(dir, 'warmup-')));
-    const before = cpuMicros([target.pid]);
+    const before = cpuSplitMicros([target.pid]);
     const run = await load(cfg.durationS, dir);
-    const cpu = cpuMicros([target.pid]) - before;
+    const after = cpuSplitMicros([target.pid]);
+    const user = after.user - before.user;
+    const system = after.system - before.system;
+    const perCall = (micros) => (run.successful > 0 ? micros / run.successful : NaN);
     const alive = targetAlive(target);
     await stopProcess(target.child, [target.pid]);
-    return { ...run, cpuMicrosPerCall: run.successful > 0 ? cpu / run.successful : NaN, alive };
+    return {
+      ...run,
+      cpuMicrosPerCall: perCall(user + system),
+      userMicrosPerCall: perCall(user),
+      systemMicrosPerCall: perCall(system),
+      alive,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -99,6 +108,13 @@ export async function runHepSuite(cfg) {
 /** The markdown section for bench/RESULTS.md. */
 export function hepMarkdownReport({ env, cfg, rounds }) {
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const split = (run) =>
+    `${run.cpuMicrosPerCall.toFixed(1)} (${run.userMicrosPerCall.toFixed(1)} + ${run.systemMicrosPerCall.toFixed(1)})`;
+  const meanOf = (side) => ({
+    cpuMicrosPerCall: mean(rounds.map((r) => r[side].cpuMicrosPerCall)),
+    userMicrosPerCall: mean(rounds.map((r) => r[side].userMicrosPerCall)),
+    systemMicrosPerCall: mean(rounds.map((r) => r[side].systemMicrosPerCall)),
+  });
   const off = mean(rounds.map((r) => r.off.cpuMicrosPerCall));
   const on = mean(rounds.map((r) => r.on.cpuMicrosPerCall));
   const lines = [
@@ -107,16 +123,16 @@ export function hepMarkdownReport({ env, cfg, rounds }) {
     `Run of ${env.date}: \`${env.command}\`, pchat-endpoint at ${env.commit}. Machine: ${env.cpuModel}, ${env.cores} cores; node ${env.node}, ${env.sipp}. ` +
       `The service alone (UDP, log ${cfg.level}), ${cfg.rate}/s for ${cfg.durationS} s after a warm-up of ${cfg.warmupCalls} calls, a fresh process per run; ` +
       `HEP on: one collector, a UDP socket on loopback in the bench process counting datagrams (INVITE, 302 and ACK of each call: 3 per call). ` +
-      'CPU per call: utime+stime of the service over the measured run, divided by its successful calls. Target: on/off at most 1.10.',
+      'CPU per call: utime+stime of the service over the measured run, divided by its successful calls (user and kernel apart in brackets). Target: on/off at most 1.10.',
     '',
-    '| round | off µs/call | on µs/call | on / off | not successful (off / on) | HEP datagrams received (warm-up included) |',
+    '| round | off µs/call (user + kernel) | on µs/call (user + kernel) | on / off | not successful (off / on) | HEP datagrams received (warm-up included) |',
     '|---|---|---|---|---|---|',
     ...rounds.map(
       (r) =>
-        `| ${r.round} | ${r.off.cpuMicrosPerCall.toFixed(1)} | ${r.on.cpuMicrosPerCall.toFixed(1)} | ` +
+        `| ${r.round} | ${split(r.off)} | ${split(r.on)} | ` +
         `${(r.on.cpuMicrosPerCall / r.off.cpuMicrosPerCall).toFixed(2)}× | ${r.off.calls - r.off.successful} / ${r.on.calls - r.on.successful} | ${r.datagrams} |`,
     ),
-    `| mean | ${off.toFixed(1)} | ${on.toFixed(1)} | ${(on / off).toFixed(2)}× | | |`,
+    `| mean | ${split(meanOf('off'))} | ${split(meanOf('on'))} | ${(on / off).toFixed(2)}× | | |`,
   ];
   return lines.join('\n');
 }
