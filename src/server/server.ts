@@ -368,7 +368,7 @@ function startHep(svc: Service, server: LoadedConfig['server']): void {
   if (svc.settings.drachtio === undefined) svc.hep.apply(settings);
   else if (settings !== undefined)
     svc.logger.warn(
-      "hep: not applied with engine: drachtio; drachtio-server captures the SIP it carries with its own HEP settings (its config's <capture-server>)",
+      'hep: not applied with engine: drachtio; drachtio-server captures the SIP it carries with its own HEP (drachtio --homer host:port --homer-id N)',
     );
 }
 
