@@ -5,21 +5,21 @@
 // thread (what a reload blocked SIP for before it moved to a worker).
 //
 // node bench/config-reload.mjs [--bytes 4194304] [--reloads 5]
+import { parseOptions } from './lib/help.mjs'; // first: --help exits before the rest runs
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
-import { checkEndpointsConfig } from '../dist/config/load.js';
-import { startServer } from '../dist/server/server.js';
 
-const { values: args } = parseArgs({
-  options: {
-    bytes: { type: 'string', default: String(4 * 1024 * 1024) },
-    reloads: { type: 'string', default: '5' },
-  },
+// dist/ is imported when run, not linked with the static imports: --help answers before a build.
+const { checkEndpointsConfig } = await import('../dist/config/load.js');
+const { startServer } = await import('../dist/server/server.js');
+
+const { values: args } = parseOptions({
+  bytes: { type: 'string', default: String(4 * 1024 * 1024) },
+  reloads: { type: 'string', default: '5' },
 });
 const bytes = Number(args.bytes);
 
@@ -62,8 +62,10 @@ async function watched(label, work) {
   const took = performance.now() - t0;
   h.disable();
   clearInterval(probe);
+  // perf_hooks records the time between its 5 ms ticks, the period included: the delay is beyond it.
+  const beyond = (ns) => Math.max(0, ns - 5e6);
   console.log(
-    `${label.padEnd(17)}  ${took.toFixed(0).padStart(7)}  ${ms(h.max).padStart(17)}  ${ms(h.percentile(99)).padStart(6)}  ${late.toFixed(1).padStart(17)}  ${(process.memoryUsage().rss / 1048576).toFixed(0).padStart(6)}`,
+    `${label.padEnd(17)}  ${took.toFixed(0).padStart(7)}  ${ms(beyond(h.max)).padStart(17)}  ${ms(beyond(h.percentile(99))).padStart(6)}  ${late.toFixed(1).padStart(17)}  ${(process.memoryUsage().rss / 1048576).toFixed(0).padStart(6)}`,
   );
 }
 

@@ -5,7 +5,8 @@
 // end, logged no internal error or unhandled rejection, its heap stayed flat, and nothing it sent
 // went anywhere but back to the sender or to its pool member (the egress oracle below).
 //
-//   node bench/fuzz.mjs [--seconds 600] [--max-messages 100000000] [--seed 1]     (npm run fuzz)
+//   node bench/fuzz.mjs [--seconds 10] [--max-messages 100000000] [--seed 1] [--quiet]
+//   npm run fuzz (--seconds 600); --quiet prints the summary only when the run fails
 //
 // Every message's top Via is rewritten to the fuzzer's own loopback socket before it is mutated, so
 // the answers come back here rather than to the addresses written in the corpus.
@@ -22,6 +23,7 @@
 // responses whose next Via names a trap or the service. Each names its own trap port, so a violation
 // is reported with the message that named it; real trap sockets listen on some of those ports too
 // and must never receive anything.
+import { parseOptions } from './lib/help.mjs'; // first: --help exits before the rest runs
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -30,7 +32,6 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { freePort, waitForSip } from './lib/net.mjs';
 import { currentRssKb } from './lib/proc.mjs';
 
@@ -46,13 +47,11 @@ const FUZZ_HOST = '127.0.0.6';
 /** Where the proxy-mode endpoints' pool member listens. */
 const POOL_HOST = '127.0.0.4';
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '10' },
-    'max-messages': { type: 'string', default: '100000000' },
-    seed: { type: 'string', default: '1' },
-    quiet: { type: 'boolean', default: false },
-  },
+const { values: args } = parseOptions({
+  seconds: { type: 'string', default: '10' },
+  'max-messages': { type: 'string', default: '100000000' },
+  seed: { type: 'string', default: '1' },
+  quiet: { type: 'boolean', default: false },
 });
 const SECONDS = Number(args.seconds);
 const MAX_MESSAGES = Number(args['max-messages']);

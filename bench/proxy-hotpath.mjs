@@ -3,6 +3,7 @@
 // INVITEs (RFC 6026, 64*T1) and Timer J/K pile up as under real load. Prints CPU µs per call and the
 // heap the calls leave held. `rr` record-routes (signed Record-Route, verified on ACK and BYE).
 // Usage: npm run build && [OUTBOUND=real] [RATE=2000] node bench/proxy-hotpath.mjs [dist folder] [calls] [rr]
+import './lib/help.mjs'; // first: --help exits before the rest runs
 import { pino } from 'pino';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

@@ -23,13 +23,13 @@
 //             [--kamailio-shm 1024]
 //   fleet:    [--fleet-rate 5000] [--fleet-duration 10] [--fleet-warmup 10000] [--fleet-level warn]
 //             [--fleet-fr-timer 2000] [--fleet-ping-interval 5] [--fleet-kill-at (half the duration)]
+import { parseOptions } from './lib/help.mjs'; // first: --help exits before the rest runs
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss } from './lib/proc.mjs';
 import { fleetMarkdownReport, fleetStanding, runFleetSuite } from './lib/fleet-suite.mjs';
@@ -59,45 +59,43 @@ const SUITES = ['redirect', 'proxy', 'fleet'];
 /** The suites run when none is named; the fleet suite runs only when asked for. */
 const DEFAULT_SUITES = ['redirect', 'proxy'];
 
-const { values: args } = parseArgs({
-  options: {
-    suite: { type: 'string' },
-    duration: { type: 'string', default: '10' },
-    // Left out: 5000,10000,20000, and 2000 as well with --engine drachtio (its target load).
-    loads: { type: 'string' },
-    'tcp-rate': { type: 'string', default: '10000' },
-    'redirect-warmup': { type: 'string', default: '20000' },
-    'memory-calls': { type: 'string', default: '200000' },
-    'memory-rate': { type: 'string', default: '5000' },
-    only: { type: 'string' },
-    levels: { type: 'string', default: 'info,warn' },
-    'kamailio-children': { type: 'string', default: '2' },
-    // Rounds per load: each round runs both servers back to back, and the report pairs them by round.
-    repeat: { type: 'string', default: '1' },
-    'no-write': { type: 'boolean', default: false },
-    'proxy-duration': { type: 'string', default: '10' },
-    'proxy-loads': { type: 'string', default: '500,1000,2000,3000' },
-    'record-route': { type: 'boolean', default: false },
-    'proxy-memory-calls': { type: 'string', default: '100000' },
-    'proxy-memory-rate': { type: 'string', default: '1000' },
-    drain: { type: 'string', default: '40' },
-    'hold-calls': { type: 'string', default: '20000' },
-    'hold-rate': { type: 'string', default: '2000' },
-    'hold-ms': { type: 'string', default: '30000' },
-    'kamailio-shm': { type: 'string', default: '1024' },
-    warmup: { type: 'string', default: '15000' },
-    engine: { type: 'string' },
-    'drachtio-max-rate': { type: 'string', default: '5000' },
-    'fleet-rate': { type: 'string', default: '5000' },
-    'fleet-duration': { type: 'string', default: '10' },
-    'fleet-warmup': { type: 'string', default: '10000' },
-    'fleet-level': { type: 'string', default: 'warn' },
-    'fleet-fr-timer': { type: 'string', default: '2000' },
-    'fleet-ping-interval': { type: 'string', default: '5' },
-    'fleet-kill-at': { type: 'string' },
-    hep: { type: 'boolean', default: false },
-    'hep-rate': { type: 'string', default: '10000' },
-  },
+const { values: args } = parseOptions({
+  suite: { type: 'string' },
+  duration: { type: 'string', default: '10' },
+  // Left out: 5000,10000,20000, and 2000 as well with --engine drachtio (its target load).
+  loads: { type: 'string' },
+  'tcp-rate': { type: 'string', default: '10000' },
+  'redirect-warmup': { type: 'string', default: '20000' },
+  'memory-calls': { type: 'string', default: '200000' },
+  'memory-rate': { type: 'string', default: '5000' },
+  only: { type: 'string' },
+  levels: { type: 'string', default: 'info,warn' },
+  'kamailio-children': { type: 'string', default: '2' },
+  // Rounds per load: each round runs both servers back to back, and the report pairs them by round.
+  repeat: { type: 'string', default: '1' },
+  'no-write': { type: 'boolean', default: false },
+  'proxy-duration': { type: 'string', default: '10' },
+  'proxy-loads': { type: 'string', default: '500,1000,2000,3000' },
+  'record-route': { type: 'boolean', default: false },
+  'proxy-memory-calls': { type: 'string', default: '100000' },
+  'proxy-memory-rate': { type: 'string', default: '1000' },
+  drain: { type: 'string', default: '40' },
+  'hold-calls': { type: 'string', default: '20000' },
+  'hold-rate': { type: 'string', default: '2000' },
+  'hold-ms': { type: 'string', default: '30000' },
+  'kamailio-shm': { type: 'string', default: '1024' },
+  warmup: { type: 'string', default: '15000' },
+  engine: { type: 'string' },
+  'drachtio-max-rate': { type: 'string', default: '5000' },
+  'fleet-rate': { type: 'string', default: '5000' },
+  'fleet-duration': { type: 'string', default: '10' },
+  'fleet-warmup': { type: 'string', default: '10000' },
+  'fleet-level': { type: 'string', default: 'warn' },
+  'fleet-fr-timer': { type: 'string', default: '2000' },
+  'fleet-ping-interval': { type: 'string', default: '5' },
+  'fleet-kill-at': { type: 'string' },
+  hep: { type: 'boolean', default: false },
+  'hep-rate': { type: 'string', default: '10000' },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
   throw new Error(

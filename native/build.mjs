@@ -10,6 +10,15 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const addon = join(here, 'build/Release/pchat_udp.node');
 
+const USAGE = `usage: node native/build.mjs [--if-missing]
+
+Builds the UDP binding (native/udp.c) with node-gyp; without it the service uses node:dgram.
+--if-missing: do nothing when the binding is already built.`;
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
 if (process.platform !== 'linux') {
   console.log(`native UDP binding: not built on ${process.platform}; node:dgram will be used`);
   process.exit(0);

@@ -8,9 +8,23 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { SBIN } from './peers.mjs';
+
+const USAGE = `usage: node test/run.mjs [vitest arguments...]     (npm test [-- vitest arguments...])
+
+Without arguments: the whole suite in two vitest runs (everything but test/fuzz in parallel, then
+test/fuzz alone) and one summary line. With arguments: one vitest run with them, such as a test file
+or -t NAME (npx vitest --help lists vitest's own options).`;
 
 const extra = process.argv.slice(2);
+if (extra.includes('--help') || extra.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+// Kamailio and dnsmasq live in sbin, which a normal user's PATH leaves out (test/peers.mjs looks there).
+const path = (process.env.PATH ?? '').split(delimiter);
+const env = { ...process.env, PATH: [...path, ...SBIN.filter((d) => !path.includes(d))].join(delimiter) };
 const runs = extra.length > 0 ? [extra] : [['--exclude', 'test/fuzz/**'], ['test/fuzz']];
 const dir = mkdtempSync(join(tmpdir(), 'pchat-vitest-'));
 let passed = 0;
@@ -27,7 +41,7 @@ for (const [i, selection] of runs.entries()) {
     `--outputFile.json=${report}`,
     ...selection,
   ];
-  const run = spawnSync('npx', args, { stdio: 'inherit' });
+  const run = spawnSync('npx', args, { stdio: 'inherit', env });
   if (run.status !== 0) status = run.status ?? 1;
   try {
     const r = JSON.parse(readFileSync(report, 'utf8'));

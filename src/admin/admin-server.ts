@@ -29,9 +29,10 @@ export interface AdminHandlers {
   reload(): Promise<{ ok: boolean }>;
   /**
    * The drachtio engine's outbound address ("127.0.0.1:9023"), for drachtio-servers' request-handler
-   * (GET /drachtio/route); undefined when the engine does not listen for them.
+   * (GET /drachtio/route); `draining` once the instance drains (new requests belong elsewhere);
+   * undefined when the engine does not listen for them.
    */
-  drachtioRoute?(): string | undefined;
+  drachtioRoute?(): { uri: string } | 'draining' | undefined;
   /** The drachtio engine's links and their SIP addresses (GET /drachtio); undefined on the native engine. */
   drachtio?(): unknown;
 }
@@ -361,10 +362,14 @@ async function handle(
     case '/drachtio/route':
     case '/drachtio/route/': {
       // drachtio-server's outbound connections: every new request is routed to this instance.
-      const uri = h.drachtioRoute?.();
-      if (uri === undefined)
+      const route = h.drachtioRoute?.();
+      if (route === undefined)
         return send(res, 404, TEXT, 'the drachtio engine does not listen for drachtio-servers\n');
-      return json(res, 200, { action: 'route', data: { uri } });
+      // Draining: drachtio-server answers the new request 503 itself, so the caller (or the fleet's
+      // front) tries another instance instead of waiting on one that is going away.
+      if (route === 'draining')
+        return json(res, 200, { action: 'reject', data: { status: 503, reason: 'Service Unavailable' } });
+      return json(res, 200, { action: 'route', data: route });
     }
     case '/reload': {
       const result = await h.reload();

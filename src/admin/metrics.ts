@@ -5,6 +5,7 @@ import type { DecisionFields } from '../base/log.js';
 import type { RouterStats } from '../router/router.js';
 import type { GuardStats } from '../guard/guard.js';
 import type { ConnectionWatchStats } from '../transport/connection-watch.js';
+import { EventLoopDelay, type LoopDelayStats } from './event-loop-delay.js';
 
 /** What the metrics read from the running service when scraped. */
 export interface MetricsSource {
@@ -21,6 +22,10 @@ export interface MetricsSource {
   readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
   /** HEP export (server.yaml `hep`): datagrams sent to collectors and those the socket refused. */
   readonly hep?: () => { readonly sent: number; readonly sendErrors: number };
+  /** Lookup dialogs held (pchat_dialogs_held); left out where the engine holds them elsewhere. */
+  readonly dialogs?: () => number;
+  /** Whether /readyz answers 200 (pchat_ready): listening, not draining, engine connected. */
+  readonly ready?: () => boolean;
 }
 
 /** What pchat_config_info carries: the table's digest and size. */
@@ -71,6 +76,12 @@ export interface MetricsOptions {
  */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
+/**
+ * prom-client's own event-loop histogram cannot be left out of its default metrics; its figures are
+ * replaced (eventLoopMetrics), so it samples rarely.
+ */
+const UNUSED_SAMPLE_MS = 60_000;
+
 // Decisions take tens of microseconds; a cutover or a slow pool shows in the upper buckets.
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
 
@@ -81,19 +92,24 @@ export class ServiceMetrics {
   private readonly responseTime: LatencyHistogram;
   private readonly reloads: Counter<'result'>;
   /**
-   * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool and target URI.
+   * Pool member state for the proxy mode's health probes: 1 up, 0 down, per pool (its FQDN) and target.
    * Each probed member has a series from the start (up until its first probe says otherwise),
    * set again whenever the prober sees it change state.
    */
   readonly poolMemberUp: Gauge<'pool' | 'target'>;
+  /** The event-loop delay sampler, when process metrics are on: its timer stops with the service. */
+  private readonly loopDelay: EventLoopDelay | undefined;
 
   constructor(
     private readonly source: MetricsSource,
     opts: MetricsOptions = {},
   ) {
     const registers = [this.registry];
-    if (opts.processMetrics !== false)
-      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: UNUSED_SAMPLE_MS });
+      this.loopDelay = new EventLoopDelay(EVENT_LOOP_SAMPLE_MS).start();
+      eventLoopMetrics(this.registry, this.loopDelay);
+    }
     // Every decision is tallied here, on the hot path, with plain arithmetic; prom-client's own
     // counters re-hash their labels on each update, which cost 10–15 µs a call under load (measured
     // against SIPp at 10,000 calls/s). The registry reads these tallies only when scraped.
@@ -128,6 +144,8 @@ export class ServiceMetrics {
     if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
     if (source.config !== undefined) configMetrics(registers, source.config);
     if (source.hep !== undefined) hepMetrics(registers, source.hep);
+    if (source.ready !== undefined) readyMetric(registers, source.ready);
+    if (source.dialogs !== undefined) dialogsMetric(registers, source.dialogs);
   }
 
   /** The router's decision hook. */
@@ -138,6 +156,11 @@ export class ServiceMetrics {
     this.requests.inc(method, endpoint, mode, d.outcome, d.status);
     this.responseTime.observe(method, d.outcome, d.latencyUs / 1e6);
   };
+
+  /** Stops what samples on a timer (the event-loop delay); a scrape still answers. */
+  close(): void {
+    this.loopDelay?.stop();
+  }
 
   reloaded(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'refused' });
@@ -560,4 +583,61 @@ function hepMetrics(registers: Registers, hep: NonNullable<MetricsSource['hep']>
     'HEP3 datagrams not sent: refused by the socket, or a message too large for HEP3 (64 KiB)',
     () => hep().sendErrors,
   );
+}
+
+/** pchat_ready: 1 while /readyz answers 200, so an alert sees an instance that is up but not serving. */
+function readyMetric(registers: Registers, ready: () => boolean): void {
+  new Gauge({
+    name: 'pchat_ready',
+    help: 'Whether the instance is ready (GET /readyz answers 200): 1 ready, 0 not (draining, engine not connected)',
+    registers,
+    collect() {
+      this.set(ready() ? 1 : 0);
+    },
+  });
+}
+
+/** pchat_dialogs_held: what the lookup service holds between a client's INVITE and its BYE. */
+function dialogsMetric(registers: Registers, dialogs: () => number): void {
+  new Gauge({
+    name: 'pchat_dialogs_held',
+    help: 'Lookup dialogs held: legacy Group Chat clients between their INVITE and BYE (at most lookup.maxDialogs)',
+    registers,
+    collect() {
+      this.set(dialogs());
+    },
+  });
+}
+
+const LOOP_DELAY_GAUGES: readonly [keyof LoopDelayStats, string][] = [
+  ['min', 'The shortest'],
+  ['max', 'The longest'],
+  ['mean', 'The mean'],
+  ['stddev', 'The standard deviation of the'],
+  ['p50', 'The median'],
+  ['p90', 'The 90th percentile of the'],
+  ['p99', 'The 99th percentile of the'],
+];
+
+/**
+ * nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds, under prom-client's names, as the
+ * delay beyond the sampling period (src/admin/event-loop-delay.ts): prom-client's own read about
+ * 100 ms on an idle loop. The first gauge's collect reads the window the others then show; a scrape
+ * collects them in the order they were registered.
+ */
+function eventLoopMetrics(registry: Registry, delay: EventLoopDelay): void {
+  let stats: LoopDelayStats | undefined;
+  for (const [key, what] of LOOP_DELAY_GAUGES) {
+    const name = `nodejs_eventloop_lag_${key}_seconds`;
+    registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help: `${what} event-loop delay since the last scrape: how late a timer due every ${EVENT_LOOP_SAMPLE_MS} ms fired, in seconds`,
+      registers: [registry],
+      collect() {
+        if (key === 'min' || stats === undefined) stats = delay.read();
+        this.set(stats[key]);
+      },
+    });
+  }
 }

@@ -1,6 +1,6 @@
 // What the commands share: where the configuration is, how an endpoint is shown, how an edit is run
 // and reported, and which failure maps to which exit code.
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { LockTimeoutError } from '../config/atomic-file.js';
 import { ConfigError } from '../config/errors.js';
@@ -11,7 +11,7 @@ import {
   type EditPlan,
   type EditResult,
 } from '../config/endpoints-editor.js';
-import { defaultConfigDir, ENDPOINTS_FILE } from '../config/load.js';
+import { defaultConfigDir, ENDPOINTS_FILE, isInstalledPackage } from '../config/load.js';
 import { parseInstant, type EndpointConfig } from '../config/schema.js';
 import { endpointProjection } from '../endpoints/projection.js';
 import { EndpointTable } from '../endpoints/table.js';
@@ -26,8 +26,30 @@ export interface ConfigDirOptions {
 export function addConfigDirOption(cmd: Command, io: CliIo): Command {
   return cmd.option(
     '-c, --config-dir <dir>',
-    'folder with server.yaml and endpoints.yaml (default: $PCHAT_CONFIG_DIR, else the shipped config/)',
+    'folder with server.yaml and endpoints.yaml (default: $PCHAT_CONFIG_DIR, else the shipped ' +
+      'config/, read-only in an installed package: make your own with `init DIR`)',
     io.env['PCHAT_CONFIG_DIR'] ?? defaultConfigDir(),
+  );
+}
+
+/**
+ * Whether `dir` is the example folder inside an installed package. It is served as it is but never
+ * edited: an upgrade would replace it, and a global install's folder usually belongs to root.
+ */
+export function isShippedExample(dir: string, installed = isInstalledPackage()): boolean {
+  return installed && resolve(dir) === resolve(defaultConfigDir());
+}
+
+/** What to do instead of editing the installed package's example: make a folder of one's own. */
+export const MAKE_CONFIG_DIR =
+  'make a configuration folder with `pchat-endpoint init DIR`, then name it with --config-dir DIR ' +
+  'or PCHAT_CONFIG_DIR=DIR';
+
+/** Refuses an edit of the installed package's own example configuration, saying what to do instead. */
+export function refuseShippedExample(flags: ConfigDirOptions): void {
+  if (!isShippedExample(flags.configDir)) return;
+  throw usage(
+    `the example configuration in the installed package is read-only (${flags.configDir}): ${MAKE_CONFIG_DIR}`,
   );
 }
 
@@ -93,6 +115,7 @@ export async function runEdit(
   plan: (current: CurrentFile) => EditPlan,
   show: (result: EditResult) => EndpointConfig | undefined,
 ): Promise<void> {
+  refuseShippedExample(flags);
   const file = endpointsFile(flags);
   let result: EditResult;
   try {

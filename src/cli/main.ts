@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The pchat-endpoint command line: serve, new, get, set, remove, check, trace, status. Exit codes in exit-codes.ts.
+// The pchat-endpoint command line: serve, init, new, get, set, remove, check, trace, status. Exit codes in exit-codes.ts.
 
 import { processIo } from './io.js';
 import { runCli } from './program.js';

@@ -5,6 +5,7 @@ import { asCliError } from './common.js';
 import { checkCommand } from './check-command.js';
 import { EXIT } from './exit-codes.js';
 import { getCommand } from './get-command.js';
+import { initCommand } from './init-command.js';
 import type { CliIo } from './io.js';
 import { newCommand } from './new-command.js';
 import { removeCommand } from './remove-command.js';
@@ -22,6 +23,7 @@ export function buildProgram(io: CliIo): Command {
     .showHelpAfterError('(add --help for usage)');
   for (const make of [
     serveCommand,
+    initCommand,
     newCommand,
     getCommand,
     setCommand,

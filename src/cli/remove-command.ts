@@ -8,6 +8,7 @@ import {
   asCliError,
   endpointsFile,
   plainArgument,
+  refuseShippedExample,
   runEdit,
   type EditFlags,
 } from './common.js';
@@ -27,6 +28,8 @@ export function removeCommand(io: CliIo): Command {
   addEditOptions(cmd);
   return cmd.action(async (identityArg: string, flags: RemoveFlags) => {
     const identity = plainArgument('<identity>', identityArg);
+    // Before the question: a "yes" must not be answered with a refusal.
+    refuseShippedExample(flags);
     if (flags.force !== true && flags.whatIf !== true && io.interactive) {
       // Asked before the lock is taken, so a person thinking does not hold up other edits; the entry is
       // looked up again under the lock.

@@ -6,7 +6,7 @@ import { ConfigError } from '../config/errors.js';
 import { LOG_LEVELS, parseListenAddress, type ListenAddress } from '../config/schema.js';
 import type { Logger } from 'pino';
 import { startServer, type RunningServer } from '../server/server.js';
-import { addConfigDirOption, type ConfigDirOptions } from './common.js';
+import { addConfigDirOption, isShippedExample, MAKE_CONFIG_DIR, type ConfigDirOptions } from './common.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { withTimeout } from '../base/with-timeout.js';
@@ -41,6 +41,10 @@ export function serveCommand(io: CliIo): Command {
     );
   addConfigDirOption(cmd, io);
   return cmd.action(async (flags: ServeFlags) => {
+    if (isShippedExample(flags.configDir))
+      io.err(
+        `pchat-endpoint: serving the example configuration, read-only (${flags.configDir}): ${MAKE_CONFIG_DIR}\n`,
+      );
     let server: RunningServer;
     try {
       server = await startServer({

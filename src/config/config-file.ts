@@ -21,6 +21,8 @@ export const DEFAULT_READ_TIMEOUT = 5_000;
 export interface ReadRules {
   /** Largest size read, in bytes; a larger file is refused after reading at most this plus one byte. */
   readonly maxFileSize: number;
+  /** The setting that sets maxFileSize, named when a file is over it; default `config.maxFileSize`. */
+  readonly limitName?: string;
   /** A read that has not finished by then is given up (the file may sit on a hung mount). */
   readonly timeoutMs: number;
   /**
@@ -63,15 +65,15 @@ function inside(root: string, path: string): boolean {
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
-function tooLarge(size: string, limit: number): string {
-  return `is ${size} bytes, over the limit of ${limit} bytes (config.maxFileSize): not read`;
+function tooLarge(size: string, limit: number, name: string): string {
+  return `is ${size} bytes, over the limit of ${limit} bytes (${name}): not read`;
 }
 
 /** The descriptor's own type and size decide, so a file swapped after a stat changes nothing. */
-async function readBounded(fh: FileHandle, limit: number): Promise<Buffer> {
+async function readBounded(fh: FileHandle, limit: number, name: string): Promise<Buffer> {
   const st = await fh.stat();
   if (!st.isFile()) throw new Refused(`is ${kindOf(st)}, not a regular file: not read`);
-  if (st.size > limit) throw new Refused(tooLarge(String(st.size), limit));
+  if (st.size > limit) throw new Refused(tooLarge(String(st.size), limit, name));
   // The file may grow between the stat and the read: never hold more than limit + 1 bytes, which is
   // enough to know it went over.
   const cap = limit + 1;
@@ -88,7 +90,7 @@ async function readBounded(fh: FileHandle, limit: number): Promise<Buffer> {
     if (bytesRead === 0) break;
     total += bytesRead;
   }
-  if (total > limit) throw new Refused(tooLarge(`more than ${limit}`, limit));
+  if (total > limit) throw new Refused(tooLarge(`more than ${limit}`, limit, name));
   return buf.subarray(0, total);
 }
 
@@ -114,7 +116,7 @@ async function readRuled(file: string, rules: ReadRules): Promise<Buffer> {
     throw new Refused(`is ${kindOf(await stat(path))}, not a regular file: not read`);
   }
   try {
-    return await readBounded(fh, rules.maxFileSize);
+    return await readBounded(fh, rules.maxFileSize, rules.limitName ?? 'config.maxFileSize');
   } finally {
     await fh.close().catch(() => undefined);
   }

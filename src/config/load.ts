@@ -1,6 +1,6 @@
 // Reads and validates the configuration files: server.yaml (service settings) and endpoints.yaml (the
 // endpoint table). Everything past this point trusts what it returns.
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EndpointTable } from '../endpoints/table.js';
@@ -118,6 +118,7 @@ export async function loadIfChanged(
   });
   const userLimits = {
     maxFileSize: limits?.maxUserTableSize ?? DEFAULT_MAX_USER_TABLE_SIZE,
+    limitName: 'config.maxUserTableSize',
     timeoutMs: limits?.readTimeout ?? timeoutMs,
     root: dir,
   };
@@ -200,6 +201,15 @@ function failed(issue: ConfigIssue): Checked<never> {
  */
 export function defaultConfigDir(): string {
   return fileURLToPath(new URL('../../config', import.meta.url));
+}
+
+/**
+ * Whether the package at `root` (default: this one) was installed by npm rather than checked out:
+ * npm puts every package it installs, global or local, under a node_modules folder. Node runs a
+ * package's files from their real path, so `npm link` to a checkout counts as the checkout.
+ */
+export function isInstalledPackage(root = fileURLToPath(new URL('../..', import.meta.url))): boolean {
+  return root.split(sep).includes('node_modules');
 }
 
 /** The pools endpoints.yaml knows: every endpoint's, every pools entry, every homing rule's. */

@@ -912,6 +912,11 @@ export const poolTargetSchema = strictObject({
 export const poolSchema = strictObject({
   fqdn: poolFqdn,
   targets: orEmpty([], z.array(poolTargetSchema)),
+  /** Lookup mode: what callers homed on this pool are handed (`sip:<endpoint user>@<fqdn>` by default). */
+  lookupUris: z
+    .array(z.string().superRefine(check((v: string) => uriProblem(v, false))))
+    .min(1)
+    .optional(),
   ...maintenanceFields,
 }).superRefine(maintenanceConflict);
 

@@ -28,6 +28,11 @@ export interface Pool {
   readonly maintenanceUntil?: number | undefined;
   /** Static targets that override DNS; empty when none are configured. */
   readonly targets: readonly PoolTarget[];
+  /**
+   * Lookup mode, callers homed on this pool: the URIs handed out to them (the pool's own contact,
+   * as `lookupUris` on an endpoint is for its default pool); undefined: `sip:<endpoint user>@<fqdn>`.
+   */
+  readonly lookupUris?: readonly string[] | undefined;
 }
 
 export interface Endpoint {

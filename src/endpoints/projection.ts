@@ -35,5 +35,6 @@ export function poolProjection(p: Pool) {
     fqdn: p.fqdn,
     targets: p.targets,
     maintenanceUntil: windowView(p.maintenanceUntil),
+    lookupUris: p.lookupUris ?? null,
   } satisfies Record<keyof Pool, unknown>;
 }

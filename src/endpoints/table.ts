@@ -20,6 +20,7 @@ export interface EndpointsInput {
   readonly pools: readonly (MaintenanceInput & {
     readonly fqdn: string;
     readonly targets: readonly { readonly uri: string; readonly q?: number | undefined }[];
+    readonly lookupUris?: readonly string[] | undefined;
   })[];
   readonly endpoints: readonly (MaintenanceInput & {
     readonly sipAddress: string;
@@ -84,12 +85,22 @@ export class EndpointTable {
         ...endpoint,
         poolFqdn,
         pool,
-        lookupUris: Object.freeze([`sip:${endpoint.user}@${poolFqdn}`]),
+        lookupUris: this.handOut(endpoint, pool),
         homedBy: rule,
       });
       byPool.set(key, e);
     }
     return e;
+  }
+
+  /**
+   * Lookup mode: the URIs a caller homed on `pool` is handed. The endpoint's own `lookupUris` when
+   * the rule names its default pool anyway (they were written for that pool), else the pool entry's,
+   * else the endpoint's user at the pool's name.
+   */
+  private handOut(endpoint: Endpoint, pool: Pool): readonly string[] {
+    if (pool.fqdn === endpoint.poolFqdn) return endpoint.lookupUris;
+    return pool.lookupUris ?? Object.freeze([`sip:${endpoint.user}@${pool.fqdn}`]);
   }
 
   /**
@@ -126,6 +137,7 @@ export class EndpointTable {
           fqdn,
           targets: Object.freeze(targets),
           ...(maintenanceUntil === undefined ? {} : { maintenanceUntil }),
+          ...(p.lookupUris === undefined ? {} : { lookupUris: Object.freeze([...p.lookupUris]) }),
         }),
       );
     }

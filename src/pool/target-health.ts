@@ -65,15 +65,19 @@ export class TargetHealth {
     const valid = retryAfterSec !== undefined && Number.isFinite(retryAfterSec) && retryAfterSec >= 0;
     const ms = valid ? Math.min(retryAfterSec * 1000, this.maxHoldDownMs) : this.holdDownMs;
     const s = this.state(t);
-    const until = this.clock.now() + ms;
+    const now = this.clock.now();
+    const until = now + ms;
     // A later, shorter Retry-After does not cut short a hold-down already running.
     if (until > s.heldUntil) {
+      // Logged when the member goes down, not for every request that failed on it meanwhile (those
+      // already in flight to it when it first failed): one line per outage, at any request rate.
+      const wasHeld = s.heldUntil > now;
       s.heldUntil = until;
       if (s.timer !== undefined) this.clock.clearTimer(s.timer);
       s.timer = ms > 0 ? this.clock.setTimer(ms, () => this.holdDownOver(s)) : undefined;
-      this.logger.info(
+      this.logger[wasHeld ? 'debug' : 'info'](
         { target: t.id, host: t.host, holdDownMs: ms, retryAfter: retryAfterSec },
-        'pool member held down',
+        wasHeld ? 'pool member hold-down extended' : 'pool member held down',
       );
     }
     this.update(s);

@@ -66,10 +66,13 @@ export interface ProxySupportContext {
   readonly onFramingError: FramingErrorHandler;
   /** Where copies of the messages sent on connections to pool members are taken (HEP). */
   readonly capture?: CaptureHook;
-  /** Told whenever a pool member goes up or down (metrics). */
-  readonly onMemberChange?: (t: Target, up: boolean) => void;
-  /** Told when a member is no longer probed (a reload removed it): its series goes (metrics). */
-  readonly onMemberGone?: (t: Target) => void;
+  /**
+   * Told whenever a pool member goes up or down (metrics), once for each pool (FQDN) it was resolved
+   * for; a member no refresh resolved (probing off: health learnt from requests) under its host.
+   */
+  readonly onMemberChange?: (pool: string, t: Target, up: boolean) => void;
+  /** Told when a member is no longer probed for a pool (a reload removed it): its series goes (metrics). */
+  readonly onMemberGone?: (pool: string, t: Target) => void;
   /** Sends the health probes instead of the native transactions (the drachtio engine's). */
   readonly sendProbe?: (t: Target) => Promise<ProbeResult>;
 }
@@ -82,8 +85,10 @@ export class ProxySupport {
   readonly health: TargetHealth;
   readonly prober: HealthProber | undefined;
   private readonly settings: ProxySettings;
-  /** The members the last refresh exposed, by id. */
-  private exposed = new Map<string, Target>();
+  /** The members the last refresh exposed, by pool FQDN and target id. */
+  private exposed = new Map<string, { pool: string; target: Target }>();
+  /** The pools each exposed member was resolved for, by target id: its health is one for all of them. */
+  private poolsOf = new Map<string, string[]>();
 
   constructor(
     opts: ProxyOptions,
@@ -120,7 +125,7 @@ export class ProxySupport {
       clock: ctx.clock,
       logger: ctx.logger,
       holdDownMs: opts.holdDownMs,
-      ...(ctx.onMemberChange === undefined ? {} : { onChange: ctx.onMemberChange }),
+      ...(ctx.onMemberChange === undefined ? {} : { onChange: (t, up) => this.memberChanged(t, up) }),
     });
     const probe = opts.probe;
     this.prober =
@@ -159,9 +164,15 @@ export class ProxySupport {
     const pools = new Map<string, (typeof table extends Iterable<infer E> ? E : never)['pool']>();
     for (const e of table) if (e.mode === 'proxy' && e.enabled) pools.set(e.pool.fqdn, e.pool);
     const all: Target[] = [];
+    const now = new Map<string, { pool: string; target: Target }>();
+    const poolsOf = new Map<string, string[]>();
     for (const pool of pools.values()) {
       try {
-        all.push(...(await this.resolver.resolve(pool)));
+        for (const target of await this.resolver.resolve(pool)) {
+          all.push(target);
+          now.set(`${pool.fqdn} ${target.id}`, { pool: pool.fqdn, target });
+          poolsOf.set(target.id, [...(poolsOf.get(target.id) ?? []), pool.fqdn]);
+        }
       } catch (err) {
         this.ctx.logger.warn(
           { pool: pool.fqdn, err: err instanceof Error ? err.message : String(err) },
@@ -172,10 +183,16 @@ export class ProxySupport {
     this.prober.setTargets(all);
     // Every member is exposed from the start (assumed up until its first probe says otherwise), and
     // one a reload removed is no longer shown, as up or as down.
-    const now = new Map(all.map((t) => [t.id, t]));
-    for (const [id, t] of this.exposed) if (!now.has(id)) this.ctx.onMemberGone?.(t);
+    for (const [key, m] of this.exposed) if (!now.has(key)) this.ctx.onMemberGone?.(m.pool, m.target);
     this.exposed = now;
-    for (const t of all) this.ctx.onMemberChange?.(t, this.health.isAvailable(t));
+    this.poolsOf = poolsOf;
+    for (const m of now.values())
+      this.ctx.onMemberChange?.(m.pool, m.target, this.health.isAvailable(m.target));
+  }
+
+  /** A member's health changed: told for each pool it serves. */
+  private memberChanged(t: Target, up: boolean): void {
+    for (const pool of this.poolsOf.get(t.id) ?? [t.host]) this.ctx.onMemberChange?.(pool, t, up);
   }
 
   /** One OPTIONS to a pool member through our own client transaction (RFC 3261 §11). */

@@ -11,6 +11,7 @@ import { EndpointTable } from '../endpoints/table.js';
 import { createLogger, flushLogger } from '../base/log.js';
 import { Router, type RouterStats } from '../router/router.js';
 import { buildModes } from '../modes/registry.js';
+import { LookupMode } from '../modes/lookup/index.js';
 import { hostPort } from '../sip/host-port.js';
 import { ProxySupport, type ProxyOptions } from './proxy-setup.js';
 import type { LookupSettings } from '../modes/lookup/lookup-service.js';
@@ -163,7 +164,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       guard,
       connections: connectionWatch,
       hep: () => hep.stats,
-      ...(settings.drachtio === undefined ? {} : { drachtio: () => svc.engine?.views() ?? [] }),
+      ready: () => ready(svc),
+      // The drachtio engine's lookup dialogs are its own (src/drachtio), not the router's.
+      ...(settings.drachtio === undefined
+        ? { dialogs: () => lookupDialogs(router) }
+        : { drachtio: () => svc.engine?.views() ?? [] }),
     },
     { processMetrics: settings.admin !== undefined },
   );
@@ -188,8 +193,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
       capture: hep.hook,
-      onMemberChange: (t, up) => metrics.poolMemberUp.set({ pool: t.host, target: t.id }, up ? 1 : 0),
-      onMemberGone: (t) => metrics.poolMemberUp.remove({ pool: t.host, target: t.id }),
+      onMemberChange: (pool, t, up) => metrics.poolMemberUp.set({ pool, target: t.id }, up ? 1 : 0),
+      onMemberGone: (pool, t) => metrics.poolMemberUp.remove({ pool, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
@@ -294,6 +299,12 @@ function routerFor(
   });
 }
 
+/** Dialogs the router's lookup mode holds; 0 when lookup mode is not built. */
+function lookupDialogs(router: Router): number {
+  const mode = router.mode('lookup');
+  return mode instanceof LookupMode ? mode.service.size : 0;
+}
+
 /** Not closed, not draining, and with the drachtio engine, connected to a drachtio-server. */
 function ready(svc: Service): boolean {
   return !svc.closed && !svc.draining && (svc.engine === undefined || svc.engine.ready());
@@ -383,7 +394,11 @@ async function openAdmin(svc: Service): Promise<void> {
         uptimeMs: () => performance.now() - svc.startedAt,
         endpoints: () => endpointsView(svc.reloader.table, svc.reloader.digest),
         reload: () => svc.reloader.reload('http'),
-        drachtioRoute: () => svc.engine?.links.outboundAddress(),
+        drachtioRoute: () => {
+          const uri = svc.engine?.links.outboundAddress();
+          if (uri === undefined) return undefined;
+          return svc.draining ? 'draining' : { uri };
+        },
         drachtio: () => (svc.engine === undefined ? undefined : { links: svc.engine.views() }),
       },
       (err) => logger.warn({ err }, 'admin port error'),
@@ -444,6 +459,7 @@ async function closeService(svc: Service): Promise<void> {
   svc.hep.close();
   svc.engine?.close();
   svc.certificates?.close();
+  svc.metrics.close();
   await Promise.all([svc.listeners.close(), svc.admin?.close()]);
 }
 

@@ -31,6 +31,19 @@ export function drachtioAvailable(): string | undefined {
   return executable(DEFAULT_BIN) ? DEFAULT_BIN : undefined;
 }
 
+/**
+ * A drachtio test's title: as given where there is a binary, else with the one line saying why it is
+ * skipped and how to get one (drachtio-server has no OS package; `npm test` installs the vendored copy
+ * where there is one, test/peers.mjs).
+ */
+export function drachtioTitle(title: string, bin: string | undefined): string {
+  if (bin) return title;
+  return (
+    `${title} (SKIPPED: no drachtio-server; build it from https://github.com/drachtio/drachtio-server ` +
+    'and put it on PATH, at /opt/drachtio/bin/drachtio, or in DRACHTIO_BIN)'
+  );
+}
+
 function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
@@ -130,7 +143,10 @@ function childEnv(): NodeJS.ProcessEnv {
 export async function startDrachtio(opts: DrachtioOptions = {}): Promise<DrachtioHandle> {
   const bin = opts.bin ?? drachtioAvailable();
   if (!bin)
-    throw new Error('no drachtio binary: set DRACHTIO_BIN or install it (../shared/vendor/drachtio-server)');
+    throw new Error(
+      'no drachtio binary: set DRACHTIO_BIN, or put drachtio on PATH or at /opt/drachtio/bin/drachtio ' +
+        '(https://github.com/drachtio/drachtio-server)',
+    );
   const secret = opts.secret ?? 'cymru';
   if (!/^[A-Za-z0-9_.-]+$/.test(secret)) throw new RangeError(`secret must be [A-Za-z0-9_.-]+: ${secret}`);
   const dir = await mkdtemp(join(tmpdir(), 'drachtio-'));

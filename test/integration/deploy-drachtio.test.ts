@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { drachtioAvailable } from '../helpers/drachtio.js';
+import { drachtioAvailable, drachtioTitle } from '../helpers/drachtio.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const require = createRequire(import.meta.url);
@@ -77,7 +77,9 @@ function firstConnect(port: number, secret: string): Promise<{ err?: Error; host
   });
 }
 
-describe.skipIf(!bin)('docker-compose.yml drachtio profile, with the real drachtio-server', () => {
+const title = drachtioTitle('docker-compose.yml drachtio profile, with the real drachtio-server', bin);
+
+describe.skipIf(!bin)(title, () => {
   let dir: string;
   let drachtio: ChildProcess | undefined;
   let adminPort: number;

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
+import { drachtioAvailable, drachtioTitle, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { startDrachtioService, waitFor, type DrachtioService } from '../helpers/drachtio-service.js';
 import { NO_DNS } from '../helpers/service.js';
 import { requireSipp, runSipp, type SippResult, type SippTransport } from '../helpers/sipp.js';
@@ -75,7 +75,7 @@ function invite(ruri: string, extra = ''): string {
   );
 }
 
-describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)', () => {
+describe.skipIf(bin === undefined)(drachtioTitle('drachtio engine (real drachtio-server, SIPp)', bin), () => {
   let drachtio: DrachtioHandle;
   let svc: DrachtioService | undefined;
   const uas: SippServer[] = [];
@@ -436,6 +436,30 @@ describe.skipIf(bin === undefined)('drachtio engine (real drachtio-server, SIPp)
       2,
     );
     expect(svc.server.engine()!.inFlight()).toBe(0);
+  });
+
+  it('outbound: once the instance drains, /drachtio/route tells drachtio-server to answer new requests 503 itself', async () => {
+    svc = await startDrachtioService({
+      listen: { port: 0, secret: 'cymru' },
+      endpoints: ENDPOINTS(),
+      serverYaml: 'admin:\n  listen: 127.0.0.1:0\n',
+      waitReady: false,
+    });
+    const routeUrl = `http://127.0.0.1:${svc.server.adminAddress()!.port}/drachtio/route`;
+    const routed = (await (await fetch(`${routeUrl}/?method=INVITE`)).json()) as { action: string };
+    expect(routed.action).toBe('route');
+    const d = await startDrachtio({ requestHandlerUrl: routeUrl });
+    try {
+      expect(await udpRequest(d.sipPort, invite('sip:ocschat@contoso.com'))).toMatch(/^SIP\/2\.0 302 /);
+      await svc.server.drain(1000);
+      expect(await (await fetch(`${routeUrl}/?method=INVITE`)).json()).toEqual({
+        action: 'reject',
+        data: { status: 503, reason: 'Service Unavailable' },
+      });
+      expect(await udpRequest(d.sipPort, invite('sip:ocschat@contoso.com'))).toMatch(/^SIP\/2\.0 503 /);
+    } finally {
+      await d.stop();
+    }
   });
 
   it('lookup: a 200 never ACKed ends its dialog with BYE after 64*T1', async () => {

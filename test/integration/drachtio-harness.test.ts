@@ -7,13 +7,11 @@ import http from 'node:http';
 import type net from 'node:net';
 import Srf from 'drachtio-srf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
+import { drachtioAvailable, drachtioTitle, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { requireSipp, runSipp, type SippResult } from '../helpers/sipp.js';
 
 const bin = drachtioAvailable();
-const title = bin
-  ? 'drachtio-server test harness'
-  : 'drachtio-server test harness (SKIPPED: no drachtio binary; set DRACHTIO_BIN or run ../shared/vendor/drachtio-server/install.sh)';
+const title = drachtioTitle('drachtio-server test harness', bin);
 
 const POOL_CONTACT = '<sip:pcpool.contoso.com;transport=tls>';
 

@@ -10,7 +10,7 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
+import { drachtioAvailable, drachtioTitle, startDrachtio, type DrachtioHandle } from '../helpers/drachtio.js';
 import { CLI, msgOf, startServe, type LogLine, type ServeProcess } from '../helpers/serve-process.js';
 import { requireSipp, runSipp, type SippResult } from '../helpers/sipp.js';
 import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
@@ -93,7 +93,10 @@ async function connectedGauge(s: ServeProcess, server: string): Promise<number |
 }
 
 describe.skipIf(bin === undefined || !existsSync(CLI))(
-  'drachtio engine scale-out and resilience (serve processes, real drachtio-server, SIPp)',
+  drachtioTitle(
+    'drachtio engine scale-out and resilience (serve processes, real drachtio-server, SIPp)',
+    bin,
+  ),
   () => {
     const drachtios: DrachtioHandle[] = [];
     const serves: ServeProcess[] = [];

@@ -28,10 +28,15 @@ import { startSippServer, type SippServer } from '../helpers/sipp-server.js';
 const KAMAILIO_DIR = resolve(import.meta.dirname, '../../docs/deploy/kamailio');
 const KAMAILIO_CFG = join(KAMAILIO_DIR, 'kamailio.cfg');
 
-function kamailioAvailable(): boolean {
+/** Fails, saying how to get it, where Kamailio 5 or kamcmd is missing (`npm test` installs them). */
+function requireKamailio(): void {
   const probe = spawnSync('kamailio', ['-v'], { encoding: 'utf8', timeout: 10_000 });
   const kamcmd = spawnSync('kamcmd', ['-V'], { encoding: 'utf8', timeout: 10_000 });
-  return probe.error === undefined && /kamailio 5\./.test(probe.stdout) && kamcmd.error === undefined;
+  if (probe.error === undefined && /kamailio 5\./.test(probe.stdout) && kamcmd.error === undefined) return;
+  throw new Error(
+    `Kamailio 5 and kamcmd not found (${(probe.error ?? kamcmd.error)?.message ?? probe.stdout.trim()}): ` +
+      "install Debian's kamailio package (npm test does, from test/system-packages.txt)",
+  );
 }
 
 const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'] as const;
@@ -252,7 +257,7 @@ async function tableOf(s: ServeProcess): Promise<{ addresses: string[]; sha256: 
 
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
-const runnable = kamailioAvailable() && existsSync(CLI);
+const runnable = existsSync(CLI);
 
 describe.skipIf(!runnable)(
   'a fleet of three instances behind the Kamailio front of docs/deploy/kamailio (SIPp, loopback)',
@@ -275,6 +280,7 @@ describe.skipIf(!runnable)(
 
     beforeAll(async () => {
       requireSipp();
+      requireKamailio();
       // The proxy endpoint's pool member: a SIPp UAS taking every proxied call of the file.
       pool = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 150, timeoutMs: 80_000 });
       slowPool = await startSippServer({
@@ -483,6 +489,7 @@ describe.skipIf(!runnable)(
 
     beforeAll(async () => {
       requireSipp();
+      requireKamailio();
       // One folder, one server.yaml for all, as on separate hosts; on this one each instance is
       // given its own address with `serve --listen`, 127.0.0.2, .3 and .4 on one port.
       shared = await mkdtemp(join(tmpdir(), 'pchat-shared-'));

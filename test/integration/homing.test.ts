@@ -2,7 +2,7 @@
 // endpoint's rules (a pattern on the caller, a CSV user table), a 302 naming that pool; the user
 // table reloaded live, a bad row refused at file:line with the last good table serving.
 import dgram from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -120,6 +120,23 @@ it('a wave moved by editing users.csv applies on reload; a bad row is refused at
   expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.2:5061;transport=tls>');
 });
 
+it('a users.csv of 2 GB is refused unread, with its size and config.maxUserTableSize; the last good table serves', async () => {
+  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n');
+  // 2 GiB without writing them: a sparse file, renamed in as an editor would.
+  const fh = await open(join(dir, '.big'), 'w');
+  await fh.truncate(2 * 1024 ** 3);
+  await fh.close();
+  await rename(join(dir, '.big'), join(dir, 'users.csv'));
+  const rss0 = process.memoryUsage().rss;
+  const refused = await server!.reload('test');
+  expect(refused.ok).toBe(false);
+  expect(JSON.stringify(refused)).toContain(
+    `users.csv: is ${2 * 1024 ** 3} bytes, over the limit of ${256 * 1024 ** 2} bytes (config.maxUserTableSize): not read`,
+  );
+  expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 1024 * 1024);
+  expect(await contactFor(port, 'sip:akira@contoso.com')).toBe('<sip:10.0.0.3:5061;transport=tls>');
+});
+
 it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched) as a change', async () => {
   const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n', true);
   await writeFile(join(dir, 'users.csv'), 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n');
@@ -174,6 +191,7 @@ pools:
     targets: [{ uri: "sip:127.0.0.1:${other.port};transport=udp" }]
   - fqdn: pc-emea.contoso.com
     targets: [{ uri: "sip:127.0.0.1:${home.port};transport=udp" }]
+    lookupUris: ["sip:chat@pc-emea.contoso.com;transport=tls"]
 `,
     );
     await writeFile(
@@ -217,9 +235,78 @@ pools:
     });
     expect(looked.successful, looked.errors).toBe(2);
     const handouts = lines.filter((l) => l['outcome'] === 'lookup-handout').map((l) => l['target']);
-    expect(handouts).toEqual(['sip:lookup@pc-emea.contoso.com', 'sip:lookup@pc-us.contoso.com']);
+    // legacy1 is handed the URI the emea pool's entry gives; legacy2, the default pool's.
+    expect(handouts).toEqual(['sip:chat@pc-emea.contoso.com;transport=tls', 'sip:lookup@pc-us.contoso.com']);
   } finally {
     home.stop();
     other.stop();
+  }
+});
+
+it('proxy: P-Asserted-Identity from a trusted SIPp caller (127.0.0.2) homes it; the same request from an untrusted one (127.0.0.1) follows its From', async () => {
+  requireSipp();
+  const emea = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 1, timeoutMs: 20_000 });
+  const us = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 1, timeoutMs: 20_000 });
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
+    await writeFile(
+      join(dir, 'server.yaml'),
+      'listen:\n  - udp://127.0.0.1:0\naccess:\n  trustIdentity: [127.0.0.2/32]\nlog:\n  level: info\n',
+    );
+    await writeFile(
+      join(dir, 'endpoints.yaml'),
+      `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pc-us.contoso.com
+    mode: proxy
+    homing: [{ users: users.csv }]
+pools:
+  - fqdn: pc-us.contoso.com
+    targets: [{ uri: "sip:127.0.0.1:${us.port};transport=udp" }]
+  - fqdn: pc-emea.contoso.com
+    targets: [{ uri: "sip:127.0.0.1:${emea.port};transport=udp" }]
+`,
+    );
+    await writeFile(
+      join(dir, 'users.csv'),
+      'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n',
+    );
+    // The legacy client's scenario, its INVITE asserting akira (a Front End would, for the user it
+    // authenticated); its From stays legacy1, a user the table does not list.
+    const scenario = join(dir, 'asserting-uac.xml');
+    const xml = await readFile(new URL('../sipp/proxy-uac.xml', import.meta.url), 'utf8');
+    await writeFile(
+      scenario,
+      xml.replace(/(From: [^\n]*\n)/, '$1      P-Asserted-Identity: <sip:akira@[domain]>\n'),
+    );
+    server = await startServer({
+      configDir: dir,
+      logger: pino({ level: 'info' }, jsonLines(lines)),
+      watch: false,
+      proxy: { probe: false, dns: NO_DNS },
+    });
+    const port = server.addresses().find((a) => a.transport === 'udp')!.port;
+    const call = (from: string) =>
+      runSipp({
+        scenario,
+        target: { host: '127.0.0.1', port },
+        transport: 'udp',
+        calls: 1,
+        extraArgs: ['-i', from],
+        vars: { service: 'ocschat', domain: 'contoso.com' },
+        timeoutMs: 20_000,
+      });
+    const trusted = await call('127.0.0.2');
+    expect(trusted.successful, trusted.errors).toBe(1);
+    const untrusted = await call('127.0.0.1');
+    expect(untrusted.successful, untrusted.errors).toBe(1);
+    const invites = lines.filter((l) => l['msg'] === 'decision' && l['method'] === 'INVITE');
+    expect(invites.map((l) => [l['target'], l['pool'] ?? null])).toEqual([
+      [`udp:127.0.0.1:${emea.port}`, 'pc-emea.contoso.com'],
+      [`udp:127.0.0.1:${us.port}`, null],
+    ]);
+  } finally {
+    emea.stop();
+    us.stop();
   }
 });

@@ -170,3 +170,42 @@ describe('domain names', () => {
     expect(domainNameKey('PCPool.Contoso.COM.')).toBe('pcpool.contoso.com');
   });
 });
+
+describe('homed endpoints: what lookup mode hands a caller homed on another pool', () => {
+  const homedTable = EndpointTable.fromConfig(
+    parseEndpointsConfig(
+      `endpoints:
+  - sipAddress: sip:ocschat@contoso.com
+    poolFqdn: pc-us.contoso.com
+    mode: lookup
+    lookupUris: ["sip:chat-us@pc-us.contoso.com"]
+    homing: [{ callers: "*@emea.contoso.com", pool: pc-emea.contoso.com }]
+pools:
+  - fqdn: pc-emea.contoso.com
+    lookupUris: ["sip:chat@pc-emea.contoso.com;transport=tls"]
+  - fqdn: pc-apac.contoso.com
+`,
+      'endpoints.yaml',
+    ),
+  );
+  const e = homedTable.lookupUri('sip:ocschat@contoso.com')!;
+
+  it("the pool entry's lookupUris; without them, the endpoint's user at the pool's name", () => {
+    expect(homedTable.homeFor(e, '<sip:marie@emea.contoso.com>').lookupUris).toEqual([
+      'sip:chat@pc-emea.contoso.com;transport=tls',
+    ]);
+    expect(homedTable.homed(e, 'pc-apac.contoso.com', 'test').lookupUris).toEqual([
+      'sip:ocschat@pc-apac.contoso.com',
+    ]);
+  });
+
+  it("homed on the endpoint's own pool, the endpoint's lookupUris (written for that pool) still apply", () => {
+    expect(homedTable.homed(e, 'pc-us.contoso.com', 'test').lookupUris).toEqual([
+      'sip:chat-us@pc-us.contoso.com',
+    ]);
+  });
+
+  it('a caller no rule matches meets the endpoint as configured', () => {
+    expect(homedTable.homeFor(e, '<sip:bob@contoso.com>')).toBe(e);
+  });
+});

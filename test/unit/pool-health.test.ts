@@ -44,6 +44,26 @@ describe('TargetHealth', () => {
     expect(changes).toEqual(['127.0.0.1 down', '127.0.0.1 up']);
   });
 
+  it('logs "held down" once per outage: failures while it is held only extend it (at debug)', () => {
+    const clock = new FakeClock();
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) },
+    );
+    const health = new TargetHealth({ clock, logger, holdDownMs: 30_000 });
+    const a = target(1);
+    for (let i = 0; i < 5; i++) {
+      health.markFailed(a);
+      clock.advance(1000);
+    }
+    clock.advance(30_000);
+    health.markFailed(a);
+    const info = lines.filter((l) => l.level >= 30).map((l) => l.msg);
+    expect(info).toEqual(['pool member held down', 'pool member held down']);
+    expect(lines.filter((l) => l.msg === 'pool member hold-down extended')).toHaveLength(4);
+  });
+
   it('RFC 3261 §21.5.4: honours Retry-After instead of the configured hold-down', () => {
     const { clock, health } = setup();
     const a = target(1);
