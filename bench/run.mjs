@@ -17,6 +17,7 @@
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
 //   redirect --hep: HEP export off and on side by side, the service alone (bench/lib/hep-suite.mjs):
 //             [--hep-rate 10000] [--repeat rounds] [--levels one level, warn if several]
+//             [--hep-collector counting|sink (a socket never read: no reader woken on loopback)]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
@@ -96,6 +97,7 @@ const { values: args } = parseOptions({
   'fleet-kill-at': { type: 'string' },
   hep: { type: 'boolean', default: false },
   'hep-rate': { type: 'string', default: '10000' },
+  'hep-collector': { type: 'string', default: 'counting' },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
   throw new Error(
@@ -142,6 +144,8 @@ if (loads.some((n) => !(n > 0))) throw new Error('--loads: expected positive num
 if (args.hep && args.suite !== 'redirect') throw new Error('--hep: only with --suite redirect');
 const hepRate = Number(args['hep-rate']);
 if (!(hepRate > 0)) throw new Error('--hep-rate: expected a positive number');
+if (!['counting', 'sink'].includes(args['hep-collector']))
+  throw new Error('--hep-collector: expected counting or sink');
 
 /** The proxy suite's settings, each a positive number except the counts (0 skips that run). */
 const proxyCfg = {
@@ -435,6 +439,7 @@ async function hepSuite() {
     // The cheaper log level unless one is named: the smaller the cost without HEP, the larger its share.
     level: levels.length === 1 ? levels[0] : 'warn',
     warmupCalls: redirectWarmup,
+    collector: args['hep-collector'],
     endpointsYaml: REDIRECT_ENDPOINTS_YAML,
     domain: DOMAIN,
     pool: POOL,

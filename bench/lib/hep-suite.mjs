@@ -1,8 +1,12 @@
 // `--suite redirect --hep`: what HEP export costs. The service answers the redirect load with HEP off
 // and with HEP on (one collector: a UDP socket on loopback in this process, counting datagrams), side
 // by side round after round, and the report gives the CPU per redirect of each and their ratio
-// (target: at most 1.10).
+// (target: at most 1.10). With `--hep-collector sink` the collector is a socket that never reads
+// (a python3 child): datagrams past its buffer are dropped on arrival, and no reader is woken, as with
+// a collector on another host; the difference from a reading one is what waking it costs the sender
+// on loopback.
 
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +34,27 @@ async function countingCollector() {
       return count;
     },
     close: () => socket.close(),
+  };
+}
+
+/** A UDP socket on loopback that is never read, in a child process; it counts nothing. */
+async function sinkCollector() {
+  const code =
+    'import socket, sys\n' +
+    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n' +
+    "s.bind(('127.0.0.1', 0))\n" +
+    'print(s.getsockname()[1], flush=True)\n' +
+    'sys.stdin.read()\n';
+  // It lives as long as its stdin is open: closed by close(), or when this process ends.
+  const child = spawn('python3', ['-c', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+  });
+  return {
+    port,
+    count: NaN,
+    close: () => child.stdin.end(),
   };
 }
 
@@ -82,7 +107,7 @@ async function measureOnce(cfg, hepPort) {
  * Rounds of off then on. cfg: { rate, durationS, rounds, level, warmupCalls, endpointsYaml, domain, pool }.
  */
 export async function runHepSuite(cfg) {
-  const collector = await countingCollector();
+  const collector = cfg.collector === 'sink' ? await sinkCollector() : await countingCollector();
   const rounds = [];
   try {
     for (let round = 1; round <= cfg.rounds; round++) {
@@ -96,7 +121,7 @@ export async function runHepSuite(cfg) {
       console.log(
         `round ${round}: off ${off.cpuMicrosPerCall.toFixed(1)} µs/call (${off.successful}/${off.calls} ok), ` +
           `on ${on.cpuMicrosPerCall.toFixed(1)} µs/call (${on.successful}/${on.calls} ok), ` +
-          `ratio ${(on.cpuMicrosPerCall / off.cpuMicrosPerCall).toFixed(3)}, ${datagrams} HEP datagrams received`,
+          `ratio ${(on.cpuMicrosPerCall / off.cpuMicrosPerCall).toFixed(3)}, ${Number.isNaN(datagrams) ? 'not counted (sink)' : `${datagrams} HEP datagrams received`}`,
       );
     }
   } finally {
@@ -122,7 +147,9 @@ export function hepMarkdownReport({ env, cfg, rounds }) {
     '',
     `Run of ${env.date}: \`${env.command}\`, pchat-endpoint at ${env.commit}. Machine: ${env.cpuModel}, ${env.cores} cores; node ${env.node}, ${env.sipp}. ` +
       `The service alone (UDP, log ${cfg.level}), ${cfg.rate}/s for ${cfg.durationS} s after a warm-up of ${cfg.warmupCalls} calls, a fresh process per run; ` +
-      `HEP on: one collector, a UDP socket on loopback in the bench process counting datagrams (INVITE, 302 and ACK of each call: 3 per call). ` +
+      (cfg.collector === 'sink'
+        ? 'HEP on: one collector, a UDP socket on loopback that is never read (`--hep-collector sink`: no reader woken, datagrams past its buffer dropped on arrival; INVITE, 302 and ACK of each call: 3 per call). '
+        : 'HEP on: one collector, a UDP socket on loopback in the bench process counting datagrams (INVITE, 302 and ACK of each call: 3 per call). ') +
       'CPU per call: utime+stime of the service over the measured run, divided by its successful calls (user and kernel apart in brackets). Target: on/off at most 1.10.',
     '',
     '| round | off µs/call (user + kernel) | on µs/call (user + kernel) | on / off | not successful (off / on) | HEP datagrams received (warm-up included) |',
@@ -130,7 +157,7 @@ export function hepMarkdownReport({ env, cfg, rounds }) {
     ...rounds.map(
       (r) =>
         `| ${r.round} | ${split(r.off)} | ${split(r.on)} | ` +
-        `${(r.on.cpuMicrosPerCall / r.off.cpuMicrosPerCall).toFixed(2)}× | ${r.off.calls - r.off.successful} / ${r.on.calls - r.on.successful} | ${r.datagrams} |`,
+        `${(r.on.cpuMicrosPerCall / r.off.cpuMicrosPerCall).toFixed(2)}× | ${r.off.calls - r.off.successful} / ${r.on.calls - r.on.successful} | ${Number.isNaN(r.datagrams) ? 'not counted' : r.datagrams} |`,
     ),
     `| mean | ${split(meanOf('off'))} | ${split(meanOf('on'))} | ${(on / off).toFixed(2)}× | | |`,
   ];
