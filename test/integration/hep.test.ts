@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { trackChild } from '../helpers/child-watchdog.js';
 import { certDir, issue, makeCa, type Issuer } from '../helpers/certs.js';
 import { readPcap, type PcapPacket } from '../helpers/pcap.js';
+import { startPeer } from '../helpers/sip-peer.js';
 import { startTestService } from '../helpers/service.js';
 import { startTlsService, tlsClient } from '../helpers/tls-service.js';
 
@@ -307,6 +308,69 @@ describe('HEP export of WebSocket traffic', () => {
     } finally {
       ws.terminate();
       hep.close();
+      await svc.stop();
+    }
+  });
+});
+
+describe('HEP export of proxied traffic', () => {
+  it('both legs: the request in over UDP and on to the pool member over TCP, the answer back, the ACKs', async () => {
+    const hep = await collector();
+    const member = await startPeer('tcp', (req) => (req.method === 'INVITE' ? [{ status: 486 }] : []));
+    const svc = await startTestService({
+      listen: ['udp://127.0.0.1:0', 'tcp://127.0.0.1:0'],
+      sip: `hep:\n  targets: [udp://127.0.0.1:${hep.port}]\n`,
+      endpoints:
+        'endpoints:\n  - sipAddress: sip:ocschat@contoso.com\n    poolFqdn: pcpool.contoso.com\n    mode: proxy\n' +
+        `pools:\n  - fqdn: pcpool.contoso.com\n    targets:\n      - uri: sip:127.0.0.1:${member.port};transport=tcp\n`,
+    });
+    const udp = udpClient();
+    try {
+      const local = await udp.bind();
+      const port = svc.port('udp');
+      udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, 'hep-proxy-1'), port);
+      await until(
+        () => udp.inbox.some((m) => m.startsWith('SIP/2.0 486')),
+        () => `a 486, got ${udp.inbox.map((m) => m.split('\r\n')[0]).join(' | ')}`,
+      );
+      udp.send(
+        request(
+          'ACK',
+          'UDP',
+          `127.0.0.1:${local}`,
+          'hep-proxy-1',
+          toTag(udp.inbox.find((m) => m.startsWith('SIP/2.0 486'))!),
+        ),
+        port,
+      );
+      // Each leg's messages in the order they went; the two legs interleave as the timing has it.
+      const leg = (p: number) =>
+        hep.captured
+          .filter((c) => c.sourcePort === p || c.destinationPort === p)
+          .map(
+            (c) =>
+              `${c.protocol === 6 ? 'tcp' : 'udp'} ${c.sourcePort === p ? 'from' : 'to'} ${c.payload.split('\r\n')[0]}`,
+          );
+      await until(
+        () => leg(local).length >= 4 && leg(member.port).length >= 3,
+        () => `both legs, got ${JSON.stringify(hep.captured.map((c) => c.payload.split('\r\n')[0]))}`,
+      );
+      expect(leg(local)).toEqual([
+        'udp from INVITE sip:ocschat@contoso.com SIP/2.0',
+        'udp to SIP/2.0 100 Trying',
+        'udp to SIP/2.0 486 Reason',
+        'udp from ACK sip:ocschat@contoso.com SIP/2.0',
+      ]);
+      expect(leg(member.port)).toEqual([
+        'tcp to INVITE sip:ocschat@contoso.com SIP/2.0',
+        'tcp from SIP/2.0 486 Reason',
+        'tcp to ACK sip:ocschat@contoso.com SIP/2.0',
+      ]);
+      expect(hep.captured.every((c) => c.payload.includes('\r\nCall-ID: hep-proxy-1\r\n'))).toBe(true);
+    } finally {
+      udp.close();
+      hep.close();
+      await member.close();
       await svc.stop();
     }
   });
