@@ -17,6 +17,7 @@ const LAYERS = [
   'pool',
   'guard',
   'transaction',
+  'hep',
   'transport',
   'config',
   'endpoints',

@@ -19,6 +19,9 @@
 //             [--tcp-rate 10000]
 //             [--redirect-warmup 20000] [--memory-calls 200000] [--memory-rate 5000]
 //             [--homing ROWS (e.g. 1000000: with and without a user table of ROWS rows, no Kamailio)]
+//   redirect --hep: HEP export off and on side by side, the service alone (bench/lib/hep-suite.mjs):
+//             [--hep-rate 10000] [--repeat rounds] [--levels one level, warn if several]
+//             [--hep-collector counting|sink (a socket never read: no reader woken on loopback)]
 //   proxy:    [--proxy-duration 10] [--proxy-loads 500,1000,2000,3000] [--record-route]
 //             [--proxy-memory-calls 100000] [--proxy-memory-rate 1000] [--drain 40]
 //             [--hold-calls 20000] [--hold-rate 2000] [--hold-ms 30000] [--warmup 15000]
@@ -35,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { kamailioVersion, renderKamailioConfig } from './lib/kamailio.mjs';
 import { cpuMicros, currentRssKb, machineBusyMicros, peakRss } from './lib/proc.mjs';
 import { fleetMarkdownReport, fleetStanding, runFleetSuite } from './lib/fleet-suite.mjs';
+import { hepMarkdownReport, runHepSuite } from './lib/hep-suite.mjs';
 import { runProxySuite } from './lib/proxy-suite.mjs';
 import { drachtioVersion } from './lib/drachtio.mjs';
 import { runLoad, sippVersion } from './lib/sipp-load.mjs';
@@ -103,6 +107,9 @@ const { values: args } = parseOptions({
   'fleet-ping-interval': { type: 'string', default: '5' },
   'fleet-kill-at': { type: 'string' },
   homing: { type: 'string' },
+  hep: { type: 'boolean', default: false },
+  'hep-rate': { type: 'string', default: '10000' },
+  'hep-collector': { type: 'string', default: 'counting' },
 });
 if (args.suite !== undefined && !SUITES.includes(args.suite)) {
   throw new Error(
@@ -155,6 +162,11 @@ for (const [name, n] of Object.entries({ durationS, tcpRate, memoryRate, kamaili
   if (!(n > 0)) throw new Error(`--${name}: expected a positive number`);
 }
 if (loads.some((n) => !(n > 0))) throw new Error('--loads: expected positive numbers, comma-separated');
+if (args.hep && args.suite !== 'redirect') throw new Error('--hep: only with --suite redirect');
+const hepRate = Number(args['hep-rate']);
+if (!(hepRate > 0)) throw new Error('--hep-rate: expected a positive number');
+if (!['counting', 'sink'].includes(args['hep-collector']))
+  throw new Error('--hep-collector: expected counting or sink');
 
 /** The proxy suite's settings, each a positive number except the counts (0 skips that run). */
 const proxyCfg = {
@@ -475,6 +487,27 @@ async function homingSuite() {
   }
 }
 
+/** HEP off and on, side by side; the report is printed for bench/RESULTS.md (written by hand). */
+async function hepSuite() {
+  const env = environment();
+  const cfg = {
+    rate: hepRate,
+    durationS,
+    rounds: repeat,
+    // The cheaper log level unless one is named: the smaller the cost without HEP, the larger its share.
+    level: levels.length === 1 ? levels[0] : 'warn',
+    warmupCalls: redirectWarmup,
+    collector: args['hep-collector'],
+    endpointsYaml: REDIRECT_ENDPOINTS_YAML,
+    domain: DOMAIN,
+    pool: POOL,
+  };
+  const result = await runHepSuite(cfg);
+  const report = hepMarkdownReport({ env, cfg, ...result });
+  console.log(`\n${report}`);
+  console.log(`full report: ${await saveFullReport('redirect-hep', env.date, report)}`);
+}
+
 async function proxySuite() {
   // Taken before the suite starts, so the load average is that of the machine, not of the first runs.
   const env = { ...environment(), durationS: proxyCfg.durationS };
@@ -507,7 +540,7 @@ async function main() {
   );
   for (const suite of suites) {
     if (suite === 'redirect' && homingRows !== undefined) await homingSuite();
-    else if (suite === 'redirect') await redirectSuite();
+    else if (suite === 'redirect') await (args.hep ? hepSuite() : redirectSuite());
     else if (suite === 'fleet') await fleetSuite();
     else await proxySuite();
   }

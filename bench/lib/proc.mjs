@@ -47,6 +47,20 @@ export function cpuMicros(pids) {
   return (ticks * 1_000_000) / CLK_TCK;
 }
 
+/** utime and stime apart, in microseconds, summed over `pids`: user space and the kernel's work for it. */
+export function cpuSplitMicros(pids) {
+  let user = 0;
+  let system = 0;
+  for (const pid of pids) {
+    const stat = readStat(pid);
+    if (stat) {
+      user += stat.utime;
+      system += stat.stime;
+    }
+  }
+  return { user: (user * 1_000_000) / CLK_TCK, system: (system * 1_000_000) / CLK_TCK };
+}
+
 function statusKb(pid, field) {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

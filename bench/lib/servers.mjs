@@ -59,7 +59,16 @@ export async function stopAll() {
  */
 export async function startPchat(
   dir,
-  { level, endpointsYaml, admin = false, tcp = true, nodeArgs = [], host = '127.0.0.1', port: fixedPort },
+  {
+    level,
+    endpointsYaml,
+    admin = false,
+    tcp = true,
+    nodeArgs = [],
+    host = '127.0.0.1',
+    port: fixedPort,
+    serverYamlExtra = '',
+  },
 ) {
   const port = fixedPort ?? (await freePort(tcp ? ['udp', 'tcp'] : ['udp']));
   const adminPort = admin ? await freePort(['tcp']) : undefined;
@@ -67,7 +76,8 @@ export async function startPchat(
     serverYaml:
       `listen:\n  - udp://${host}:${port}\n${tcp ? `  - tcp://${host}:${port}\n` : ''}` +
       `log:\n  level: ${level}\n  pretty: false\n` +
-      (adminPort === undefined ? '' : `admin:\n  listen: 127.0.0.1:${adminPort}\n`),
+      (adminPort === undefined ? '' : `admin:\n  listen: 127.0.0.1:${adminPort}\n`) +
+      serverYamlExtra,
     endpointsYaml,
     nodeArgs,
   });

@@ -21,6 +21,8 @@ export interface MetricsSource {
   readonly config?: () => ConfigInfo;
   /** The drachtio engine's links (src/drachtio), when it runs: what /metrics shows of their state. */
   readonly drachtio?: () => readonly { server: string; direction: string; state: string }[];
+  /** HEP export (server.yaml `hep`): datagrams sent to collectors and those the socket refused. */
+  readonly hep?: () => { readonly sent: number; readonly sendErrors: number };
   /** Lookup dialogs held (pchat_dialogs_held); left out where the engine holds them elsewhere. */
   readonly dialogs?: () => number;
   /** Whether /readyz answers 200 (pchat_ready): listening, not draining, engine connected. */
@@ -147,6 +149,7 @@ export class ServiceMetrics {
     if (source.connections !== undefined) connectionMetrics(registers, source.connections);
     if (source.drachtio !== undefined) drachtioMetrics(registers, source.drachtio);
     if (source.config !== undefined) configMetrics(registers, source.config);
+    if (source.hep !== undefined) hepMetrics(registers, source.hep);
     if (source.ready !== undefined) readyMetric(registers, source.ready);
     if (source.dialogs !== undefined) dialogsMetric(registers, source.dialogs);
   }
@@ -651,6 +654,22 @@ function configMetrics(registers: Registers, config: () => ConfigInfo): void {
       this.set({ sha256: c.sha256, endpoints: String(c.endpoints) }, 1);
     },
   });
+}
+
+/** HEP export: what reached a socket for the collectors, and what did not (a collector down costs only this). */
+function hepMetrics(registers: Registers, hep: NonNullable<MetricsSource['hep']>): void {
+  fromCount(
+    registers,
+    'pchat_hep_sent_total',
+    'HEP3 datagrams handed to a socket for a collector (one per message captured and collector)',
+    () => hep().sent,
+  );
+  fromCount(
+    registers,
+    'pchat_hep_send_errors_total',
+    'HEP3 datagrams not sent: refused by the socket, or a message too large for HEP3 (64 KiB)',
+    () => hep().sendErrors,
+  );
 }
 
 /** pchat_ready: 1 while /readyz answers 200, so an alert sees an instance that is up but not serving. */

@@ -617,6 +617,56 @@ const drachtioSchema = strictObject({
 
 export type DrachtioConfig = z.output<typeof drachtioSchema>;
 
+// `hep`: a copy of every SIP message, as HEP3 over UDP, to collectors (Homer, sngrep -L); applied
+// by a reload. Leaving the section out, or listing no target, turns it off.
+
+/** 9060: the port HEP collectors listen on by convention (Homer's heplify-server, sngrep's examples). */
+export const DEFAULT_HEP_PORT = 9060;
+
+/** A HEP collector as server.yaml names it: `udp://host[:port]`, host an IP address. */
+export interface HepTargetAddress {
+  url: string;
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** Why `text` is not a `udp://host[:port]` HEP collector, or the collector it names. */
+export function parseHepTarget(text: string): HepTargetAddress | string {
+  if (!/^udp:\/\//i.test(text)) return `expected udp://host:port (e.g. udp://10.0.0.9:9060), got "${text}"`;
+  // Same host and port rules as a listen address; HEP's own port when none is given.
+  const rest = text.slice('udp://'.length);
+  const explicitPort = rest.startsWith('[')
+    ? rest.slice(rest.indexOf(']') + 1).startsWith(':')
+    : rest.includes(':');
+  const parsed = parseListenAddress(text);
+  if (typeof parsed === 'string')
+    return parsed.replace('(use 0.0.0.0 or [::] for every interface)', '(a collector is named by address)');
+  const port = explicitPort ? parsed.port : DEFAULT_HEP_PORT;
+  if (port === 0) return 'port 0 names no collector';
+  if (parsed.host === '0.0.0.0' || parsed.host === '::') return `${parsed.host} names no collector`;
+  return { url: text, host: parsed.host, port, family: parsed.family };
+}
+
+const hepTarget = z.string().transform((text, ctx): HepTargetAddress => {
+  const parsed = parseHepTarget(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const hepSchema = strictObject({
+  targets: orEmpty([], z.array(hepTarget).max(16)),
+  /** The capture agent id in every datagram: Homer shows it as the node that captured. */
+  id: z.int().min(0).max(0xffffffff).default(2001),
+  /** The collector's password, sent in each datagram's auth key chunk (HEP carries it in clear). */
+  password: z.string().min(1).max(255).optional(),
+});
+
+export type HepConfig = z.output<typeof hepSchema>;
+
 export const serverConfigSchema = strictObject({
   listen: orEmpty(
     ['udp://127.0.0.1:5060', 'tcp://127.0.0.1:5060'],
@@ -651,6 +701,7 @@ export const serverConfigSchema = strictObject({
   /** The SIP stack: `native` (ours) or `drachtio` (a drachtio-srf app on drachtio-server). */
   engine: z.enum(['native', 'drachtio']).default('native'),
   drachtio: z.preprocess((v) => (v === null ? undefined : v), drachtioSchema.optional()),
+  hep: z.preprocess((v) => (v === null || v === false || v === 'off' ? undefined : v), hepSchema.optional()),
 })
   .superRefine((cfg, ctx) => {
     if (cfg.engine === 'drachtio' && cfg.drachtio === undefined)

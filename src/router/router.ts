@@ -24,6 +24,7 @@ import { MAGIC_COOKIE, type Via } from '../sip/via.js';
 import type { ClientTransactionTable } from '../transaction/client-transaction-table.js';
 import { ServerTransactionTable, serverTransactionKey } from '../transaction/server-transaction-table.js';
 import { ServerTransactionState } from '../transaction/server-transaction.js';
+import { NO_CAPTURE, type CaptureHook } from '../transport/capture.js';
 import type { Source } from '../transport/types.js';
 import { firstLineInviteKey, toTagStartsWith } from './fast-path.js';
 
@@ -50,6 +51,8 @@ export interface RouterOptions {
   readonly secret?: Buffer | undefined;
   /** Whether a source may name its caller in P-Asserted-Identity (homing). */
   readonly trustsIdentity?: (address: string) => boolean;
+  /** Told of every message received (HEP), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 export interface RouterLimits {
@@ -123,8 +126,10 @@ export class Router {
   private readonly clientTables: readonly ClientTransactionTable[];
   /** What a request gets (src/modes/decider.ts): the same on every engine. */
   readonly decider: Decider;
+  private readonly capture: CaptureHook;
 
   constructor(private readonly opts: RouterOptions) {
+    this.capture = opts.capture ?? NO_CAPTURE;
     this.transactions = new ServerTransactionTable(opts.clock, opts.timers);
     this.tags = new TagFactory(opts.secret);
     this.statelessTagNeedle = ';tag=' + this.tags.statelessPrefix;
@@ -171,6 +176,10 @@ export class Router {
    */
   readonly onMessage = (data: Buffer, source: Source, head?: FramedHead, admit?: Admit): void => {
     try {
+      // Everything that arrives is captured, what the guard then refuses included: that is what an
+      // operator looking at a capture needs to see.
+      const tap = this.capture.tap;
+      if (tap !== undefined) tap.received(data, source);
       // A response (starting "SIP/") is checked once matched: see the response branch of receive().
       const response = data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
       if (admit !== undefined && !response) {

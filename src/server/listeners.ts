@@ -8,6 +8,7 @@ import { listenerId, type ListenAddress, type ListenTransport } from '../config/
 import type { Guard } from '../guard/guard.js';
 import type { Admit } from '../router/router.js';
 import type { FramedHead } from '../sip/parser.js';
+import type { CaptureHook } from '../transport/capture.js';
 import type { CertificateStore } from '../transport/certificates.js';
 import type { ConnectionWatch } from '../transport/connection-watch.js';
 import { TcpListener, type ConnectionRegistry } from '../transport/tcp.js';
@@ -31,6 +32,8 @@ export interface ListenerDeps {
   readonly connections: ConnectionRegistry;
   readonly onMessage: (data: Buffer, source: Source, head: FramedHead | undefined, admit: Admit) => void;
   readonly onFramingError: FramingErrorHandler;
+  /** Where copies of the messages sent are taken (HEP), when capture is on. */
+  readonly capture: CaptureHook;
 }
 
 /** One listener about to be opened: its address, with the listener's own guard bound in. */
@@ -63,6 +66,7 @@ const TRANSPORTS: { readonly [T in ListenTransport]: TransportEntry } = {
             port: o.at.port,
             engine: o.deps.transport.udpEngine,
             onError: o.onError,
+            capture: o.deps.capture,
             onFallback: (why) => logger.info({ why }, 'UDP: native engine not available, using node:dgram'),
           },
           o.onMessage,
@@ -107,6 +111,7 @@ function stream(o: Opening) {
     port: o.at.port,
     maxMessageSize: o.deps.transport.maxMessageSize,
     watch: o.deps.watch,
+    capture: o.deps.capture,
   };
 }
 

@@ -19,6 +19,7 @@ import { EMPTY_BODY, field, SipRequest } from '../sip/message.js';
 import { newBranch } from '../transaction/branch.js';
 import type { Clock, TimerValues } from '../base/clock.js';
 import { ClientTransactionTable } from '../transaction/client-transaction-table.js';
+import type { CaptureHook } from '../transport/capture.js';
 import { Outbound } from '../transport/outbound.js';
 import { hostPort } from '../sip/host-port.js';
 import {
@@ -63,6 +64,8 @@ export interface ProxySupportContext {
   readonly tcp: TcpListener[];
   readonly onMessage: MessageHandler;
   readonly onFramingError: FramingErrorHandler;
+  /** Where copies of the messages sent on connections to pool members are taken (HEP). */
+  readonly capture?: CaptureHook;
   /**
    * Told whenever a pool member goes up or down (metrics), once for each pool (FQDN) it was resolved
    * for; a member no refresh resolved (probing off: health learnt from requests) under its host.
@@ -102,6 +105,7 @@ export class ProxySupport {
         maxMessageSize: ctx.maxMessageSize,
         ...ctx.outboundTimeouts,
         onError: (err) => ctx.logger.debug({ err: err.message }, 'outbound connection error'),
+        ...(ctx.capture === undefined ? {} : { capture: ctx.capture }),
       },
       ctx.onMessage,
       ctx.onFramingError,

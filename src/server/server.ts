@@ -25,6 +25,7 @@ import { Guard } from '../guard/guard.js';
 import { deploymentSecret } from '../guard/secret.js';
 import { endpointProjection, poolProjection } from '../endpoints/projection.js';
 import { readDescriptorLimit } from '../guard/descriptor-limit.js';
+import { HepCapture, hepSettingsFrom } from './hep-setup.js';
 import { Listeners } from './listeners.js';
 import { drachtioEngine, probeThrough } from './drachtio-setup.js';
 import type { DrachtioEngine } from '../drachtio/engine.js';
@@ -110,6 +111,8 @@ interface Service {
   readonly proxySupport: ProxySupport;
   readonly reloader: Reloader;
   readonly listeners: Listeners;
+  /** HEP capture (server.yaml `hep`), native engine only. */
+  readonly hep: HepCapture;
   readonly clock: Clock;
   /** performance.now() when startServer was called: /status's uptime. */
   readonly startedAt: number;
@@ -145,6 +148,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     applied: (next) => {
       void proxySupport.refresh(next.table);
       guard.update(guardSettingsFrom(next.server));
+      if (settings.drachtio === undefined) hep.apply(hepSettingsFrom(next.server.hep));
     },
     rereadCertificates: () => void svc.certificates?.reload(),
   });
@@ -160,6 +164,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       table: () => reloader.table,
       guard,
       connections: connectionWatch,
+      hep: () => hep.stats,
       ready: () => ready(svc),
       // The drachtio engine's lookup dialogs are its own (src/drachtio), not the router's.
       ...(settings.drachtio === undefined
@@ -170,6 +175,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   );
   const clock = opts.clock ?? new TimerWheel();
   const listeners = new Listeners();
+  const hep = new HepCapture(listeners.udp, logger);
   // Proxy mode: outbound connections, client transactions, pools and their health. Responses and
   // requests arriving on outbound connections go through the router like any other.
   const drachtio = settings.drachtio;
@@ -187,12 +193,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       tcp: listeners.tcp,
       onMessage: (data, source, head) => router.onMessage(data, source, head),
       onFramingError: (error, head, source) => router.onFramingError(error, head, source),
+      capture: hep.hook,
       onMemberChange: (pool, t, up) => metrics.poolMemberUp.set({ pool, target: t.id }, up ? 1 : 0),
       onMemberGone: (pool, t) => metrics.poolMemberUp.remove({ pool, target: t.id }),
       ...(drachtio === undefined ? {} : { sendProbe: probeThrough(() => svc.engine) }),
     },
   );
-  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics, guard });
+  const router = routerFor(settings, opts, { logger, clock, reloader, proxySupport, metrics, guard, hep });
   const svc: Service = {
     configDir: opts.configDir,
     settings,
@@ -204,6 +211,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     proxySupport,
     reloader,
     listeners,
+    hep,
     clock,
     startedAt,
     engine: undefined,
@@ -220,6 +228,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   void proxySupport.refresh(reloader.table);
   logStarted(svc, initial);
+  startHep(svc, server);
   return {
     addresses: () => listeners.addresses(),
     engine: () => svc.engine,
@@ -257,6 +266,7 @@ function routerFor(
     proxySupport: ProxySupport;
     metrics: ServiceMetrics;
     guard: Guard;
+    hep: HepCapture;
   },
 ): Router {
   const secret = deploymentSecret(s.secret);
@@ -286,6 +296,7 @@ function routerFor(
     secret: secret.key,
     limits: s.router,
     trustsIdentity: (address) => d.guard.trustsIdentity(address),
+    capture: d.hep.hook,
   });
 }
 
@@ -340,6 +351,7 @@ async function openNative(svc: Service, server: LoadedConfig['server'], opts: St
           ...settings.transport.outbound,
           certificates,
           onError: (err) => logger.debug({ err: err.message }, 'outbound connection error'),
+          capture: svc.hep.hook,
         },
         router.onMessage,
         router.onFramingError,
@@ -355,7 +367,21 @@ async function openNative(svc: Service, server: LoadedConfig['server'], opts: St
     connections: proxySupport.connections,
     onMessage: router.onMessage,
     onFramingError: router.onFramingError,
+    capture: svc.hep.hook,
   });
+}
+
+/**
+ * HEP capture, once the listeners are open (its datagrams leave by them where it can). The drachtio
+ * engine's messages are on drachtio-server's sockets, which has a HEP capture of its own.
+ */
+function startHep(svc: Service, server: LoadedConfig['server']): void {
+  const settings = hepSettingsFrom(server.hep);
+  if (svc.settings.drachtio === undefined) svc.hep.apply(settings);
+  else if (settings !== undefined)
+    svc.logger.warn(
+      'hep: not applied with engine: drachtio; drachtio-server captures the SIP it carries with its own HEP (drachtio --homer host:port --homer-id N)',
+    );
 }
 
 async function openAdmin(svc: Service): Promise<void> {
@@ -431,6 +457,7 @@ async function closeService(svc: Service): Promise<void> {
   svc.guard.close();
   svc.connectionWatch.stop();
   svc.proxySupport.close();
+  svc.hep.close();
   svc.engine?.close();
   svc.certificates?.close();
   svc.metrics.close();

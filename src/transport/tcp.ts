@@ -5,6 +5,7 @@ import net from 'node:net';
 import { StreamFramer } from '../sip/framer.js';
 import { readThroughShared, reportSharedReadBuffer } from './shared-read-buffer.js';
 import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
+import { NO_CAPTURE, type CaptureHook } from './capture.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, Link, MessageHandler, PeerCertificate, Source } from './types.js';
 
@@ -19,6 +20,8 @@ export interface TcpOptions {
   readonly admit?: (socket: net.Socket) => boolean;
   /** Told once per process whether connections read into the shared buffer (shared-read-buffer.ts). */
   readonly logger?: { info(fields: object, message: string): void };
+  /** Where copies of the messages sent are taken (HEP), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 /** Set for a connection that carries TLS (a TLSSocket is a net.Socket, so the framing is shared). */
@@ -44,6 +47,8 @@ export class TcpConnection implements Link {
     secure?: SecureConnectionInfo,
     /** Inbound connections only: told what each read did to the message being framed. */
     private readonly timer?: WatchedConnection,
+    /** Told of every message sent on the connection (HEP). */
+    private readonly capture: CaptureHook = NO_CAPTURE,
   ) {
     this.transport = secure === undefined ? 'tcp' : 'tls';
     this.framer = new StreamFramer(maxMessageSize);
@@ -96,6 +101,8 @@ export class TcpConnection implements Link {
 
   send(data: Buffer | string): void {
     if (!this.open) return;
+    const tap = this.capture.tap;
+    if (tap !== undefined) tap.sent(data, this, this.source.address, this.source.port);
     if (this.gathering) this.gathered.push(data);
     else this.write(data);
   }
@@ -206,6 +213,8 @@ export interface OutboundTimeouts {
 export interface ConnectorOptions extends OutboundTimeouts {
   readonly maxMessageSize: number;
   readonly onError?: (err: Error) => void;
+  /** Where copies of the messages sent are taken (HEP), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 /**
@@ -246,7 +255,15 @@ export class TcpConnector {
         socket.removeAllListeners('error');
         socket.on('error', (err) => this.opts.onError?.(err));
         socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
-        const conn = new TcpConnection(socket, this.opts.maxMessageSize, this.onMessage, this.onFramingError);
+        const conn = new TcpConnection(
+          socket,
+          this.opts.maxMessageSize,
+          this.onMessage,
+          this.onFramingError,
+          undefined,
+          undefined,
+          this.opts.capture,
+        );
         this.registry.add(conn);
         resolve(conn);
       });
@@ -290,6 +307,7 @@ export class TcpListener extends StreamListener<TcpConnection> {
         onFramingError,
         undefined,
         timer,
+        opts.capture,
       );
       l.connections.add(conn);
       registry?.add(conn);

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { describeVerifyError, peerCertificateOf, type CertificateStore } from './certificates.js';
 import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
 import { connectionId, TcpConnection, type ConnectionRegistry, type OutboundTimeouts } from './tcp.js';
+import type { CaptureHook } from './capture.js';
 import { StreamListener } from './stream-listener.js';
 import type { FramingErrorHandler, MessageHandler } from './types.js';
 
@@ -26,6 +27,8 @@ export interface TlsListenerOptions {
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before its handshake; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
+  /** Where copies of the messages sent are taken (HEP, after decryption), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 export class TlsListener extends StreamListener<TcpConnection> {
@@ -108,6 +111,7 @@ export class TlsListener extends StreamListener<TcpConnection> {
         onFramingError,
         peerCertificate === undefined ? {} : { peerCertificate },
         timer,
+        opts.capture,
       );
       l.connections.add(conn);
       registry?.add(conn);
@@ -150,6 +154,8 @@ export interface TlsConnectorOptions extends OutboundTimeouts {
   /** Our certificate and the CA bundle; without them the system's CAs verify and we present none. */
   readonly certificates: CertificateStore | undefined;
   readonly onError?: (err: Error) => void;
+  /** Where copies of the messages sent are taken (HEP, after decryption), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 /** Where an outbound TLS connection goes, and the name its certificate must carry. */
@@ -213,6 +219,8 @@ export class TlsConnector {
           this.onMessage,
           this.onFramingError,
           {},
+          undefined,
+          this.opts.capture,
         );
         this.verifiedName.set(conn, name);
         this.registry.add(conn);

@@ -7,6 +7,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { createRequire } from 'node:module';
 import { isIP, isIPv6 } from 'node:net';
+import { NO_CAPTURE, type CaptureHook } from './capture.js';
 import type { BoundAddress, MessageHandler, Source } from './types.js';
 import type { UdpOptions } from './udp.js';
 
@@ -79,6 +80,7 @@ export class NativeUdpListener {
   /** Source address of the last datagram: the binding sends the text only when it changes. */
   private lastAddress = '';
   private closed = false;
+  private readonly capture: CaptureHook;
 
   private constructor(
     private readonly native: Binding,
@@ -86,6 +88,7 @@ export class NativeUdpListener {
     private readonly onMessage: MessageHandler,
   ) {
     const c = native.constants;
+    this.capture = opts.capture ?? NO_CAPTURE;
     this.family = isIPv6(opts.host) ? 6 : 4;
     // Shared with the binding, which keeps a reference to it as long as the socket is open.
     const shared = new ArrayBuffer(c.sharedSize);
@@ -155,6 +158,8 @@ export class NativeUdpListener {
   };
 
   send(data: Buffer | string, address: string, port: number): void {
+    const tap = this.capture.tap;
+    if (tap !== undefined) tap.sent(data, this, address, port);
     const rc = this.native.send(this.handle, data, port, address);
     if (rc === 0) return;
     // EINVAL: not an IP literal. The service sends to addresses it was given or resolved, so a
@@ -169,6 +174,15 @@ export class NativeUdpListener {
     const err: NodeJS.ErrnoException = new Error(`send to ${address}:${port} failed (errno ${-rc})`);
     err.errno = rc;
     this.opts.onError?.(err);
+  }
+
+  /**
+   * Sends a datagram of the service's own (a HEP copy) from this socket: not captured, no lookup,
+   * no error report; a refusal is returned (a negative errno) for the caller to count. Sent during a
+   * batch, it leaves with the batch's answers in one sendmmsg(2).
+   */
+  sendUncaptured(data: Buffer, address: string, port: number): number {
+    return this.native.send(this.handle, data, port, address);
   }
 
   counters(): NativeUdpCounters {

@@ -5,6 +5,7 @@
 import dgram from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
+import { NO_CAPTURE, type CaptureHook } from './capture.js';
 import type { Link, MessageHandler, BoundAddress } from './types.js';
 import { NativeUdpListener, nativeUdp, nativeUdpProblem } from './udp-native.js';
 
@@ -17,6 +18,8 @@ export interface UdpOptions {
   /** Kernel buffer sizes: large enough to ride out bursts at tens of thousands of messages/s. */
   readonly bufferSize?: number;
   readonly onError?: (err: Error) => void;
+  /** Where copies of the datagrams sent are taken (HEP), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 /** A bound UDP socket, whichever engine runs it. */
@@ -52,11 +55,13 @@ export class DgramUdpListener implements UdpListener {
   readonly engine = 'dgram' as const;
   private socket: dgram.Socket;
   private bound: BoundAddress | undefined;
+  private readonly capture: CaptureHook;
 
   private constructor(
     private readonly opts: UdpOptions,
     onMessage: MessageHandler,
   ) {
+    this.capture = opts.capture ?? NO_CAPTURE;
     const family = isIPv6(opts.host) ? 6 : 4;
     this.socket = dgram.createSocket({
       type: family === 6 ? 'udp6' : 'udp4',
@@ -110,6 +115,8 @@ export class DgramUdpListener implements UdpListener {
   }
 
   send(data: Buffer | string, address: string, port: number): void {
+    const tap = this.capture.tap;
+    if (tap !== undefined) tap.sent(data, this, address, port);
     // Send errors surface as the socket's 'error' event; no per-send callback on the hot path.
     this.socket.send(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, port, address);
   }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { CertificateStore } from './certificates.js';
 import type { ConnectionWatch, WatchedConnection } from './connection-watch.js';
+import { NO_CAPTURE, type CaptureHook } from './capture.js';
 import { StreamListener } from './stream-listener.js';
 import type { Link, MessageHandler, Source } from './types.js';
 
@@ -30,6 +31,8 @@ export interface WsListenerOptions {
   readonly onError?: (err: Error) => void;
   /** Asked about each new connection before the HTTP upgrade; false closes it at once (src/guard). */
   readonly admit?: (socket: net.Socket) => boolean;
+  /** Where copies of the messages sent are taken (HEP, WebSocket framing and TLS taken off), when capture is on. */
+  readonly capture?: CaptureHook;
 }
 
 /** RFC 6455 §7.4.1: 1008, "an endpoint is terminating the connection because it has received a message that violates its policy". */
@@ -60,6 +63,8 @@ export class WsConnection implements Link {
     readonly transport: 'ws' | 'wss',
     private readonly ws: WebSocket,
     socket: net.Socket,
+    /** Told of every message sent on the connection (HEP). */
+    private readonly capture: CaptureHook = NO_CAPTURE,
   ) {
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
@@ -80,6 +85,8 @@ export class WsConnection implements Link {
 
   send(text: Buffer | string): void {
     if (!this.open) return;
+    const tap = this.capture.tap;
+    if (tap !== undefined) tap.sent(text, this, this.source.address, this.source.port);
     const data = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
     // Text frames must hold UTF-8 (RFC 6455 §5.6); a message that is not (a binary body) goes as a
     // binary frame, which RFC 7118 allows for SIP as well.
@@ -149,7 +156,7 @@ export class WsListener extends StreamListener<WsConnection> {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const conn = new WsConnection(opts.transport, ws, upgraded);
+        const conn = new WsConnection(opts.transport, ws, upgraded, opts.capture);
         l.connections.add(conn);
         // Not found only if the peer address could not be read: timed from here, then.
         const timer = l.upgrading.get(key) ?? opts.watch.track(upgraded, 'idle');

@@ -163,7 +163,7 @@ describe('server.yaml refused, at file:line:column', () => {
       `${FILE}:9:19: sip.maxMessageSize: must be at least 512, got 100`,
       `${FILE}:10:17: sip.serverHeader: must not contain control characters`,
       `${FILE}:11:3: sip.timerB: unknown key "timerB"; allowed keys: maxMessageSize, t1, t2, t4, serverHeader, udpEngine`,
-      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security, config, engine, drachtio`,
+      `${FILE}:12:1: metrics: unknown key "metrics"; allowed keys: listen, log, sip, admin, proxy, lookup, tls, limits, access, shutdown, security, config, engine, drachtio, hep`,
     ]);
   });
 
@@ -237,5 +237,48 @@ describe('server.yaml: the drachtio engine', () => {
       FILE,
     );
     expect(cfg.drachtio?.listen?.advertise).toBe('10.0.0.5:9023');
+  });
+});
+
+describe('server.yaml: hep', () => {
+  it('collectors as udp://address[:port], 9060 when none is given; id 2001 by default; off when left out', () => {
+    const cfg = parseServerConfig(
+      'hep:\n  targets: [udp://127.0.0.1:9061, "udp://[::1]", udp://10.0.0.9]\n  password: s3cret\n',
+      FILE,
+    );
+    expect(cfg.hep).toEqual({
+      targets: [
+        { url: 'udp://127.0.0.1:9061', host: '127.0.0.1', port: 9061, family: 4 },
+        { url: 'udp://[::1]', host: '::1', port: 9060, family: 6 },
+        { url: 'udp://10.0.0.9', host: '10.0.0.9', port: 9060, family: 4 },
+      ],
+      id: 2001,
+      password: 's3cret',
+    });
+    expect(parseServerConfig('listen: [udp://127.0.0.1:5060]\n', FILE).hep).toBeUndefined();
+    expect(parseServerConfig('hep: off\n', FILE).hep).toBeUndefined();
+    expect(parseServerConfig('hep:\n  targets:\n  id: 7\n', FILE).hep).toEqual({ targets: [], id: 7 });
+  });
+
+  it('refuses what names no collector it can send to, each at its value', () => {
+    expect(
+      refusal(
+        [
+          'hep:', // 1
+          '  targets:', // 2
+          '    - tcp://127.0.0.1:9060', // 3
+          '    - udp://homer.contoso.com:9060', // 4
+          '    - udp://0.0.0.0:9060', // 5
+          '    - udp://127.0.0.1:0', // 6
+          '  id: -1', // 7
+        ].join('\n'),
+      ),
+    ).toEqual([
+      `${FILE}:3:7: hep.targets[0]: expected udp://host:port (e.g. udp://10.0.0.9:9060), got "tcp://127.0.0.1:9060"`,
+      `${FILE}:4:7: hep.targets[1]: host "homer.contoso.com" is not an IP address (a collector is named by address)`,
+      `${FILE}:5:7: hep.targets[2]: 0.0.0.0 names no collector`,
+      `${FILE}:6:7: hep.targets[3]: port 0 names no collector`,
+      `${FILE}:7:7: hep.id: must be at least 0, got -1`,
+    ]);
   });
 });
