@@ -1,5 +1,5 @@
 // Worker thread entry: parses and validates one homing user table (user-table-check.ts) and posts
-// back its parts, the typed arrays' buffers transferred: a million rows cross as one string and four
+// back its parts, the typed arrays' buffers transferred: a million rows cross as four
 // buffers, not a million objects to copy on the thread serving SIP.
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -17,7 +17,8 @@ if (process.platform === 'linux') {
 
 const answer = userTableAnswer(workerData as UserTableRequest);
 if ('parts' in answer) {
-  const { starts, slots, poolOfRow } = answer.parts;
+  const { keys, starts, slots, poolOfRow } = answer.parts;
   // Each array is on an ArrayBuffer of its own (UserTable.build allocates them), never a shared one.
-  parentPort?.postMessage(answer, [starts.buffer, slots.buffer, poolOfRow.buffer] as ArrayBuffer[]);
+  const buffers = [keys.buffer, starts.buffer, slots.buffer, poolOfRow.buffer] as ArrayBuffer[];
+  parentPort?.postMessage(answer, buffers);
 } else parentPort?.postMessage(answer);

@@ -4,7 +4,10 @@
 
 import { domainNameKey } from './domain-name.js';
 import type { UserTable } from './user-table.js';
-import { userKey } from './user-table.js';
+import { callerKey } from './user-table.js';
+
+// Where it was first defined: the CLI's trace and tests import it from here.
+export { callerKey } from './user-table.js';
 
 export type HomingRule =
   | {
@@ -49,15 +52,24 @@ export function homePool(
 }
 
 /**
- * The caller's key (see userKey) from a From or P-Asserted-Identity value: the URI in angle
- * brackets when there are some (a display name may come first), else the value up to its parameters.
+ * homePool(rules, callerKey(value)) for a From or P-Asserted-Identity value, on each request's path:
+ * the key is made only for a callers pattern; a user table looks the caller up straight off `value`.
  */
-export function callerKey(value: string | undefined): string | undefined {
+export function homePoolOf(
+  rules: readonly HomingRule[],
+  value: string | undefined,
+): { readonly pool: string; readonly rule: HomingRule } | undefined {
   if (value === undefined) return undefined;
-  const open = value.indexOf('<');
-  if (open >= 0) {
-    const close = value.indexOf('>', open);
-    return close < 0 ? undefined : userKey(value.slice(open + 1, close));
+  let key: string | undefined | null = null;
+  for (const rule of rules) {
+    if (rule.kind === 'callers') {
+      if (key === null) key = callerKey(value);
+      if (key === undefined) return undefined;
+      if (rule.regex.test(key)) return { pool: rule.pool, rule };
+      continue;
+    }
+    const pool = rule.table.poolKeyOfCaller(value);
+    if (pool !== undefined) return { pool, rule };
   }
-  return userKey(value);
+  return undefined;
 }

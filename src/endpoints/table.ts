@@ -2,7 +2,7 @@
 // request on the hot path.
 import { aorKey, aorKeyFromText, parseSipUri } from '../sip/uri.js';
 import { domainNameKey } from './domain-name.js';
-import { callerKey, callersRule, homePool, ruleName, type HomingRule } from './homing.js';
+import { callersRule, homePoolOf, ruleName, type HomingRule } from './homing.js';
 import { UserTable } from './user-table.js';
 import {
   maintenanceEnd,
@@ -65,8 +65,7 @@ export class EndpointTable {
    */
   homeFor(endpoint: Endpoint, caller: string | undefined): Endpoint {
     if (endpoint.homing === undefined) return endpoint;
-    const key = callerKey(caller);
-    const choice = key === undefined ? undefined : homePool(endpoint.homing, key);
+    const choice = homePoolOf(endpoint.homing, caller);
     if (choice === undefined) return endpoint;
     let byPool = this.byRule.get(choice.rule);
     if (byPool === undefined) {

@@ -29,7 +29,7 @@ export interface UserTableOptions {
 
 /** A table's parts (UserTable.parts), as they cross from one thread to another. */
 export interface UserTableParts {
-  readonly keys: string;
+  readonly keys: Uint8Array;
   readonly starts: Uint32Array;
   readonly slots: Int32Array;
   readonly poolOfRow: Uint16Array;
@@ -42,22 +42,24 @@ export type UserTableResult =
 
 /**
  * The table, built once and read only. A million users would cost a JavaScript Map one string and
- * one entry each (about 150 MB); here every key is in one string, found through an open-addressing
- * table of row numbers (about 45 MB for a million).
+ * one entry each (about 150 MB); here every key is in one byte array, found through an
+ * open-addressing table of row numbers (about 36 MB for a million). Keys are ASCII (a row's user part
+ * and domain are checked to be), so a byte each; being bytes, they cross from the worker thread that
+ * built them transferred, not copied, and no string per row is ever made.
  */
 export class UserTable {
   /** Each pool's domainNameKey, by index: what homing compares and leads to. */
   private readonly poolKeys: readonly string[];
 
   /**
-   * @param keys every user's key, one after the other
+   * @param keys every user's key, one after the other, a byte (ASCII) per character
    * @param starts where each row's key starts in `keys`, and one more entry for the end
    * @param slots the hash table: 0 for an empty slot, else the row's number plus one
    * @param poolOfRow each row's index in `pools`
    * @param pools pool FQDNs as first written, by index
    */
   private constructor(
-    private readonly keys: string,
+    private readonly keys: Uint8Array,
     private readonly starts: Uint32Array,
     private readonly slots: Int32Array,
     private readonly poolOfRow: Uint16Array,
@@ -66,18 +68,26 @@ export class UserTable {
     this.poolKeys = pools.map(domainNameKey);
   }
 
-  static readonly EMPTY = new UserTable('', new Uint32Array(1), new Int32Array(1), new Uint16Array(0), []);
+  static readonly EMPTY = new UserTable(
+    new Uint8Array(0),
+    new Uint32Array(1),
+    new Int32Array(1),
+    new Uint16Array(0),
+    [],
+  );
 
-  /** The table of a builder's rows; `slots` are the builder's own, already filled. */
+  /**
+   * The table of a builder's rows; `slots` are the builder's own, already filled. The other arrays
+   * were sized for every line of the file: cut to the rows, each on a buffer of its own.
+   */
   static build(b: UserTableBuilder, pools: readonly string[]): UserTable {
-    const n = b.keys.length;
-    const starts = new Uint32Array(n + 1);
-    for (let r = 0; r < n; r++) starts[r + 1] = starts[r]! + b.keys[r]!.length;
-    return new UserTable(b.keys.join(''), starts, b.slots, b.poolOfRow.slice(0, n), pools);
+    const n = b.rows;
+    const keys = b.keys.slice(0, b.starts[n]);
+    return new UserTable(keys, b.starts.slice(0, n + 1), b.slots, b.poolOfRow.slice(0, n), pools);
   }
 
   /**
-   * What the table is made of: one string and three typed arrays, each array on a buffer of its own,
+   * What the table is made of: four typed arrays and the pools, each array on a buffer of its own,
    * so a worker thread that built the table posts them with the buffers transferred, not copied.
    */
   parts(): UserTableParts {
@@ -133,10 +143,24 @@ export class UserTable {
     return row < 0 ? undefined : this.poolKeys[this.poolOfRow[row]!];
   }
 
+  /**
+   * As poolKeyOf(callerKey(value)) for a From or P-Asserted-Identity value, without making the key:
+   * it is hashed and compared straight off `value` (see CallerSpan), as the request's path wants.
+   */
+  poolKeyOfCaller(value: string): string | undefined {
+    const found = callerSpan(value);
+    if (found === NO_KEY) return undefined;
+    const row = found === SLOW ? this.slowFind(value) : this.findSpan(value);
+    return row < 0 ? undefined : this.poolKeys[this.poolOfRow[row]!];
+  }
+
   /** Every row, as `[user key, pool]`. */
   *entries(): IterableIterator<[string, string]> {
     for (let r = 0; r < this.size; r++)
-      yield [this.keys.slice(this.starts[r], this.starts[r + 1]), this.pools[this.poolOfRow[r]!]!];
+      yield [
+        String.fromCharCode(...this.keys.subarray(this.starts[r], this.starts[r + 1])),
+        this.pools[this.poolOfRow[r]!]!,
+      ];
   }
 
   /** The row of `key`, or -1. */
@@ -145,17 +169,35 @@ export class UserTable {
     for (let i = hash(key) & mask; ; i = (i + 1) & mask) {
       const v = this.slots[i]!;
       if (v === 0) return -1;
-      if (this.keyIs(v - 1, key)) return v - 1;
+      if (keyIs(this.keys, this.starts, v - 1, key)) return v - 1;
     }
   }
 
-  private keyIs(row: number, key: string): boolean {
-    const start = this.starts[row]!;
-    if (this.starts[row + 1]! - start !== key.length) return false;
-    for (let k = 0; k < key.length; k++)
-      if (this.keys.charCodeAt(start + k) !== key.charCodeAt(k)) return false;
-    return true;
+  /** The row of a value that holds characters beyond ASCII: through the key, made as userKey does. */
+  private slowFind(value: string): number {
+    const key = callerKey(value);
+    return key === undefined ? -1 : this.find(key);
   }
+
+  /** The row of the key `span` (just set by callerSpan) describes in `value`, or -1. */
+  private findSpan(value: string): number {
+    const mask = this.slots.length - 1;
+    const keys = this.keys;
+    const length = span.end - span.start;
+    for (let i = spanHash(value) & mask; ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) return -1;
+      const start = this.starts[v - 1]!;
+      if (this.starts[v]! - start === length && spanIs(value, keys, start)) return v - 1;
+    }
+  }
+}
+
+function keyIs(keys: Uint8Array, starts: Uint32Array, row: number, key: string): boolean {
+  const start = starts[row]!;
+  if (starts[row + 1]! - start !== key.length) return false;
+  for (let k = 0; k < key.length; k++) if (keys[start + k] !== key.charCodeAt(k)) return false;
+  return true;
 }
 
 /**
@@ -164,12 +206,17 @@ export class UserTable {
  * as the rows come.
  */
 class UserTableBuilder {
-  readonly keys: string[] = [];
+  rows = 0;
+  /** The keys' bytes: a key is no longer than its address, so the text's length always suffices. */
+  readonly keys: Uint8Array;
+  readonly starts: Uint32Array;
   readonly slots: Int32Array;
   readonly poolOfRow: Uint16Array;
   readonly lineOfRow: Uint32Array;
 
-  constructor(rows: number) {
+  constructor(rows: number, textLength: number) {
+    this.keys = new Uint8Array(textLength);
+    this.starts = new Uint32Array(rows + 1);
     this.slots = new Int32Array(tableSize(rows));
     this.poolOfRow = new Uint16Array(rows);
     this.lineOfRow = new Uint32Array(rows);
@@ -180,11 +227,18 @@ class UserTableBuilder {
     const mask = this.slots.length - 1;
     let i = hash(key) & mask;
     for (let v = this.slots[i]!; v !== 0; v = this.slots[i]!) {
-      if (this.keys[v - 1] === key) return this.lineOfRow[v - 1];
+      if (keyIs(this.keys, this.starts, v - 1, key)) return this.lineOfRow[v - 1];
       i = (i + 1) & mask;
     }
-    const row = this.keys.length;
-    this.keys.push(key);
+    const row = this.rows++;
+    const start = this.starts[row]!;
+    for (let k = 0; k < key.length; k++) {
+      const c = key.charCodeAt(k);
+      // addressProblem lets no other character through (USER and the domain labels are ASCII).
+      if (c > 0x7f) throw new Error(`user table: a key beyond ASCII (${key})`);
+      this.keys[start + k] = c;
+    }
+    this.starts[row + 1] = start + key.length;
     this.poolOfRow[row] = pool;
     this.lineOfRow[row] = line;
     this.slots[i] = row + 1;
@@ -204,6 +258,105 @@ function hash(key: string): number {
   let h = 0x811c9dc5;
   for (let k = 0; k < key.length; k++) h = Math.imul(h ^ key.charCodeAt(k), 0x01000193);
   return h >>> 0;
+}
+
+/**
+ * The caller's key (see userKey) from a From or P-Asserted-Identity value: the URI in angle
+ * brackets when there are some (a display name may come first), else the value up to its parameters.
+ */
+export function callerKey(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const open = value.indexOf('<');
+  if (open >= 0) {
+    const close = value.indexOf('>', open);
+    return close < 0 ? undefined : userKey(value.slice(open + 1, close));
+  }
+  return userKey(value);
+}
+
+/** callerSpan's answers: no key (callerKey gives undefined), the key is `span`, or make the key. */
+const NO_KEY = 0;
+const SPAN = 1;
+const SLOW = 2;
+
+/**
+ * Where callerKey's key lies in a value, as callerSpan last found it: it is `value.slice(start, end)`
+ * in ASCII lower case (the user part, the "@", the domain without its trailing dot). One object for
+ * every request, so looking a caller up allocates nothing.
+ */
+const span = { start: 0, end: 0 };
+
+/**
+ * callerKey without the string: sets `span` and answers SPAN, or NO_KEY where callerKey gives
+ * undefined. A key with a character beyond ASCII answers SLOW: lower case and trimming are JavaScript's
+ * there (U+212A KELVIN SIGN lowers to "k"), left to callerKey itself.
+ */
+function callerSpan(v: string): number {
+  let b = 0;
+  let e = v.length;
+  const open = v.indexOf('<');
+  if (open >= 0) {
+    e = v.indexOf('>', open);
+    if (e < 0) return NO_KEY;
+    b = open + 1;
+  }
+  // From here userKey's steps, on v's [b, e): trim (a character beyond ASCII at either end may be
+  // white space String.prototype.trim knows), angle brackets, scheme, parameters, the last "@".
+  while (b < e && isSpace(v.charCodeAt(b))) b++;
+  while (e > b && isSpace(v.charCodeAt(e - 1))) e--;
+  if (b < e && (v.charCodeAt(b) > 0x7f || v.charCodeAt(e - 1) > 0x7f)) return SLOW;
+  if (e - b >= 2 && v.charCodeAt(b) === 0x3c && v.charCodeAt(e - 1) === 0x3e) {
+    b++;
+    e--;
+  }
+  b += schemeLength(v, b, e);
+  let at = -1;
+  for (let i = b; i < e; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x3b /* ; */ || c === 0x3f /* ? */ || c === 0x3e /* > */) {
+      e = i;
+      break;
+    }
+    if (c > 0x7f) return SLOW;
+    if (c === 0x40 /* @ */) at = i;
+  }
+  if (at <= b || at === e - 1) return NO_KEY;
+  span.start = b;
+  span.end = v.charCodeAt(e - 1) === 0x2e /* . */ ? e - 1 : e;
+  return SPAN;
+}
+
+/** What String.prototype.trim takes for white space, among ASCII characters. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/** 4 for `sip:`, 5 for `sips:` (any case) at v[b], else 0: userKey's /^sips?:/i. */
+function schemeLength(v: string, b: number, e: number): number {
+  if (e - b < 4) return 0;
+  if ((v.charCodeAt(b) | 0x20) !== 0x73 || (v.charCodeAt(b + 1) | 0x20) !== 0x69) return 0;
+  if ((v.charCodeAt(b + 2) | 0x20) !== 0x70) return 0;
+  if (v.charCodeAt(b + 3) === 0x3a) return 4;
+  return e - b >= 5 && (v.charCodeAt(b + 3) | 0x20) === 0x73 && v.charCodeAt(b + 4) === 0x3a ? 5 : 0;
+}
+
+/** An ASCII character in lower case. */
+function lower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+}
+
+/** hash() of the key `span` describes in `v`. */
+function spanHash(v: string): number {
+  let h = 0x811c9dc5;
+  for (let i = span.start; i < span.end; i++) h = Math.imul(h ^ lower(v.charCodeAt(i)), 0x01000193);
+  return h >>> 0;
+}
+
+/** Whether the key `span` describes in `v` is the one at `keys[start]` (its length already equal). */
+function spanIs(v: string, keys: Uint8Array, start: number): boolean {
+  for (let i = span.start, k = start; i < span.end; i++, k++)
+    if (keys[k] !== lower(v.charCodeAt(i))) return false;
+  return true;
 }
 
 /**
@@ -288,7 +441,7 @@ export function parseUserTable(text: string, opts: UserTableOptions = {}): UserT
     };
   }
   // Rows are at most the file's lines, counted once up front so nothing is ever grown and copied.
-  const builder = new UserTableBuilder(countLines(text));
+  const builder = new UserTableBuilder(countLines(text), text.length);
   const pools: string[] = [];
   const poolIndex = new Map<string, number>();
   const domains = new Map<string, string | undefined>();

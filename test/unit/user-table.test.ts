@@ -1,7 +1,7 @@
 // The homing user table (src/endpoints/user-table.ts): CSV rows of SipAddress,PoolFqdn, validated
 // with the line and column of each problem, looked up by caller.
 import { describe, expect, it } from 'vitest';
-import { parseUserTable, userKey, UserTable } from '../../src/endpoints/user-table.js';
+import { callerKey, parseUserTable, userKey, UserTable } from '../../src/endpoints/user-table.js';
 
 function table(text: string, known?: string[]): UserTable {
   const r = parseUserTable(text, known === undefined ? {} : { knownPool: (p) => known.includes(p) });
@@ -122,6 +122,7 @@ describe('user table: parts, as a worker thread posts them', () => {
     // The round trip of a real post: the typed arrays' buffers transferred, the rest cloned.
     const parts = structuredClone(parsed.parts(), {
       transfer: [
+        parsed.parts().keys.buffer,
         parsed.parts().starts.buffer,
         parsed.parts().slots.buffer,
         parsed.parts().poolOfRow.buffer,
@@ -140,8 +141,65 @@ describe('user table: parts, as a worker thread posts them', () => {
 
   it('parts that do not fit together are refused', () => {
     const p = table('SipAddress,PoolFqdn\nsip:a@contoso.com,pc.contoso.com\n').parts();
-    expect(() => UserTable.fromParts({ ...p, keys: `${p.keys}x` })).toThrow(/parts that do not make a table/);
+    const longer = new Uint8Array([...p.keys, 0x78]);
+    expect(() => UserTable.fromParts({ ...p, keys: longer })).toThrow(/parts that do not make a table/);
     expect(() => UserTable.fromParts({ ...p, poolOfRow: new Uint16Array(2) })).toThrow(/do not make a table/);
     expect(() => UserTable.fromParts({ ...p, slots: new Int32Array(3) })).toThrow(/do not make a table/);
+  });
+});
+
+describe('user table: a caller looked up straight off the From value', () => {
+  const t = table(
+    'SipAddress,PoolFqdn\n' +
+      'sip:kelly@contoso.com,pc-k.contoso.com\n' +
+      'sip:Alice@Contoso.com,pc-a.contoso.com\n' +
+      'sip:bob@emea.contoso.com,pc-b.contoso.com\n' +
+      'sip:a%41b@contoso.com,pc-e.contoso.com\n',
+  );
+  // Each as From or P-Asserted-Identity values come: display names, brackets, schemes in any case,
+  // parameters and headers, white space, a trailing dot, and characters beyond ASCII.
+  const values = [
+    'sip:alice@contoso.com',
+    '"Alice" <sip:ALICE@CONTOSO.COM>;tag=1a2b',
+    'Alice <SIPS:alice@contoso.com.;transport=tls>;tag=x',
+    ' \t<sip:alice@contoso.com?subject=hi> ',
+    '<alice@contoso.com>',
+    'alice@contoso.com;tag=9',
+    'sip:alice@contoso.com.',
+    'sipx:alice@contoso.com',
+    'si:alice@contoso.com',
+    'tel:alice@contoso.com',
+    'sip:sip:alice@contoso.com',
+    '<<sip:alice@contoso.com>>',
+    '<sip:alice@contoso.com',
+    'sip:alice@',
+    'sip:@contoso.com',
+    '@contoso.com',
+    'sip:x@alice@contoso.com',
+    '',
+    '   ',
+    '<>',
+    'sip:bob@EMEA.Contoso.Com',
+    'sip:A%41B@contoso.com',
+    'sip:\u212Aelly@contoso.com', // KELVIN SIGN: lower case is "k", a row
+    '\u00A0sip:kelly@contoso.com\u3000', // white space trim() knows, beyond ASCII
+    '"Ünal" <sip:kelly@contoso.com>',
+    'sip:kelly@contoso.com\u00A0;tag=1',
+    'sip:kélly@contoso.com',
+    'sip:kelly@contoso.com\u212A',
+  ];
+
+  it.each(values)('%j: the pool poolKeyOf(callerKey(value)) gives', (value) => {
+    const key = callerKey(value);
+    const expected = key === undefined ? undefined : t.poolKeyOf(key);
+    expect(t.poolKeyOfCaller(value)).toBe(expected);
+  });
+
+  it('the values above do reach rows, through every way of writing them', () => {
+    // The first seven spell alice, then bob, a%41b, and three for kelly beyond ASCII.
+    const found = values.filter((v) => t.poolKeyOfCaller(v) !== undefined);
+    expect(found).toEqual([...values.slice(0, 7), ...values.slice(20, 25)]);
+    expect(t.poolKeyOfCaller('sip:\u212Aelly@contoso.com')).toBe('pc-k.contoso.com');
+    expect(t.poolKeyOfCaller('"Ünal" <sip:kelly@contoso.com>')).toBe('pc-k.contoso.com');
   });
 });
