@@ -186,7 +186,7 @@ export class UserTable {
     const mask = this.slots.length - 1;
     const keys = this.keys;
     const length = span.end - span.start;
-    for (let i = spanHash(value) & mask; ; i = (i + 1) & mask) {
+    for (let i = span.hash & mask; ; i = (i + 1) & mask) {
       const v = this.slots[i]!;
       if (v === 0) return -1;
       const start = this.starts[v - 1]!;
@@ -283,10 +283,11 @@ const SLOW = 2;
 
 /**
  * Where callerKey's key lies in a value, as callerSpan last found it: it is `value.slice(start, end)`
- * in ASCII lower case (the user part, the "@", the domain without its trailing dot). One object for
+ * in ASCII lower case (the user part, the "@", the domain without its trailing dot), `hash` its
+ * hash(). One object for
  * every request, so looking a caller up allocates nothing.
  */
-const span = { start: 0, end: 0 };
+const span = { start: 0, end: 0, hash: 0 };
 
 /**
  * callerKey without the string: sets `span` and answers SPAN, or NO_KEY where callerKey gives
@@ -312,7 +313,11 @@ function callerSpan(v: string): number {
     e--;
   }
   b += schemeLength(v, b, e);
+  // One pass finds the key's end and hashes it as hash() would the key (lower case), keeping the hash
+  // before the last character in case that is the domain's trailing dot.
   let at = -1;
+  let h = 0x811c9dc5;
+  let before = h;
   for (let i = b; i < e; i++) {
     const c = v.charCodeAt(i);
     if (c === 0x3b /* ; */ || c === 0x3f /* ? */ || c === 0x3e /* > */) {
@@ -321,10 +326,14 @@ function callerSpan(v: string): number {
     }
     if (c > 0x7f) return SLOW;
     if (c === 0x40 /* @ */) at = i;
+    before = h;
+    h = Math.imul(h ^ lower(c), 0x01000193);
   }
   if (at <= b || at === e - 1) return NO_KEY;
+  const dot = v.charCodeAt(e - 1) === 0x2e; /* . */
   span.start = b;
-  span.end = v.charCodeAt(e - 1) === 0x2e /* . */ ? e - 1 : e;
+  span.end = dot ? e - 1 : e;
+  span.hash = (dot ? before : h) >>> 0;
   return SPAN;
 }
 
@@ -345,13 +354,6 @@ function schemeLength(v: string, b: number, e: number): number {
 /** An ASCII character in lower case. */
 function lower(c: number): number {
   return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-}
-
-/** hash() of the key `span` describes in `v`. */
-function spanHash(v: string): number {
-  let h = 0x811c9dc5;
-  for (let i = span.start; i < span.end; i++) h = Math.imul(h ^ lower(v.charCodeAt(i)), 0x01000193);
-  return h >>> 0;
 }
 
 /** Whether the key `span` describes in `v` is the one at `keys[start]` (its length already equal). */
