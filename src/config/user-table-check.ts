@@ -35,16 +35,16 @@ export type UserTableChecked = { readonly table: UserTable } | { readonly issues
 
 /** Parses `bytes` on the calling thread: what the worker does, and small files everywhere. */
 export function userTableAnswer(req: UserTableRequest): UserTableAnswer {
-  const text = Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength).toString('utf8');
   const known = new Set(req.knownPools);
-  const parsed = parseUserTable(text, { knownPool: (p) => known.has(p) });
+  // The bytes themselves: decoded a piece at a time, so the file's text is never all in memory at once.
+  const parsed = parseUserTable(req.bytes, { knownPool: (p) => known.has(p) });
   return parsed.ok ? { parts: parsed.table.parts() } : { issues: parsed.issues };
 }
 
 /**
- * The heap the worker may use, in MB: the text, then a string per row while the table is built
- * (about 7 bytes of heap per byte of a file of short rows). A file built to blow up ends its
- * worker, refused, instead of the process.
+ * The heap the worker may use, in MB: the file's text comes a piece at a time and the table's arrays
+ * are off the heap, but a file built to blow up (one field of the whole file) still ends its worker,
+ * refused, instead of the process.
  */
 function workerHeapMb(bytes: number): number {
   return Math.max(256, Math.ceil((bytes / 1_048_576) * 8));

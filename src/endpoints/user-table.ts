@@ -25,7 +25,16 @@ export interface UserTableOptions {
   readonly knownPool?: (poolKey: string) => boolean;
   /** Problems reported at most; parsing stops at the next one (a file that is not CSV at all). */
   readonly maxIssues?: number;
+  /** Bytes of a file (given as bytes) decoded at a time, about; a row is never split. */
+  readonly pieceBytes?: number;
 }
+
+/**
+ * A file given as bytes is decoded this much at a time: no string of the whole of it is made. Under
+ * V8's large-object size (128 KB), so each piece is made young and dies young; larger ones would stay
+ * until a full collection, which a load of a million rows may never run.
+ */
+const PIECE_BYTES = 1 << 16;
 
 /** A table's parts (UserTable.parts), as they cross from one thread to another. */
 export interface UserTableParts {
@@ -406,17 +415,60 @@ function clip(text: string): string {
   return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
-/** Parses and validates a user table. Every problem is reported (up to maxIssues), none applied. */
-export function parseUserTable(text: string, opts: UserTableOptions = {}): UserTableResult {
-  const reader = new CsvReader(text);
+/**
+ * Parses and validates a user table, given as text or as its UTF-8 bytes. Bytes are decoded a piece
+ * at a time (a million rows: never a string of all 46 MB). Every problem is reported (up to maxIssues),
+ * none applied.
+ */
+export function parseUserTable(file: string | Uint8Array, opts: UserTableOptions = {}): UserTableResult {
+  if (typeof file === 'string') {
+    if (file.includes('\0')) return NOT_TEXT;
+    return parseRows(new CsvReader(file), countLines(file), file.length, opts);
+  }
+  const bytes = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
+  if (bytes.includes(0)) return NOT_TEXT;
+  const reader = new CsvReader('', pieces(bytes, opts.pieceBytes ?? PIECE_BYTES));
+  // A UTF-8 file has no more characters than bytes, and its line breaks are the same bytes.
+  return parseRows(reader, countLineBytes(bytes), bytes.length, opts);
+}
+
+const NOT_TEXT: UserTableResult = {
+  ok: false,
+  issues: [{ line: 1, column: 1, reason: 'is not text (it holds NUL bytes)' }],
+};
+
+/**
+ * The text of `bytes` a piece at a time: at least `size` bytes (or `atLeast` characters' worth, for a
+ * row longer than a piece), up to the end of a line, so no character or line break is cut in two.
+ */
+function pieces(bytes: Buffer, size: number): (atLeast: number) => string | undefined {
+  let at = 0;
+  return (atLeast) => {
+    if (at >= bytes.length) return undefined;
+    let end = at + Math.max(size, atLeast);
+    if (end < bytes.length) {
+      const lf = bytes.indexOf(0x0a, end - 1);
+      end = lf < 0 ? bytes.length : lf + 1;
+    } else end = bytes.length;
+    const text = bytes.toString('utf8', at, end);
+    at = end;
+    return text;
+  };
+}
+
+/** The rows of `reader`: at most `lines`, their text at most `length` characters. */
+function parseRows(
+  reader: CsvReader,
+  lines: number,
+  length: number,
+  opts: UserTableOptions,
+): UserTableResult {
   const issues: UserTableIssue[] = [];
   const maxIssues = opts.maxIssues ?? 50;
   const report = (line: number, column: number, reason: string): boolean => {
     issues.push({ line, column, reason });
     return issues.length >= maxIssues;
   };
-  if (text.includes('\0'))
-    return { ok: false, issues: [{ line: 1, column: 1, reason: 'is not text (it holds NUL bytes)' }] };
   const header = reader.next();
   if (header === undefined)
     return {
@@ -445,7 +497,7 @@ export function parseUserTable(text: string, opts: UserTableOptions = {}): UserT
     };
   }
   // Rows are at most the file's lines, counted once up front so nothing is ever grown and copied.
-  const builder = new UserTableBuilder(countLines(text), text.length);
+  const builder = new UserTableBuilder(lines, length);
   const pools: string[] = [];
   const poolIndex = new Map<string, number>();
   const domains = new Map<string, string | undefined>();
@@ -513,6 +565,14 @@ function countLines(text: string): number {
   return n;
 }
 
+/** countLines of the text of UTF-8 `bytes` (whose line breaks are the same bytes). */
+function countLineBytes(bytes: Buffer): number {
+  let n = 1;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) n++;
+  for (let i = bytes.indexOf(0x0d); i >= 0; i = bytes.indexOf(0x0d, i + 1)) if (bytes[i + 1] !== 0x0a) n++;
+  return n;
+}
+
 interface CsvRow {
   readonly fields: string[];
   /** Column (1-based) where each field starts. */
@@ -530,20 +590,53 @@ interface CsvRow {
 class CsvReader {
   private pos = 0;
   private line = 1;
+  /** Whether `text` holds the rest of the file: always, unless it comes in pieces. */
+  private whole: boolean;
 
-  constructor(private readonly text: string) {}
+  /**
+   * @param text the file's text, or its first piece
+   * @param more the next piece (ending with a line break, but the last), at least `atLeast` long;
+   *   undefined after the last
+   */
+  constructor(
+    private text: string,
+    private readonly more?: (atLeast: number) => string | undefined,
+  ) {
+    this.whole = more === undefined;
+  }
 
   next(): CsvRow | undefined {
-    const t = this.text;
     for (;;) {
-      if (this.pos >= t.length) return undefined;
+      const t = this.text;
+      if (this.pos >= t.length) {
+        if (this.whole || !this.readMore()) return undefined;
+        continue;
+      }
       const c = t.charCodeAt(this.pos);
       if (c === 0x0a || c === 0x0d || c === 0x23 /* # */) {
         this.skipLine(c === 0x23);
         continue;
       }
-      return this.row();
+      const [pos, line] = [this.pos, this.line];
+      const row = this.row();
+      if (row !== undefined) return row;
+      // A quoted field runs past this piece: the row again, with the next one.
+      [this.pos, this.line] = [pos, line];
+      if (!this.readMore()) this.whole = true;
     }
+  }
+
+  /** The text from pos with the next piece after it (twice as long at least: a long row costs O(n)). */
+  private readMore(): boolean {
+    const rest = this.text.slice(this.pos);
+    const piece = this.more?.(rest.length);
+    if (piece === undefined) {
+      this.whole = true;
+      return false;
+    }
+    this.text = rest + piece;
+    this.pos = 0;
+    return true;
   }
 
   private skipLine(comment: boolean): void {
@@ -554,7 +647,8 @@ class CsvReader {
     this.line++;
   }
 
-  private row(): CsvRow {
+  /** The row at pos; undefined when it runs past a piece that is not the last. */
+  private row(): CsvRow | undefined {
     const t = this.text;
     const line = this.line;
     const lineStart = this.pos;
@@ -565,6 +659,7 @@ class CsvReader {
       if (t.charCodeAt(this.pos) === 0x22 /* " */) {
         const quoted = this.quoted();
         if (quoted === undefined) {
+          if (!this.whole) return undefined;
           this.skipRest();
           return { fields, columns, line, column: columns.at(-1)!, error: 'a quoted field is not closed' };
         }

@@ -203,3 +203,53 @@ describe('user table: a caller looked up straight off the From value', () => {
     expect(t.poolKeyOfCaller('"Ünal" <sip:kelly@contoso.com>')).toBe('pc-k.contoso.com');
   });
 });
+
+describe('user table: given as bytes, decoded a piece at a time', () => {
+  const files = {
+    'quoted fields with line breaks and quotes, CRLF, a BOM, comments, characters beyond ASCII':
+      '\uFEFFDisplayName,SipAddress,PoolFqdn\r\n# wave 1\r\n' +
+      '"Doe,\r\nJane ""JD""",sip:Jane.Doe@Contoso.com,pc-emea.contoso.com\r\n\r\n' +
+      '"Ünal Çelik\nsecond line\nthird",sip:unal@contoso.com,pc-us.contoso.com\r\n' +
+      'Bob,bob@contoso.com,pc-us.contoso.com',
+    'bad rows: a duplicate, a bad address, an unknown pool, too few columns, text after a quote':
+      'SipAddress,PoolFqdn\nsip:a@contoso.com,pc-us.contoso.com\n"sip:a@contoso.com",pc-us.contoso.com\n' +
+      'sip:x y@contoso.com,pc-us.contoso.com\nsip:b@contoso.com,nowhere.contoso.com\nsip:c@contoso.com\n' +
+      '"sip:d@contoso.com"x,pc-us.contoso.com\n',
+    'a quoted field never closed, over many lines':
+      'SipAddress,PoolFqdn,Note\nsip:a@contoso.com,pc-us.contoso.com,"open\n' +
+      'sip:b@contoso.com,pc-us.contoso.com\n'.repeat(20),
+    'lines ended by a lone CR':
+      'SipAddress,PoolFqdn\rsip:a@contoso.com,pc-us.contoso.com\rsip:b@contoso.com,pc-emea.contoso.com\r',
+    'no header': '\n\n# nothing\n',
+  };
+  const known = ['pc-us.contoso.com', 'pc-emea.contoso.com'];
+  const knownPool = (p: string): boolean => known.includes(p);
+  const outcome = (r: ReturnType<typeof parseUserTable>): unknown =>
+    r.ok ? [...r.table.entries()] : r.issues;
+
+  it.each(Object.entries(files))('%s: as the text gives, for every piece size', (_, text) => {
+    const fromText = outcome(parseUserTable(text, { knownPool }));
+    for (const pieceBytes of [1, 2, 3, 7, 16, 64, 1 << 16])
+      expect(outcome(parseUserTable(Buffer.from(text), { knownPool, pieceBytes }))).toEqual(fromText);
+  });
+
+  it('the files above are read (rows found) or refused (issues) as written', () => {
+    const first = parseUserTable(Buffer.from(Object.values(files)[0]!), { knownPool, pieceBytes: 5 });
+    if (!first.ok) expect.fail(JSON.stringify(first.issues));
+    expect(first.table.size).toBe(3);
+    expect(first.table.poolOf('sip:unal@contoso.com')).toBe('pc-us.contoso.com');
+    const bad = parseUserTable(Buffer.from(Object.values(files)[1]!), { knownPool, pieceBytes: 5 });
+    expect(bad.ok ? [] : bad.issues.map((i) => `${i.line}:${i.column}`)).toEqual([
+      '3:1',
+      '4:1',
+      '5:19',
+      '6:1',
+      '7:20',
+    ]);
+  });
+
+  it('a NUL byte: refused as not text', () => {
+    const r = parseUserTable(Buffer.from('SipAddress,PoolFqdn\n\0\n'));
+    expect(r.ok ? [] : r.issues.map((i) => i.reason)).toEqual(['is not text (it holds NUL bytes)']);
+  });
+});
