@@ -1,7 +1,7 @@
 // Parsing and validation of a homing user table, on a worker thread when it is large: a CSV of a
 // million users takes about 1.5 s of CPU to check, which on the event loop would stall SIP serving
-// for as long during a reload. The worker posts back the table's parts (one string and typed arrays,
-// their buffers transferred) and the main thread puts the table together from them at once.
+// for as long during a reload. The worker posts back the table's parts (typed arrays, their buffers
+// transferred) and the main thread puts the table together from them at once.
 import { Worker } from 'node:worker_threads';
 import {
   parseUserTable,
