@@ -79,10 +79,13 @@ function hepMirror(hep) {
   if (hep === undefined) return '';
   return [
     'loadmodule "siptrace.so"',
+    // No database: siptrace binds one (db_mysql by default) unless told it does not trace to one.
+    'modparam("siptrace", "trace_to_database", 0)',
     `modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:${hep.port}")`,
     'modparam("siptrace", "hep_mode_on", 1)',
     'modparam("siptrace", "hep_version", 3)',
     `modparam("siptrace", "hep_capture_id", ${hep.id})`,
+    'modparam("siptrace", "trace_on", 1)',
     'modparam("siptrace", "trace_mode", 1)',
   ].join('\n');
 }
