@@ -253,7 +253,8 @@ async function startTarget(server, dir, level) {
   return startKamailioTarget(dir, level);
 }
 
-function startKamailioTarget(dir, level) {
+/** `hep`: siptrace mirrors every message to this collector (the HEP suite's reference). */
+function startKamailioTarget(dir, level, hep) {
   return startKamailioWith(dir, (port) =>
     renderKamailioConfig({
       host: '127.0.0.1',
@@ -261,6 +262,7 @@ function startKamailioTarget(dir, level) {
       children: kamailioChildren,
       tcpChildren: kamailioChildren,
       logDecisions: level === 'info',
+      ...(hep === undefined ? {} : { hep }),
       endpoints: ENDPOINTS.map((e) => ({
         user: e.user,
         domain: e.domain,
@@ -501,6 +503,9 @@ async function hepSuite() {
     endpointsYaml: REDIRECT_ENDPOINTS_YAML,
     domain: DOMAIN,
     pool: POOL,
+    // The reference: Kamailio's siptrace mirroring the same traffic to the same collector.
+    startKamailio: (dir, level, hepPort) =>
+      startKamailioTarget(dir, level, hepPort === undefined ? undefined : { port: hepPort, id: 2001 }),
   };
   const result = await runHepSuite(cfg);
   const report = hepMarkdownReport({ env, cfg, ...result });

@@ -46,7 +46,13 @@ for (const [i, selection] of runs.entries()) {
   try {
     const r = JSON.parse(readFileSync(report, 'utf8'));
     passed += r.numPassedTests;
-    failed += r.numFailedTests;
+    // A file that fails before its tests run (an import that throws) fails no test of its own: it
+    // counts as one failure, so the summary never reads "0 failed" on a failed run.
+    failed +=
+      r.numFailedTests +
+      (r.testResults ?? []).filter(
+        (f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed'),
+      ).length;
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   } catch {
     // No report: vitest did not get as far as running tests; count the run as a failure.

@@ -70,8 +70,30 @@ function redirectTo(targets) {
 }
 
 /**
+ * siptrace mirroring every SIP message Kamailio receives or sends to a HEP3 collector, through the
+ * core's events (trace_mode 1: no sip_trace() call in the script), as the service's `hep` does:
+ * the reference for what HEP export costs (`--suite redirect --hep`).
+ * @param {{ port: number, id: number } | undefined} hep
+ */
+function hepMirror(hep) {
+  if (hep === undefined) return '';
+  return [
+    'loadmodule "siptrace.so"',
+    // No database: siptrace binds one (db_mysql by default) unless told it does not trace to one.
+    'modparam("siptrace", "trace_to_database", 0)',
+    `modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:${hep.port}")`,
+    'modparam("siptrace", "hep_mode_on", 1)',
+    'modparam("siptrace", "hep_version", 3)',
+    `modparam("siptrace", "hep_capture_id", ${hep.id})`,
+    'modparam("siptrace", "trace_on", 1)',
+    'modparam("siptrace", "trace_mode", 1)',
+  ].join('\n');
+}
+
+/**
  * @param {{ host: string, port: number, children: number, tcpChildren: number, logDecisions: boolean,
- *   endpoints: Array<{ user: string, domain: string, targets: Array<{ uri: string, q?: string }> }> }} opts
+ *   endpoints: Array<{ user: string, domain: string, targets: Array<{ uri: string, q?: string }> }>,
+ *   hep?: { port: number, id: number } }} opts
  */
 export async function renderKamailioConfig(opts) {
   const routes = opts.endpoints
@@ -100,6 +122,7 @@ export async function renderKamailioConfig(opts) {
     LOG_DECISION_483: decisionLog(opts.logDecisions, 483),
     LOG_DECISION_200: decisionLog(opts.logDecisions, 200),
     LOG_DECISION_404: decisionLog(opts.logDecisions, 404),
+    HEP_MIRROR: hepMirror(opts.hep),
   };
   return fill(TEMPLATE, values);
 }

@@ -201,40 +201,24 @@ interface MetricValue {
   readonly metricName?: string;
 }
 
-/** pchat_requests_total: a counter per label set, kept as plain numbers. */
-class DecisionCounter {
+/**
+ * A counter per label set, kept as plain numbers and read by the registry when scraped (prom-client's
+ * own counters hash the labels object on every inc()).
+ */
+abstract class RowCounter<R extends { labels: Record<string, string>; count: number }> {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly rows = new Map<
-    string,
-    { labels: Record<string, string>; count: number; status: number }
-  >();
+  abstract readonly name: string;
+  abstract readonly help: string;
+  protected readonly rows = new Map<string, R>();
+  /** The row counted last: under load most counts repeat the one before, and skip the key. */
+  protected last: R | undefined;
 
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-
-  /** The row counted last: under load most decisions repeat the one before, and skip the key. */
-  private last: { labels: Record<string, string>; count: number; status: number } | undefined;
-
-  inc(method: string, endpoint: string, mode: string, outcome: string, status: number): void {
-    const last = this.last;
-    if (
-      last !== undefined &&
-      last.status === status &&
-      last.labels.outcome === outcome &&
-      last.labels.method === method &&
-      last.labels.endpoint === endpoint &&
-      last.labels.mode === mode
-    ) {
-      last.count++;
-      return;
-    }
-    const key = `${method}\u0000${endpoint}\u0000${mode}\u0000${outcome}\u0000${status}`;
+  /** Counts one for the row under `key`, made by `make` the first time. */
+  protected countRow(key: string, make: () => R): void {
     let row = this.rows.get(key);
     if (row === undefined) {
-      row = { labels: { method, endpoint, mode, outcome, status: String(status) }, count: 0, status };
+      row = make();
       this.rows.set(key, row);
     }
     row.count++;
@@ -258,26 +242,53 @@ class DecisionCounter {
   }
 }
 
+/** pchat_requests_total{method, endpoint, mode, outcome, status}. */
+class DecisionCounter extends RowCounter<{ labels: Record<string, string>; count: number; status: number }> {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {
+    super();
+  }
+
+  inc(method: string, endpoint: string, mode: string, outcome: string, status: number): void {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last.status === status &&
+      last.labels.outcome === outcome &&
+      last.labels.method === method &&
+      last.labels.endpoint === endpoint &&
+      last.labels.mode === mode
+    ) {
+      last.count++;
+      return;
+    }
+    this.countRow(`${method}\u0000${endpoint}\u0000${mode}\u0000${outcome}\u0000${status}`, () => ({
+      labels: { method, endpoint, mode, outcome, status: String(status) },
+      count: 0,
+      status,
+    }));
+  }
+}
+
 /**
  * pchat_homing_decisions_total{endpoint, pool, rule}: decisions for endpoints with homing rules, by
  * the pool the caller was led to and the rule that chose it (`callers *@emea.contoso.com`,
  * `users users.csv`, or `default` when none did). Every label comes from the configuration, never
  * from a caller's address, so the series are bounded by the rules and pools configured.
  */
-class HomingCounter {
+class HomingCounter extends RowCounter<{ labels: Record<string, string>; count: number }> {
   readonly name = 'pchat_homing_decisions_total';
   readonly help =
     'Decisions for endpoints with homing rules, by endpoint, the pool chosen and the rule that chose it ("default": none did)';
-  readonly type = 'counter';
-  readonly aggregator = 'sum';
-  private readonly rows = new Map<string, { labels: Record<string, string>; count: number }>();
-  /** The row counted last: a run of decisions for one pool skips the key. */
-  private last: { labels: Record<string, string>; count: number } | undefined;
   /** Endpoints with homing rules and their own pool, for the table `defaultsOf` was made from. */
   private defaults: ReadonlyMap<string, string> = new Map();
   private defaultsOf: EndpointTable | undefined;
 
-  constructor(private readonly table: (() => EndpointTable) | undefined) {}
+  constructor(private readonly table: (() => EndpointTable) | undefined) {
+    super();
+  }
 
   /** A decision for `endpoint`; `homing` is the rule that chose `pool`, undefined when none did. */
   count(endpoint: string, pool: string | undefined, homing: string | undefined): void {
@@ -311,30 +322,10 @@ class HomingCounter {
       last.count++;
       return;
     }
-    const key = `${endpoint}\u0000${pool}\u0000${rule}`;
-    let row = this.rows.get(key);
-    if (row === undefined) {
-      row = { labels: { endpoint, pool, rule }, count: 0 };
-      this.rows.set(key, row);
-    }
-    row.count++;
-    this.last = row;
-  }
-
-  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
-    const values = [...this.rows.values()].map((r) => ({ value: r.count, labels: r.labels }));
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values,
-    });
-  }
-
-  reset(): void {
-    this.rows.clear();
-    this.last = undefined;
+    this.countRow(`${endpoint}\u0000${pool}\u0000${rule}`, () => ({
+      labels: { endpoint, pool, rule },
+      count: 0,
+    }));
   }
 }
 

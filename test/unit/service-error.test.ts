@@ -23,7 +23,7 @@ import { ClientTransactionArgumentError } from '../../src/transaction/client-tra
 
 const SRC = join(import.meta.dirname, '../../src');
 
-/** Modules that run as a program when imported: the command line and the config-check worker. */
+/** Modules that run as a program when imported: the command line and the worker threads' entries (*-worker.ts). */
 const ENTRY_POINTS = new Set(['cli/main.ts', 'config/check-worker.ts']);
 
 type ErrorClass = abstract new (...args: never[]) => Error;
@@ -63,7 +63,7 @@ const exported = new Map<ErrorClass, string>();
 
 beforeAll(async () => {
   for (const file of sourceFiles()) {
-    if (ENTRY_POINTS.has(file)) continue;
+    if (ENTRY_POINTS.has(file) || file.endsWith('-worker.ts')) continue;
     const mod = (await import(pathToFileURL(join(SRC, file)).href)) as Record<string, unknown>;
     for (const value of Object.values(mod)) {
       if (isErrorClass(value) && value !== ServiceError && !exported.has(value)) exported.set(value, file);
