@@ -1,8 +1,8 @@
 // Validation of one configuration file's text against its schema and rules, on the calling thread
 // for small files and on a worker thread for large ones: YAML parsing and validation of a 4 MiB
 // endpoints.yaml take about 1.5 s of CPU, which on the event loop would stall SIP for as long.
-import { Worker } from 'node:worker_threads';
 import type * as z from 'zod';
+import { OFF_THREAD_BYTES, runCheckWorker } from './check-runner.js';
 import type { ConfigIssue } from './errors.js';
 import { schemaIssues, sortIssues } from './issues.js';
 import { endpointsRules } from './rules.js';
@@ -72,20 +72,12 @@ export function checkKind(kind: FileKind, text: string, file: string): Checked<u
 }
 
 /**
- * Texts shorter than this are checked on the calling thread: a worker costs about 30 ms to start,
- * more than a file this size takes to check (about 20 ms).
- */
-export const OFF_THREAD_BYTES = 64 * 1024;
-/**
  * The heap a check may use, in MB: a 4 MiB endpoints.yaml needs between 128 and 256. A file built to
  * blow up when parsed ends its worker, refused, instead of the process.
  */
 function workerHeapMb(chars: number): number {
   return Math.max(256, Math.ceil((chars / 1_048_576) * 96));
 }
-
-/** A worker that has not answered by then is stopped and the file refused. */
-export const CHECK_TIMEOUT_MS = 60_000;
 
 export interface WorkerRequest {
   kind: FileKind;
@@ -129,49 +121,22 @@ export async function checkText(
   signal?: AbortSignal,
 ): Promise<Checked<unknown>> {
   if (WORKER_URL === undefined || text.length < OFF_THREAD_BYTES) return checkKind(kind, text, file);
-  const refused = (reason: string): Checked<unknown> => ({
-    value: undefined,
-    issues: [{ file, line: 0, column: 0, path: '', reason }],
-    warnings: [],
-  });
-  return new Promise((resolve) => {
-    const request: WorkerRequest = { kind, text, file };
-    const heapMb = workerHeapMb(text.length);
-    const worker = new Worker(WORKER_URL, {
-      workerData: request,
-      resourceLimits: { maxOldGenerationSizeMb: heapMb },
-    });
-    let settled = false;
-    const done = (result: Checked<unknown>): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      resolve(result);
-    };
-    const onAbort = (): void => done(refused('check abandoned: the service is stopping'));
-    const timer = setTimeout(
-      () => done(refused(`validation took longer than ${CHECK_TIMEOUT_MS} ms: given up`)),
-      CHECK_TIMEOUT_MS,
-    );
-    signal?.addEventListener('abort', onAbort);
-    if (signal?.aborted === true) onAbort();
-    let result: Checked<unknown> | undefined;
-    worker.on('message', (m: WorkerMessage) => {
+  let result: Checked<unknown> | undefined;
+  return runCheckWorker<Checked<unknown>>({
+    url: WORKER_URL,
+    workerData: { kind, text, file } satisfies WorkerRequest,
+    heapMb: workerHeapMb(text.length),
+    signal,
+    refused: (reason) => ({
+      value: undefined,
+      issues: [{ file, line: 0, column: 0, path: '', reason }],
+      warnings: [],
+    }),
+    onMessage: (message, done) => {
+      const m = message as WorkerMessage;
       if ('checked' in m) result = m.checked;
       else (result?.value as { endpoints: unknown[] } | undefined)?.endpoints.push(...m.endpoints);
       if (!m.more && result !== undefined) done(result);
-    });
-    worker.once('error', (err) =>
-      done(
-        refused(
-          (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? `validation needed more than ${heapMb} MB of memory: refused`
-            : `validation failed: ${err.message}`,
-        ),
-      ),
-    );
-    worker.once('exit', (code) => done(refused(`validation stopped (worker exit code ${code})`)));
+    },
   });
 }

@@ -2,13 +2,13 @@
 // million users takes about 1.5 s of CPU to check, which on the event loop would stall SIP serving
 // for as long during a reload. The worker posts back the table's parts (typed arrays, their buffers
 // transferred) and the main thread puts the table together from them at once.
-import { Worker } from 'node:worker_threads';
 import {
   parseUserTable,
   UserTable,
   type UserTableIssue,
   type UserTableParts,
 } from '../endpoints/user-table.js';
+import { OFF_THREAD_BYTES, runCheckWorker } from './check-runner.js';
 import type { ConfigIssue } from './errors.js';
 
 /**
@@ -19,13 +19,6 @@ export interface UserTableRequest {
   readonly bytes: Uint8Array;
   readonly knownPools: readonly string[];
 }
-
-// Not taken from check.ts, though the values are the same: importing it would load the YAML and
-// schema modules into every user table worker, for nothing it uses.
-/** Files shorter than this are checked on the calling thread: a worker costs more to start. */
-const OFF_THREAD_BYTES = 64 * 1024;
-/** A worker that has not answered by then is stopped and the table refused. */
-const CHECK_TIMEOUT_MS = 60_000;
 
 /** The worker's one answer. */
 export type UserTableAnswer =
@@ -88,47 +81,12 @@ function inWorker(
   file: string,
   signal: AbortSignal | undefined,
 ): Promise<UserTableChecked> {
-  const refused = (reason: string): UserTableChecked => ({
-    issues: [{ file, line: 0, column: 0, path: '', reason }],
-  });
-  return new Promise((resolve) => {
-    const heapMb = workerHeapMb(request.bytes.byteLength);
-    const worker = new Worker(url, {
-      workerData: request,
-      resourceLimits: { maxOldGenerationSizeMb: heapMb },
-    });
-    let settled = false;
-    const done = (result: UserTableChecked): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      resolve(result);
-    };
-    const onAbort = (): void => done(refused('check abandoned: the service is stopping'));
-    const timer = setTimeout(
-      () => done(refused(`validation took longer than ${CHECK_TIMEOUT_MS} ms: given up`)),
-      CHECK_TIMEOUT_MS,
-    );
-    signal?.addEventListener('abort', onAbort);
-    if (signal?.aborted === true) onAbort();
-    worker.once('message', (answer: UserTableAnswer) => {
-      try {
-        done(settle(file, answer));
-      } catch (err) {
-        done(refused(`validation failed: ${(err as Error).message}`));
-      }
-    });
-    worker.once('error', (err) =>
-      done(
-        refused(
-          (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? `validation needed more than ${heapMb} MB of memory: refused`
-            : `validation failed: ${err.message}`,
-        ),
-      ),
-    );
-    worker.once('exit', (code) => done(refused(`validation stopped (worker exit code ${code})`)));
+  return runCheckWorker<UserTableChecked>({
+    url,
+    workerData: request,
+    heapMb: workerHeapMb(request.bytes.byteLength),
+    signal,
+    refused: (reason) => ({ issues: [{ file, line: 0, column: 0, path: '', reason }] }),
+    onMessage: (answer, done) => done(settle(file, answer as UserTableAnswer)),
   });
 }
