@@ -456,25 +456,13 @@ function pieces(bytes: Buffer, size: number): (atLeast: number) => string | unde
   };
 }
 
-/** The rows of `reader`: at most `lines`, their text at most `length` characters. */
-function parseRows(
+/** Where the header row puts the two columns, or the issue that it names them not. */
+function readHeader(
   reader: CsvReader,
-  lines: number,
-  length: number,
-  opts: UserTableOptions,
-): UserTableResult {
-  const issues: UserTableIssue[] = [];
-  const maxIssues = opts.maxIssues ?? 50;
-  const report = (line: number, column: number, reason: string): boolean => {
-    issues.push({ line, column, reason });
-    return issues.length >= maxIssues;
-  };
+): { readonly addressAt: number; readonly poolAt: number; readonly columns: number } | UserTableIssue {
   const header = reader.next();
   if (header === undefined)
-    return {
-      ok: false,
-      issues: [{ line: 1, column: 1, reason: 'is empty: expected a header row "SipAddress,PoolFqdn"' }],
-    };
+    return { line: 1, column: 1, reason: 'is empty: expected a header row "SipAddress,PoolFqdn"' };
   const names = header.fields.map((f) =>
     f
       .replace(/^\uFEFF/, '')
@@ -483,66 +471,78 @@ function parseRows(
   );
   const addressAt = names.indexOf(ADDRESS_COLUMN);
   const poolAt = names.indexOf(POOL_COLUMN);
-  if (addressAt < 0 || poolAt < 0) {
-    const got = clip(header.fields.join(','));
-    return {
-      ok: false,
-      issues: [
-        {
-          line: header.line,
-          column: 1,
-          reason: `expected a header row naming SipAddress and PoolFqdn, got "${got}"`,
-        },
-      ],
-    };
+  if (addressAt >= 0 && poolAt >= 0) return { addressAt, poolAt, columns: header.fields.length };
+  const got = clip(header.fields.join(','));
+  return {
+    line: header.line,
+    column: 1,
+    reason: `expected a header row naming SipAddress and PoolFqdn, got "${got}"`,
+  };
+}
+
+/** The pools the rows name, each an index; two spellings of one pool (case, a trailing dot) share it. */
+class PoolNames {
+  readonly names: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  constructor(private readonly opts: UserTableOptions) {}
+
+  /** The pool's index, or why the cell names no pool. */
+  indexOf(pool: string): number | string {
+    const known = this.index.get(pool);
+    if (known !== undefined) return known;
+    const reason = poolProblem(pool, this.opts);
+    if (reason !== undefined) return reason;
+    const same = this.names.findIndex((p) => domainNameKey(p) === domainNameKey(pool));
+    if (same < 0 && this.names.length === 0xffff) return 'more than 65,535 distinct pools';
+    const index = same >= 0 ? same : this.names.push(pool) - 1;
+    this.index.set(pool, index);
+    return index;
   }
+}
+
+/** The rows of `reader`: at most `lines`, their text at most `length` characters. */
+function parseRows(
+  reader: CsvReader,
+  lines: number,
+  length: number,
+  opts: UserTableOptions,
+): UserTableResult {
+  const header = readHeader(reader);
+  if ('reason' in header) return { ok: false, issues: [header] };
+  const { addressAt, poolAt } = header;
+  const issues: UserTableIssue[] = [];
+  const maxIssues = opts.maxIssues ?? 50;
+  const report = (line: number, column: number, reason: string): boolean => {
+    issues.push({ line, column, reason });
+    return issues.length >= maxIssues;
+  };
   // Rows are at most the file's lines, counted once up front so nothing is ever grown and copied.
   const builder = new UserTableBuilder(lines, length);
-  const pools: string[] = [];
-  const poolIndex = new Map<string, number>();
+  const pools = new PoolNames(opts);
   const domains = new Map<string, string | undefined>();
   const needed = Math.max(addressAt, poolAt) + 1;
   for (let row = reader.next(); row !== undefined; row = reader.next()) {
-    if (row.error !== undefined) {
-      if (report(row.line, row.column, row.error)) break;
-      continue;
-    }
-    if (row.fields.length < needed) {
-      const reason = `expected ${header.fields.length} columns as the header has, got ${row.fields.length}`;
-      if (report(row.line, 1, reason)) break;
-      continue;
-    }
-    const address = row.fields[addressAt]!.trim();
-    const pool = row.fields[poolAt]!.trim();
-    const problem = addressProblem(address, domains);
-    if (problem !== undefined) {
-      if (report(row.line, row.columns[addressAt]!, problem)) break;
-      continue;
-    }
-    let index = poolIndex.get(pool);
-    if (index === undefined) {
-      const reason = poolProblem(pool, opts);
-      if (reason !== undefined) {
-        if (report(row.line, row.columns[poolAt]!, reason)) break;
-        continue;
+    let problem: [column: number, reason: string] | undefined;
+    if (row.error !== undefined) problem = [row.column, row.error];
+    else if (row.fields.length < needed)
+      problem = [1, `expected ${header.columns} columns as the header has, got ${row.fields.length}`];
+    else {
+      const address = row.fields[addressAt]!.trim();
+      const bad = addressProblem(address, domains);
+      const index = bad === undefined ? pools.indexOf(row.fields[poolAt]!.trim()) : bad;
+      if (bad !== undefined) problem = [row.columns[addressAt]!, bad];
+      else if (typeof index === 'string') problem = [row.columns[poolAt]!, index];
+      else {
+        const first = builder.add(userKey(address)!, index, row.line);
+        if (first !== undefined)
+          problem = [row.columns[addressAt]!, `${clip(address)} is listed twice (first at line ${first})`];
       }
-      if (pools.length === 0xffff) {
-        report(row.line, row.columns[poolAt]!, 'more than 65,535 distinct pools');
-        break;
-      }
-      // Two spellings of one pool (case, a trailing dot) share its index.
-      const same = pools.findIndex((p) => domainNameKey(p) === domainNameKey(pool));
-      index = same >= 0 ? same : pools.push(pool) - 1;
-      poolIndex.set(pool, index);
     }
-    const first = builder.add(userKey(address)!, index, row.line);
-    if (first !== undefined) {
-      const reason = `${clip(address)} is listed twice (first at line ${first})`;
-      if (report(row.line, row.columns[addressAt]!, reason)) break;
-    }
+    if (problem !== undefined && report(row.line, problem[0], problem[1])) break;
   }
   if (issues.length > 0) return { ok: false, issues };
-  return { ok: true, table: UserTable.build(builder, pools) };
+  return { ok: true, table: UserTable.build(builder, pools.names) };
 }
 
 /** Why a pool cell names no pool the service knows, or undefined. */
