@@ -81,13 +81,19 @@ class CsvScanner {
   private pos = 0;
   private line = 1;
 
-  constructor(private readonly text: string) {}
+  constructor(private readonly text: string) {
+    // As the reader: a byte order mark is not text (it stays in the file, before whatever follows).
+    if (text.charCodeAt(0) === 0xfeff) this.pos = 1;
+  }
 
   next(): CsvRecord | undefined {
     const t = this.text;
     while (this.pos < t.length) {
       const c = t.charCodeAt(this.pos);
-      if (c === 0x23 /* # */) while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
+      // A comment ends at any line break, a lone CR's too.
+      if (c === 0x23 /* # */)
+        while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a && t.charCodeAt(this.pos) !== 0x0d)
+          this.pos++;
       else if (c !== 0x0a && c !== 0x0d) return this.record();
       this.lineBreak();
     }
@@ -435,7 +441,7 @@ export interface UsersEditPlan {
 
 /**
  * Whether the table reads back as the plan meant. A guard against any difference between how the
- * edit and the loader read a file (a "#" comment, say, runs to the next LF, past lone CRs).
+ * edit and the loader read a file (a line break or a quote taken differently, say).
  */
 function readBack(table: UserTable, plan: UsersEditPlan, file: string): void {
   const wrong = [

@@ -583,6 +583,10 @@ interface CsvRow {
   readonly error?: string;
 }
 
+function isLineBreak(c: number): boolean {
+  return c === 0x0a || c === 0x0d;
+}
+
 /**
  * RFC 4180 rows, one at a time: fields separated by commas, a field in double quotes may hold
  * commas, line breaks and doubled quotes. A line starting with "#" and an empty line are skipped.
@@ -603,6 +607,8 @@ class CsvReader {
     private readonly more?: (atLeast: number) => string | undefined,
   ) {
     this.whole = more === undefined;
+    // A byte order mark (Excel's "CSV UTF-8") is not text: a comment on the first line is one.
+    if (text.charCodeAt(0) === 0xfeff) this.pos = 1;
   }
 
   next(): CsvRow | undefined {
@@ -641,8 +647,9 @@ class CsvReader {
 
   private skipLine(comment: boolean): void {
     const t = this.text;
-    if (comment) while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
-    else if (t.charCodeAt(this.pos) === 0x0d) this.pos++;
+    // A comment ends at any line break, a lone CR's (classic Mac) too.
+    if (comment) while (this.pos < t.length && !isLineBreak(t.charCodeAt(this.pos))) this.pos++;
+    if (t.charCodeAt(this.pos) === 0x0d) this.pos++;
     if (t.charCodeAt(this.pos) === 0x0a) this.pos++;
     this.line++;
   }

@@ -64,6 +64,22 @@ describe('user table: accepted', () => {
     for (let i = 0; i < 12; i++) expect(t.poolOf(`u${i}@contoso.com`)).toBe(`p${i % 3}.contoso.com`);
   });
 
+  it('a comment ends at a lone CR too, and a byte order mark before a first-line comment is no header', () => {
+    // Regression: a "#" comment ran to the next LF, so in a lone-CR file it swallowed every row after
+    // it; and a file starting BOM + "#" took the comment line for its header.
+    const mac = table(
+      'SipAddress,PoolFqdn\r# wave 1\ru1@contoso.com,p1.contoso.com\ru2@contoso.com,p2.contoso.com\r',
+    );
+    expect([...mac.entries()]).toEqual([
+      ['u1@contoso.com', 'p1.contoso.com'],
+      ['u2@contoso.com', 'p2.contoso.com'],
+    ]);
+    const excel = table(
+      '\uFEFF# exported 2026-12-07\r\nSipAddress,PoolFqdn\r\nu1@contoso.com,p1.contoso.com\r\n',
+    );
+    expect([...excel.entries()]).toEqual([['u1@contoso.com', 'p1.contoso.com']]);
+  });
+
   it('userKey: scheme, brackets and parameters dropped, user part and domain compared without case', () => {
     expect(userKey('<sip:Alice@Contoso.COM.;transport=tls>')).toBe('alice@contoso.com');
     expect(userKey('alice')).toBeUndefined();

@@ -165,7 +165,7 @@ describe('scanUsers reads the rows the loader reads', () => {
         );
         expect(again.ok && [...again.table.entries()]).toEqual([...parsed.table.entries()]);
         // Each row listed again at the end is reported by the loader as first at the line the scanner gives.
-        // (After an LF: the loader's comment runs to the next LF, a lone CR does not end it.)
+        // (After an LF, so the listed row starts a line of its own.)
         for (const r of rows) {
           const dup = parseUserTable(`${text}\n${csvCell(r.address)},p1.c.com\n`);
           expect(dup.ok ? undefined : dup.issues[0]!.reason).toMatch(
@@ -299,16 +299,24 @@ pools:
     expect(await readFile(file(), 'utf8')).toBe('# homed users\nSipAddress,PoolFqdn\n');
   });
 
-  it('refuses an edit that would not read back as meant, and writes nothing', async () => {
-    // Lone CRs: the loader's comment runs to the next LF, so a row appended after one is swallowed.
+  it('edits a lone-CR file with a comment in it: the comment ends at its CR, the row lands after it', async () => {
     const text = 'SipAddress,PoolFqdn\rsip:jane@contoso.com,pc-us.contoso.com\r# wave 2 below\r';
     await writeFile(file(), text);
-    const err = await editUsersFile(
-      ctx,
-      file(),
-      opts,
-      wave([['sip:bob@contoso.com', 'pc-us.contoso.com']]),
-    ).catch((e: unknown) => e);
+    const done = await editUsersFile(ctx, file(), opts, wave([['sip:bob@contoso.com', 'pc-us.contoso.com']]));
+    expect(done.written).toBe(true);
+    expect(await readFile(file(), 'utf8')).toBe(`${text}sip:bob@contoso.com,pc-us.contoso.com\r`);
+  });
+
+  it('refuses an edit that would not read back as meant, and writes nothing', async () => {
+    // The guard against any difference between how the edit and the loader read a file: a plan
+    // that says it homes bob, with a text that does not.
+    const text = 'SipAddress,PoolFqdn\nsip:jane@contoso.com,pc-us.contoso.com\n';
+    await writeFile(file(), text);
+    const err = await editUsersFile(ctx, file(), opts, () => ({
+      text: `${text}# sip:bob@contoso.com,pc-us.contoso.com\n`,
+      summary: 'wave',
+      homed: [{ address: 'sip:bob@contoso.com', pool: 'pc-us.contoso.com' }],
+    })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EditError);
     expect((err as EditError).message).toContain('would not read back as meant for sip:bob@contoso.com');
     expect(await readFile(file(), 'utf8')).toBe(text);
