@@ -701,9 +701,12 @@ class CsvReader {
     const t = this.text;
     let out = '';
     let from = this.pos + 1;
+    // The line breaks inside count only once the field closes: an unclosed one is reported at its
+    // row, and the rows after it keep their own line numbers.
+    let lines = 0;
     for (let i = from; i < t.length; i++) {
       const c = t.charCodeAt(i);
-      if (c === 0x0a) this.line++;
+      if (c === 0x0a) lines++;
       if (c !== 0x22) continue;
       if (t.charCodeAt(i + 1) === 0x22) {
         out += t.slice(from, i + 1);
@@ -713,15 +716,16 @@ class CsvReader {
       }
       out += t.slice(from, i);
       this.pos = i + 1;
+      this.line += lines;
       return out;
     }
     return undefined;
   }
 
+  /** Past the rest of a refused row's line, whatever ends it. */
   private skipRest(): void {
     const t = this.text;
-    while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
-    if (this.pos < t.length) this.pos++;
-    this.line++;
+    while (this.pos < t.length && !isLineBreak(t.charCodeAt(this.pos))) this.pos++;
+    this.skipLine(false);
   }
 }

@@ -80,6 +80,18 @@ describe('user table: accepted', () => {
     expect([...excel.entries()]).toEqual([['u1@contoso.com', 'p1.contoso.com']]);
   });
 
+  it('after a quoted field that is not closed, the rows below keep their own line numbers', () => {
+    // Regression: the quote's line breaks (to the end of the file) were counted before it was found
+    // unclosed, so every later issue named a line too far down.
+    const r = parseUserTable(
+      'SipAddress,PoolFqdn\n"a@c.com,p.c.com\nb@c.com,p.c.com\nbad,p.c.com\nc@c.com,p.c.com\n',
+    );
+    expect(r.ok ? [] : r.issues.map((i) => [i.line, i.reason.slice(0, 30)])).toEqual([
+      [2, 'a quoted field is not closed'],
+      [4, 'SipAddress "bad" is not user@d'],
+    ]);
+  });
+
   it('userKey: scheme, brackets and parameters dropped, user part and domain compared without case', () => {
     expect(userKey('<sip:Alice@Contoso.COM.;transport=tls>')).toBe('alice@contoso.com');
     expect(userKey('alice')).toBeUndefined();
