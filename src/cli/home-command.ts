@@ -159,7 +159,7 @@ function setCommand(io: CliIo): Command {
     const pool = poolArgument(ctx, flags.pool);
     let result;
     try {
-      result = await editUsersFile(ctx, file, editOptions(io, flags), (doc) => {
+      result = await editUsersFile(ctx, file, { ...editOptions(io, flags), create: true }, (doc) => {
         const { text, changes, homed } = homeUsers(doc, [{ address: user, pool }]);
         return { text, homed, summary: describeChange(changes[0]!) };
       });

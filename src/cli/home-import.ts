@@ -89,7 +89,7 @@ export function homeImportCommand(io: CliIo): Command {
     const rows = await readWave(ctx, wave, file);
     let result;
     try {
-      result = await editUsersFile(ctx, file, editOptions(io, flags), (doc) => {
+      result = await editUsersFile(ctx, file, { ...editOptions(io, flags), create: true }, (doc) => {
         const { text, changes, homed } = homeUsers(doc, rows);
         const n = counts(changes);
         const summary = `${n.added} added, ${n.moved} moved, ${n.unchanged} unchanged`;

@@ -2,7 +2,7 @@
 // atomic replace (temp file in the same folder, fsync, rename, fsync of the folder) so a reader, the
 // service or a crash never sees a half-written file.
 import { randomBytes } from 'node:crypto';
-import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { link, open, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ServiceError } from '../base/service-error.js';
@@ -104,6 +104,34 @@ export async function writeFileAtomic(
     await dirHandle.sync();
   } catch {
     // Some file systems refuse fsync on a folder; the rename has still happened.
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+/**
+ * Creates `file` with `text`, whole or not at all, and only if it is not there: written to a temp
+ * file beside it, synced, then linked into place (link(2) refuses an existing name, where rename
+ * would replace it). Throws EEXIST when another writer created it first.
+ */
+export async function createFileAtomic(file: string, text: string): Promise<void> {
+  const dir = dirname(file);
+  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+    await handle.close();
+    await link(temp, file);
+  } finally {
+    await handle.close().catch(() => undefined);
+    await rm(temp, { force: true });
+  }
+  const dirHandle = await open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } catch {
+    // As writeFileAtomic: some file systems refuse fsync on a folder.
   } finally {
     await dirHandle.close();
   }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { domainNameKey } from '../endpoints/domain-name.js';
 import { userKey, type UserTable } from '../endpoints/user-table.js';
-import { withFileLock, writeFileAtomic } from './atomic-file.js';
+import { createFileAtomic, withFileLock, writeFileAtomic } from './atomic-file.js';
 import {
   DEFAULT_READ_TIMEOUT,
   MAX_FILE_SIZE_CEILING,
@@ -414,7 +414,7 @@ export async function readUsersFile(ctx: HomingContext, file: string): Promise<U
 function notThere(file: string): EditError {
   return new EditError(
     'PCHAT_ERR_EDIT_NOT_FOUND',
-    `${file}: file not found: create it with the header row SipAddress,PoolFqdn (config/users.csv is an example)`,
+    `${file}: file not found: home set and home import create it; or write it with the header row SipAddress,PoolFqdn (config/users.csv is an example)`,
   );
 }
 
@@ -465,7 +465,7 @@ function readBack(table: UserTable, plan: UsersEditPlan, file: string): void {
 export async function editUsersFile<P extends UsersEditPlan>(
   ctx: HomingContext,
   file: string,
-  opts: EditOptions,
+  opts: EditOptions & { readonly create?: boolean },
   plan: (doc: UsersText) => P,
 ): Promise<P & { readonly before: string; readonly written: boolean }> {
   const run = async () => {
@@ -476,8 +476,35 @@ export async function editUsersFile<P extends UsersEditPlan>(
     if (written) await writeFileAtomic(file, planned.text, opts.hooks ?? {});
     return { ...planned, before: doc.text, written };
   };
+  if (!existsSync(file)) {
+    if (opts.create !== true) throw notThere(file);
+    const created = await createUsersFile(ctx, file, opts, plan);
+    if (created !== undefined) return created;
+  }
   if (opts.whatIf) return run();
-  // The lock is taken on the file itself, which must be there.
-  if (!existsSync(file)) throw notThere(file);
+  // The lock is taken on the file itself, which is there now.
   return withFileLock(file, opts.lockTimeoutMs, run);
+}
+
+/**
+ * The first edit of a user table a homing rule names but nobody wrote yet: the planned rows under a
+ * header, created whole (no lock to take on a file that is not there; an exclusive create instead).
+ * Undefined when another edit created the file meanwhile: that one is then edited as usual.
+ */
+async function createUsersFile<P extends UsersEditPlan>(
+  ctx: HomingContext,
+  file: string,
+  opts: EditOptions,
+  plan: (doc: UsersText) => P,
+): Promise<(P & { readonly before: string; readonly written: boolean }) | undefined> {
+  const planned = plan(scanUsers(''));
+  readBack(checkUsersText(ctx, file, planned.text), planned, file);
+  if (opts.whatIf) return { ...planned, before: '', written: false };
+  try {
+    await createFileAtomic(file, planned.text);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw err;
+  }
+  return { ...planned, before: '', written: true };
 }

@@ -83,6 +83,25 @@ describe('home commands as processes', () => {
     expect((await readdir(dir)).sort()).toEqual(['endpoints.yaml', 'server.yaml', 'users.csv']);
   });
 
+  it('concurrent home set with no users.csv yet: one process creates it, the others edit it, all land', async () => {
+    await rm(join(dir, 'users.csv'));
+    const n = 4;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        run(['home', 'set', `sip:user${i}@contoso.com`, '--pool', 'pc-emea.contoso.com', '-c', dir]),
+      ),
+    );
+    for (const r of results) expect(r.code, r.err).toBe(0);
+    const text = await users();
+    expect(text.startsWith('SipAddress,PoolFqdn\n')).toBe(true);
+    const parsed = parseUserTable(text);
+    expect(parsed.ok && [...parsed.table.entries()].map(([k]) => k).sort()).toEqual(
+      Array.from({ length: n }, (_, i) => `user${i}@contoso.com`),
+    );
+    // No temp file or lock is left behind.
+    expect((await readdir(dir)).sort()).toEqual(['endpoints.yaml', 'server.yaml', 'users.csv']);
+  });
+
   it('a crash between write and rename leaves users.csv whole; the next edit goes through', async () => {
     const set = ['home', 'set', 'sip:jane@contoso.com', '--pool', 'pc-emea.contoso.com', '-c', dir];
     const crashed = await run(set, { PCHAT_TEST_CRASH_BEFORE_RENAME: '1' });

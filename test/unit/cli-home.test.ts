@@ -245,13 +245,37 @@ describe('which user table', () => {
     expect((await cli(['home', 'get', '--file', 'other.csv'])).code).toBe(EXIT.notFound);
   });
 
-  it('named but not there yet: exit 4, saying how to make one', async () => {
+  it('named but not there yet: get and remove exit 4 saying how to make one; set and import create it', async () => {
     await rm(join(dir, 'users.csv'));
-    const r = await cli(['home', 'set', 'sip:bob@contoso.com', '--pool', 'pc-us.contoso.com']);
-    expect(r.code).toBe(EXIT.notFound);
-    expect(r.err).toContain(
-      `${join(dir, 'users.csv')}: file not found: create it with the header row SipAddress,PoolFqdn`,
+    const got = await cli(['home', 'get']);
+    expect(got.code).toBe(EXIT.notFound);
+    expect(got.err).toContain(
+      `${join(dir, 'users.csv')}: file not found: home set and home import create it`,
     );
+    expect((await cli(['home', 'remove', 'sip:bob@contoso.com', '--force'])).code).toBe(EXIT.notFound);
+    // --what-if plans the new file and writes nothing.
+    const planned = await cli([
+      'home',
+      'set',
+      'sip:bob@contoso.com',
+      '--pool',
+      'pc-us.contoso.com',
+      '--what-if',
+    ]);
+    expect(planned.code, planned.err).toBe(EXIT.ok);
+    await expect(users()).rejects.toThrow(/ENOENT/);
+    const set = await cli(['home', 'set', 'sip:bob@contoso.com', '--pool', 'pc-us.contoso.com']);
+    expect(set.code, set.err).toBe(EXIT.ok);
+    expect(await users()).toBe('SipAddress,PoolFqdn\nsip:bob@contoso.com,pc-us.contoso.com\n');
+    // A pool nobody knows is refused before anything is created.
+    await rm(join(dir, 'users.csv'));
+    const refused = await cli(['home', 'set', 'sip:bob@contoso.com', '--pool', 'nowhere.contoso.com']);
+    expect(refused.code).not.toBe(EXIT.ok);
+    await expect(users()).rejects.toThrow(/ENOENT/);
+    await writeFile(join(dir, 'wave.csv'), 'SipAddress,PoolFqdn\nsip:ann@contoso.com,pc-apac.contoso.com\n');
+    const imported = await cli(['home', 'import', join(dir, 'wave.csv')]);
+    expect(imported.code, imported.err).toBe(EXIT.ok);
+    expect(await users()).toBe('SipAddress,PoolFqdn\nsip:ann@contoso.com,pc-apac.contoso.com\n');
   });
 
   it('none named: exit 4, saying how to name one', async () => {
