@@ -1,39 +1,16 @@
 // The `home` commands as separate processes (dist/, built by `npm run build`): concurrent edits of
 // users.csv all land (the lock), a crash between write and rename leaves the old file whole (the
 // atomic replace), and the exit codes an operator's script sees.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseUserTable } from '../../src/endpoints/user-table.js';
+import { cliProcess } from '../helpers/cli.js';
 import { CLI } from '../helpers/serve-process.js';
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Result> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      done({ code, signal, out, err });
-    });
-  });
-}
+const run = cliProcess;
 
 const ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com

@@ -6,38 +6,14 @@ import { createSocket } from 'node:dgram';
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import { appendFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseEndpointsConfig } from '../../src/config/load.js';
 import { freePort } from '../helpers/sipp.js';
+import { cliProcess, type CliProcessResult as Result } from '../helpers/cli.js';
+import { CLI } from '../helpers/serve-process.js';
 
-const CLI = resolve(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url)));
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Result> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      done({ code, signal, out, err });
-    });
-  });
-}
+const run = cliProcess;
 
 let dir: string;
 const ENDPOINTS = `# operators' notes

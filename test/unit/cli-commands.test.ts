@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfigDir } from '../../src/config/load.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
-import type { CliIo } from '../../src/cli/io.js';
-import { runCli } from '../../src/cli/program.js';
+import { cliIn } from '../helpers/cli.js';
 
 let dir: string;
 let file: string;
@@ -22,30 +21,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  asked: string[];
-}
-
-async function cli(args: string[], opts: { interactive?: boolean; answer?: boolean } = {}): Promise<Run> {
-  let out = '';
-  let err = '';
-  const asked: string[] = [];
-  const io: CliIo = {
-    out: (s) => void (out += s),
-    err: (s) => void (err += s),
-    interactive: opts.interactive ?? false,
-    confirm: (q) => {
-      asked.push(q);
-      return Promise.resolve(opts.answer ?? false);
-    },
-    env: {},
-  };
-  const code = await runCli([...args, '--config-dir', dir], io);
-  return { code, out, err, asked };
-}
+const cli = (args: string[], opts: { interactive?: boolean; answer?: boolean } = {}) =>
+  cliIn(args, { ...opts, dir });
 
 const NEW = ['new', '--sip-address', 'sip:chat@fabrikam.com', '--pool-fqdn', 'pcpool.fabrikam.com'];
 

@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.js';
-import type { CliIo } from '../../src/cli/io.js';
-import { runCli } from '../../src/cli/program.js';
+import { cliIn } from '../helpers/cli.js';
 
 const ENDPOINTS = `endpoints:
   - sipAddress: sip:ocschat@contoso.com
@@ -37,30 +36,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  asked: string[];
-}
-
-async function cli(args: string[], opts: { interactive?: boolean; answer?: boolean } = {}): Promise<Run> {
-  let out = '';
-  let err = '';
-  const asked: string[] = [];
-  const io: CliIo = {
-    out: (s) => void (out += s),
-    err: (s) => void (err += s),
-    interactive: opts.interactive ?? false,
-    confirm: (q) => {
-      asked.push(q);
-      return Promise.resolve(opts.answer ?? false);
-    },
-    env: {},
-  };
-  const code = await runCli([...args, '--config-dir', dir], io);
-  return { code, out, err, asked };
-}
+const cli = (args: string[], opts: { interactive?: boolean; answer?: boolean } = {}) =>
+  cliIn(args, { ...opts, dir });
 
 const users = () => readFile(join(dir, 'users.csv'), 'utf8');
 
