@@ -1,6 +1,6 @@
 // Reads and validates the configuration files: server.yaml (service settings) and endpoints.yaml (the
 // endpoint table). Everything past this point trusts what it returns.
-import { join, sep } from 'node:path';
+import { isAbsolute, join, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EndpointTable } from '../endpoints/table.js';
@@ -162,6 +162,7 @@ export async function loadIfChanged(
   )
     return { seen, result: undefined };
   server ??= await checkText('server', serverText as string, files.server, opts.signal);
+  server = await withSecretFile(server, dir, files.server);
   const endpoints =
     typeof endpointsText === 'string'
       ? await checkText('endpoints', endpointsText, files.endpoints, opts.signal)
@@ -192,6 +193,37 @@ export async function loadIfChanged(
       users: users.seen,
       warnings: [...server.warnings, ...endpoints.warnings].map(formatIssue),
     },
+  };
+}
+
+/** The longest security.secretFile read: a secret is a line of text, not a file of any size. */
+const MAX_SECRET_FILE = 4096;
+
+/**
+ * server.yaml with `security.secretFile` read into `security.secret`; an issue at server.yaml's
+ * security.secretFile when the file cannot be read or holds no secret of 16 characters.
+ */
+async function withSecretFile(
+  server: Checked<ServerConfig>,
+  dir: string,
+  serverFile: string,
+): Promise<Checked<ServerConfig>> {
+  const name = server.value?.security.secretFile;
+  if (server.value === undefined || name === undefined) return server;
+  const file = isAbsolute(name) ? name : join(dir, name);
+  const read = await readConfigFile(file, {
+    maxFileSize: MAX_SECRET_FILE,
+    timeoutMs: server.value.config.readTimeout,
+  });
+  const secret = typeof read === 'string' ? read.trimEnd() : undefined;
+  if (secret !== undefined && secret.length >= 16)
+    return { ...server, value: { ...server.value, security: { secret } } };
+  const why = typeof read === 'string' ? 'holds no secret of 16 characters or more' : read.reason;
+  const reason = `security.secretFile ${file}: ${why}`;
+  return {
+    ...server,
+    value: undefined,
+    issues: [{ file: serverFile, line: 0, column: 0, path: '', reason }],
   };
 }
 

@@ -436,6 +436,15 @@ const securitySchema = strictObject({
    * draws a random one.
    */
   secret: z.string().min(16, 'at least 16 characters').max(1024).optional(),
+  /**
+   * The secret read from this file instead (relative to the configuration folder, or absolute: a
+   * Kubernetes Secret mounted beside the ConfigMap), so it need not sit in server.yaml. Read at
+   * start; trailing white space (a final line break) is not part of it.
+   */
+  secretFile: z.string().trim().min(1).optional(),
+}).superRefine((security, ctx) => {
+  if (security.secret !== undefined && security.secretFile !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['secretFile'], message: 'give secret or secretFile, not both' });
 });
 
 const shutdownSchema = strictObject({

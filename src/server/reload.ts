@@ -109,6 +109,8 @@ function restartOnly(before: LoadedConfig['server'], after: LoadedConfig['server
   const fixedLimits = (l: LoadedConfig['server']['limits']): string => JSON.stringify({ ...l, rate: null });
   if (fixedLimits(before.limits) !== fixedLimits(after.limits)) out.push('limits');
   if (JSON.stringify(before.shutdown) !== JSON.stringify(after.shutdown)) out.push('shutdown');
+  // The secret keys the routes and tags of dialogs already set up: it is taken once, at start.
+  if (before.security.secret !== after.security.secret) out.push('security');
   if (before.log.pretty !== after.log.pretty) out.push('log.pretty');
   return out;
 }

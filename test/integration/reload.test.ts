@@ -1,11 +1,12 @@
 // Live reload of the real service on loopback: edits by rename, in place and by ConfigMap-style
 // symlink swap take effect; a bad edit is refused with file:line and the last good table keeps
 // serving; SIPp load across several reloads sees no failed call.
+import dgram from 'node:dgram';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { probe } from '../../src/cli/sip-probe.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { requireSipp, runSipp } from '../helpers/sipp.js';
@@ -160,6 +161,56 @@ describe('live reload', () => {
       (m) => m === 'proxy',
     );
     expect(await s.metrics.text()).toMatch(/pchat_config_reloads_total\{result="refused"\} 2/);
+  });
+
+  it('security.secretFile keys answers as the same secret inline does; a changed secret waits for a restart', async () => {
+    // The To tag of a stateless 302 is derived from the request with the secret: one INVITE, sent
+    // alike to services keyed by a file and inline, gets the same tag; another secret, another tag.
+    // One client socket for every request, so the INVITEs are alike to the byte (their Via too).
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    onTestFinished(() => void sock.close());
+    const toTag = (s: RunningServer): Promise<string> => {
+      const port = s.addresses().find((a) => a.transport === 'udp')!.port;
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer')), 3000);
+        sock.once('message', (m) => {
+          clearTimeout(timer);
+          resolve(/^To: .*;tag=([^;\r]+)/m.exec(m.toString('latin1'))?.[1] ?? '');
+        });
+        sock.send(
+          `INVITE sip:ocschat@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${sock.address().port};branch=z9hG4bKsecret1\r\n` +
+            'From: <sip:a@contoso.com>;tag=f1\r\nTo: <sip:ocschat@contoso.com>\r\nCall-ID: secret-file@test\r\n' +
+            'CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+          port,
+          '127.0.0.1',
+        );
+      });
+    };
+    const tagWith = async (security: string): Promise<string> => {
+      dir = await mkdtemp(join(tmpdir(), 'pchat-reload-secret-'));
+      await writeFile(join(dir, 'secret'), 'one-secret-for-every-instance\n');
+      await writeFile(join(dir, 'server.yaml'), `${SERVER}security:\n${security}`);
+      await writeFile(join(dir, 'endpoints.yaml'), endpoints());
+      const tag = await toTag(await start(dir));
+      await server!.close();
+      server = undefined;
+      await rm(dir, { recursive: true, force: true });
+      return tag;
+    };
+    const fromFile = await tagWith('  secretFile: secret\n');
+    expect(fromFile).not.toBe('');
+    expect(await tagWith('  secret: one-secret-for-every-instance\n')).toBe(fromFile);
+    expect(await tagWith('  secret: another-secret-altogether\n')).not.toBe(fromFile);
+    // A running service keeps the secret it started with: its dialogs' routes were signed with it.
+    dir = await mkdtemp(join(tmpdir(), 'pchat-reload-secret-'));
+    await writeFile(join(dir, 'secret'), 'one-secret-for-every-instance\n');
+    await writeFile(join(dir, 'server.yaml'), `${SERVER}security:\n  secretFile: secret\n`);
+    await writeFile(join(dir, 'endpoints.yaml'), endpoints());
+    const s = await start(dir);
+    await writeFile(join(dir, 'server.yaml'), `${SERVER}security:\n  secret: another-secret-altogether\n`);
+    expect(await s.reload('api')).toMatchObject({ ok: true, restartNeeded: ['security'] });
+    expect(await toTag(s)).toBe(fromFile);
   });
 
   it('reports server.yaml changes that need a restart, applying none of them', async () => {

@@ -116,6 +116,28 @@ describe('loadConfig from a folder', () => {
     return err as ConfigError;
   }
 
+  it('security.secretFile: read at load (relative or absolute), a final line break dropped; a missing, short or doubled one refused', async () => {
+    const ENDPOINTS = 'endpoints: []\n';
+    await writeFile(join(dir, 'endpoints.yaml'), ENDPOINTS);
+    await writeFile(join(dir, 'secret'), 'a-shared-secret-of-some-length\n');
+    await writeFile(join(dir, 'server.yaml'), 'security:\n  secretFile: secret\n');
+    expect((await loadConfig(dir)).server.security).toEqual({ secret: 'a-shared-secret-of-some-length' });
+    await writeFile(join(dir, 'server.yaml'), `security:\n  secretFile: ${join(dir, 'secret')}\n`);
+    expect((await loadConfig(dir)).server.security.secret).toBe('a-shared-secret-of-some-length');
+    await writeFile(join(dir, 'server.yaml'), 'security:\n  secretFile: nothing-here\n');
+    expect((await refusal()).message).toMatch(
+      /security\.secretFile .*nothing-here: file not found/,
+    );
+    await writeFile(join(dir, 'secret'), 'too short\n');
+    await writeFile(join(dir, 'server.yaml'), 'security:\n  secretFile: secret\n');
+    expect((await refusal()).message).toContain('holds no secret of 16 characters or more');
+    await writeFile(
+      join(dir, 'server.yaml'),
+      'security:\n  secret: a-shared-secret-of-some-length\n  secretFile: secret\n',
+    );
+    expect((await refusal()).message).toContain('give secret or secretFile, not both');
+  });
+
   it('returns warnings formatted like issues', async () => {
     await writeFile(join(dir, 'server.yaml'), '');
     await writeFile(

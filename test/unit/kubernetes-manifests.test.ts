@@ -453,3 +453,41 @@ describe('docs/deploy/kubernetes', () => {
     ]);
   });
 });
+
+describe('docs/deploy/kubernetes: the shared secret from a Secret', () => {
+  /** The file's text with the commented lines that hold `marker` and those nested under them uncommented. */
+  function uncomment(text: string, marker: RegExp): string {
+    const lines = text.split('\n');
+    let indent = -1;
+    return lines
+      .map((line) => {
+        const m = /^(\s*)# ?(.*)$/.exec(line);
+        if (m === null) return ((indent = -1), line);
+        const starts = marker.test(m[2]!);
+        if (starts) indent = m[1]!.length;
+        else if (indent < 0 || m[1]!.length !== indent || !/^\s/.test(m[2]!)) return ((indent = -1), line);
+        return `${m[1]}${m[2]}`;
+      })
+      .join('\n');
+  }
+
+  it('uncommented as the comments say, server.yaml reads the secret where the Deployment mounts the Secret', async () => {
+    const serverText = uncomment(await readFile(join(DIR, 'config/server.yaml'), 'utf8'), /^security:$/);
+    const cfg = parseServerConfig(serverText, 'server.yaml');
+    const file = cfg.security.secretFile!;
+    expect(file).toBe('/etc/pchat-endpoint-secret/secret');
+    const deployment = parse(
+      uncomment(await readFile(join(DIR, 'deployment.yaml'), 'utf8'), /^- name: secret$/),
+    ) as { spec: DeploymentSpec };
+    const pod = deployment.spec.template.spec as unknown as Omit<PodSpec, 'volumes'> & {
+      volumes: { name: string; secret?: { secretName: string } }[];
+    };
+    const mount = pod.containers[0]!.volumeMounts!.find((m) => m.name === 'secret')!;
+    expect(`${mount.mountPath}/secret`).toBe(file);
+    const volume = pod.volumes.find((v) => v.name === 'secret')!;
+    // The Secret the server.yaml comment's kubectl command makes, with the key `secret`.
+    expect(serverText).toContain(
+      `kubectl create secret generic ${volume.secret!.secretName} --from-literal=secret=`,
+    );
+  });
+});
