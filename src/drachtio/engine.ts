@@ -107,6 +107,11 @@ export class DrachtioEngine {
     return this.links.views();
   }
 
+  /** The lookup dialogs held now (pchat_dialogs_held). */
+  lookupDialogs(): number {
+    return this.opts.lookup?.size ?? 0;
+  }
+
   /** Requests taken and not yet ended (a proxy waiting for its final, a lookup dialog held). */
   inFlight(): number {
     const settling = performance.now() < this.settleUntil ? 1 : 0;

@@ -169,7 +169,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // The drachtio engine's lookup dialogs are its own (src/drachtio), not the router's.
       ...(settings.drachtio === undefined
         ? { dialogs: () => lookupDialogs(router) }
-        : { drachtio: () => svc.engine?.views() ?? [] }),
+        : { drachtio: () => svc.engine?.views() ?? [], dialogs: () => svc.engine?.lookupDialogs() ?? 0 }),
     },
     { processMetrics: settings.admin !== undefined },
   );

@@ -497,10 +497,14 @@ describe.skipIf(bin === undefined)(drachtioTitle('drachtio engine (real drachtio
         drachtio.sipPort,
         '127.0.0.1',
       );
+      await waitFor(() => got.some((l) => l.startsWith('SIP/2.0 200')), 3000, 'the 200');
+      // Held until it is ended: pchat_dialogs_held counts the drachtio engine's lookup dialogs too.
+      expect(await svc.server.metrics.text()).toMatch(/^pchat_dialogs_held 1$/m);
       await waitFor(() => got.some((l) => l.startsWith('BYE ')), 8000, 'our BYE');
       expect(got.find((l) => l.startsWith('SIP/2.0 200'))).toBeDefined();
       expect(svc.lines.find((l) => l['msg'] === 'lookup dialog ended')).toMatchObject({ why: 'never-acked' });
       await waitFor(() => svc!.server.engine()!.inFlight() === 0, 2000, 'dialog forgotten');
+      expect(await svc.server.metrics.text()).toMatch(/^pchat_dialogs_held 0$/m);
     } finally {
       sock.close();
     }
