@@ -125,9 +125,7 @@ describe('loadConfig from a folder', () => {
     await writeFile(join(dir, 'server.yaml'), `security:\n  secretFile: ${join(dir, 'secret')}\n`);
     expect((await loadConfig(dir)).server.security.secret).toBe('a-shared-secret-of-some-length');
     await writeFile(join(dir, 'server.yaml'), 'security:\n  secretFile: nothing-here\n');
-    expect((await refusal()).message).toMatch(
-      /security\.secretFile .*nothing-here: file not found/,
-    );
+    expect((await refusal()).message).toMatch(/security\.secretFile .*nothing-here: file not found/);
     await writeFile(join(dir, 'secret'), 'too short\n');
     await writeFile(join(dir, 'server.yaml'), 'security:\n  secretFile: secret\n');
     expect((await refusal()).message).toContain('holds no secret of 16 characters or more');
