@@ -176,18 +176,17 @@ export class Router {
    */
   readonly onMessage = (data: Buffer, source: Source, head?: FramedHead, admit?: Admit): void => {
     try {
-      // Everything that arrives is captured, what the guard then refuses included: that is what an
-      // operator looking at a capture needs to see.
-      const tap = this.capture.tap;
-      if (tap !== undefined) tap.received(data, source);
       // A response (starting "SIP/") is checked once matched: see the response branch of receive().
       const response = data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
-      if (admit !== undefined && !response) {
-        const admission = admit(source);
-        if (admission !== 'pass') {
-          if (admission === 'reject') this.forbid(data, source);
-          return;
-        }
+      const admission = admit !== undefined && !response ? admit(source) : 'pass';
+      // Captured: what arrives, what the access policy then refuses included (an operator looking
+      // at a capture needs to see it), but not what the rate limit drops: a stranger's flood must
+      // not become a larger one to the collector.
+      const tap = this.capture.tap;
+      if (tap !== undefined && admission !== 'drop') tap.received(data, source);
+      if (admission !== 'pass') {
+        if (admission === 'reject') this.forbid(data, source);
+        return;
       }
       this.receive(data, source, head, response ? admit : undefined);
     } catch (err) {

@@ -428,3 +428,40 @@ describe('HEP export, applied by a reload', () => {
     }
   });
 });
+
+describe('HEP export and the rate limit', () => {
+  it('what the rate limit drops is not copied: a flood from one source costs the collector no more than what was answered', async () => {
+    const hep = await collector();
+    const svc = await startTestService({
+      listen: ['udp://127.0.0.1:0'],
+      sip:
+        `hep:\n  targets: [udp://127.0.0.1:${hep.port}]\n` +
+        'limits:\n  rate:\n    requests: 5\n    window: 60000\n    ban: 60000\n',
+    });
+    const udp = udpClient();
+    try {
+      const local = await udp.bind();
+      const port = svc.port('udp');
+      for (let i = 0; i < 30; i++)
+        udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, `flood-${i}`), port);
+      await until(
+        () => svc.server.guard.stats.rateLimited === 25,
+        () => `25 rate limited, got ${svc.server.guard.stats.rateLimited}`,
+      );
+      await until(
+        () => hep.captured.length >= 10,
+        () => `10 HEP datagrams, got ${hep.captured.length}`,
+      );
+      // Give any copy of a dropped request the time to arrive before counting.
+      await new Promise((r) => setTimeout(r, 300));
+      const firstLines = hep.payloads.map((p) => p.split('\r\n')[0]!);
+      expect(udp.inbox).toHaveLength(5);
+      expect(firstLines.filter((l) => l.startsWith('INVITE '))).toHaveLength(5);
+      expect(firstLines.filter((l) => l.startsWith('SIP/2.0 302 '))).toHaveLength(5);
+    } finally {
+      udp.close();
+      hep.close();
+      await svc.stop();
+    }
+  });
+});
