@@ -179,11 +179,12 @@ export class Router {
       // A response (starting "SIP/") is checked once matched: see the response branch of receive().
       const response = data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
       const admission = admit !== undefined && !response ? admit(source) : 'pass';
-      // Captured: what arrives, what the access policy then refuses included (an operator looking
-      // at a capture needs to see it), but not what the rate limit drops: a stranger's flood must
-      // not become a larger one to the collector.
+      // Captured: a request that arrives, what the access policy then answers 403 included (an
+      // operator looking at a capture needs to see it), but not what is dropped unanswered, nor a
+      // response before it matched a transaction of ours (receive()): a stranger's flood must not
+      // become a larger one to the collector.
       const tap = this.capture.tap;
-      if (tap !== undefined && admission !== 'drop') tap.received(data, source);
+      if (tap !== undefined && admission !== 'drop' && !response) tap.received(data, source);
       if (admission !== 'pass') {
         if (admission === 'reject') this.forbid(data, source);
         return;
@@ -249,6 +250,7 @@ export class Router {
         this.stats.dropped++;
         return;
       }
+      this.capture.tap?.received(data, source);
       txn.receive(msg);
       return;
     }

@@ -430,6 +430,42 @@ describe('HEP export, applied by a reload', () => {
 });
 
 describe('HEP export and the rate limit', () => {
+  it('a response that matches no transaction of ours is not copied: stray answers cost the collector nothing', async () => {
+    const hep = await collector();
+    const svc = await startTestService({
+      listen: ['udp://127.0.0.1:0'],
+      sip: `hep:\n  targets: [udp://127.0.0.1:${hep.port}]\n`,
+    });
+    const udp = udpClient();
+    try {
+      const local = await udp.bind();
+      const port = svc.port('udp');
+      for (let i = 0; i < 20; i++)
+        udp.send(
+          request('INVITE', 'UDP', `127.0.0.1:${local}`, `stray-${i}`).replace(
+            /^INVITE sip:ocschat@contoso.com SIP\/2\.0/,
+            'SIP/2.0 200 OK',
+          ),
+          port,
+        );
+      // One request after them, answered: its copies arriving means the strays were handled before.
+      udp.send(request('INVITE', 'UDP', `127.0.0.1:${local}`, 'after-strays'), port);
+      await until(
+        () => hep.captured.length >= 2,
+        () => `2 HEP datagrams, got ${hep.captured.length}`,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(hep.payloads.map((p) => p.split('\r\n')[0])).toEqual([
+        'INVITE sip:ocschat@contoso.com SIP/2.0',
+        'SIP/2.0 302 Moved Temporarily',
+      ]);
+    } finally {
+      udp.close();
+      hep.close();
+      await svc.stop();
+    }
+  });
+
   it('what the rate limit drops is not copied: a flood from one source costs the collector no more than what was answered', async () => {
     const hep = await collector();
     const svc = await startTestService({
