@@ -68,19 +68,12 @@ export interface AtomicWriteHooks {
   readonly beforeRename?: (tempFile: string) => void | Promise<void>;
 }
 
-/**
- * Replaces `file` with `text` atomically. A symlinked file (a Kubernetes ConfigMap mount, a dotfiles
- * repo) has its target replaced, so the link survives. The file's permission bits are kept.
- */
-export async function writeFileAtomic(
-  file: string,
-  text: string,
-  hooks: AtomicWriteHooks = {},
-): Promise<void> {
-  const target = await realpath(file);
-  const dir = dirname(target);
-  const mode = (await stat(target)).mode & 0o7777;
-  const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+/** `text` written and synced to a new temp file beside `target`; removed again if that fails. */
+async function writeTemp(target: string, text: string, mode: number): Promise<string> {
+  const temp = join(
+    dirname(target),
+    `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
   const handle = await open(temp, 'wx', mode);
   try {
     await handle.writeFile(text, 'utf8');
@@ -91,6 +84,32 @@ export async function writeFileAtomic(
     throw err;
   }
   await handle.close();
+  return temp;
+}
+
+/** A rename or link into `dir` is durable only once the folder's entry is on disk. */
+async function syncFolder(dir: string): Promise<void> {
+  const dirHandle = await open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } catch {
+    // Some file systems refuse fsync on a folder; the rename or link has still happened.
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+/**
+ * Replaces `file` with `text` atomically. A symlinked file (a Kubernetes ConfigMap mount, a dotfiles
+ * repo) has its target replaced, so the link survives. The file's permission bits are kept.
+ */
+export async function writeFileAtomic(
+  file: string,
+  text: string,
+  hooks: AtomicWriteHooks = {},
+): Promise<void> {
+  const target = await realpath(file);
+  const temp = await writeTemp(target, text, (await stat(target)).mode & 0o7777);
   try {
     await hooks.beforeRename?.(temp);
     await rename(temp, target);
@@ -98,15 +117,7 @@ export async function writeFileAtomic(
     await rm(temp, { force: true });
     throw err;
   }
-  // The rename is durable only once the folder's entry is on disk.
-  const dirHandle = await open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } catch {
-    // Some file systems refuse fsync on a folder; the rename has still happened.
-  } finally {
-    await dirHandle.close();
-  }
+  await syncFolder(dirname(target));
 }
 
 /**
@@ -115,24 +126,11 @@ export async function writeFileAtomic(
  * would replace it). Throws EEXIST when another writer created it first.
  */
 export async function createFileAtomic(file: string, text: string): Promise<void> {
-  const dir = dirname(file);
-  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', 0o644);
+  const temp = await writeTemp(file, text, 0o644);
   try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-    await handle.close();
     await link(temp, file);
   } finally {
-    await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
   }
-  const dirHandle = await open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } catch {
-    // As writeFileAtomic: some file systems refuse fsync on a folder.
-  } finally {
-    await dirHandle.close();
-  }
+  await syncFolder(dirname(file));
 }

@@ -41,13 +41,18 @@ afterEach(async () => {
   lines.length = 0;
 });
 
-async function start(users: string, watch = false, serverYaml = ''): Promise<number> {
+/** The service on a folder of its own with this users.csv; its UDP port. */
+async function start(
+  users: string,
+  opts: { watch?: boolean; serverYaml?: string; endpoints?: string } = {},
+): Promise<number> {
+  const watch = opts.watch ?? false;
   dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
   await writeFile(
     join(dir, 'server.yaml'),
-    `listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n${serverYaml}`,
+    `listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n${opts.serverYaml ?? ''}`,
   );
-  await writeFile(join(dir, 'endpoints.yaml'), ENDPOINTS);
+  await writeFile(join(dir, 'endpoints.yaml'), opts.endpoints ?? ENDPOINTS);
   await writeFile(join(dir, 'users.csv'), users);
   server = await startServer({
     configDir: dir,
@@ -138,7 +143,9 @@ it('a users.csv of 2 GB is refused unread, with its size and config.maxUserTable
 });
 
 it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched) as a change', async () => {
-  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n', true);
+  const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n', {
+    watch: true,
+  });
   await writeFile(join(dir, 'users.csv'), 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n');
   const t0 = Date.now();
   while (!lines.some((l) => String(l['msg']).startsWith('reload applied')) && Date.now() - t0 < 5000)
@@ -149,7 +156,7 @@ it('the folder watch takes an edit of users.csv alone (endpoints.yaml untouched)
 it('P-Asserted-Identity names the caller only from a network access.trustIdentity lists; otherwise the From does', async () => {
   const users = 'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-apac.contoso.com\n';
   // A forged From (a user homed elsewhere) from an untrusted source is what decides: the PAI is ignored.
-  let port = await start(users, false, 'access:\n  trustIdentity: [192.0.2.0/24]\n');
+  let port = await start(users, { serverYaml: 'access:\n  trustIdentity: [192.0.2.0/24]\n' });
   expect(await contactFor(port, 'sip:bob@contoso.com', 'sip:akira@contoso.com')).toBe(
     '<sip:10.0.0.1:5061;transport=tls>',
   );
@@ -157,7 +164,7 @@ it('P-Asserted-Identity names the caller only from a network access.trustIdentit
   server = undefined;
   await rm(dir, { recursive: true, force: true });
   // From a trusted network (a Front End on loopback here), the asserted identity decides.
-  port = await start(users, false, 'access:\n  trustIdentity: [127.0.0.0/8]\n');
+  port = await start(users, { serverYaml: 'access:\n  trustIdentity: [127.0.0.0/8]\n' });
   expect(await contactFor(port, 'sip:bob@contoso.com', 'sip:akira@contoso.com')).toBe(
     '<sip:10.0.0.3:5061;transport=tls>',
   );
@@ -173,11 +180,8 @@ it("proxy and lookup follow the caller's pool too (SIPp clients legacy1 and lega
     timeoutMs: 20_000,
   });
   try {
-    dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
-    await writeFile(join(dir, 'server.yaml'), 'listen:\n  - udp://127.0.0.1:0\nlog:\n  level: info\n');
-    await writeFile(
-      join(dir, 'endpoints.yaml'),
-      `endpoints:
+    const port = await start('SipAddress,PoolFqdn\nsip:legacy1@contoso.com,pc-emea.contoso.com\n', {
+      endpoints: `endpoints:
   - sipAddress: sip:ocschat@contoso.com
     poolFqdn: pc-us.contoso.com
     mode: proxy
@@ -193,18 +197,7 @@ pools:
     targets: [{ uri: "sip:127.0.0.1:${home.port};transport=udp" }]
     lookupUris: ["sip:chat@pc-emea.contoso.com;transport=tls"]
 `,
-    );
-    await writeFile(
-      join(dir, 'users.csv'),
-      'SipAddress,PoolFqdn\nsip:legacy1@contoso.com,pc-emea.contoso.com\n',
-    );
-    server = await startServer({
-      configDir: dir,
-      logger: pino({ level: 'info' }, jsonLines(lines)),
-      watch: false,
-      proxy: { probe: false, dns: NO_DNS },
     });
-    const port = server.addresses().find((a) => a.transport === 'udp')!.port;
     const proxied = await runSipp({
       scenario: 'proxy-uac',
       target: { host: '127.0.0.1', port },
@@ -248,14 +241,9 @@ it('proxy: P-Asserted-Identity from a trusted SIPp caller (127.0.0.2) homes it; 
   const emea = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 1, timeoutMs: 20_000 });
   const us = await startSippServer({ scenario: 'pool-uas', transport: 'udp', calls: 1, timeoutMs: 20_000 });
   try {
-    dir = await mkdtemp(join(tmpdir(), 'pchat-homing-'));
-    await writeFile(
-      join(dir, 'server.yaml'),
-      'listen:\n  - udp://127.0.0.1:0\naccess:\n  trustIdentity: [127.0.0.2/32]\nlog:\n  level: info\n',
-    );
-    await writeFile(
-      join(dir, 'endpoints.yaml'),
-      `endpoints:
+    const port = await start('SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n', {
+      serverYaml: 'access:\n  trustIdentity: [127.0.0.2/32]\n',
+      endpoints: `endpoints:
   - sipAddress: sip:ocschat@contoso.com
     poolFqdn: pc-us.contoso.com
     mode: proxy
@@ -266,11 +254,7 @@ pools:
   - fqdn: pc-emea.contoso.com
     targets: [{ uri: "sip:127.0.0.1:${emea.port};transport=udp" }]
 `,
-    );
-    await writeFile(
-      join(dir, 'users.csv'),
-      'SipAddress,PoolFqdn\nsip:akira@contoso.com,pc-emea.contoso.com\n',
-    );
+    });
     // The legacy client's scenario, its INVITE asserting akira (a Front End would, for the user it
     // authenticated); its From stays legacy1, a user the table does not list.
     const scenario = join(dir, 'asserting-uac.xml');
@@ -279,13 +263,6 @@ pools:
       scenario,
       xml.replace(/(From: [^\n]*\n)/, '$1      P-Asserted-Identity: <sip:akira@[domain]>\n'),
     );
-    server = await startServer({
-      configDir: dir,
-      logger: pino({ level: 'info' }, jsonLines(lines)),
-      watch: false,
-      proxy: { probe: false, dns: NO_DNS },
-    });
-    const port = server.addresses().find((a) => a.transport === 'udp')!.port;
     const call = (from: string) =>
       runSipp({
         scenario,
