@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { domainNameKey } from '../endpoints/domain-name.js';
-import { userKey, type UserTable } from '../endpoints/user-table.js';
+import { CsvReader, userKey, type CsvRow, type UserTable } from '../endpoints/user-table.js';
 import { createFileAtomic, withFileLock, writeFileAtomic } from './atomic-file.js';
 import {
   DEFAULT_READ_TIMEOUT,
@@ -61,119 +61,9 @@ export interface UsersText {
   readonly rows: readonly UserRow[];
 }
 
-interface CsvRecord {
-  readonly cells: { readonly start: number; readonly end: number; readonly value: string }[];
-  readonly line: number;
-  readonly start: number;
-  readonly end: number;
-  readonly next: number;
-  /** An unclosed quote, or text after a closing quote: not a row (the check refuses the file). */
-  readonly bad: boolean;
-}
-
-/**
- * Records of RFC 4180 CSV with the reading rules of the user table's own reader (src/endpoints/
- * user-table.ts): a line starting with "#" and an empty line are skipped, a quoted field may hold
- * commas, line breaks and doubled quotes. That reader keeps no offsets, which an edit in place
- * needs; a test holds the two to the same rows.
- */
-class CsvScanner {
-  private pos = 0;
-  private line = 1;
-
-  constructor(private readonly text: string) {
-    // As the reader: a byte order mark is not text (it stays in the file, before whatever follows).
-    if (text.charCodeAt(0) === 0xfeff) this.pos = 1;
-  }
-
-  next(): CsvRecord | undefined {
-    const t = this.text;
-    while (this.pos < t.length) {
-      const c = t.charCodeAt(this.pos);
-      // A comment ends at any line break, a lone CR's too.
-      if (c === 0x23 /* # */)
-        while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a && t.charCodeAt(this.pos) !== 0x0d)
-          this.pos++;
-      else if (c !== 0x0a && c !== 0x0d) return this.record();
-      this.lineBreak();
-    }
-    return undefined;
-  }
-
-  /** Steps over one line break (CRLF, LF or a lone CR) at pos, if there is one. */
-  private lineBreak(): void {
-    const t = this.text;
-    if (t.charCodeAt(this.pos) === 0x0d) this.pos++;
-    if (t.charCodeAt(this.pos) === 0x0a) this.pos++;
-    this.line++;
-  }
-
-  private record(): CsvRecord {
-    const t = this.text;
-    const start = this.pos;
-    const line = this.line;
-    const cells: CsvRecord['cells'] = [];
-    for (;;) {
-      const cellStart = this.pos;
-      const value = t.charCodeAt(this.pos) === 0x22 ? this.quoted() : this.plain();
-      if (value === undefined) return this.bad(cells, line, start);
-      cells.push({ start: cellStart, end: this.pos, value });
-      const c = t.charCodeAt(this.pos);
-      if (c === 0x2c) {
-        this.pos++;
-        continue;
-      }
-      if (this.pos < t.length && c !== 0x0a && c !== 0x0d) return this.bad(cells, line, start);
-      const end = this.pos;
-      if (this.pos < t.length) this.lineBreak();
-      return { cells, line, start, end, next: this.pos, bad: false };
-    }
-  }
-
-  private plain(): string {
-    const t = this.text;
-    const from = this.pos;
-    while (this.pos < t.length) {
-      const c = t.charCodeAt(this.pos);
-      if (c === 0x2c || c === 0x0a || c === 0x0d) break;
-      this.pos++;
-    }
-    return t.slice(from, this.pos);
-  }
-
-  /** The quoted field at pos, pos moved past its closing quote; undefined when it is not closed. */
-  private quoted(): string | undefined {
-    const t = this.text;
-    let lines = 0;
-    for (let i = this.pos + 1; i < t.length; i++) {
-      const c = t.charCodeAt(i);
-      if (c === 0x0a) lines++;
-      if (c !== 0x22) continue;
-      if (t.charCodeAt(i + 1) === 0x22) {
-        i++;
-        continue;
-      }
-      const value = t.slice(this.pos + 1, i).replaceAll('""', '"');
-      this.pos = i + 1;
-      this.line += lines;
-      return value;
-    }
-    return undefined;
-  }
-
-  /** A record that is not CSV: skipped to the end of its line. */
-  private bad(cells: CsvRecord['cells'], line: number, start: number): CsvRecord {
-    const t = this.text;
-    while (this.pos < t.length && t.charCodeAt(this.pos) !== 0x0a) this.pos++;
-    const end = this.pos;
-    if (this.pos < t.length) this.lineBreak();
-    return { cells, line, start, end, next: this.pos, bad: true };
-  }
-}
-
-function headerOf(record: CsvRecord): UsersHeader | undefined {
-  const names = record.cells.map((c) =>
-    c.value
+function headerOf(record: CsvRow): UsersHeader | undefined {
+  const names = record.fields.map((f) =>
+    f
       .replace(/^\uFEFF/, '')
       .trim()
       .toLowerCase(),
@@ -185,23 +75,25 @@ function headerOf(record: CsvRecord): UsersHeader | undefined {
 
 /** The rows of a user table's text, each with its place, for an edit in place. */
 export function scanUsers(text: string): UsersText {
-  const scanner = new CsvScanner(text);
-  const first = scanner.next();
+  const reader = new CsvReader(text);
+  const first = reader.next();
   const header = first === undefined ? undefined : headerOf(first);
   const rows: UserRow[] = [];
   const needed = header === undefined ? 0 : Math.max(header.addressAt, header.poolAt) + 1;
-  for (let r = header === undefined ? undefined : scanner.next(); r !== undefined; r = scanner.next()) {
-    if (r.bad || r.cells.length < needed) continue;
-    const pool = r.cells[header!.poolAt]!;
+  for (let r = header === undefined ? undefined : reader.next(); r !== undefined; r = reader.next()) {
+    // A row the reader refuses (an unclosed quote, text after a closing quote) is not one: the check
+    // refuses the file.
+    if (r.error !== undefined || r.fields.length < needed) continue;
+    const poolAt = header!.poolAt;
     rows.push({
-      address: r.cells[header!.addressAt]!.value.trim(),
-      pool: pool.value.trim(),
+      address: r.fields[header!.addressAt]!.trim(),
+      pool: r.fields[poolAt]!.trim(),
       line: r.line,
       start: r.start,
       end: r.end,
       next: r.next,
-      poolStart: pool.start,
-      poolEnd: pool.end,
+      poolStart: r.start + r.columns[poolAt]! - 1,
+      poolEnd: r.ends[poolAt]!,
     });
   }
   const eol = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n';

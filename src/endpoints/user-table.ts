@@ -573,14 +573,20 @@ function countLineBytes(bytes: Buffer): number {
   return n;
 }
 
-interface CsvRow {
+export interface CsvRow {
   readonly fields: string[];
-  /** Column (1-based) where each field starts. */
+  /** Column (1-based) where each field starts, counted from the row's start. */
   readonly columns: number[];
+  /** Where each field ends in the text (after its closing quote): for an edit in place. */
+  readonly ends: number[];
   /** Line (1-based) the row starts on. */
   readonly line: number;
   readonly column: number;
   readonly error?: string;
+  /** Offsets in the text: the row's start, its end before the line break, and after the line break. */
+  readonly start: number;
+  readonly end: number;
+  readonly next: number;
 }
 
 function isLineBreak(c: number): boolean {
@@ -590,8 +596,11 @@ function isLineBreak(c: number): boolean {
 /**
  * RFC 4180 rows, one at a time: fields separated by commas, a field in double quotes may hold
  * commas, line breaks and doubled quotes. A line starting with "#" and an empty line are skipped.
+ * The loader and the user table's editor (src/config/users-editor.ts) read with this one reader, so
+ * an edit lands where a load will find it. Offsets are in the text given whole (in pieces, in the
+ * current piece's).
  */
-class CsvReader {
+export class CsvReader {
   private pos = 0;
   private line = 1;
   /** Whether `text` holds the rest of the file: always, unless it comes in pieces. */
@@ -658,17 +667,21 @@ class CsvReader {
   private row(): CsvRow | undefined {
     const t = this.text;
     const line = this.line;
-    const lineStart = this.pos;
+    const start = this.pos;
     const fields: string[] = [];
     const columns: number[] = [];
+    const ends: number[] = [];
+    const refused = (column: number, error: string): CsvRow => {
+      this.skipRest();
+      return { fields, columns, ends, line, column, error, start, end: this.pos, next: this.pos };
+    };
     for (;;) {
-      columns.push(this.pos - lineStart + 1);
+      columns.push(this.pos - start + 1);
       if (t.charCodeAt(this.pos) === 0x22 /* " */) {
         const quoted = this.quoted();
         if (quoted === undefined) {
           if (!this.whole) return undefined;
-          this.skipRest();
-          return { fields, columns, line, column: columns.at(-1)!, error: 'a quoted field is not closed' };
+          return refused(columns.at(-1)!, 'a quoted field is not closed');
         }
         fields.push(quoted);
       } else {
@@ -681,18 +694,17 @@ class CsvReader {
         fields.push(t.slice(this.pos, end));
         this.pos = end;
       }
+      ends.push(this.pos);
       const c = t.charCodeAt(this.pos);
       if (c === 0x2c) {
         this.pos++;
         continue;
       }
-      if (this.pos < t.length && c !== 0x0a && c !== 0x0d) {
-        const column = this.pos - lineStart + 1;
-        this.skipRest();
-        return { fields, columns, line, column, error: 'unexpected text after a quoted field' };
-      }
+      if (this.pos < t.length && c !== 0x0a && c !== 0x0d)
+        return refused(this.pos - start + 1, 'unexpected text after a quoted field');
+      const end = this.pos;
       if (this.pos < t.length) this.skipLine(false);
-      return { fields, columns, line, column: 1 };
+      return { fields, columns, ends, line, column: 1, start, end, next: this.pos };
     }
   }
 

@@ -125,7 +125,8 @@ describe('homeUsers and removeUser: edits in place', () => {
 });
 
 describe('scanUsers reads the rows the loader reads', () => {
-  // The editor's scanner keeps offsets, the loader's reader does not: the two must agree on the rows.
+  // The editor reads rows with their offsets through the loader's own reader: scanUsers and the loader
+  // must agree on the rows and their lines.
   // Lines as operators and exports write them: rows with quoted, padded and multi-line cells, comments,
   // blank lines, and now and then a line that is not CSV at all.
   const cell = (values: string[]) =>
@@ -164,7 +165,7 @@ describe('scanUsers reads the rows the loader reads', () => {
           'SipAddress,PoolFqdn\n' + rows.map((r) => `${csvCell(r.address)},${csvCell(r.pool)}`).join('\n'),
         );
         expect(again.ok && [...again.table.entries()]).toEqual([...parsed.table.entries()]);
-        // Each row listed again at the end is reported by the loader as first at the line the scanner gives.
+        // Each row listed again at the end is reported by the loader as first at the line scanUsers gives.
         // (After an LF, so the listed row starts a line of its own.)
         for (const r of rows) {
           const dup = parseUserTable(`${text}\n${csvCell(r.address)},p1.c.com\n`);
