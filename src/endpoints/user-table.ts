@@ -671,17 +671,17 @@ export class CsvReader {
     const fields: string[] = [];
     const columns: number[] = [];
     const ends: number[] = [];
-    const refused = (column: number, error: string): CsvRow => {
-      this.skipRest();
-      return { fields, columns, ends, line, column, error, start, end: this.pos, next: this.pos };
-    };
     for (;;) {
       columns.push(this.pos - start + 1);
       if (t.charCodeAt(this.pos) === 0x22 /* " */) {
         const quoted = this.quoted();
         if (quoted === undefined) {
           if (!this.whole) return undefined;
-          return refused(columns.at(-1)!, 'a quoted field is not closed');
+          return this.refused(
+            { fields, columns, ends, line, start },
+            columns.at(-1)!,
+            'a quoted field is not closed',
+          );
         }
         fields.push(quoted);
       } else {
@@ -701,11 +701,25 @@ export class CsvReader {
         continue;
       }
       if (this.pos < t.length && c !== 0x0a && c !== 0x0d)
-        return refused(this.pos - start + 1, 'unexpected text after a quoted field');
+        return this.refused(
+          { fields, columns, ends, line, start },
+          this.pos - start + 1,
+          'unexpected text after a quoted field',
+        );
       const end = this.pos;
       if (this.pos < t.length) this.skipLine(false);
       return { fields, columns, ends, line, column: 1, start, end, next: this.pos };
     }
+  }
+
+  /** A row that is not CSV, reported at `column`; read past the rest of its line. */
+  private refused(
+    row: Pick<CsvRow, 'fields' | 'columns' | 'ends' | 'line' | 'start'>,
+    column: number,
+    error: string,
+  ): CsvRow {
+    this.skipRest();
+    return { ...row, column, error, end: this.pos, next: this.pos };
   }
 
   /** A quoted field from the opening quote at pos; undefined when it is not closed. */
